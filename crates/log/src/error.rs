@@ -1,0 +1,28 @@
+use std::io;
+
+/// Storage errors. The broker maps each to a Kafka error code.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+    #[error("corrupt record batch: {0}")]
+    CorruptBatch(&'static str),
+    #[error("invalid record: {0}")]
+    InvalidRecord(&'static str),
+    #[error("unsupported record batch magic {0}")]
+    UnsupportedMagic(i8),
+    #[error("batch of {bytes} bytes exceeds max.message.bytes {max}")]
+    MessageTooLarge { bytes: usize, max: usize },
+    #[error("offset {offset} is out of range [{start}, {end}]")]
+    OffsetOutOfRange { offset: i64, start: i64, end: i64 },
+    #[error("out of order sequence: expected {expected}, got {got}")]
+    OutOfOrderSequence { expected: i32, got: i32 },
+    #[error("producer epoch {got} is older than {current}")]
+    InvalidProducerEpoch { got: i16, current: i16 },
+    #[error("duplicate of a batch already written at offset {base_offset}")]
+    DuplicateSequence { base_offset: i64 },
+    #[error("log is closed or its disk failed")]
+    StorageUnavailable,
+}
+
+pub type Result<T> = std::result::Result<T, LogError>;

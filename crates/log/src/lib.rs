@@ -1,0 +1,16 @@
+//! Herald's storage engine: segmented, append-only partition logs of Kafka
+//! record batches with sparse offset and time indexes, retention, and crash
+//! recovery. No networking here; the broker drives it.
+
+pub mod batch;
+pub mod config;
+pub mod error;
+pub mod offset_index;
+pub mod partition_log;
+pub mod producer_state;
+pub mod segment;
+pub mod time_index;
+
+pub use config::LogConfig;
+pub use error::{LogError, Result};
+pub use partition_log::{AppendInfo, OpenReport, PartitionLog, TimestampHit};

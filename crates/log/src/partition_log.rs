@@ -1,0 +1,507 @@
+//! The log of one partition: an ordered set of segments, the log start offset,
+//! idempotent producer state, and the rules for rolling, retention and recovery.
+//!
+//! Disk assumptions (see docs/storage-format.md): a write that returned may be
+//! lost or torn at any byte until fsync returns; fsync of a file makes its data
+//! durable; rename is atomic; a directory must be fsynced for a new file name to
+//! survive a crash. Everything but `.log` files and the log start checkpoint is
+//! derived state, rebuilt after an unclean shutdown.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::batch::{self, BatchHeader};
+use crate::config::LogConfig;
+use crate::error::{LogError, Result};
+use crate::producer_state::{ProducerStateTable, SequenceVerdict};
+use crate::segment::{SEGMENT_BYTES_LIMIT, Segment};
+
+const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
+const LOG_START_FILE: &str = "log-start-offset";
+
+/// Result of one append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// Broker time stamped into `LogAppendTime` batches, else -1.
+    pub log_append_time_ms: i64,
+    /// The batch was a retry of one already written; nothing new was appended.
+    pub duplicate: bool,
+    pub records: u64,
+}
+
+/// What opening the log found and repaired.
+#[derive(Debug, Default, Clone)]
+pub struct OpenReport {
+    pub clean_shutdown: bool,
+    pub segments: usize,
+    pub batches_scanned: u64,
+    pub truncated_bytes: u64,
+    pub duration: Duration,
+}
+
+/// A batch found by timestamp: its header and whole bytes (for record-level search).
+#[derive(Debug, Clone)]
+pub struct TimestampHit {
+    pub header: BatchHeader,
+    pub batch: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    producers: ProducerStateTable,
+    active_created: Instant,
+    unflushed_messages: u64,
+    last_flush: Instant,
+}
+
+fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+impl PartitionLog {
+    /// Opens (or creates) the log in `dir`, recovering it if it was not closed cleanly.
+    pub fn open(dir: &Path, config: LogConfig) -> Result<(PartitionLog, OpenReport)> {
+        let started = Instant::now();
+        std::fs::create_dir_all(dir)?;
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean = marker.exists();
+        if clean {
+            std::fs::remove_file(&marker)?;
+        }
+        let mut report = OpenReport { clean_shutdown: clean, ..Default::default() };
+
+        let mut bases = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(stem) = name.strip_suffix(".log")
+                && let Ok(base) = stem.parse::<i64>()
+                && base >= 0
+            {
+                bases.push(base);
+            }
+        }
+        bases.sort_unstable();
+
+        let checkpoint = read_log_start(dir)?;
+        let mut segments = BTreeMap::new();
+        let mut expected_next: Option<i64> = None;
+        let count = bases.len();
+        for (i, base) in bases.iter().copied().enumerate() {
+            if let Some(next) = expected_next
+                && next != base
+            {
+                // A gap after a truncated segment: later data cannot be trusted.
+                tracing::warn!(dir = %dir.display(), base, next, "dropping segment after a gap");
+                let (seg, _) = Segment::open(dir, base, false, config.index_interval_bytes)?;
+                seg.delete()?;
+                continue;
+            }
+            let is_last = i + 1 == count;
+            let (seg, summary) = Segment::open(dir, base, !clean && is_last, config.index_interval_bytes)?;
+            report.batches_scanned += summary.batches;
+            report.truncated_bytes += summary.truncated_bytes;
+            if summary.truncated_bytes > 0 {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    segment = base,
+                    truncated_bytes = summary.truncated_bytes,
+                    "truncated a torn or corrupt tail"
+                );
+            }
+            expected_next = Some(seg.next_offset());
+            segments.insert(base, seg);
+        }
+        // An empty trailing segment other than the first is harmless; keep it.
+        if segments.is_empty() {
+            let base = checkpoint.unwrap_or(0);
+            segments.insert(base, Segment::create(dir, base)?);
+            fsync_dir(dir)?;
+        }
+        let first_base = *segments.keys().next().unwrap_or(&0);
+        let next_offset = segments.values().next_back().map(|s| s.next_offset()).unwrap_or(0);
+        let log_start_offset = checkpoint.unwrap_or(first_base).max(first_base).min(next_offset);
+
+        let mut log = PartitionLog {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_start_offset,
+            producers: ProducerStateTable::default(),
+            active_created: Instant::now(),
+            unflushed_messages: 0,
+            last_flush: Instant::now(),
+        };
+        log.rebuild_producer_state()?;
+        report.segments = log.segments.len();
+        report.duration = started.elapsed();
+        Ok((log, report))
+    }
+
+    fn rebuild_producer_state(&mut self) -> Result<()> {
+        self.producers.clear();
+        for seg in self.segments.values() {
+            let mut pos = 0;
+            while pos < seg.size_bytes() {
+                let Some(h) = seg.header_at(pos)? else { break };
+                self.producers.record(&h);
+                pos += h.total_bytes() as u64;
+            }
+        }
+        Ok(())
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments.values().next_back().expect("a log always has an active segment")
+    }
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments.values_mut().next_back().expect("a log always has an active segment")
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+    /// The offset the next record will get (log end offset).
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size_bytes()).sum()
+    }
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+    pub fn producers(&self) -> &ProducerStateTable {
+        &self.producers
+    }
+    pub fn unflushed_messages(&self) -> u64 {
+        self.unflushed_messages
+    }
+    pub fn since_last_flush(&self) -> Duration {
+        self.last_flush.elapsed()
+    }
+
+    /// Validates and appends the batches of one produce request for this
+    /// partition. Either all batches are appended or none.
+    pub fn append(&mut self, records: &[u8], now_ms: i64) -> Result<AppendInfo> {
+        let batches = batch::split(records)?;
+        if batches.is_empty() {
+            return Err(LogError::InvalidRecord("no record batch"));
+        }
+        let mut headers = Vec::with_capacity(batches.len());
+        let mut records_count = 0u64;
+        for b in &batches {
+            if b.len() > self.config.message_bytes_max {
+                return Err(LogError::MessageTooLarge { bytes: b.len(), max: self.config.message_bytes_max });
+            }
+            let h = batch::validate_produced(b)?;
+            records_count += h.records_count as u64;
+            headers.push(h);
+        }
+        // Idempotence: a retry of a cached batch is answered with its offset.
+        if headers.len() == 1
+            && let SequenceVerdict::Duplicate { base_offset } = self.producers.check(&headers[0])?
+        {
+            return Ok(AppendInfo {
+                base_offset,
+                last_offset: base_offset + headers[0].last_offset_delta as i64,
+                log_append_time_ms: -1,
+                duplicate: true,
+                records: 0,
+            });
+        }
+        for h in &headers[1..] {
+            if self.producers.check(h)? != SequenceVerdict::Append {
+                return Err(LogError::InvalidRecord("duplicate batch inside a multi-batch request"));
+            }
+        }
+
+        let total_bytes = records.len() as u64;
+        self.maybe_roll(total_bytes, records_count)?;
+
+        let mut owned = records.to_vec();
+        let base_offset = self.log_end_offset();
+        let mut next = base_offset;
+        let mut pos = 0usize;
+        let log_append_time_ms = if self.config.log_append_time { now_ms } else { -1 };
+        for h in headers.iter_mut() {
+            let len = h.total_bytes();
+            let slice = &mut owned[pos..pos + len];
+            batch::assign_offset(slice, next, 0);
+            if self.config.log_append_time {
+                batch::set_log_append_time(slice, now_ms);
+            }
+            *h = BatchHeader::parse(slice)?;
+            debug_assert!(batch::validate(slice).is_ok());
+            next = h.next_offset();
+            pos += len;
+        }
+        let interval = self.config.index_interval_bytes;
+        self.active_mut().append(&owned, &headers, interval)?;
+        for h in &headers {
+            self.producers.record(h);
+        }
+        self.unflushed_messages += records_count;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            log_append_time_ms,
+            duplicate: false,
+            records: records_count,
+        })
+    }
+
+    fn maybe_roll(&mut self, incoming_bytes: u64, incoming_records: u64) -> Result<()> {
+        let active = self.active();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let bytes_max = self.config.segment_bytes_max.min(SEGMENT_BYTES_LIMIT);
+        let full = active.size_bytes() + incoming_bytes > bytes_max;
+        let old = self.active_created.elapsed() >= self.config.segment_age_max;
+        let offsets_exhausted =
+            active.next_offset() - active.base_offset + incoming_records as i64 > u32::MAX as i64 / 2;
+        if full || old || offsets_exhausted {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
+    /// Closes the active segment (fsynced with its indexes) and starts a new one.
+    pub fn roll(&mut self) -> Result<()> {
+        let next = self.log_end_offset();
+        self.active_mut().sync_all()?;
+        let seg = Segment::create(&self.dir, next)?;
+        self.segments.insert(next, seg);
+        fsync_dir(&self.dir)?;
+        self.active_created = Instant::now();
+        Ok(())
+    }
+
+    /// Rolls the active segment if it is older than `segment.ms` (called periodically).
+    pub fn roll_if_old(&mut self) -> Result<bool> {
+        if !self.active().is_empty() && self.active_created.elapsed() >= self.config.segment_age_max {
+            self.roll()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn check_offset(&self, offset: i64) -> Result<()> {
+        let end = self.log_end_offset();
+        if offset < self.log_start_offset || offset > end {
+            return Err(LogError::OffsetOutOfRange { offset, start: self.log_start_offset, end });
+        }
+        Ok(())
+    }
+
+    /// Reads whole batches starting with the one that contains `offset`, up to
+    /// `max_bytes` (but at least one whole batch). Empty at the log end.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Vec<u8>> {
+        self.check_offset(offset)?;
+        for (_, seg) in self.segments.range(..=offset).next_back().into_iter().chain(
+            self.segments.range(offset + 1..),
+        ) {
+            if let Some((pos, _)) = seg.find_position(offset)? {
+                return seg.read_batches(pos, max_bytes);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// The first batch whose max timestamp is >= `timestamp_ms`, at or after the log start.
+    pub fn find_timestamp(&self, timestamp_ms: i64) -> Result<Option<TimestampHit>> {
+        for seg in self.segments.values() {
+            if seg.next_offset() <= self.log_start_offset {
+                continue;
+            }
+            if let Some((pos, header)) = seg.find_timestamp(timestamp_ms)? {
+                if header.last_offset() < self.log_start_offset {
+                    continue;
+                }
+                let batch = seg.read_batch(pos, &header)?;
+                return Ok(Some(TimestampHit { header, batch }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The batch holding the largest timestamp (first one to reach it).
+    pub fn find_max_timestamp(&self) -> Result<Option<TimestampHit>> {
+        let best = self
+            .segments
+            .values()
+            .filter(|s| !s.is_empty())
+            .max_by_key(|s| s.max_timestamp());
+        let Some(seg) = best else { return Ok(None) };
+        let Some((pos, header)) = seg.find_position(seg.offset_of_max_timestamp())? else {
+            return Ok(None);
+        };
+        let batch = seg.read_batch(pos, &header)?;
+        Ok(Some(TimestampHit { header, batch }))
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (<= log end) and
+    /// deletes segments wholly below it. Returns the new log start offset.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64> {
+        let end = self.log_end_offset();
+        if offset > end || offset < 0 {
+            return Err(LogError::OffsetOutOfRange { offset, start: self.log_start_offset, end });
+        }
+        if offset > self.log_start_offset {
+            self.log_start_offset = offset;
+            write_log_start(&self.dir, offset)?;
+            self.delete_segments_below_start()?;
+        }
+        Ok(self.log_start_offset)
+    }
+
+    fn delete_segments_below_start(&mut self) -> Result<()> {
+        loop {
+            let mut iter = self.segments.iter();
+            let (Some((&base, first)), Some(_)) = (iter.next(), iter.next()) else { break };
+            if first.next_offset() > self.log_start_offset {
+                break;
+            }
+            if let Some(seg) = self.segments.remove(&base) {
+                seg.delete()?;
+            }
+        }
+        // Everything deleted up to the active segment: if it too is below the
+        // start offset, start a fresh one there.
+        if self.active().next_offset() <= self.log_start_offset && !self.active().is_empty() {
+            let start = self.log_start_offset;
+            self.active_mut().sync_all()?;
+            self.segments.insert(start, Segment::create(&self.dir, start)?);
+            let old: Vec<i64> = self.segments.keys().copied().filter(|&b| b < start).collect();
+            for b in old {
+                if let Some(seg) = self.segments.remove(&b) {
+                    seg.delete()?;
+                }
+            }
+            fsync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Applies `retention.ms` and `retention.bytes`: deletes whole segments from
+    /// the oldest, advancing the log start offset. Returns segments deleted.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize> {
+        let mut deleted = 0;
+        loop {
+            if self.segments.len() < 2 {
+                // Expire the active segment by rolling it first, as Kafka does.
+                let expired = match self.config.retention_age_max {
+                    Some(age) => {
+                        let a = self.active();
+                        !a.is_empty() && a.max_timestamp() < now_ms - age.as_millis() as i64
+                    }
+                    None => false,
+                };
+                if expired {
+                    self.roll()?;
+                    continue;
+                }
+                break;
+            }
+            let Some((&base, oldest)) = self.segments.iter().next() else { break };
+            let by_age = self
+                .config
+                .retention_age_max
+                .is_some_and(|age| oldest.max_timestamp() < now_ms - age.as_millis() as i64);
+            let by_size = self
+                .config
+                .retention_bytes_max
+                .is_some_and(|max| self.size_bytes() - oldest.size_bytes() >= max);
+            if !(by_age || by_size) {
+                break;
+            }
+            let next_start = oldest.next_offset();
+            if let Some(seg) = self.segments.remove(&base) {
+                seg.delete()?;
+            }
+            if next_start > self.log_start_offset {
+                self.log_start_offset = next_start;
+                write_log_start(&self.dir, next_start)?;
+            }
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+
+    /// Handle and end offset for a group-commit fsync done without the log's lock.
+    /// Data in rolled segments was synced when they were rolled.
+    pub fn sync_target(&self) -> (Arc<File>, i64) {
+        (self.active().file(), self.log_end_offset())
+    }
+
+    /// Notes that everything below `end_offset` is durable.
+    pub fn mark_flushed(&mut self) {
+        self.unflushed_messages = 0;
+        self.last_flush = Instant::now();
+    }
+
+    /// fsyncs the active segment now.
+    pub fn flush(&mut self) -> Result<()> {
+        self.active().sync()?;
+        self.mark_flushed();
+        Ok(())
+    }
+
+    /// Flushes everything and marks the log as cleanly closed, so the next open
+    /// trusts the indexes instead of rescanning the active segment.
+    pub fn close(mut self) -> Result<()> {
+        self.active_mut().sync_all()?;
+        let mut f = File::create(self.dir.join(CLEAN_SHUTDOWN_FILE))?;
+        f.write_all(b"clean\n")?;
+        f.sync_all()?;
+        fsync_dir(&self.dir)?;
+        Ok(())
+    }
+
+    /// Deletes the log and its directory.
+    pub fn delete(self) -> Result<()> {
+        let dir = self.dir.clone();
+        drop(self);
+        std::fs::remove_dir_all(dir)?;
+        Ok(())
+    }
+}
+
+fn read_log_start(dir: &Path) -> Result<Option<i64>> {
+    match std::fs::read_to_string(dir.join(LOG_START_FILE)) {
+        Ok(s) => Ok(s.trim().parse::<i64>().ok().filter(|v| *v >= 0)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(LogError::Io(e)),
+    }
+}
+
+fn write_log_start(dir: &Path, offset: i64) -> Result<()> {
+    let tmp = dir.join(format!("{LOG_START_FILE}.tmp"));
+    let mut f = File::create(&tmp)?;
+    f.write_all(format!("{offset}\n").as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(LOG_START_FILE))?;
+    fsync_dir(dir)?;
+    Ok(())
+}

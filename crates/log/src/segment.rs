@@ -1,0 +1,422 @@
+//! One segment: `<base_offset:020>.log` with its `.index` and `.timeindex`.
+//!
+//! The `.log` file is a concatenation of record batches with broker-assigned
+//! offsets, dense and increasing. Positions and relative offsets are u32, so a
+//! segment is rolled before it reaches 2 GiB or 2^32 offsets.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::batch::{self, BATCH_HEADER_BYTES, BatchHeader, LOG_OVERHEAD_BYTES};
+use crate::error::{LogError, Result};
+use crate::offset_index::{OffsetIndex, OffsetIndexEntry};
+use crate::time_index::{TimeIndex, TimeIndexEntry};
+
+/// Segments never grow past this: index positions are u32 and must stay < 2^31.
+pub const SEGMENT_BYTES_LIMIT: u64 = (i32::MAX as u64) - (64 << 20);
+
+pub fn log_file_name(base_offset: i64) -> String {
+    format!("{base_offset:020}.log")
+}
+
+/// What a scan of a segment's `.log` found.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ScanSummary {
+    pub valid_bytes: u64,
+    pub batches: u64,
+    pub truncated_bytes: u64,
+}
+
+#[derive(Debug)]
+pub struct Segment {
+    pub base_offset: i64,
+    log_path: PathBuf,
+    index_path: PathBuf,
+    time_index_path: PathBuf,
+    log: Arc<File>,
+    index_file: File,
+    time_index_file: File,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    size_bytes: u64,
+    next_offset: i64,
+    /// Largest batch max timestamp in the segment, -1 when empty.
+    max_timestamp: i64,
+    /// Base offset of the batch that first reached `max_timestamp`.
+    offset_of_max_timestamp: i64,
+    /// Max timestamp of the first batch; drives roll by age (-1 when empty).
+    first_batch_timestamp: i64,
+    bytes_since_index_entry: u64,
+}
+
+impl Segment {
+    fn paths(dir: &Path, base_offset: i64) -> (PathBuf, PathBuf, PathBuf) {
+        (
+            dir.join(log_file_name(base_offset)),
+            dir.join(format!("{base_offset:020}.index")),
+            dir.join(format!("{base_offset:020}.timeindex")),
+        )
+    }
+
+    /// Creates an empty segment (files truncated if present).
+    pub fn create(dir: &Path, base_offset: i64) -> Result<Segment> {
+        let (log_path, index_path, time_index_path) = Self::paths(dir, base_offset);
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log_path)?;
+        let index_file = File::create(&index_path)?;
+        let time_index_file = File::create(&time_index_path)?;
+        Ok(Segment {
+            base_offset,
+            log_path,
+            index_path,
+            time_index_path,
+            log: Arc::new(log),
+            index_file,
+            time_index_file,
+            offset_index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+            size_bytes: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            first_batch_timestamp: -1,
+            bytes_since_index_entry: 0,
+        })
+    }
+
+    /// Opens an existing segment. With `recover`, every batch is validated
+    /// (length, CRC32C, offsets), a torn or corrupt tail is truncated, and the
+    /// indexes are rebuilt. Without it, the indexes on disk are trusted if they
+    /// are consistent, and only the tail after the last index entry is scanned.
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        recover: bool,
+        index_interval_bytes: u64,
+    ) -> Result<(Segment, ScanSummary)> {
+        let (log_path, index_path, time_index_path) = Self::paths(dir, base_offset);
+        let log = OpenOptions::new().read(true).write(true).open(&log_path)?;
+        let file_bytes = log.metadata()?.len();
+        let mut seg = Segment {
+            base_offset,
+            log_path,
+            index_path,
+            time_index_path,
+            log: Arc::new(log),
+            index_file: tempfile_placeholder()?,
+            time_index_file: tempfile_placeholder()?,
+            offset_index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+            size_bytes: file_bytes,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            first_batch_timestamp: -1,
+            bytes_since_index_entry: 0,
+        };
+        let loaded = if recover {
+            None
+        } else {
+            match (
+                OffsetIndex::load(&seg.index_path, file_bytes),
+                TimeIndex::load(&seg.time_index_path),
+            ) {
+                (Some(o), Some(t)) => Some((o, t)),
+                _ => None,
+            }
+        };
+        let summary = match loaded {
+            Some((offset_index, time_index)) => {
+                let start = offset_index
+                    .floor(u32::MAX)
+                    .map(|e| e.position as u64)
+                    .unwrap_or(0);
+                seg.offset_index = offset_index;
+                seg.time_index = time_index;
+                if let Some(t) = seg.time_index.last() {
+                    seg.max_timestamp = t.timestamp_ms;
+                    seg.offset_of_max_timestamp = base_offset + t.relative_offset as i64;
+                }
+                seg.first_batch_timestamp = match seg.header_at(0)? {
+                    Some(h) => h.max_timestamp,
+                    None => -1,
+                };
+                // Headers only: this segment was closed cleanly.
+                seg.scan_from(start, false, index_interval_bytes, false)?
+            }
+            None => seg.scan_from(0, recover, index_interval_bytes, true)?,
+        };
+        if summary.truncated_bytes > 0 {
+            seg.log.set_len(summary.valid_bytes)?;
+            seg.log.sync_all()?;
+        }
+        seg.size_bytes = summary.valid_bytes;
+        seg.offset_index.truncate_to_position(summary.valid_bytes as u32);
+        seg.offset_index.write_all(&seg.index_path)?;
+        seg.time_index.write_all(&seg.time_index_path)?;
+        seg.index_file = OpenOptions::new().append(true).open(&seg.index_path)?;
+        seg.time_index_file = OpenOptions::new().append(true).open(&seg.time_index_path)?;
+        Ok((seg, summary))
+    }
+
+    /// Walks batches from `start`. With `validate_crc`, each batch is read whole
+    /// and checked; otherwise only headers are read. With `rebuild`, index
+    /// entries are added as in [`Segment::append`]. Stops at the first batch that
+    /// is torn, corrupt or out of sequence.
+    fn scan_from(
+        &mut self,
+        start: u64,
+        validate_crc: bool,
+        index_interval_bytes: u64,
+        rebuild: bool,
+    ) -> Result<ScanSummary> {
+        let file_bytes = self.log.metadata()?.len();
+        let mut pos = start;
+        let mut summary = ScanSummary::default();
+        let mut expected_offset: Option<i64> = if start == 0 { Some(self.base_offset) } else { None };
+        if rebuild {
+            self.offset_index = OffsetIndex::default();
+            self.time_index = TimeIndex::default();
+            self.max_timestamp = -1;
+            self.offset_of_max_timestamp = self.base_offset;
+            self.bytes_since_index_entry = 0;
+        }
+        let mut buf = Vec::new();
+        loop {
+            let Some(header) = self.header_at(pos)? else { break };
+            let total = header.total_bytes() as u64;
+            if (header.batch_length as i64) < batch::BATCH_LENGTH_MIN as i64
+                || pos + total > file_bytes
+                || header.magic != 2
+                || header.last_offset_delta < 0
+                || expected_offset.is_some_and(|e| e != header.base_offset)
+                || header.base_offset < self.base_offset
+                || header.last_offset() - self.base_offset > u32::MAX as i64
+            {
+                break;
+            }
+            if validate_crc {
+                buf.resize(total as usize, 0);
+                self.log.read_exact_at(&mut buf, pos)?;
+                if batch::validate(&buf).is_err() {
+                    break;
+                }
+            }
+            if rebuild {
+                self.index_batch(&header, pos, index_interval_bytes, false)?;
+            } else {
+                if header.max_timestamp > self.max_timestamp {
+                    self.max_timestamp = header.max_timestamp;
+                    self.offset_of_max_timestamp = header.base_offset;
+                }
+                self.bytes_since_index_entry += total;
+            }
+            if pos == 0 {
+                self.first_batch_timestamp = header.max_timestamp;
+            }
+            self.next_offset = header.next_offset();
+            expected_offset = Some(header.next_offset());
+            pos += total;
+            summary.batches += 1;
+        }
+        summary.valid_bytes = pos;
+        summary.truncated_bytes = file_bytes - pos;
+        Ok(summary)
+    }
+
+    /// Reads the batch header at `pos`, or None if fewer than 61 bytes remain.
+    pub fn header_at(&self, pos: u64) -> Result<Option<BatchHeader>> {
+        let mut h = [0u8; BATCH_HEADER_BYTES];
+        let file_bytes = self.log.metadata()?.len();
+        if pos + BATCH_HEADER_BYTES as u64 > file_bytes {
+            return Ok(None);
+        }
+        self.log.read_exact_at(&mut h, pos)?;
+        Ok(Some(BatchHeader::parse(&h)?))
+    }
+
+    /// Updates in-memory state and index files for a batch written at `pos`.
+    fn index_batch(
+        &mut self,
+        header: &BatchHeader,
+        pos: u64,
+        index_interval_bytes: u64,
+        write_files: bool,
+    ) -> Result<()> {
+        if header.max_timestamp > self.max_timestamp {
+            self.max_timestamp = header.max_timestamp;
+            self.offset_of_max_timestamp = header.base_offset;
+        }
+        if pos == 0 {
+            self.first_batch_timestamp = header.max_timestamp;
+        }
+        // The first batch is always findable by scanning from 0, so index every
+        // `index_interval_bytes` after it.
+        if self.bytes_since_index_entry >= index_interval_bytes {
+            let rel = (header.base_offset - self.base_offset) as u32;
+            let entry = OffsetIndexEntry { relative_offset: rel, position: pos as u32 };
+            self.offset_index.push(entry);
+            if write_files {
+                self.index_file.write_all(&OffsetIndex::encode_entry(entry))?;
+            }
+            let t = TimeIndexEntry {
+                timestamp_ms: self.max_timestamp,
+                relative_offset: (self.offset_of_max_timestamp - self.base_offset) as u32,
+            };
+            if self.time_index.maybe_push(t) && write_files {
+                self.time_index_file.write_all(&TimeIndex::encode_entry(t))?;
+            }
+            self.bytes_since_index_entry = 0;
+        }
+        self.bytes_since_index_entry += header.total_bytes() as u64;
+        Ok(())
+    }
+
+    /// Appends batches whose offsets are already assigned. `headers` describe
+    /// the batches in `bytes`, in order.
+    pub fn append(
+        &mut self,
+        bytes: &[u8],
+        headers: &[BatchHeader],
+        index_interval_bytes: u64,
+    ) -> Result<()> {
+        debug_assert_eq!(headers.first().map(|h| h.base_offset), Some(self.next_offset));
+        let start = self.size_bytes;
+        self.log.write_all_at(bytes, start)?;
+        let mut pos = start;
+        for h in headers {
+            self.index_batch(h, pos, index_interval_bytes, true)?;
+            pos += h.total_bytes() as u64;
+            self.next_offset = h.next_offset();
+        }
+        debug_assert_eq!(pos, start + bytes.len() as u64);
+        self.size_bytes = pos;
+        Ok(())
+    }
+
+    /// Position of the batch containing `offset` (or the first batch after it),
+    /// None if `offset` is at or beyond the segment's end.
+    pub fn find_position(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>> {
+        if offset >= self.next_offset {
+            return Ok(None);
+        }
+        let rel = (offset.max(self.base_offset) - self.base_offset) as u32;
+        let mut pos = self.offset_index.floor(rel).map(|e| e.position as u64).unwrap_or(0);
+        while pos < self.size_bytes {
+            let Some(h) = self.header_at(pos)? else { break };
+            if h.last_offset() >= offset {
+                return Ok(Some((pos, h)));
+            }
+            pos += h.total_bytes() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Position of the first batch whose max timestamp is >= `timestamp_ms`.
+    pub fn find_timestamp(&self, timestamp_ms: i64) -> Result<Option<(u64, BatchHeader)>> {
+        if self.max_timestamp < timestamp_ms {
+            return Ok(None);
+        }
+        let start_offset = self
+            .time_index
+            .floor(timestamp_ms)
+            .map(|e| self.base_offset + e.relative_offset as i64)
+            .unwrap_or(self.base_offset);
+        let Some((mut pos, _)) = self.find_position(start_offset)? else {
+            return Ok(None);
+        };
+        while pos < self.size_bytes {
+            let Some(h) = self.header_at(pos)? else { break };
+            if h.max_timestamp >= timestamp_ms {
+                return Ok(Some((pos, h)));
+            }
+            pos += h.total_bytes() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Reads whole batches starting at `pos`: at most `max_bytes`, but always
+    /// the complete first batch (KIP-74), never a torn batch at the end.
+    pub fn read_batches(&self, pos: u64, max_bytes: usize) -> Result<Vec<u8>> {
+        let Some(first) = self.header_at(pos)? else { return Ok(Vec::new()) };
+        let available = (self.size_bytes - pos) as usize;
+        let want = max_bytes.max(first.total_bytes()).min(available);
+        let mut buf = vec![0u8; want];
+        self.log.read_exact_at(&mut buf, pos)?;
+        let mut end = 0usize;
+        while let Some(total) = batch::peek_total_bytes(&buf[end..]) {
+            if total < LOG_OVERHEAD_BYTES as i64 || end as i64 + total > buf.len() as i64 {
+                break;
+            }
+            end += total as usize;
+        }
+        buf.truncate(end);
+        Ok(buf)
+    }
+
+    /// Reads one whole batch at `pos`.
+    pub fn read_batch(&self, pos: u64, header: &BatchHeader) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; header.total_bytes()];
+        self.log.read_exact_at(&mut buf, pos)?;
+        Ok(buf)
+    }
+
+    pub fn sync(&self) -> Result<()> {
+        self.log.sync_data()?;
+        Ok(())
+    }
+
+    /// fsyncs data and both index files (done when the segment is rolled or closed).
+    pub fn sync_all(&mut self) -> Result<()> {
+        self.log.sync_data()?;
+        self.index_file.sync_data()?;
+        self.time_index_file.sync_data()?;
+        Ok(())
+    }
+
+    pub fn file(&self) -> Arc<File> {
+        self.log.clone()
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+    pub fn offset_of_max_timestamp(&self) -> i64 {
+        self.offset_of_max_timestamp
+    }
+    pub fn first_batch_timestamp(&self) -> i64 {
+        self.first_batch_timestamp
+    }
+    pub fn is_empty(&self) -> bool {
+        self.size_bytes == 0
+    }
+
+    /// Deletes the segment's files.
+    pub fn delete(self) -> Result<()> {
+        for p in [&self.log_path, &self.index_path, &self.time_index_path] {
+            match std::fs::remove_file(p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(LogError::Io(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A write-only handle used until the real index files are opened.
+fn tempfile_placeholder() -> Result<File> {
+    Ok(OpenOptions::new().write(true).open("/dev/null")?)
+}
