@@ -1,1 +1,25 @@
-pub fn x(){}
+//! Herald's Kafka protocol server: frames, API version negotiation, one handler
+//! per API, topic and partition management, and producer state.
+
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod fsutil;
+pub mod handlers;
+pub mod maintenance;
+pub mod partition;
+pub mod server;
+pub mod topic_config;
+pub mod topic_registry;
+
+pub use broker::Broker;
+pub use config::BrokerConfig;
+pub use server::{RunningBroker, start};
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -159,23 +159,28 @@ pub fn validate(bytes: &[u8]) -> Result<BatchHeader, LogError> {
     if header.magic != 2 {
         return Err(LogError::UnsupportedMagic(header.magic));
     }
-    if (header.batch_length as i64) < BATCH_LENGTH_MIN as i64
-        || header.total_bytes() != bytes.len()
+    if (header.batch_length as i64) < BATCH_LENGTH_MIN as i64 || header.total_bytes() != bytes.len()
     {
-        return Err(LogError::CorruptBatch("batch length does not match its bytes"));
+        return Err(LogError::CorruptBatch(
+            "batch length does not match its bytes",
+        ));
     }
     let crc = crc32c::crc32c(&bytes[OFFSET_ATTRIBUTES..]);
     if crc != header.crc {
         return Err(LogError::CorruptBatch("CRC32C mismatch"));
     }
     if header.records_count < 0 || header.last_offset_delta < 0 {
-        return Err(LogError::InvalidRecord("negative record count or offset delta"));
+        return Err(LogError::InvalidRecord(
+            "negative record count or offset delta",
+        ));
     }
     // An uncompressed batch cannot hold more records than its bytes allow.
     if header.compression() == 0
         && header.records_count as usize * RECORD_BYTES_MIN > bytes.len() - BATCH_HEADER_BYTES
     {
-        return Err(LogError::InvalidRecord("record count larger than the batch"));
+        return Err(LogError::InvalidRecord(
+            "record count larger than the batch",
+        ));
     }
     Ok(header)
 }
@@ -193,7 +198,9 @@ pub fn validate_produced(bytes: &[u8]) -> Result<BatchHeader, LogError> {
         ));
     }
     if header.is_control() {
-        return Err(LogError::InvalidRecord("producers may not write control batches"));
+        return Err(LogError::InvalidRecord(
+            "producers may not write control batches",
+        ));
     }
     Ok(header)
 }
@@ -204,8 +211,8 @@ pub fn split(bytes: &[u8]) -> Result<Vec<&[u8]>, LogError> {
     let mut out = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
-        let total = peek_total_bytes(rest)
-            .ok_or(LogError::CorruptBatch("truncated batch length"))?;
+        let total =
+            peek_total_bytes(rest).ok_or(LogError::CorruptBatch("truncated batch length"))?;
         if total < BATCH_HEADER_BYTES as i64 || total > rest.len() as i64 {
             return Err(LogError::CorruptBatch("batch length out of range"));
         }
@@ -219,7 +226,8 @@ pub fn split(bytes: &[u8]) -> Result<Vec<&[u8]>, LogError> {
 /// Overwrites the base offset and partition leader epoch (not covered by the CRC).
 pub fn assign_offset(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
     batch[OFFSET_BASE_OFFSET..OFFSET_BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
-    batch[OFFSET_LEADER_EPOCH..OFFSET_LEADER_EPOCH + 4].copy_from_slice(&leader_epoch.to_be_bytes());
+    batch[OFFSET_LEADER_EPOCH..OFFSET_LEADER_EPOCH + 4]
+        .copy_from_slice(&leader_epoch.to_be_bytes());
 }
 
 /// Marks the batch as `LogAppendTime` with `now_ms` and recomputes the CRC.
@@ -263,7 +271,11 @@ pub mod build {
     ) -> Vec<u8> {
         assert!(!records.is_empty());
         let base_ts = records[0].timestamp_ms;
-        let max_ts = records.iter().map(|r| r.timestamp_ms).max().unwrap_or(base_ts);
+        let max_ts = records
+            .iter()
+            .map(|r| r.timestamp_ms)
+            .max()
+            .unwrap_or(base_ts);
         let mut body = Vec::new();
         for (i, r) in records.iter().enumerate() {
             let mut rec = vec![0u8]; // attributes
@@ -314,7 +326,11 @@ mod tests {
 
     #[test]
     fn built_batch_validates_and_crc_catches_flips() {
-        let recs = [build::SimpleRecord { key: Some(b"k"), value: Some(b"v"), timestamp_ms: 5 }];
+        let recs = [build::SimpleRecord {
+            key: Some(b"k"),
+            value: Some(b"v"),
+            timestamp_ms: 5,
+        }];
         let mut b = build::batch(&recs, -1, -1, -1);
         let h = validate_produced(&b).unwrap();
         assert_eq!(h.records_count, 1);
@@ -328,7 +344,11 @@ mod tests {
 
     #[test]
     fn split_rejects_lengths_beyond_the_buffer() {
-        let recs = [build::SimpleRecord { key: None, value: Some(b"x"), timestamp_ms: 0 }];
+        let recs = [build::SimpleRecord {
+            key: None,
+            value: Some(b"x"),
+            timestamp_ms: 0,
+        }];
         let b = build::batch(&recs, -1, -1, -1);
         let mut two = b.clone();
         two.extend_from_slice(&b);

@@ -59,8 +59,14 @@ impl OffsetIndex {
 
     /// The last entry whose relative offset is <= `relative_offset`.
     pub fn floor(&self, relative_offset: u32) -> Option<OffsetIndexEntry> {
-        let i = self.entries.partition_point(|e| e.relative_offset <= relative_offset);
-        if i == 0 { None } else { Some(self.entries[i - 1]) }
+        let i = self
+            .entries
+            .partition_point(|e| e.relative_offset <= relative_offset);
+        if i == 0 {
+            None
+        } else {
+            Some(self.entries[i - 1])
+        }
     }
 
     pub fn len(&self) -> usize {

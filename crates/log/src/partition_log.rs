@@ -79,7 +79,10 @@ impl PartitionLog {
         if clean {
             std::fs::remove_file(&marker)?;
         }
-        let mut report = OpenReport { clean_shutdown: clean, ..Default::default() };
+        let mut report = OpenReport {
+            clean_shutdown: clean,
+            ..Default::default()
+        };
 
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir)? {
@@ -109,7 +112,8 @@ impl PartitionLog {
                 continue;
             }
             let is_last = i + 1 == count;
-            let (seg, summary) = Segment::open(dir, base, !clean && is_last, config.index_interval_bytes)?;
+            let (seg, summary) =
+                Segment::open(dir, base, !clean && is_last, config.index_interval_bytes)?;
             report.batches_scanned += summary.batches;
             report.truncated_bytes += summary.truncated_bytes;
             if summary.truncated_bytes > 0 {
@@ -130,8 +134,15 @@ impl PartitionLog {
             fsync_dir(dir)?;
         }
         let first_base = *segments.keys().next().unwrap_or(&0);
-        let next_offset = segments.values().next_back().map(|s| s.next_offset()).unwrap_or(0);
-        let log_start_offset = checkpoint.unwrap_or(first_base).max(first_base).min(next_offset);
+        let next_offset = segments
+            .values()
+            .next_back()
+            .map(|s| s.next_offset())
+            .unwrap_or(0);
+        let log_start_offset = checkpoint
+            .unwrap_or(first_base)
+            .max(first_base)
+            .min(next_offset);
 
         let mut log = PartitionLog {
             dir: dir.to_path_buf(),
@@ -163,10 +174,16 @@ impl PartitionLog {
     }
 
     fn active(&self) -> &Segment {
-        self.segments.values().next_back().expect("a log always has an active segment")
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
     }
     fn active_mut(&mut self) -> &mut Segment {
-        self.segments.values_mut().next_back().expect("a log always has an active segment")
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
     }
 
     pub fn config(&self) -> &LogConfig {
@@ -212,7 +229,10 @@ impl PartitionLog {
         let mut records_count = 0u64;
         for b in &batches {
             if b.len() > self.config.message_bytes_max {
-                return Err(LogError::MessageTooLarge { bytes: b.len(), max: self.config.message_bytes_max });
+                return Err(LogError::MessageTooLarge {
+                    bytes: b.len(),
+                    max: self.config.message_bytes_max,
+                });
             }
             let h = batch::validate_produced(b)?;
             records_count += h.records_count as u64;
@@ -232,7 +252,9 @@ impl PartitionLog {
         }
         for h in &headers[1..] {
             if self.producers.check(h)? != SequenceVerdict::Append {
-                return Err(LogError::InvalidRecord("duplicate batch inside a multi-batch request"));
+                return Err(LogError::InvalidRecord(
+                    "duplicate batch inside a multi-batch request",
+                ));
             }
         }
 
@@ -243,7 +265,11 @@ impl PartitionLog {
         let base_offset = self.log_end_offset();
         let mut next = base_offset;
         let mut pos = 0usize;
-        let log_append_time_ms = if self.config.log_append_time { now_ms } else { -1 };
+        let log_append_time_ms = if self.config.log_append_time {
+            now_ms
+        } else {
+            -1
+        };
         for h in headers.iter_mut() {
             let len = h.total_bytes();
             let slice = &mut owned[pos..pos + len];
@@ -279,8 +305,8 @@ impl PartitionLog {
         let bytes_max = self.config.segment_bytes_max.min(SEGMENT_BYTES_LIMIT);
         let full = active.size_bytes() + incoming_bytes > bytes_max;
         let old = self.active_created.elapsed() >= self.config.segment_age_max;
-        let offsets_exhausted =
-            active.next_offset() - active.base_offset + incoming_records as i64 > u32::MAX as i64 / 2;
+        let offsets_exhausted = active.next_offset() - active.base_offset + incoming_records as i64
+            > u32::MAX as i64 / 2;
         if full || old || offsets_exhausted {
             self.roll()?;
         }
@@ -300,7 +326,8 @@ impl PartitionLog {
 
     /// Rolls the active segment if it is older than `segment.ms` (called periodically).
     pub fn roll_if_old(&mut self) -> Result<bool> {
-        if !self.active().is_empty() && self.active_created.elapsed() >= self.config.segment_age_max {
+        if !self.active().is_empty() && self.active_created.elapsed() >= self.config.segment_age_max
+        {
             self.roll()?;
             return Ok(true);
         }
@@ -310,7 +337,11 @@ impl PartitionLog {
     fn check_offset(&self, offset: i64) -> Result<()> {
         let end = self.log_end_offset();
         if offset < self.log_start_offset || offset > end {
-            return Err(LogError::OffsetOutOfRange { offset, start: self.log_start_offset, end });
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                start: self.log_start_offset,
+                end,
+            });
         }
         Ok(())
     }
@@ -319,9 +350,13 @@ impl PartitionLog {
     /// `max_bytes` (but at least one whole batch). Empty at the log end.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Vec<u8>> {
         self.check_offset(offset)?;
-        for (_, seg) in self.segments.range(..=offset).next_back().into_iter().chain(
-            self.segments.range(offset + 1..),
-        ) {
+        for (_, seg) in self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .into_iter()
+            .chain(self.segments.range(offset + 1..))
+        {
             if let Some((pos, _)) = seg.find_position(offset)? {
                 return seg.read_batches(pos, max_bytes);
             }
@@ -366,7 +401,11 @@ impl PartitionLog {
     pub fn delete_records_before(&mut self, offset: i64) -> Result<i64> {
         let end = self.log_end_offset();
         if offset > end || offset < 0 {
-            return Err(LogError::OffsetOutOfRange { offset, start: self.log_start_offset, end });
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                start: self.log_start_offset,
+                end,
+            });
         }
         if offset > self.log_start_offset {
             self.log_start_offset = offset;
@@ -379,7 +418,9 @@ impl PartitionLog {
     fn delete_segments_below_start(&mut self) -> Result<()> {
         loop {
             let mut iter = self.segments.iter();
-            let (Some((&base, first)), Some(_)) = (iter.next(), iter.next()) else { break };
+            let (Some((&base, first)), Some(_)) = (iter.next(), iter.next()) else {
+                break;
+            };
             if first.next_offset() > self.log_start_offset {
                 break;
             }
@@ -392,8 +433,14 @@ impl PartitionLog {
         if self.active().next_offset() <= self.log_start_offset && !self.active().is_empty() {
             let start = self.log_start_offset;
             self.active_mut().sync_all()?;
-            self.segments.insert(start, Segment::create(&self.dir, start)?);
-            let old: Vec<i64> = self.segments.keys().copied().filter(|&b| b < start).collect();
+            self.segments
+                .insert(start, Segment::create(&self.dir, start)?);
+            let old: Vec<i64> = self
+                .segments
+                .keys()
+                .copied()
+                .filter(|&b| b < start)
+                .collect();
             for b in old {
                 if let Some(seg) = self.segments.remove(&b) {
                     seg.delete()?;
@@ -424,7 +471,9 @@ impl PartitionLog {
                 }
                 break;
             }
-            let Some((&base, oldest)) = self.segments.iter().next() else { break };
+            let Some((&base, oldest)) = self.segments.iter().next() else {
+                break;
+            };
             let by_age = self
                 .config
                 .retention_age_max

@@ -67,11 +67,17 @@ impl ProducerStateTable {
             return Ok(SequenceVerdict::Append);
         };
         if h.producer_epoch < entry.epoch {
-            return Err(LogError::InvalidProducerEpoch { got: h.producer_epoch, current: entry.epoch });
+            return Err(LogError::InvalidProducerEpoch {
+                got: h.producer_epoch,
+                current: entry.epoch,
+            });
         }
         if h.producer_epoch > entry.epoch {
             if h.base_sequence != 0 {
-                return Err(LogError::OutOfOrderSequence { expected: 0, got: h.base_sequence });
+                return Err(LogError::OutOfOrderSequence {
+                    expected: 0,
+                    got: h.base_sequence,
+                });
             }
             return Ok(SequenceVerdict::Append);
         }
@@ -81,12 +87,17 @@ impl ProducerStateTable {
             .iter()
             .find(|b| b.first_sequence == h.base_sequence && b.last_sequence == last_seq)
         {
-            return Ok(SequenceVerdict::Duplicate { base_offset: b.base_offset });
+            return Ok(SequenceVerdict::Duplicate {
+                base_offset: b.base_offset,
+            });
         }
         if let Some(last) = entry.batches.back() {
             let expected = next_sequence(last.last_sequence);
             if h.base_sequence != expected {
-                return Err(LogError::OutOfOrderSequence { expected, got: h.base_sequence });
+                return Err(LogError::OutOfOrderSequence {
+                    expected,
+                    got: h.base_sequence,
+                });
             }
         }
         Ok(SequenceVerdict::Append)
@@ -132,7 +143,11 @@ mod tests {
 
     fn header(pid: i64, epoch: i16, seq: i32, n: usize, base: i64) -> BatchHeader {
         let recs: Vec<_> = (0..n)
-            .map(|_| build::SimpleRecord { key: None, value: Some(b"v"), timestamp_ms: 0 })
+            .map(|_| build::SimpleRecord {
+                key: None,
+                value: Some(b"v"),
+                timestamp_ms: 0,
+            })
             .collect();
         let mut b = build::batch(&recs, pid, epoch, seq);
         batch::assign_offset(&mut b, base, 0);
@@ -152,13 +167,28 @@ mod tests {
             t.check(&header(7, 0, 2, 2, 0)).unwrap(),
             SequenceVerdict::Duplicate { base_offset: 102 }
         );
-        assert!(matches!(t.check(&header(7, 0, 0, 2, 0)), Err(LogError::OutOfOrderSequence { .. })));
-        assert!(matches!(t.check(&header(7, 0, 14, 1, 0)), Err(LogError::OutOfOrderSequence { .. })));
-        assert_eq!(t.check(&header(7, 0, 12, 1, 0)).unwrap(), SequenceVerdict::Append);
+        assert!(matches!(
+            t.check(&header(7, 0, 0, 2, 0)),
+            Err(LogError::OutOfOrderSequence { .. })
+        ));
+        assert!(matches!(
+            t.check(&header(7, 0, 14, 1, 0)),
+            Err(LogError::OutOfOrderSequence { .. })
+        ));
+        assert_eq!(
+            t.check(&header(7, 0, 12, 1, 0)).unwrap(),
+            SequenceVerdict::Append
+        );
         // A newer epoch must restart at 0; an older epoch is fenced.
         assert!(t.check(&header(7, 1, 5, 1, 0)).is_err());
-        assert_eq!(t.check(&header(7, 1, 0, 1, 0)).unwrap(), SequenceVerdict::Append);
+        assert_eq!(
+            t.check(&header(7, 1, 0, 1, 0)).unwrap(),
+            SequenceVerdict::Append
+        );
         t.record(&header(7, 1, 0, 1, 200));
-        assert!(matches!(t.check(&header(7, 0, 12, 1, 0)), Err(LogError::InvalidProducerEpoch { .. })));
+        assert!(matches!(
+            t.check(&header(7, 0, 12, 1, 0)),
+            Err(LogError::InvalidProducerEpoch { .. })
+        ));
     }
 }

@@ -158,7 +158,8 @@ impl Segment {
             seg.log.sync_all()?;
         }
         seg.size_bytes = summary.valid_bytes;
-        seg.offset_index.truncate_to_position(summary.valid_bytes as u32);
+        seg.offset_index
+            .truncate_to_position(summary.valid_bytes as u32);
         seg.offset_index.write_all(&seg.index_path)?;
         seg.time_index.write_all(&seg.time_index_path)?;
         seg.index_file = OpenOptions::new().append(true).open(&seg.index_path)?;
@@ -180,7 +181,11 @@ impl Segment {
         let file_bytes = self.log.metadata()?.len();
         let mut pos = start;
         let mut summary = ScanSummary::default();
-        let mut expected_offset: Option<i64> = if start == 0 { Some(self.base_offset) } else { None };
+        let mut expected_offset: Option<i64> = if start == 0 {
+            Some(self.base_offset)
+        } else {
+            None
+        };
         if rebuild {
             self.offset_index = OffsetIndex::default();
             self.time_index = TimeIndex::default();
@@ -190,7 +195,9 @@ impl Segment {
         }
         let mut buf = Vec::new();
         loop {
-            let Some(header) = self.header_at(pos)? else { break };
+            let Some(header) = self.header_at(pos)? else {
+                break;
+            };
             let total = header.total_bytes() as u64;
             if (header.batch_length as i64) < batch::BATCH_LENGTH_MIN as i64
                 || pos + total > file_bytes
@@ -261,17 +268,22 @@ impl Segment {
         // `index_interval_bytes` after it.
         if self.bytes_since_index_entry >= index_interval_bytes {
             let rel = (header.base_offset - self.base_offset) as u32;
-            let entry = OffsetIndexEntry { relative_offset: rel, position: pos as u32 };
+            let entry = OffsetIndexEntry {
+                relative_offset: rel,
+                position: pos as u32,
+            };
             self.offset_index.push(entry);
             if write_files {
-                self.index_file.write_all(&OffsetIndex::encode_entry(entry))?;
+                self.index_file
+                    .write_all(&OffsetIndex::encode_entry(entry))?;
             }
             let t = TimeIndexEntry {
                 timestamp_ms: self.max_timestamp,
                 relative_offset: (self.offset_of_max_timestamp - self.base_offset) as u32,
             };
             if self.time_index.maybe_push(t) && write_files {
-                self.time_index_file.write_all(&TimeIndex::encode_entry(t))?;
+                self.time_index_file
+                    .write_all(&TimeIndex::encode_entry(t))?;
             }
             self.bytes_since_index_entry = 0;
         }
@@ -287,7 +299,10 @@ impl Segment {
         headers: &[BatchHeader],
         index_interval_bytes: u64,
     ) -> Result<()> {
-        debug_assert_eq!(headers.first().map(|h| h.base_offset), Some(self.next_offset));
+        debug_assert_eq!(
+            headers.first().map(|h| h.base_offset),
+            Some(self.next_offset)
+        );
         let start = self.size_bytes;
         self.log.write_all_at(bytes, start)?;
         let mut pos = start;
@@ -308,7 +323,11 @@ impl Segment {
             return Ok(None);
         }
         let rel = (offset.max(self.base_offset) - self.base_offset) as u32;
-        let mut pos = self.offset_index.floor(rel).map(|e| e.position as u64).unwrap_or(0);
+        let mut pos = self
+            .offset_index
+            .floor(rel)
+            .map(|e| e.position as u64)
+            .unwrap_or(0);
         while pos < self.size_bytes {
             let Some(h) = self.header_at(pos)? else { break };
             if h.last_offset() >= offset {
@@ -345,7 +364,9 @@ impl Segment {
     /// Reads whole batches starting at `pos`: at most `max_bytes`, but always
     /// the complete first batch (KIP-74), never a torn batch at the end.
     pub fn read_batches(&self, pos: u64, max_bytes: usize) -> Result<Vec<u8>> {
-        let Some(first) = self.header_at(pos)? else { return Ok(Vec::new()) };
+        let Some(first) = self.header_at(pos)? else {
+            return Ok(Vec::new());
+        };
         let available = (self.size_bytes - pos) as usize;
         let want = max_bytes.max(first.total_bytes()).min(available);
         let mut buf = vec![0u8; want];

@@ -66,13 +66,21 @@ impl TimeIndex {
 
     /// The last entry with timestamp <= `timestamp_ms`.
     pub fn floor(&self, timestamp_ms: i64) -> Option<TimeIndexEntry> {
-        let i = self.entries.partition_point(|e| e.timestamp_ms <= timestamp_ms);
-        if i == 0 { None } else { Some(self.entries[i - 1]) }
+        let i = self
+            .entries
+            .partition_point(|e| e.timestamp_ms <= timestamp_ms);
+        if i == 0 {
+            None
+        } else {
+            Some(self.entries[i - 1])
+        }
     }
 
     /// Drops entries at or beyond `relative_offset`.
     pub fn truncate_to_offset(&mut self, relative_offset: u32) {
-        let i = self.entries.partition_point(|e| e.relative_offset < relative_offset);
+        let i = self
+            .entries
+            .partition_point(|e| e.relative_offset < relative_offset);
         self.entries.truncate(i);
     }
 

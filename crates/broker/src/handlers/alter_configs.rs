@@ -1,0 +1,151 @@
+//! AlterConfigs (key 33, replaces a topic's overrides) and
+//! IncrementalAlterConfigs (key 44, SET/DELETE/APPEND/SUBTRACT per key).
+//! Broker settings are static: changing them is refused.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::{
+    AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
+};
+
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::{Ctx, Reply, s, sb};
+use crate::error::{ProtocolError, topic_error_code};
+use crate::topic_config;
+
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+type Outcome = Result<(), (i16, String)>;
+
+fn apply_topic(
+    ctx: &Ctx,
+    topic: &str,
+    overrides: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Outcome {
+    for (k, v) in &overrides {
+        topic_config::validate(k, v).map_err(|m| (ResponseError::InvalidConfig.code(), m))?;
+    }
+    if validate_only {
+        return Ok(());
+    }
+    ctx.broker
+        .topics
+        .set_overrides(topic, overrides)
+        .map_err(|e| (topic_error_code(&e), e.to_string()))
+}
+
+fn check_resource(ctx: &Ctx, resource_type: i8, name: &str) -> Result<(), (i16, String)> {
+    match resource_type {
+        RESOURCE_TOPIC if ctx.broker.topics.get(name).is_none() => Err((
+            ResponseError::UnknownTopicOrPartition.code(),
+            format!("unknown topic '{name}'"),
+        )),
+        RESOURCE_TOPIC => Ok(()),
+        RESOURCE_BROKER => Err((
+            ResponseError::InvalidRequest.code(),
+            "broker configs are static in Herald: set them by flag, env or config file".into(),
+        )),
+        other => Err((
+            ResponseError::InvalidRequest.code(),
+            format!("resource type {other} is not supported"),
+        )),
+    }
+}
+
+pub fn handle_incremental(
+    ctx: &Ctx,
+    req: IncrementalAlterConfigsRequest,
+) -> Result<Reply, ProtocolError> {
+    let mut resp = IncrementalAlterConfigsResponse::default();
+    for res in req.resources {
+        let name = s(&res.resource_name);
+        let outcome = check_resource(ctx, res.resource_type, &name).and_then(|_| {
+            let topic = ctx
+                .broker
+                .topics
+                .get(&name)
+                .ok_or((ResponseError::UnknownTopicOrPartition.code(), name.clone()))?;
+            let base = ctx.broker.topics.base_log_config().clone();
+            let mut overrides = topic.overrides();
+            for c in &res.configs {
+                let key = s(&c.name);
+                let value = c.value.as_ref().map(s);
+                match (c.config_operation, value) {
+                    (OP_SET, Some(v)) => {
+                        overrides.insert(key, v);
+                    }
+                    (OP_DELETE, _) => {
+                        overrides.remove(&key);
+                    }
+                    (op @ (OP_APPEND | OP_SUBTRACT), Some(v)) if key == "cleanup.policy" => {
+                        let current = overrides
+                            .get(&key)
+                            .cloned()
+                            .unwrap_or_else(|| topic_config::broker_default(&key, &base));
+                        let mut items: Vec<String> = current
+                            .split(',')
+                            .map(|x| x.trim().to_string())
+                            .filter(|x| !x.is_empty())
+                            .collect();
+                        for item in v.split(',').map(|x| x.trim().to_string()) {
+                            if op == OP_APPEND && !items.contains(&item) {
+                                items.push(item);
+                            } else if op == OP_SUBTRACT {
+                                items.retain(|x| *x != item);
+                            }
+                        }
+                        overrides.insert(key, items.join(","));
+                    }
+                    (op, _) => {
+                        return Err((
+                            ResponseError::InvalidConfig.code(),
+                            format!("operation {op} is not valid for '{key}'"),
+                        ));
+                    }
+                }
+            }
+            apply_topic(ctx, &name, overrides, req.validate_only)
+        });
+        let mut r = kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse::default();
+        r.resource_type = res.resource_type;
+        r.resource_name = res.resource_name.clone();
+        if let Err((code, msg)) = outcome {
+            r.error_code = code;
+            r.error_message = Some(sb(msg));
+        }
+        resp.responses.push(r);
+    }
+    ctx.reply(&resp)
+}
+
+pub fn handle_alter(ctx: &Ctx, req: AlterConfigsRequest) -> Result<Reply, ProtocolError> {
+    let mut resp = AlterConfigsResponse::default();
+    for res in req.resources {
+        let name = s(&res.resource_name);
+        let outcome = check_resource(ctx, res.resource_type, &name).and_then(|_| {
+            let overrides: BTreeMap<String, String> = res
+                .configs
+                .iter()
+                .filter_map(|c| c.value.as_ref().map(|v| (s(&c.name), s(v))))
+                .collect();
+            apply_topic(ctx, &name, overrides, req.validate_only)
+        });
+        let mut r =
+            kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse::default(
+            );
+        r.resource_type = res.resource_type;
+        r.resource_name = res.resource_name.clone();
+        if let Err((code, msg)) = outcome {
+            r.error_code = code;
+            r.error_message = Some(sb(msg));
+        }
+        resp.responses.push(r);
+    }
+    ctx.reply(&resp)
+}

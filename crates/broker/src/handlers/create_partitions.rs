@@ -1,0 +1,34 @@
+//! CreatePartitions (key 37): grows a topic's partition count.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+
+use super::{Ctx, Reply, s, sb};
+use crate::error::{ProtocolError, topic_error_code};
+
+pub fn handle(ctx: &Ctx, req: CreatePartitionsRequest) -> Result<Reply, ProtocolError> {
+    let node = ctx.broker.node_id();
+    let mut resp = CreatePartitionsResponse::default();
+    for t in req.topics {
+        let mut r = CreatePartitionsTopicResult::default();
+        r.name = t.name.clone();
+        let bad_assignment = t.assignments.as_ref().is_some_and(|a| {
+            a.iter()
+                .any(|x| x.broker_ids.len() > 1 || x.broker_ids.iter().any(|b| b.0 != node))
+        });
+        if bad_assignment {
+            r.error_code = ResponseError::InvalidReplicaAssignment.code();
+            r.error_message = Some(sb("replicas must be this broker only"));
+        } else if let Err(e) =
+            ctx.broker
+                .topics
+                .add_partitions(&s(&t.name.0), t.count, req.validate_only)
+        {
+            r.error_code = topic_error_code(&e);
+            r.error_message = Some(sb(e.to_string()));
+        }
+        resp.results.push(r);
+    }
+    ctx.reply(&resp)
+}

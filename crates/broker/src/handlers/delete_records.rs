@@ -1,0 +1,47 @@
+//! DeleteRecords (key 21): advances partitions' log start offsets.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+
+use super::{Ctx, Reply, s};
+use crate::error::{ProtocolError, log_error_code};
+
+/// Offset -1 in the request means "up to the high watermark".
+const HIGH_WATERMARK: i64 = -1;
+
+pub fn handle(ctx: &Ctx, req: DeleteRecordsRequest) -> Result<Reply, ProtocolError> {
+    let mut resp = DeleteRecordsResponse::default();
+    for t in req.topics {
+        let topic = ctx.broker.topics.get(&s(&t.name.0));
+        let mut tr = DeleteRecordsTopicResult::default();
+        tr.name = t.name.clone();
+        for p in t.partitions {
+            let mut pr = DeleteRecordsPartitionResult::default();
+            pr.partition_index = p.partition_index;
+            pr.low_watermark = -1;
+            match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
+                None => pr.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                Some(part) => {
+                    let r = part.with_log(|log| {
+                        let target = if p.offset == HIGH_WATERMARK {
+                            log.log_end_offset()
+                        } else {
+                            p.offset
+                        };
+                        log.delete_records_before(target)
+                    });
+                    match r {
+                        Ok(low) => pr.low_watermark = low,
+                        Err(e) => pr.error_code = log_error_code(&e),
+                    }
+                }
+            }
+            tr.partitions.push(pr);
+        }
+        resp.topics.push(tr);
+    }
+    ctx.reply(&resp)
+}

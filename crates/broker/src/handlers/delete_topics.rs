@@ -1,0 +1,50 @@
+//! DeleteTopics (key 20): by name (all versions) or topic id (v6+).
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+
+use super::{Ctx, Reply, s, sb};
+use crate::error::{ProtocolError, topic_error_code};
+
+pub fn handle(ctx: &Ctx, req: DeleteTopicsRequest) -> Result<Reply, ProtocolError> {
+    let topics = &ctx.broker.topics;
+    // (name if known, id) of each requested topic.
+    let mut wanted: Vec<(Option<String>, uuid::Uuid)> = req
+        .topic_names
+        .iter()
+        .map(|n| (Some(s(&n.0)), uuid::Uuid::nil()))
+        .collect();
+    for t in &req.topics {
+        match &t.name {
+            Some(n) => wanted.push((Some(s(&n.0)), uuid::Uuid::nil())),
+            None => wanted.push((
+                topics.get_by_id(t.topic_id).map(|t| t.name.clone()),
+                t.topic_id,
+            )),
+        }
+    }
+    let mut resp = DeleteTopicsResponse::default();
+    for (name, id) in wanted {
+        let mut r = DeletableTopicResult::default();
+        r.topic_id = id;
+        match name {
+            None => r.error_code = ResponseError::UnknownTopicId.code(),
+            Some(name) => {
+                r.name = Some(TopicName(sb(name.clone())));
+                match topics.delete(&name) {
+                    Ok(t) if ctx.version >= 6 => r.topic_id = t.id,
+                    Ok(_) => {}
+                    Err(e) => {
+                        r.error_code = topic_error_code(&e);
+                        if ctx.version >= 5 {
+                            r.error_message = Some(sb(e.to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        resp.responses.push(r);
+    }
+    ctx.reply(&resp)
+}

@@ -1,0 +1,258 @@
+//! DescribeConfigs (key 32): every topic config with its effective value and
+//! source (topic override or broker default), and the broker's settings.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+
+use super::{Ctx, Reply, s, sb};
+use crate::broker::Broker;
+use crate::error::ProtocolError;
+use crate::topic_config::{
+    self, ConfigType, SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC, SOURCE_STATIC_BROKER,
+};
+
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+
+/// The broker's settings as Kafka names them: (name, value, type).
+pub fn broker_configs(b: &Broker) -> Vec<(&'static str, String, ConfigType)> {
+    let c = &b.config;
+    let l = &c.log;
+    let ms = |d: Option<std::time::Duration>| {
+        d.map(|d| d.as_millis().to_string())
+            .unwrap_or_else(|| "-1".into())
+    };
+    vec![
+        (
+            "advertised.listeners",
+            format!("PLAINTEXT://{}:{}", b.advertised_host, b.advertised_port),
+            ConfigType::String,
+        ),
+        (
+            "auto.create.topics.enable",
+            c.auto_create_topics.to_string(),
+            ConfigType::Boolean,
+        ),
+        ("broker.id", c.node_id.to_string(), ConfigType::Int),
+        ("compression.type", "producer".into(), ConfigType::String),
+        ("default.replication.factor", "1".into(), ConfigType::Int),
+        (
+            "listeners",
+            format!("PLAINTEXT://{}", c.listen),
+            ConfigType::String,
+        ),
+        ("log.cleanup.policy", "delete".into(), ConfigType::List),
+        (
+            "log.dirs",
+            c.data_dir.display().to_string(),
+            ConfigType::String,
+        ),
+        (
+            "log.flush.interval.messages",
+            l.flush_messages.to_string(),
+            ConfigType::Long,
+        ),
+        (
+            "log.flush.interval.ms",
+            l.flush_interval
+                .map(|d| d.as_millis().to_string())
+                .unwrap_or_else(|| i64::MAX.to_string()),
+            ConfigType::Long,
+        ),
+        (
+            "log.index.interval.bytes",
+            l.index_interval_bytes.to_string(),
+            ConfigType::Int,
+        ),
+        (
+            "log.message.timestamp.type",
+            if l.log_append_time {
+                "LogAppendTime"
+            } else {
+                "CreateTime"
+            }
+            .into(),
+            ConfigType::String,
+        ),
+        (
+            "log.retention.bytes",
+            l.retention_bytes_max
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "-1".into()),
+            ConfigType::Long,
+        ),
+        (
+            "log.retention.check.interval.ms",
+            c.retention_check_interval.as_millis().to_string(),
+            ConfigType::Long,
+        ),
+        (
+            "log.retention.ms",
+            ms(l.retention_age_max),
+            ConfigType::Long,
+        ),
+        (
+            "log.roll.ms",
+            l.segment_age_max.as_millis().to_string(),
+            ConfigType::Long,
+        ),
+        (
+            "log.segment.bytes",
+            l.segment_bytes_max.to_string(),
+            ConfigType::Int,
+        ),
+        (
+            "message.max.bytes",
+            l.message_bytes_max.to_string(),
+            ConfigType::Int,
+        ),
+        ("min.insync.replicas", "1".into(), ConfigType::Int),
+        ("node.id", c.node_id.to_string(), ConfigType::Int),
+        (
+            "num.partitions",
+            c.default_partitions.to_string(),
+            ConfigType::Int,
+        ),
+        (
+            "offsets.topic.replication.factor",
+            "1".into(),
+            ConfigType::Short,
+        ),
+        (
+            "socket.request.max.bytes",
+            c.frame_bytes_max.to_string(),
+            ConfigType::Int,
+        ),
+    ]
+}
+
+#[allow(clippy::too_many_arguments)]
+fn entry(
+    version: i16,
+    name: &str,
+    value: String,
+    source: i8,
+    config_type: ConfigType,
+    read_only: bool,
+    synonyms: Vec<DescribeConfigsSynonym>,
+    doc: Option<&str>,
+) -> DescribeConfigsResourceResult {
+    let mut e = DescribeConfigsResourceResult::default();
+    e.name = sb(name);
+    e.value = Some(sb(value));
+    e.read_only = read_only;
+    e.config_source = source;
+    e.synonyms = synonyms;
+    if version >= 3 {
+        e.config_type = config_type as i8;
+        e.documentation = doc.map(sb);
+    }
+    e
+}
+
+fn synonym(name: &str, value: String, source: i8) -> DescribeConfigsSynonym {
+    let mut s = DescribeConfigsSynonym::default();
+    s.name = sb(name);
+    s.value = Some(sb(value));
+    s.source = source;
+    s
+}
+
+pub fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Result<Reply, ProtocolError> {
+    let broker = &ctx.broker;
+    let mut resp = DescribeConfigsResponse::default();
+    for res in req.resources {
+        let mut r = DescribeConfigsResult::default();
+        r.resource_type = res.resource_type;
+        r.resource_name = res.resource_name.clone();
+        let keys: Option<Vec<String>> = res
+            .configuration_keys
+            .as_ref()
+            .map(|k| k.iter().map(s).collect());
+        let wanted = |name: &str| keys.as_ref().is_none_or(|k| k.iter().any(|x| x == name));
+        let name = s(&res.resource_name);
+        match res.resource_type {
+            RESOURCE_TOPIC => match broker.topics.get(&name) {
+                None => {
+                    r.error_code = ResponseError::UnknownTopicOrPartition.code();
+                    r.error_message = Some(sb(format!("unknown topic '{name}'")));
+                }
+                Some(topic) => {
+                    let base = broker.topics.base_log_config();
+                    let overrides = topic.overrides();
+                    for (key, (value, is_override)) in topic_config::effective(&overrides, base) {
+                        if !wanted(key) {
+                            continue;
+                        }
+                        let Some(def) = topic_config::lookup(key) else {
+                            continue;
+                        };
+                        let default = topic_config::broker_default(key, base);
+                        let mut synonyms = Vec::new();
+                        if req.include_synonyms {
+                            if is_override {
+                                synonyms.push(synonym(key, value.clone(), SOURCE_DYNAMIC_TOPIC));
+                            }
+                            synonyms.push(synonym(def.broker_synonym, default, SOURCE_DEFAULT));
+                        }
+                        let source = if is_override {
+                            SOURCE_DYNAMIC_TOPIC
+                        } else {
+                            SOURCE_DEFAULT
+                        };
+                        let doc = req.include_documentation.then_some(def.doc);
+                        r.configs.push(entry(
+                            ctx.version,
+                            key,
+                            value,
+                            source,
+                            def.config_type,
+                            false,
+                            synonyms,
+                            doc,
+                        ));
+                    }
+                }
+            },
+            RESOURCE_BROKER => {
+                if !name.is_empty() && name != broker.node_id().to_string() {
+                    r.error_code = ResponseError::InvalidRequest.code();
+                    r.error_message = Some(sb(format!(
+                        "this is broker {}, not '{name}'",
+                        broker.node_id()
+                    )));
+                } else {
+                    for (key, value, t) in broker_configs(broker) {
+                        if !wanted(key) {
+                            continue;
+                        }
+                        let synonyms = if req.include_synonyms {
+                            vec![synonym(key, value.clone(), SOURCE_STATIC_BROKER)]
+                        } else {
+                            Vec::new()
+                        };
+                        r.configs.push(entry(
+                            ctx.version,
+                            key,
+                            value,
+                            SOURCE_STATIC_BROKER,
+                            t,
+                            true,
+                            synonyms,
+                            None,
+                        ));
+                    }
+                }
+            }
+            other => {
+                r.error_code = ResponseError::InvalidRequest.code();
+                r.error_message = Some(sb(format!("resource type {other} is not supported")));
+            }
+        }
+        resp.results.push(r);
+    }
+    ctx.reply(&resp)
+}

@@ -1,0 +1,37 @@
+//! InitProducerId (key 22): hands out producer ids for idempotent producers.
+//! A producer that presents its current id and epoch (KIP-360) gets the epoch
+//! bumped; transactional ids are refused until transactions are implemented.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+
+use super::{Ctx, Reply};
+use crate::error::ProtocolError;
+
+pub fn handle(ctx: &Ctx, req: InitProducerIdRequest) -> Result<Reply, ProtocolError> {
+    let mut resp = InitProducerIdResponse::default();
+    resp.producer_id = ProducerId(-1);
+    resp.producer_epoch = -1;
+    if req.transactional_id.is_some() {
+        tracing::info!(client = ?ctx.client_id, "refusing a transactional producer: transactions are not implemented");
+        resp.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        return ctx.reply(&resp);
+    }
+    let existing = req.producer_id.0;
+    if existing >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
+        resp.producer_id = ProducerId(existing);
+        resp.producer_epoch = req.producer_epoch + 1;
+        return ctx.reply(&resp);
+    }
+    match ctx.broker.allocate_producer_id() {
+        Ok(id) => {
+            resp.producer_id = ProducerId(id);
+            resp.producer_epoch = 0;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot persist the producer id block");
+            resp.error_code = ResponseError::KafkaStorageError.code();
+        }
+    }
+    ctx.reply(&resp)
+}

@@ -1,0 +1,149 @@
+//! Metadata (key 3): brokers, controller, topics with partitions and topic ids.
+//! Unknown topics are auto-created when both the broker and the request allow it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+
+use super::{Ctx, Reply, s, sb};
+use crate::error::{ProtocolError, topic_error_code};
+use crate::topic_registry::{Topic, TopicError};
+
+/// Bits of the topic operations Herald allows (no ACLs yet: all of them).
+/// READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11.
+const TOPIC_OPERATIONS_ALL: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12, CREATE 5.
+const CLUSTER_OPERATIONS_ALL: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+/// Kafka's "not requested" value for authorized operations.
+const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+
+pub fn topic_entry(ctx: &Ctx, topic: &Topic, with_ops: bool) -> MetadataResponseTopic {
+    let node = ctx.broker.node_id();
+    let mut t = MetadataResponseTopic::default();
+    t.name = Some(TopicName(sb(topic.name.clone())));
+    if ctx.version >= 10 {
+        t.topic_id = topic.id;
+    }
+    t.is_internal = topic.is_internal() && ctx.version >= 1;
+    t.topic_authorized_operations = if with_ops {
+        TOPIC_OPERATIONS_ALL
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    };
+    t.partitions = (0..topic.partition_count())
+        .map(|i| {
+            let mut p = MetadataResponsePartition::default();
+            p.partition_index = i;
+            p.leader_id = BrokerId(node);
+            if ctx.version >= 7 {
+                p.leader_epoch = 0;
+            }
+            p.replica_nodes = vec![BrokerId(node)];
+            p.isr_nodes = vec![BrokerId(node)];
+            p
+        })
+        .collect();
+    t
+}
+
+fn error_entry(name: Option<String>, id: uuid::Uuid, code: i16) -> MetadataResponseTopic {
+    let mut t = MetadataResponseTopic::default();
+    t.name = name.map(|n| TopicName(sb(n)));
+    t.topic_id = id;
+    t.error_code = code;
+    t.topic_authorized_operations = OPERATIONS_NOT_REQUESTED;
+    t
+}
+
+pub fn handle(ctx: &Ctx, req: MetadataRequest) -> Result<Reply, ProtocolError> {
+    let broker = &ctx.broker;
+    let with_ops = req.include_topic_authorized_operations;
+    // v0: an empty list means all topics; v1+: null means all.
+    let requested = match req.topics {
+        None => None,
+        Some(t) if t.is_empty() && ctx.version == 0 => None,
+        Some(t) => Some(t),
+    };
+    // Auto-creation is allowed by default before v4 (no flag yet).
+    let allow_create =
+        broker.config.auto_create_topics && (ctx.version < 4 || req.allow_auto_topic_creation);
+    let mut topics = Vec::new();
+    match requested {
+        None => {
+            for t in broker.topics.list() {
+                topics.push(topic_entry(ctx, &t, with_ops));
+            }
+        }
+        Some(list) => {
+            for rt in list {
+                let found: Result<Arc<Topic>, (Option<String>, i16)> = match &rt.name {
+                    Some(name) => {
+                        let name = s(&name.0);
+                        match broker.topics.get(&name) {
+                            Some(t) => Ok(t),
+                            None if allow_create => {
+                                let n = broker.config.default_partitions;
+                                match broker.topics.create(&name, n, BTreeMap::new()) {
+                                    Ok(t) => Ok(t),
+                                    // Lost a race with another creator: fine.
+                                    Err(TopicError::AlreadyExists(_)) => {
+                                        broker.topics.get(&name).ok_or((
+                                            Some(name.clone()),
+                                            ResponseError::UnknownTopicOrPartition.code(),
+                                        ))
+                                    }
+                                    Err(e) => Err((Some(name), topic_error_code(&e))),
+                                }
+                            }
+                            None => {
+                                Err((Some(name), ResponseError::UnknownTopicOrPartition.code()))
+                            }
+                        }
+                    }
+                    None => broker
+                        .topics
+                        .get_by_id(rt.topic_id)
+                        .ok_or((None, ResponseError::UnknownTopicId.code())),
+                };
+                match found {
+                    Ok(t) => topics.push(topic_entry(ctx, &t, with_ops)),
+                    Err((name, code)) => topics.push(error_entry(
+                        name,
+                        if ctx.version >= 10 {
+                            rt.topic_id
+                        } else {
+                            uuid::Uuid::nil()
+                        },
+                        code,
+                    )),
+                }
+            }
+        }
+    }
+    let mut resp = MetadataResponse::default();
+    let mut b = MetadataResponseBroker::default();
+    b.node_id = BrokerId(broker.node_id());
+    b.host = sb(broker.advertised_host.clone());
+    b.port = broker.advertised_port;
+    resp.brokers = vec![b];
+    if ctx.version >= 2 {
+        resp.cluster_id = Some(sb(broker.cluster_id.clone()));
+    }
+    if ctx.version >= 1 {
+        resp.controller_id = BrokerId(broker.node_id());
+    }
+    resp.topics = topics;
+    resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
+        CLUSTER_OPERATIONS_ALL
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    };
+    ctx.reply(&resp)
+}

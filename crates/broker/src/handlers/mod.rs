@@ -1,0 +1,154 @@
+//! One module per Kafka API. `dispatch` checks the API key and version against
+//! what Herald serves, decodes the request (the frame is already size-capped),
+//! and calls the handler.
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+
+use crate::broker::Broker;
+use crate::error::ProtocolError;
+use crate::server::PendingResponse;
+
+pub mod alter_configs;
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+
+/// A handler's answer: bytes now (None: no response, acks=0), or later.
+pub enum Reply {
+    Now(Option<Bytes>),
+    Later(PendingResponse),
+}
+
+/// What a handler knows about the request it serves.
+#[derive(Clone)]
+pub struct Ctx {
+    pub broker: Arc<Broker>,
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub correlation_id: i32,
+    pub client_id: Option<String>,
+}
+
+impl Ctx {
+    /// Encodes a response with its header and size prefix.
+    pub fn encode<R: Encodable + HeaderVersion>(&self, response: &R) -> Bytes {
+        encode_response(self.correlation_id, self.api_key, self.version, response)
+    }
+    pub fn reply<R: Encodable + HeaderVersion>(
+        &self,
+        response: &R,
+    ) -> Result<Reply, ProtocolError> {
+        Ok(Reply::Now(Some(self.encode(response))))
+    }
+}
+
+pub fn encode_response<R: Encodable + HeaderVersion>(
+    correlation_id: i32,
+    api_key: ApiKey,
+    version: i16,
+    response: &R,
+) -> Bytes {
+    let header_version = api_key.response_header_version(version);
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    buf.put_i32(correlation_id);
+    if header_version >= 1 {
+        buf.put_u8(0); // no tagged fields
+    }
+    if let Err(e) = response.encode(&mut buf, version) {
+        // Only reachable through a handler bug (a field set that the version
+        // cannot carry). An empty frame tells the writer to close the connection,
+        // so the client fails fast instead of timing out.
+        tracing::error!(?api_key, version, error = %e, "failed to encode response; closing connection");
+        return Bytes::new();
+    }
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    buf.freeze()
+}
+
+fn decode<T: Decodable>(buf: &mut Bytes, api_key: i16, version: i16) -> Result<T, ProtocolError> {
+    T::decode(buf, version).map_err(|e| ProtocolError::Malformed {
+        api_key,
+        version,
+        reason: e.to_string(),
+    })
+}
+
+pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Reply, ProtocolError> {
+    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let api_key = ApiKey::try_from(raw_key).map_err(|_| ProtocolError::UnknownApiKey(raw_key))?;
+    let Some(range) = api_versions::served_range(api_key) else {
+        return Err(ProtocolError::UnknownApiKey(raw_key));
+    };
+    if version < range.0 || version > range.1 {
+        if api_key == ApiKey::ApiVersions {
+            // KIP-511: answer an unknown ApiVersions version with v0 and our ranges.
+            return Ok(Reply::Now(Some(
+                api_versions::unsupported_version_response(correlation_id),
+            )));
+        }
+        return Err(ProtocolError::UnsupportedVersion {
+            api_key: raw_key,
+            version,
+        });
+    }
+    let mut buf = frame;
+    let header: RequestHeader = decode(&mut buf, raw_key, api_key.request_header_version(version))?;
+    let ctx = Ctx {
+        broker: broker.clone(),
+        api_key,
+        version,
+        correlation_id,
+        client_id: header.client_id.map(|c| c.to_string()),
+    };
+    let b = &mut buf;
+    match api_key {
+        ApiKey::ApiVersions => api_versions::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::Metadata => metadata::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::Produce => produce::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::Fetch => fetch::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::ListOffsets => list_offsets::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::InitProducerId => init_producer_id::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::CreateTopics => create_topics::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::DeleteTopics => delete_topics::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::CreatePartitions => create_partitions::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::DescribeConfigs => describe_configs::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::AlterConfigs => alter_configs::handle_alter(&ctx, decode(b, raw_key, version)?),
+        ApiKey::IncrementalAlterConfigs => {
+            alter_configs::handle_incremental(&ctx, decode(b, raw_key, version)?)
+        }
+        ApiKey::DeleteRecords => delete_records::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::OffsetForLeaderEpoch => {
+            offset_for_leader_epoch::handle(&ctx, decode(b, raw_key, version)?)
+        }
+        ApiKey::DescribeCluster => describe_cluster::handle(&ctx, decode(b, raw_key, version)?),
+        _ => Err(ProtocolError::UnknownApiKey(raw_key)),
+    }
+}
+
+/// Converts a protocol string to an owned Rust string.
+pub fn s(v: &kafka_protocol::protocol::StrBytes) -> String {
+    v.as_str().to_string()
+}
+
+/// Builds a protocol string.
+pub fn sb(v: impl Into<String>) -> kafka_protocol::protocol::StrBytes {
+    kafka_protocol::protocol::StrBytes::from_string(v.into())
+}

@@ -1,0 +1,189 @@
+//! A partition as the broker sees it: its log behind a mutex, plus the
+//! group-commit flusher that makes acknowledged writes durable.
+//!
+//! Group commit: appends happen under the log's lock; an acks=all producer then
+//! asks the flusher for an fsync and waits until the durable offset passes its
+//! last offset. The flusher fsyncs without holding the lock, so while one fsync
+//! runs, further appends accumulate and share the next one.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use herald_log::{AppendInfo, LogConfig, LogError, PartitionLog};
+use tokio::sync::{Notify, watch};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FlushState {
+    /// Every offset below this is on disk.
+    durable_offset: i64,
+    failed: bool,
+}
+
+pub struct Partition {
+    pub topic: String,
+    pub index: i32,
+    log: Mutex<Option<PartitionLog>>,
+    flush_request: Notify,
+    flushed: watch::Sender<FlushState>,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Partition({}-{})", self.topic, self.index)
+    }
+}
+
+impl Partition {
+    /// Opens (recovering if needed) the partition's log and starts its flusher.
+    /// Must be called inside a tokio runtime.
+    pub fn open(
+        dir: &std::path::Path,
+        topic: &str,
+        index: i32,
+        config: LogConfig,
+    ) -> Result<Arc<Partition>, LogError> {
+        let (log, report) = PartitionLog::open(dir, config)?;
+        if !report.clean_shutdown && (report.batches_scanned > 0 || report.truncated_bytes > 0) {
+            tracing::info!(
+                topic,
+                partition = index,
+                batches = report.batches_scanned,
+                truncated_bytes = report.truncated_bytes,
+                ms = report.duration.as_millis() as u64,
+                "recovered partition log"
+            );
+        }
+        let end = log.log_end_offset();
+        let (flushed, _) = watch::channel(FlushState {
+            durable_offset: end,
+            failed: false,
+        });
+        let p = Arc::new(Partition {
+            topic: topic.to_string(),
+            index,
+            log: Mutex::new(Some(log)),
+            flush_request: Notify::new(),
+            flushed,
+            closed: AtomicBool::new(false),
+        });
+        tokio::spawn(flusher(p.clone()));
+        Ok(p)
+    }
+
+    /// Runs `f` on the log under its lock.
+    pub fn with_log<R>(
+        &self,
+        f: impl FnOnce(&mut PartitionLog) -> Result<R, LogError>,
+    ) -> Result<R, LogError> {
+        let mut guard = self.log.lock().map_err(|_| LogError::StorageUnavailable)?;
+        match guard.as_mut() {
+            Some(log) => f(log),
+            None => Err(LogError::StorageUnavailable),
+        }
+    }
+
+    /// Appends one produce payload; asks for an fsync when the flush policy says so.
+    pub fn append(&self, records: &[u8], now_ms: i64) -> Result<(AppendInfo, bool), LogError> {
+        self.with_log(|log| {
+            let info = log.append(records, now_ms)?;
+            let fsync_on_ack = log.config().fsync_on_ack();
+            if log.unflushed_messages() >= log.config().flush_messages {
+                self.flush_request.notify_one();
+            }
+            Ok((info, fsync_on_ack))
+        })
+    }
+
+    /// Asks for an fsync (no-op if nothing is unflushed).
+    pub fn request_flush(&self) {
+        self.flush_request.notify_one();
+    }
+
+    /// Waits until every offset below `end_offset` is durable.
+    pub async fn wait_durable(&self, end_offset: i64) -> Result<(), LogError> {
+        let mut rx = self.flushed.subscribe();
+        self.flush_request.notify_one();
+        let state = rx
+            .wait_for(|s| s.failed || s.durable_offset >= end_offset)
+            .await
+            .map_err(|_| LogError::StorageUnavailable)?;
+        if state.failed {
+            Err(LogError::StorageUnavailable)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn log_end_offset(&self) -> Result<i64, LogError> {
+        self.with_log(|l| Ok(l.log_end_offset()))
+    }
+
+    /// Flushes and closes the log cleanly; later calls fail with StorageUnavailable.
+    pub fn close(&self) -> Result<(), LogError> {
+        self.closed.store(true, Ordering::SeqCst);
+        self.flush_request.notify_one();
+        let log = self
+            .log
+            .lock()
+            .map_err(|_| LogError::StorageUnavailable)?
+            .take();
+        if let Some(log) = log {
+            log.close()?;
+        }
+        Ok(())
+    }
+
+    /// Closes and deletes the log's files.
+    pub fn delete(&self) -> Result<(), LogError> {
+        self.closed.store(true, Ordering::SeqCst);
+        self.flush_request.notify_one();
+        let log = self
+            .log
+            .lock()
+            .map_err(|_| LogError::StorageUnavailable)?
+            .take();
+        if let Some(log) = log {
+            log.delete()?;
+        }
+        Ok(())
+    }
+}
+
+async fn flusher(p: Arc<Partition>) {
+    loop {
+        p.flush_request.notified().await;
+        if p.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        let target = p.with_log(|l| Ok(l.sync_target()));
+        let Ok((file, end)) = target else { return };
+        let synced = tokio::task::spawn_blocking(move || file.sync_data()).await;
+        match synced {
+            Ok(Ok(())) => {
+                let _ = p.with_log(|l| {
+                    l.mark_flushed();
+                    Ok(())
+                });
+                p.flushed.send_if_modified(|s| {
+                    if end > s.durable_offset {
+                        s.durable_offset = end;
+                        true
+                    } else {
+                        false
+                    }
+                });
+            }
+            Ok(Err(e)) => {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "fsync failed; partition is now unavailable");
+                p.flushed.send_modify(|s| s.failed = true);
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "fsync task failed");
+                p.flushed.send_modify(|s| s.failed = true);
+                return;
+            }
+        }
+    }
+}

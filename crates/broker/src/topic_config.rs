@@ -1,0 +1,345 @@
+//! The topic configs Herald understands: names, types, defaults taken from the
+//! broker config, validation, and how they map onto the storage engine's
+//! [`LogConfig`]. DescribeConfigs, CreateTopics and (Incremental)AlterConfigs
+//! all go through this table.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use herald_log::LogConfig;
+
+/// DescribeConfigs `config_type` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Short = 3,
+    Int = 4,
+    Long = 5,
+    Double = 6,
+    List = 7,
+}
+
+/// DescribeConfigs `config_source` values.
+pub const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+pub const SOURCE_STATIC_BROKER: i8 = 4;
+pub const SOURCE_DEFAULT: i8 = 5;
+
+pub struct TopicConfigDef {
+    pub name: &'static str,
+    pub config_type: ConfigType,
+    pub doc: &'static str,
+    /// The broker-level synonym (`log.retention.ms` for `retention.ms`).
+    pub broker_synonym: &'static str,
+}
+
+const fn def(
+    name: &'static str,
+    config_type: ConfigType,
+    broker_synonym: &'static str,
+    doc: &'static str,
+) -> TopicConfigDef {
+    TopicConfigDef {
+        name,
+        config_type,
+        doc,
+        broker_synonym,
+    }
+}
+
+pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
+    def(
+        "cleanup.policy",
+        ConfigType::List,
+        "log.cleanup.policy",
+        "delete or compact (compaction is not implemented yet: compacted topics are kept whole).",
+    ),
+    def(
+        "compression.type",
+        ConfigType::String,
+        "compression.type",
+        "Only 'producer': batches are stored as the producer compressed them.",
+    ),
+    def(
+        "delete.retention.ms",
+        ConfigType::Long,
+        "log.cleaner.delete.retention.ms",
+        "How long delete tombstones are kept for compacted topics.",
+    ),
+    def(
+        "file.delete.delay.ms",
+        ConfigType::Long,
+        "log.segment.delete.delay.ms",
+        "Delay before a deleted segment file is removed.",
+    ),
+    def(
+        "flush.messages",
+        ConfigType::Long,
+        "log.flush.interval.messages",
+        "fsync after this many messages; 1 (Herald's default) answers acks=all only after fsync.",
+    ),
+    def(
+        "flush.ms",
+        ConfigType::Long,
+        "log.flush.interval.ms",
+        "fsync unflushed data at least this often.",
+    ),
+    def(
+        "index.interval.bytes",
+        ConfigType::Int,
+        "log.index.interval.bytes",
+        "Bytes of log between two sparse index entries.",
+    ),
+    def(
+        "max.compaction.lag.ms",
+        ConfigType::Long,
+        "log.cleaner.max.compaction.lag.ms",
+        "Compaction setting (accepted, not used yet).",
+    ),
+    def(
+        "max.message.bytes",
+        ConfigType::Int,
+        "message.max.bytes",
+        "Largest record batch accepted.",
+    ),
+    def(
+        "message.timestamp.type",
+        ConfigType::String,
+        "log.message.timestamp.type",
+        "CreateTime or LogAppendTime.",
+    ),
+    def(
+        "min.cleanable.dirty.ratio",
+        ConfigType::Double,
+        "log.cleaner.min.cleanable.ratio",
+        "Compaction setting (accepted, not used yet).",
+    ),
+    def(
+        "min.compaction.lag.ms",
+        ConfigType::Long,
+        "log.cleaner.min.compaction.lag.ms",
+        "Compaction setting (accepted, not used yet).",
+    ),
+    def(
+        "min.insync.replicas",
+        ConfigType::Int,
+        "min.insync.replicas",
+        "Single node: always 1 in-sync replica.",
+    ),
+    def(
+        "preallocate",
+        ConfigType::Boolean,
+        "log.preallocate",
+        "Not used: segments grow as written.",
+    ),
+    def(
+        "retention.bytes",
+        ConfigType::Long,
+        "log.retention.bytes",
+        "Delete oldest segments while the partition is larger; -1 unbounded.",
+    ),
+    def(
+        "retention.ms",
+        ConfigType::Long,
+        "log.retention.ms",
+        "Delete segments whose newest record is older; -1 forever.",
+    ),
+    def(
+        "segment.bytes",
+        ConfigType::Int,
+        "log.segment.bytes",
+        "Roll the active segment at this size.",
+    ),
+    def(
+        "segment.index.bytes",
+        ConfigType::Int,
+        "log.index.size.max.bytes",
+        "Accepted for compatibility; Herald's indexes grow as needed.",
+    ),
+    def(
+        "segment.jitter.ms",
+        ConfigType::Long,
+        "log.roll.jitter.ms",
+        "Accepted for compatibility.",
+    ),
+    def(
+        "segment.ms",
+        ConfigType::Long,
+        "log.roll.ms",
+        "Roll the active segment once it is this old.",
+    ),
+    def(
+        "unclean.leader.election.enable",
+        ConfigType::Boolean,
+        "unclean.leader.election.enable",
+        "Single node: no effect.",
+    ),
+];
+
+pub fn lookup(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+fn ms(d: Duration) -> String {
+    d.as_millis().to_string()
+}
+
+/// The value a topic gets when it has no override: the broker's default.
+pub fn broker_default(name: &str, base: &LogConfig) -> String {
+    match name {
+        "cleanup.policy" => "delete".into(),
+        "compression.type" => "producer".into(),
+        "delete.retention.ms" => "86400000".into(),
+        "file.delete.delay.ms" => "60000".into(),
+        "flush.messages" => base.flush_messages.to_string(),
+        "flush.ms" => base
+            .flush_interval
+            .map(ms)
+            .unwrap_or_else(|| i64::MAX.to_string()),
+        "index.interval.bytes" => base.index_interval_bytes.to_string(),
+        "max.compaction.lag.ms" => i64::MAX.to_string(),
+        "max.message.bytes" => base.message_bytes_max.to_string(),
+        "message.timestamp.type" => if base.log_append_time {
+            "LogAppendTime"
+        } else {
+            "CreateTime"
+        }
+        .into(),
+        "min.cleanable.dirty.ratio" => "0.5".into(),
+        "min.compaction.lag.ms" => "0".into(),
+        "min.insync.replicas" => "1".into(),
+        "preallocate" => "false".into(),
+        "retention.bytes" => base
+            .retention_bytes_max
+            .map(|b| b.to_string())
+            .unwrap_or_else(|| "-1".into()),
+        "retention.ms" => base
+            .retention_age_max
+            .map(ms)
+            .unwrap_or_else(|| "-1".into()),
+        "segment.bytes" => base.segment_bytes_max.to_string(),
+        "segment.index.bytes" => "10485760".into(),
+        "segment.jitter.ms" => "0".into(),
+        "segment.ms" => ms(base.segment_age_max),
+        "unclean.leader.election.enable" => "false".into(),
+        _ => String::new(),
+    }
+}
+
+/// Checks one value; the error is the message returned to the client.
+pub fn validate(name: &str, value: &str) -> Result<(), String> {
+    let Some(d) = lookup(name) else {
+        return Err(format!("unknown topic config '{name}'"));
+    };
+    let bad = || format!("invalid value '{value}' for {name}");
+    match d.config_type {
+        ConfigType::Long => {
+            let v: i64 = value.parse().map_err(|_| bad())?;
+            let min = if matches!(name, "retention.bytes" | "retention.ms") {
+                -1
+            } else {
+                0
+            };
+            if v < min || (name == "flush.messages" && v < 1) {
+                return Err(bad());
+            }
+        }
+        ConfigType::Int | ConfigType::Short => {
+            let v: i32 = value.parse().map_err(|_| bad())?;
+            let min = match name {
+                "segment.bytes" => 14,
+                "max.message.bytes" | "min.insync.replicas" => 1,
+                _ => 0,
+            };
+            if v < min {
+                return Err(bad());
+            }
+        }
+        ConfigType::Double => {
+            let v: f64 = value.parse().map_err(|_| bad())?;
+            if !(0.0..=1.0).contains(&v) {
+                return Err(bad());
+            }
+        }
+        ConfigType::Boolean => {
+            if value != "true" && value != "false" {
+                return Err(bad());
+            }
+        }
+        ConfigType::String | ConfigType::List => match name {
+            "cleanup.policy" => {
+                for p in value.split(',') {
+                    if !matches!(p.trim(), "delete" | "compact") {
+                        return Err(bad());
+                    }
+                }
+            }
+            "compression.type" if value != "producer" => {
+                return Err(format!(
+                    "compression.type={value} is not supported: Herald stores batches as the producer compressed them (use 'producer')"
+                ));
+            }
+            "message.timestamp.type" if value != "CreateTime" && value != "LogAppendTime" => {
+                return Err(bad());
+            }
+            _ => {}
+        },
+    }
+    Ok(())
+}
+
+/// The effective value of every topic config: override or broker default.
+pub fn effective(
+    overrides: &BTreeMap<String, String>,
+    base: &LogConfig,
+) -> BTreeMap<&'static str, (String, bool)> {
+    TOPIC_CONFIGS
+        .iter()
+        .map(|d| match overrides.get(d.name) {
+            Some(v) => (d.name, (v.clone(), true)),
+            None => (d.name, (broker_default(d.name, base), false)),
+        })
+        .collect()
+}
+
+/// Applies validated overrides onto the broker's log defaults.
+pub fn log_config(overrides: &BTreeMap<String, String>, base: &LogConfig) -> LogConfig {
+    let mut c = base.clone();
+    let get_i64 = |k: &str| overrides.get(k).and_then(|v| v.parse::<i64>().ok());
+    if let Some(v) = get_i64("segment.bytes") {
+        c.segment_bytes_max = v.max(1) as u64;
+    }
+    if let Some(v) = get_i64("segment.ms") {
+        c.segment_age_max = Duration::from_millis(v.max(0) as u64);
+    }
+    if let Some(v) = get_i64("retention.ms") {
+        c.retention_age_max = (v >= 0).then(|| Duration::from_millis(v as u64));
+    }
+    if let Some(v) = get_i64("retention.bytes") {
+        c.retention_bytes_max = (v >= 0).then_some(v as u64);
+    }
+    if let Some(v) = get_i64("index.interval.bytes") {
+        c.index_interval_bytes = v.max(0) as u64;
+    }
+    if let Some(v) = get_i64("max.message.bytes") {
+        c.message_bytes_max = v.max(1) as usize;
+    }
+    if let Some(v) = get_i64("flush.messages") {
+        c.flush_messages = v.max(1) as u64;
+    }
+    if let Some(v) = get_i64("flush.ms") {
+        c.flush_interval = (v < i64::MAX).then(|| Duration::from_millis(v.max(0) as u64));
+    }
+    if let Some(v) = overrides.get("message.timestamp.type") {
+        c.log_append_time = v == "LogAppendTime";
+    }
+    // Compaction is not implemented: never delete data of a compacted topic by age or size.
+    if overrides
+        .get("cleanup.policy")
+        .is_some_and(|p| !p.contains("delete"))
+    {
+        c.retention_age_max = None;
+        c.retention_bytes_max = None;
+    }
+    c
+}

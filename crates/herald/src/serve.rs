@@ -1,0 +1,196 @@
+//! `herald serve`: every setting by flag, by `HERALD_*` environment variable,
+//! or from a TOML file (`--config`), in that order of precedence.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use herald_broker::BrokerConfig;
+use serde::Deserialize;
+
+#[derive(Args, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ServeArgs {
+    /// TOML file with any of these settings (keys as the long flags, e.g. `data-dir`).
+    #[arg(long, env = "HERALD_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:9092].
+    #[arg(long, env = "HERALD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// host:port given to clients [default: the listen address].
+    #[arg(long, env = "HERALD_ADVERTISED")]
+    pub advertised: Option<String>,
+    /// Data directory [default: ./herald-data].
+    #[arg(long, env = "HERALD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Broker id (`node.id`) [default: 1].
+    #[arg(long, env = "HERALD_NODE_ID")]
+    pub node_id: Option<i32>,
+    /// Partitions of auto-created topics (`num.partitions`) [default: 1].
+    #[arg(long, env = "HERALD_NUM_PARTITIONS")]
+    pub num_partitions: Option<i32>,
+    /// Create unknown topics on Metadata requests [default: true].
+    #[arg(long, env = "HERALD_AUTO_CREATE_TOPICS")]
+    pub auto_create_topics: Option<bool>,
+    /// Largest request frame in bytes (`socket.request.max.bytes`) [default: 104857600].
+    #[arg(long, env = "HERALD_SOCKET_REQUEST_MAX_BYTES")]
+    pub socket_request_max_bytes: Option<usize>,
+    /// Largest record batch (`message.max.bytes`) [default: 1048588].
+    #[arg(long, env = "HERALD_MESSAGE_MAX_BYTES")]
+    pub message_max_bytes: Option<usize>,
+    /// Segment size (`log.segment.bytes`) [default: 1073741824].
+    #[arg(long, env = "HERALD_SEGMENT_BYTES")]
+    pub segment_bytes: Option<u64>,
+    /// Segment age before a roll (`log.roll.ms`) [default: 7 days].
+    #[arg(long, env = "HERALD_SEGMENT_MS")]
+    pub segment_ms: Option<u64>,
+    /// Retention by time (`log.retention.ms`), -1 forever [default: 7 days].
+    #[arg(long, env = "HERALD_RETENTION_MS", allow_hyphen_values = true)]
+    pub retention_ms: Option<i64>,
+    /// Retention by size per partition (`log.retention.bytes`), -1 unbounded [default: -1].
+    #[arg(long, env = "HERALD_RETENTION_BYTES", allow_hyphen_values = true)]
+    pub retention_bytes: Option<i64>,
+    /// How often retention runs (`log.retention.check.interval.ms`) [default: 300000].
+    #[arg(long, env = "HERALD_RETENTION_CHECK_INTERVAL_MS")]
+    pub retention_check_interval_ms: Option<u64>,
+    /// fsync after this many messages (`log.flush.interval.messages`); 1 = acks=all waits
+    /// for fsync [default: 1]. A large value relaxes durability to the page cache.
+    #[arg(long, env = "HERALD_FLUSH_MESSAGES")]
+    pub flush_messages: Option<u64>,
+    /// fsync unflushed data at least this often (`log.flush.interval.ms`) [default: never by time].
+    #[arg(long, env = "HERALD_FLUSH_MS")]
+    pub flush_ms: Option<u64>,
+}
+
+impl ServeArgs {
+    fn merged_with_file(mut self) -> anyhow::Result<ServeArgs> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let file: ServeArgs =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        macro_rules! fill {
+            ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = file.$f; } )* };
+        }
+        fill!(
+            listen,
+            advertised,
+            data_dir,
+            node_id,
+            num_partitions,
+            auto_create_topics,
+            socket_request_max_bytes,
+            message_max_bytes,
+            segment_bytes,
+            segment_ms,
+            retention_ms,
+            retention_bytes,
+            retention_check_interval_ms,
+            flush_messages,
+            flush_ms
+        );
+        Ok(self)
+    }
+
+    pub fn into_config(self) -> anyhow::Result<BrokerConfig> {
+        let a = self.merged_with_file()?;
+        let mut c = BrokerConfig::default();
+        if let Some(v) = a.listen {
+            c.listen = v;
+        }
+        if let Some(adv) = a.advertised {
+            let (host, port) = adv
+                .rsplit_once(':')
+                .context("--advertised must be host:port")?;
+            c.advertised = Some((host.to_string(), port.parse().context("--advertised port")?));
+        }
+        if let Some(v) = a.data_dir {
+            c.data_dir = v;
+        }
+        if let Some(v) = a.node_id {
+            c.node_id = v;
+        }
+        if let Some(v) = a.num_partitions {
+            anyhow::ensure!(v >= 1, "--num-partitions must be at least 1");
+            c.default_partitions = v;
+        }
+        if let Some(v) = a.auto_create_topics {
+            c.auto_create_topics = v;
+        }
+        if let Some(v) = a.socket_request_max_bytes {
+            anyhow::ensure!(
+                (1024..=i32::MAX as usize).contains(&v),
+                "--socket-request-max-bytes out of range"
+            );
+            c.frame_bytes_max = v;
+        }
+        if let Some(v) = a.message_max_bytes {
+            c.log.message_bytes_max = v;
+        }
+        if let Some(v) = a.segment_bytes {
+            anyhow::ensure!(v >= 1024, "--segment-bytes must be at least 1024");
+            c.log.segment_bytes_max = v;
+        }
+        if let Some(v) = a.segment_ms {
+            c.log.segment_age_max = Duration::from_millis(v);
+        }
+        if let Some(v) = a.retention_ms {
+            c.log.retention_age_max = (v >= 0).then(|| Duration::from_millis(v as u64));
+        }
+        if let Some(v) = a.retention_bytes {
+            c.log.retention_bytes_max = (v >= 0).then_some(v as u64);
+        }
+        if let Some(v) = a.retention_check_interval_ms {
+            c.retention_check_interval = Duration::from_millis(v.max(10));
+        }
+        if let Some(v) = a.flush_messages {
+            c.log.flush_messages = v.max(1);
+        }
+        if let Some(v) = a.flush_ms {
+            c.log.flush_interval = Some(Duration::from_millis(v));
+        }
+        Ok(c)
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = args.into_config()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let broker = herald_broker::start(config).await?;
+        wait_for_signal().await;
+        tracing::info!("signal received, shutting down");
+        broker.shutdown().await;
+        anyhow::Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers, fall back to Ctrl-C only.
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
