@@ -1,0 +1,141 @@
+"""Admin and produce/consume through kafka-python and confluent-kafka."""
+import time
+import uuid
+
+import pytest
+
+
+def unique(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+# --- confluent-kafka (librdkafka bundled in the wheel) ---------------------
+
+def test_confluent_admin_create_describe_alter_delete(bootstrap):
+    from confluent_kafka.admin import AdminClient, NewTopic, ConfigResource, ConfigEntry, AlterConfigOpType
+    from confluent_kafka import KafkaException
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    name = unique("ck-admin")
+    fs = admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1, config={"retention.ms": "120000"})])
+    fs[name].result(10)
+
+    md = admin.list_topics(timeout=10)
+    assert name in md.topics
+    assert len(md.topics[name].partitions) == 3
+
+    res = ConfigResource(ConfigResource.Type.TOPIC, name)
+    configs = admin.describe_configs([res])[res].result(10)
+    assert configs["retention.ms"].value == "120000"
+    assert not configs["retention.ms"].is_default
+    assert configs["segment.bytes"].is_default
+    assert "cleanup.policy" in configs and "max.message.bytes" in configs
+
+    inc = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
+        ConfigEntry("retention.ms", "240000", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("segment.ms", "600000", incremental_operation=AlterConfigOpType.SET),
+    ])
+    admin.incremental_alter_configs([inc])[inc].result(10)
+    configs = admin.describe_configs([res])[res].result(10)
+    assert configs["retention.ms"].value == "240000"
+    assert configs["segment.ms"].value == "600000"
+
+    bad = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
+        ConfigEntry("no.such.config", "1", incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(KafkaException):
+        admin.incremental_alter_configs([bad])[bad].result(10)
+
+    admin.delete_topics([name])[name].result(10)
+    deadline = time.time() + 10
+    while name in admin.list_topics(timeout=10).topics and time.time() < deadline:
+        time.sleep(0.1)
+    assert name not in admin.list_topics(timeout=10).topics
+
+
+def test_confluent_idempotent_produce_and_consume_with_headers(bootstrap):
+    from confluent_kafka import Producer, Consumer, TopicPartition
+
+    topic = unique("ck-data")
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "compression.type": "zstd", "linger.ms": 5})
+    errors = []
+    for i in range(1000):
+        p.produce(topic, key=f"k{i % 10}", value=f"v{i}", headers=[("h", f"{i}".encode())],
+                  on_delivery=lambda err, msg: err and errors.append(err))
+        p.poll(0)
+    assert p.flush(30) == 0
+    assert not errors
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("unused"), "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got = []
+    deadline = time.time() + 30
+    while len(got) < 1000 and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        got.append((m.offset(), m.key().decode(), m.value().decode(), dict(m.headers())["h"].decode()))
+    c.close()
+    assert [g[0] for g in got] == list(range(1000))
+    assert all(v == f"v{o}" and h == f"{o}" and k == f"k{o % 10}" for o, k, v, h in got)
+
+
+# --- kafka-python (pure Python) ---------------------------------------------
+
+def test_kafka_python_admin_create_describe_delete(bootstrap):
+    from kafka.admin import KafkaAdminClient, NewTopic, ConfigResource, ConfigResourceType, NewPartitions
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    name = unique("kp-admin")
+    admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1, topic_configs={"cleanup.policy": "delete", "retention.bytes": "1048576"})])
+    assert name in admin.list_topics()
+    with pytest.raises(TopicAlreadyExistsError):
+        admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])
+
+    described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+    entries = described["topic"][name]
+    assert entries["retention.bytes"]["value"] == "1048576"
+    assert entries["retention.bytes"]["config_source"] == "DYNAMIC_TOPIC_CONFIG"
+    assert entries["cleanup.policy"]["value"] == "delete"
+
+    admin.create_partitions({name: NewPartitions(total_count=4)})
+    topics = admin.describe_topics([name])
+    assert len(topics[0]["partitions"]) == 4
+
+    admin.delete_topics([name])
+    deadline = time.time() + 10
+    while name in admin.list_topics() and time.time() < deadline:
+        time.sleep(0.1)
+    assert name not in admin.list_topics()
+    admin.close()
+
+
+def test_kafka_python_produce_consume_from_beginning_and_timestamp(bootstrap):
+    from kafka import KafkaProducer, KafkaConsumer, TopicPartition
+
+    topic = unique("kp-data")
+    producer = KafkaProducer(bootstrap_servers=bootstrap, compression_type="gzip", acks="all", linger_ms=5)
+    base = 1_700_000_000_000
+    for i in range(100):
+        producer.send(topic, key=f"k{i}".encode(), value=f"v{i}".encode(), headers=[("n", str(i).encode())], timestamp_ms=base + i * 1000)
+    producer.flush(30)
+    producer.close()
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=5000)
+    tp = TopicPartition(topic, 0)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    got = [(m.offset, m.key, m.value, m.headers[0][1], m.timestamp) for m in consumer]
+    assert len(got) == 100
+    assert all(o == i and k == f"k{i}".encode() and v == f"v{i}".encode() and h == str(i).encode() and ts == base + i * 1000
+               for i, (o, k, v, h, ts) in enumerate(got))
+
+    found = consumer.offsets_for_times({tp: base + 42_500})
+    assert found[tp].offset == 43
+    assert found[tp].timestamp == base + 43_000
+    consumer.seek(tp, found[tp].offset)
+    first = next(iter(consumer))
+    assert first.value == b"v43"
+    assert consumer.beginning_offsets([tp])[tp] == 0
+    assert consumer.end_offsets([tp])[tp] == 100
+    consumer.close()
