@@ -370,10 +370,10 @@ impl PartitionLog {
             if seg.next_offset() <= self.log_start_offset {
                 continue;
             }
-            if let Some((pos, header)) = seg.find_timestamp(timestamp_ms)? {
-                if header.last_offset() < self.log_start_offset {
-                    continue;
-                }
+            // Search only from the log start: a hit below it must not hide a
+            // later batch of the same segment.
+            if let Some((pos, header)) = seg.find_timestamp(timestamp_ms, self.log_start_offset)? {
+                debug_assert!(header.last_offset() >= self.log_start_offset);
                 let batch = seg.read_batch(pos, &header)?;
                 return Ok(Some(TimestampHit { header, batch }));
             }
@@ -383,11 +383,14 @@ impl PartitionLog {
 
     /// The batch holding the largest timestamp (first one to reach it).
     pub fn find_max_timestamp(&self) -> Result<Option<TimestampHit>> {
-        let best = self
-            .segments
-            .values()
-            .filter(|s| !s.is_empty())
-            .max_by_key(|s| s.max_timestamp());
+        // The first segment to reach the largest timestamp (`max_by_key` would
+        // pick the last of equal ones).
+        let mut best: Option<&Segment> = None;
+        for s in self.segments.values().filter(|s| !s.is_empty()) {
+            if best.is_none_or(|b| s.max_timestamp() > b.max_timestamp()) {
+                best = Some(s);
+            }
+        }
         let Some(seg) = best else { return Ok(None) };
         let Some((pos, header)) = seg.find_position(seg.offset_of_max_timestamp())? else {
             return Ok(None);

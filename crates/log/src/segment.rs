@@ -338,8 +338,13 @@ impl Segment {
         Ok(None)
     }
 
-    /// Position of the first batch whose max timestamp is >= `timestamp_ms`.
-    pub fn find_timestamp(&self, timestamp_ms: i64) -> Result<Option<(u64, BatchHeader)>> {
+    /// Position of the first batch whose max timestamp is >= `timestamp_ms`
+    /// among the batches that end at or after `min_offset` (the log start offset).
+    pub fn find_timestamp(
+        &self,
+        timestamp_ms: i64,
+        min_offset: i64,
+    ) -> Result<Option<(u64, BatchHeader)>> {
         if self.max_timestamp < timestamp_ms {
             return Ok(None);
         }
@@ -347,7 +352,8 @@ impl Segment {
             .time_index
             .floor(timestamp_ms)
             .map(|e| self.base_offset + e.relative_offset as i64)
-            .unwrap_or(self.base_offset);
+            .unwrap_or(self.base_offset)
+            .max(min_offset);
         let Some((mut pos, _)) = self.find_position(start_offset)? else {
             return Ok(None);
         };
