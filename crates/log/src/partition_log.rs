@@ -238,23 +238,32 @@ impl PartitionLog {
             records_count += h.records_count as u64;
             headers.push(h);
         }
-        // Idempotence: a retry of a cached batch is answered with its offset.
-        if headers.len() == 1
-            && let SequenceVerdict::Duplicate { base_offset } = self.producers.check(&headers[0])?
-        {
-            return Ok(AppendInfo {
-                base_offset,
-                last_offset: base_offset + headers[0].last_offset_delta as i64,
-                log_append_time_ms: -1,
-                duplicate: true,
-                records: 0,
-            });
-        }
-        for h in &headers[1..] {
-            if self.producers.check(h)? != SequenceVerdict::Append {
-                return Err(LogError::InvalidRecord(
-                    "duplicate batch inside a multi-batch request",
-                ));
+        // Idempotence: every batch is checked against its producer's state, or
+        // against the producer's batches earlier in this request if it has
+        // some. A retry of a cached batch is answered with its offset.
+        let mut in_request = ProducerStateTable::default();
+        for h in &headers {
+            let verdict = if h.has_producer_id() && in_request.get(h.producer_id).is_some() {
+                in_request.check(h)?
+            } else {
+                self.producers.check(h)?
+            };
+            match verdict {
+                SequenceVerdict::Append => in_request.record(h),
+                SequenceVerdict::Duplicate { base_offset } if headers.len() == 1 => {
+                    return Ok(AppendInfo {
+                        base_offset,
+                        last_offset: base_offset + h.last_offset_delta as i64,
+                        log_append_time_ms: -1,
+                        duplicate: true,
+                        records: 0,
+                    });
+                }
+                SequenceVerdict::Duplicate { .. } => {
+                    return Err(LogError::InvalidRecord(
+                        "duplicate batch inside a multi-batch request",
+                    ));
+                }
             }
         }
 
