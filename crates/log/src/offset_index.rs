@@ -89,7 +89,7 @@ impl OffsetIndex {
         b
     }
 
-    /// Rewrites the whole file from memory.
+    /// Rewrites the whole file from memory, durably.
     pub fn write_all(&self, path: &Path) -> std::io::Result<()> {
         let mut buf = Vec::with_capacity(self.entries.len() * OFFSET_INDEX_ENTRY_BYTES);
         for e in &self.entries {
@@ -97,6 +97,7 @@ impl OffsetIndex {
         }
         let mut f = File::create(path)?;
         f.write_all(&buf)?;
+        f.sync_all()?;
         Ok(())
     }
 }

@@ -132,12 +132,12 @@ impl Segment {
                 _ => None,
             }
         };
-        let summary = match loaded {
+        let (summary, rebuilt) = match loaded {
             Some((offset_index, time_index)) => {
-                let start = offset_index
-                    .floor(u32::MAX)
-                    .map(|e| e.position as u64)
-                    .unwrap_or(0);
+                let last_entry = offset_index.floor(u32::MAX);
+                let start = last_entry.map(|e| e.position as u64).unwrap_or(0);
+                // Both indexes get their first entry together.
+                let indexes_agree = offset_index.is_empty() == time_index.last().is_none();
                 seg.offset_index = offset_index;
                 seg.time_index = time_index;
                 if let Some(t) = seg.time_index.last() {
@@ -148,10 +148,38 @@ impl Segment {
                     Some(h) => h.max_timestamp,
                     None => -1,
                 };
-                // Headers only: this segment was closed cleanly.
-                seg.scan_from(start, false, index_interval_bytes, false)?
+                // The last offset index entry must name the batch at its position.
+                let entry_ok = indexes_agree
+                    && match last_entry {
+                        Some(e) => seg.header_at(start)?.is_some_and(|h| {
+                            h.base_offset == base_offset + e.relative_offset as i64
+                        }),
+                        None => true,
+                    };
+                let trusted = if entry_ok {
+                    // Headers only: this segment was closed cleanly. The tail
+                    // must read to the end of the file, and the last time index
+                    // entry must match its batch.
+                    let summary = seg.scan_from(start, false, index_interval_bytes, false)?;
+                    (summary.truncated_bytes == 0 && seg.last_time_entry_matches()?)
+                        .then_some(summary)
+                } else {
+                    None
+                };
+                match trusted {
+                    Some(summary) => (summary, false),
+                    None => {
+                        // Never truncate the log on the word of a derived file:
+                        // rebuild the indexes with a full recovery scan instead.
+                        tracing::warn!(
+                            segment = %seg.log_path.display(),
+                            "index files do not match the log; rebuilding them"
+                        );
+                        (seg.scan_from(0, true, index_interval_bytes, true)?, true)
+                    }
+                }
             }
-            None => seg.scan_from(0, recover, index_interval_bytes, true)?,
+            None => (seg.scan_from(0, recover, index_interval_bytes, true)?, true),
         };
         if summary.truncated_bytes > 0 {
             seg.log.set_len(summary.valid_bytes)?;
@@ -160,8 +188,13 @@ impl Segment {
         seg.size_bytes = summary.valid_bytes;
         seg.offset_index
             .truncate_to_position(summary.valid_bytes as u32);
-        seg.offset_index.write_all(&seg.index_path)?;
-        seg.time_index.write_all(&seg.time_index_path)?;
+        // Trusted index files already hold what is in memory: leave them be.
+        // Rewriting them unsynced at every open would let a later crash cut
+        // them short, possibly at an entry boundary, where they look sound.
+        if rebuilt {
+            seg.offset_index.write_all(&seg.index_path)?;
+            seg.time_index.write_all(&seg.time_index_path)?;
+        }
         seg.index_file = OpenOptions::new().append(true).open(&seg.index_path)?;
         seg.time_index_file = OpenOptions::new().append(true).open(&seg.time_index_path)?;
         Ok((seg, summary))
@@ -187,17 +220,17 @@ impl Segment {
             None
         };
         if rebuild {
+            debug_assert_eq!(start, 0);
             self.offset_index = OffsetIndex::default();
             self.time_index = TimeIndex::default();
             self.max_timestamp = -1;
             self.offset_of_max_timestamp = self.base_offset;
+            self.first_batch_timestamp = -1;
+            self.next_offset = self.base_offset;
             self.bytes_since_index_entry = 0;
         }
         let mut buf = Vec::new();
-        loop {
-            let Some(header) = self.header_at(pos)? else {
-                break;
-            };
+        while let Some(header) = self.header_at(pos)? {
             let total = header.total_bytes() as u64;
             if (header.batch_length as i64) < batch::BATCH_LENGTH_MIN as i64
                 || pos + total > file_bytes
@@ -236,6 +269,19 @@ impl Segment {
         summary.valid_bytes = pos;
         summary.truncated_bytes = file_bytes - pos;
         Ok(summary)
+    }
+
+    /// Whether the last time index entry names the batch that first reached
+    /// its timestamp (checked before the entry is trusted at open).
+    fn last_time_entry_matches(&self) -> Result<bool> {
+        let Some(t) = self.time_index.last() else {
+            return Ok(true);
+        };
+        let offset = self.base_offset + t.relative_offset as i64;
+        Ok(match self.find_position(offset)? {
+            Some((_, h)) => h.base_offset == offset && h.max_timestamp == t.timestamp_ms,
+            None => false,
+        })
     }
 
     /// Reads the batch header at `pos`, or None if fewer than 61 bytes remain.
@@ -323,13 +369,23 @@ impl Segment {
             return Ok(None);
         }
         let rel = (offset.max(self.base_offset) - self.base_offset) as u32;
-        let mut pos = self
-            .offset_index
-            .floor(rel)
-            .map(|e| e.position as u64)
-            .unwrap_or(0);
+        let entry = self.offset_index.floor(rel);
+        let mut pos = entry.map(|e| e.position as u64).unwrap_or(0);
+        let mut expected = entry.map(|e| self.base_offset + e.relative_offset as i64);
         while pos < self.size_bytes {
             let Some(h) = self.header_at(pos)? else { break };
+            if let Some(e) = expected.take()
+                && h.base_offset != e
+            {
+                // A damaged index entry: fall back to scanning from the start.
+                tracing::warn!(
+                    segment = %self.log_path.display(),
+                    offset = e,
+                    "offset index entry does not match the log"
+                );
+                pos = 0;
+                continue;
+            }
             if h.last_offset() >= offset {
                 return Ok(Some((pos, h)));
             }
@@ -348,15 +404,28 @@ impl Segment {
         if self.max_timestamp < timestamp_ms {
             return Ok(None);
         }
-        let start_offset = self
-            .time_index
-            .floor(timestamp_ms)
-            .map(|e| self.base_offset + e.relative_offset as i64)
-            .unwrap_or(self.base_offset)
-            .max(min_offset);
-        let Some((mut pos, _)) = self.find_position(start_offset)? else {
+        let entry = self.time_index.floor(timestamp_ms);
+        let entry_offset = entry.map(|e| self.base_offset + e.relative_offset as i64);
+        let start_offset = entry_offset.unwrap_or(self.base_offset).max(min_offset);
+        let Some((mut pos, h)) = self.find_position(start_offset)? else {
             return Ok(None);
         };
+        // A time index entry names the batch that first reached its timestamp.
+        // If the one used does not, it is damaged: search from the start.
+        if let (Some(e), Some(offset)) = (entry, entry_offset)
+            && offset >= min_offset
+            && (h.base_offset != offset || h.max_timestamp != e.timestamp_ms)
+        {
+            tracing::warn!(
+                segment = %self.log_path.display(),
+                offset,
+                "time index entry does not match the log"
+            );
+            let Some((p, _)) = self.find_position(self.base_offset.max(min_offset))? else {
+                return Ok(None);
+            };
+            pos = p;
+        }
         while pos < self.size_bytes {
             let Some(h) = self.header_at(pos)? else { break };
             if h.max_timestamp >= timestamp_ms {

@@ -91,6 +91,7 @@ impl TimeIndex {
         b
     }
 
+    /// Rewrites the whole file from memory, durably.
     pub fn write_all(&self, path: &Path) -> std::io::Result<()> {
         let mut buf = Vec::with_capacity(self.entries.len() * TIME_INDEX_ENTRY_BYTES);
         for e in &self.entries {
@@ -98,6 +99,7 @@ impl TimeIndex {
         }
         let mut f = File::create(path)?;
         f.write_all(&buf)?;
+        f.sync_all()?;
         Ok(())
     }
 }
