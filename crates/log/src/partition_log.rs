@@ -77,7 +77,11 @@ impl PartitionLog {
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
         if clean {
+            // The removal must be durable before anything is written: a marker
+            // that reappeared after a crash would make the next open skip the
+            // recovery (CRC-checked scan) of an active segment written since.
             std::fs::remove_file(&marker)?;
+            fsync_dir(dir)?;
         }
         let mut report = OpenReport {
             clean_shutdown: clean,
@@ -143,6 +147,12 @@ impl PartitionLog {
             .unwrap_or(first_base)
             .max(first_base)
             .min(next_offset);
+        if checkpoint.is_some_and(|c| c != log_start_offset) {
+            // Recovery lost offsets the checkpoint had deleted (or segments it
+            // had not caught up with): persist the start actually in force, or
+            // offsets written from now on would vanish at the next open.
+            write_log_start(dir, log_start_offset)?;
+        }
 
         let mut log = PartitionLog {
             dir: dir.to_path_buf(),
