@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod cli;
 mod serve;
 
 #[derive(Parser)]
@@ -12,6 +13,8 @@ mod serve;
     about = "Herald: a Kafka-compatible event streaming platform"
 )]
 struct Cli {
+    #[command(flatten)]
+    common: cli::Common,
     #[command(subcommand)]
     command: Command,
 }
@@ -20,12 +23,35 @@ struct Cli {
 enum Command {
     /// Run a single-node broker (data in a local folder).
     Serve(Box<serve::ServeArgs>),
+    /// Create, list, describe, delete and alter topics.
+    #[command(subcommand)]
+    Topic(cli::topic::TopicCommand),
+    /// Produce records from arguments or stdin.
+    Produce(cli::produce::ProduceArgs),
+    /// Consume records.
+    Consume(cli::consume::ConsumeArgs),
+    /// List, describe, reset and delete consumer groups.
+    #[command(subcommand)]
+    Group(cli::group::GroupCommand),
+    /// Cluster information.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Benchmarks: produce, consume, end-to-end, and the null broker.
+    #[command(subcommand)]
+    Bench(cli::bench::BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Brokers, controller, cluster id and API versions.
+    Info,
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
+        other => client_command(&cli.common, other),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -34,4 +60,28 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn client_command(common: &cli::Common, command: Command) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match command {
+            Command::Serve(_) => anyhow::bail!("serve is not a client command"),
+            Command::Topic(c) => cli::topic::run(common, c).await,
+            Command::Produce(a) => cli::produce::run(common, a).await,
+            Command::Consume(a) => tokio::task::block_in_place(|| cli::consume::run(common, a)),
+            Command::Group(c) => {
+                tokio::task::block_in_place(|| futures_block(cli::group::run(common, c)))
+            }
+            Command::Cluster(ClusterCommand::Info) => cli::cluster::info(common),
+            Command::Bench(c) => cli::bench::run(common, c).await,
+        }
+    })
+}
+
+fn futures_block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Handle::current().block_on(f)
 }

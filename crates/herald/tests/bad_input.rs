@@ -12,13 +12,15 @@ use common::BrokerProcess;
 use herald_log::batch::build;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, MetadataRequest, ProduceRequest, ProduceResponse, RequestHeader, TopicName,
+    ApiKey, ApiVersionsResponse, MetadataRequest, ProduceRequest, ProduceResponse, RequestHeader,
+    TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 fn connect(b: &BrokerProcess) -> TcpStream {
     let s = TcpStream::connect(&b.addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     s
 }
 
@@ -29,7 +31,9 @@ fn frame<R: Encodable>(key: ApiKey, version: i16, correlation_id: i32, req: &R) 
     header.correlation_id = correlation_id;
     header.client_id = Some(StrBytes::from_static_str("bad-input-test"));
     let mut body = BytesMut::new();
-    header.encode(&mut body, key.request_header_version(version)).expect("header");
+    header
+        .encode(&mut body, key.request_header_version(version))
+        .expect("header");
     req.encode(&mut body, version).expect("body");
     let mut out = Vec::with_capacity(body.len() + 4);
     out.extend_from_slice(&(body.len() as i32).to_be_bytes());
@@ -58,8 +62,13 @@ fn assert_closed(s: &mut TcpStream, what: &str) {
 fn assert_healthy(b: &mut BrokerProcess) {
     assert!(b.is_running(), "broker process died");
     let mut s = connect(b);
-    s.write_all(&frame(ApiKey::ApiVersions, 3, 1, &kafka_protocol::messages::ApiVersionsRequest::default()))
-        .expect("write");
+    s.write_all(&frame(
+        ApiKey::ApiVersions,
+        3,
+        1,
+        &kafka_protocol::messages::ApiVersionsRequest::default(),
+    ))
+    .expect("write");
     let mut resp = read_response(&mut s).expect("ApiVersions answered");
     let _corr = bytes::Buf::get_i32(&mut resp);
     let r = ApiVersionsResponse::decode(&mut resp, 3).expect("decode");
@@ -77,7 +86,8 @@ fn produce(s: &mut TcpStream, topic: &str, records: Vec<u8>) -> ProduceResponse 
     req.acks = -1;
     req.timeout_ms = 5000;
     req.topic_data = vec![td];
-    s.write_all(&frame(ApiKey::Produce, 9, 7, &req)).expect("write");
+    s.write_all(&frame(ApiKey::Produce, 9, 7, &req))
+        .expect("write");
     let mut resp = read_response(s).expect("produce answered");
     let _corr = bytes::Buf::get_i32(&mut resp);
     let _tagged = bytes::Buf::get_u8(&mut resp);
@@ -176,7 +186,11 @@ fn unknown_api_versions_version_gets_kip_511_answer() {
     assert_eq!(bytes::Buf::get_i32(&mut resp), 42);
     let r = ApiVersionsResponse::decode(&mut resp, 0).expect("v0 body");
     assert_eq!(r.error_code, 35, "UNSUPPORTED_VERSION");
-    assert!(r.api_keys.iter().any(|k| k.api_key == ApiKey::ApiVersions as i16 && k.max_version >= 3));
+    assert!(
+        r.api_keys
+            .iter()
+            .any(|k| k.api_key == ApiKey::ApiVersions as i16 && k.max_version >= 3)
+    );
 }
 
 #[test]
@@ -189,31 +203,70 @@ fn bad_batches_get_error_codes_and_nothing_is_written() {
     t.name = Some(TopicName(StrBytes::from_static_str("victim")));
     md.topics = Some(vec![t]);
     md.allow_auto_topic_creation = true;
-    s.write_all(&frame(ApiKey::Metadata, 9, 3, &md)).expect("write");
+    s.write_all(&frame(ApiKey::Metadata, 9, 3, &md))
+        .expect("write");
     read_response(&mut s).expect("metadata answered");
 
-    let good = build::batch(&[build::SimpleRecord { key: Some(b"k"), value: Some(b"v"), timestamp_ms: 1 }], -1, -1, -1);
+    let good = build::batch(
+        &[build::SimpleRecord {
+            key: Some(b"k"),
+            value: Some(b"v"),
+            timestamp_ms: 1,
+        }],
+        -1,
+        -1,
+        -1,
+    );
 
     let mut bad_crc = good.clone();
     let n = bad_crc.len();
     bad_crc[n - 1] ^= 0xff;
-    assert_eq!(partition_error(&produce(&mut s, "victim", bad_crc)), 2, "CORRUPT_MESSAGE for a CRC mismatch");
+    assert_eq!(
+        partition_error(&produce(&mut s, "victim", bad_crc)),
+        2,
+        "CORRUPT_MESSAGE for a CRC mismatch"
+    );
 
     let mut too_long = good.clone();
     too_long[8..12].copy_from_slice(&1_000_000i32.to_be_bytes());
-    assert_eq!(partition_error(&produce(&mut s, "victim", too_long)), 2, "CORRUPT_MESSAGE for a length beyond the bytes");
+    assert_eq!(
+        partition_error(&produce(&mut s, "victim", too_long)),
+        2,
+        "CORRUPT_MESSAGE for a length beyond the bytes"
+    );
 
     let mut huge_count = good.clone();
     huge_count[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
     let crc = crc32c_of(&huge_count[21..]);
     huge_count[17..21].copy_from_slice(&crc.to_be_bytes());
-    assert_eq!(partition_error(&produce(&mut s, "victim", huge_count)), 87, "INVALID_RECORD for a count beyond the bytes");
+    assert_eq!(
+        partition_error(&produce(&mut s, "victim", huge_count)),
+        87,
+        "INVALID_RECORD for a count beyond the bytes"
+    );
 
     let big_value = vec![b'x'; 5000];
-    let big = build::batch(&[build::SimpleRecord { key: None, value: Some(&big_value), timestamp_ms: 1 }], -1, -1, -1);
-    assert_eq!(partition_error(&produce(&mut s, "victim", big)), 10, "MESSAGE_TOO_LARGE above max.message.bytes");
+    let big = build::batch(
+        &[build::SimpleRecord {
+            key: None,
+            value: Some(&big_value),
+            timestamp_ms: 1,
+        }],
+        -1,
+        -1,
+        -1,
+    );
+    assert_eq!(
+        partition_error(&produce(&mut s, "victim", big)),
+        10,
+        "MESSAGE_TOO_LARGE above max.message.bytes"
+    );
 
-    assert_eq!(partition_error(&produce(&mut s, "victim", vec![1, 2, 3])), 2, "CORRUPT_MESSAGE for a torn batch");
+    assert_eq!(
+        partition_error(&produce(&mut s, "victim", vec![1, 2, 3])),
+        2,
+        "CORRUPT_MESSAGE for a torn batch"
+    );
 
     // Nothing above was written: the first good batch lands at offset 0.
     let r = produce(&mut s, "victim", good);

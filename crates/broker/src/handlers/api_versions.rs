@@ -29,6 +29,7 @@ const VERSIONS: &[(ApiKey, i16, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 0, 1),
     (ApiKey::DescribeCluster, 0, 0, 1),
+    (ApiKey::DescribeLogDirs, 1, 1, 4),
 ];
 
 /// The versions Herald decodes for `api_key`, if it serves it at all.

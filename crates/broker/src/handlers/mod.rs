@@ -20,6 +20,7 @@ pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_log_dirs;
 pub mod fetch;
 pub mod init_producer_id;
 pub mod list_offsets;
@@ -139,6 +140,7 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Reply, Proto
             offset_for_leader_epoch::handle(&ctx, decode(b, raw_key, version)?)
         }
         ApiKey::DescribeCluster => describe_cluster::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::DescribeLogDirs => describe_log_dirs::handle(&ctx, decode(b, raw_key, version)?),
         _ => Err(ProtocolError::UnknownApiKey(raw_key)),
     }
 }
