@@ -95,28 +95,36 @@ async fn serve(sink: Arc<Sink>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
-    let mut wr = BufWriter::with_capacity(64 * 1024, wr);
+    // Reader and writer run apart, as in the broker, so the sink is not
+    // slower than Herald for want of pipelining.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let writer = tokio::spawn(async move {
+        let mut wr = BufWriter::with_capacity(64 * 1024, wr);
+        while let Some(resp) = rx.recv().await {
+            if !resp.is_empty() && wr.write_all(&resp).await.is_err() {
+                return;
+            }
+            if rx.is_empty() && wr.flush().await.is_err() {
+                return;
+            }
+        }
+    });
     loop {
-        let Ok(size) = rd.read_i32().await else {
-            return;
-        };
+        let Ok(size) = rd.read_i32().await else { break };
         if size < 10 || size as usize > FRAME_BYTES_MAX {
-            return;
+            break;
         }
         let mut frame = BytesMut::zeroed(size as usize);
         if rd.read_exact(&mut frame).await.is_err() {
-            return;
+            break;
         }
-        let Ok(Some(resp)) = handle(&sink, frame.freeze()) else {
-            return;
-        };
-        if !resp.is_empty() && wr.write_all(&resp).await.is_err() {
-            return;
-        }
-        if rd.buffer().is_empty() && wr.flush().await.is_err() {
-            return;
+        let Ok(Some(resp)) = handle(&sink, frame.freeze()) else { break };
+        if tx.send(resp).await.is_err() {
+            break;
         }
     }
+    drop(tx);
+    let _ = writer.await;
 }
 
 /// Ok(None): close; Ok(Some(empty)): no response (acks=0).
