@@ -118,7 +118,9 @@ async fn serve(sink: Arc<Sink>, stream: TcpStream) {
         if rd.read_exact(&mut frame).await.is_err() {
             break;
         }
-        let Ok(Some(resp)) = handle(&sink, frame.freeze()) else { break };
+        let Ok(Some(resp)) = handle(&sink, frame.freeze()) else {
+            break;
+        };
         if tx.send(resp).await.is_err() {
             break;
         }
