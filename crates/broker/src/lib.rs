@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod embedded;
 pub mod error;
 pub mod fsutil;
 pub mod handlers;
@@ -14,6 +15,7 @@ pub mod topic_registry;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;
+pub use embedded::EmbeddedBroker;
 pub use server::{RunningBroker, start};
 
 /// Wall-clock milliseconds since the Unix epoch.
