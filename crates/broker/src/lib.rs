@@ -5,6 +5,7 @@ pub mod broker;
 pub mod config;
 pub mod error;
 pub mod fsutil;
+pub mod group_coordinator;
 pub mod handlers;
 pub mod maintenance;
 pub mod partition;
