@@ -237,6 +237,7 @@ impl ConsumerGroup {
                 && req.subscribed_topic_names.is_some()
                 && req.owned.is_some());
         let mut member_id = req.member_id.clone();
+        let mut joined = false;
         if req.member_epoch == 0 {
             if member_id.is_empty() {
                 member_id = Uuid::new_v4().to_string();
@@ -305,7 +306,7 @@ impl ConsumerGroup {
                     },
                 );
                 tracing::info!(group = %self.id, member = %member_id, "consumer group member joined");
-                self.bump(records);
+                joined = true;
             }
         } else {
             let Some(m) = self.members.get(&member_id) else {
@@ -329,7 +330,7 @@ impl ConsumerGroup {
             }
         }
         // Update the member's subscription.
-        let mut changed = false;
+        let mut changed = joined;
         if let Some(m) = self.members.get_mut(&member_id) {
             m.session_deadline = now + cfg.consumer_session_timeout;
             m.client_id = req.client_id.clone();
@@ -348,9 +349,12 @@ impl ConsumerGroup {
                     changed = true;
                 }
             }
-            if req.subscribed_topic_regex.is_some() && req.subscribed_topic_regex != m.regex {
-                m.regex = req.subscribed_topic_regex.clone().filter(|r| !r.is_empty());
-                changed = true;
+            if req.subscribed_topic_regex.is_some() {
+                let regex = req.subscribed_topic_regex.clone().filter(|r| !r.is_empty());
+                if regex != m.regex {
+                    m.regex = regex;
+                    changed = true;
+                }
             }
             if req.server_assignor.is_some() && req.server_assignor != m.server_assignor {
                 m.server_assignor = req.server_assignor.clone();
