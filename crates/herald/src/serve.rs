@@ -182,11 +182,17 @@ impl ServeArgs {
             c.group_min_session_timeout = Duration::from_millis(v);
         }
         if let Some(v) = a.group_consumer_session_timeout_ms {
-            anyhow::ensure!(v >= 1000, "--group-consumer-session-timeout-ms must be at least 1000");
+            anyhow::ensure!(
+                v >= 1000,
+                "--group-consumer-session-timeout-ms must be at least 1000"
+            );
             c.group_consumer_session_timeout = Duration::from_millis(v);
         }
         if let Some(v) = a.group_consumer_heartbeat_interval_ms {
-            anyhow::ensure!(v >= 100, "--group-consumer-heartbeat-interval-ms must be at least 100");
+            anyhow::ensure!(
+                v >= 100,
+                "--group-consumer-heartbeat-interval-ms must be at least 100"
+            );
             c.group_consumer_heartbeat_interval = Duration::from_millis(v);
         }
         if let Some(v) = a.offsets_retention_minutes {

@@ -92,7 +92,14 @@ pub fn uniform(input: &AssignInput<'_>) -> HashMap<String, Assignment> {
     let subs = subscribers(input);
     let eligible: BTreeMap<Uuid, Vec<usize>> = subs
         .iter()
-        .map(|(t, ms)| (*t, ms.iter().filter_map(|m| index.get(m.as_str()).copied()).collect()))
+        .map(|(t, ms)| {
+            (
+                *t,
+                ms.iter()
+                    .filter_map(|m| index.get(m.as_str()).copied())
+                    .collect(),
+            )
+        })
         .collect();
     let mut parts: Vec<(Uuid, i32)> = Vec::new();
     for t in eligible.keys() {
@@ -199,7 +206,10 @@ mod tests {
             let out = assign(name, &input);
             check_disjoint_cover(&out, &topics);
             if *name == UNIFORM {
-                let counts: Vec<usize> = out.values().map(|a| a.values().map(|p| p.len()).sum()).collect();
+                let counts: Vec<usize> = out
+                    .values()
+                    .map(|a| a.values().map(|p| p.len()).sum())
+                    .collect();
                 assert!(counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1);
             }
         }

@@ -212,10 +212,16 @@ impl ConsumerGroup {
                 None => req.member_id.clone(),
             };
             if id != req.member_id && !req.member_id.is_empty() {
-                return HeartbeatResult::error(E::FencedInstanceId, "instance id belongs to another member");
+                return HeartbeatResult::error(
+                    E::FencedInstanceId,
+                    "instance id belongs to another member",
+                );
             }
             if !self.members.contains_key(&id) {
-                return HeartbeatResult::error(E::UnknownMemberId, format!("member {id} is not in group {}", self.id));
+                return HeartbeatResult::error(
+                    E::UnknownMemberId,
+                    format!("member {id} is not in group {}", self.id),
+                );
             }
             if req.member_epoch == -2 && req.instance_id.is_some() {
                 if let Some(m) = self.members.get_mut(&id) {
@@ -294,7 +300,9 @@ impl ConsumerGroup {
                         epoch: 0,
                         previous_epoch: -1,
                         state: MemberState::Stable,
-                        rebalance_timeout: Duration::from_millis(req.rebalance_timeout_ms.max(0) as u64),
+                        rebalance_timeout: Duration::from_millis(
+                            req.rebalance_timeout_ms.max(0) as u64
+                        ),
                         subscribed_names: Vec::new(),
                         regex: None,
                         server_assignor: None,
@@ -320,11 +328,17 @@ impl ConsumerGroup {
             }
             if req.member_epoch != m.epoch {
                 let lost_response = req.member_epoch == m.previous_epoch
-                    && req.owned.as_ref().is_some_and(|o| contains_all(&m.assigned, o));
+                    && req
+                        .owned
+                        .as_ref()
+                        .is_some_and(|o| contains_all(&m.assigned, o));
                 if !lost_response {
                     return HeartbeatResult::error(
                         E::FencedMemberEpoch,
-                        format!("epoch {} is not the member's epoch {}", req.member_epoch, m.epoch),
+                        format!(
+                            "epoch {} is not the member's epoch {}",
+                            req.member_epoch, m.epoch
+                        ),
                     );
                 }
             }
@@ -395,7 +409,11 @@ impl ConsumerGroup {
     /// Subscribed topic names that exist -> (id, partitions), and a hash of it.
     fn subscribed_metadata(&self, topics: &TopicRegistry) -> (BTreeMap<String, (Uuid, i32)>, u64) {
         let mut out = BTreeMap::new();
-        let regexes: Vec<&str> = self.members.values().filter_map(|m| m.regex.as_deref()).collect();
+        let regexes: Vec<&str> = self
+            .members
+            .values()
+            .filter_map(|m| m.regex.as_deref())
+            .collect();
         if !regexes.is_empty() {
             for t in topics.list() {
                 if !t.is_internal() && regexes.iter().any(|r| super::regex_match(r, &t.name)) {
@@ -418,13 +436,20 @@ impl ConsumerGroup {
         (out, h.finish())
     }
 
-    fn compute_target(&mut self, topic_map: &BTreeMap<String, (Uuid, i32)>, _topics: &TopicRegistry, cfg: &GroupConfig) {
+    fn compute_target(
+        &mut self,
+        topic_map: &BTreeMap<String, (Uuid, i32)>,
+        _topics: &TopicRegistry,
+        cfg: &GroupConfig,
+    ) {
         let mut subs: BTreeMap<String, BTreeSet<Uuid>> = BTreeMap::new();
         for m in self.members.values() {
             let mut set = BTreeSet::new();
             for (name, (id, _)) in topic_map {
                 if m.subscribed_names.binary_search(name).is_ok()
-                    || m.regex.as_deref().is_some_and(|r| super::regex_match(r, name))
+                    || m.regex
+                        .as_deref()
+                        .is_some_and(|r| super::regex_match(r, name))
                 {
                     set.insert(*id);
                 }
@@ -551,7 +576,10 @@ impl ConsumerGroup {
                 if m.session_deadline <= now {
                     Some((m.member_id.clone(), "session timeout"))
                 } else if m.revocation_deadline.is_some_and(|d| d <= now) {
-                    Some((m.member_id.clone(), "did not revoke partitions within the rebalance timeout"))
+                    Some((
+                        m.member_id.clone(),
+                        "did not revoke partitions within the rebalance timeout",
+                    ))
                 } else {
                     None
                 }

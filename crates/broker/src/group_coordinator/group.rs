@@ -298,7 +298,12 @@ impl ClassicGroup {
         Some(c)
     }
 
-    fn supports(&self, protocol_type: &str, protocols: &[(String, Bytes)], except: Option<&str>) -> bool {
+    fn supports(
+        &self,
+        protocol_type: &str,
+        protocols: &[(String, Bytes)],
+        except: Option<&str>,
+    ) -> bool {
         if protocol_type.is_empty() || protocols.is_empty() {
             return false;
         }
@@ -408,7 +413,10 @@ impl ClassicGroup {
         // A known member rejoins.
         let id = req.member_id.clone();
         let is_leader = self.leader.as_deref() == Some(id.as_str());
-        let changed = self.members.get(&id).is_some_and(|m| m.protocols != req.protocols);
+        let changed = self
+            .members
+            .get(&id)
+            .is_some_and(|m| m.protocols != req.protocols);
         match self.state {
             ClassicState::Empty => err(&id, E::UnknownMemberId),
             ClassicState::PreparingRebalance => {
@@ -441,7 +449,12 @@ impl ClassicGroup {
         }
     }
 
-    fn update_member(&mut self, id: &str, req: JoinRequest, now: Instant) -> oneshot::Receiver<JoinResult> {
+    fn update_member(
+        &mut self,
+        id: &str,
+        req: JoinRequest,
+        now: Instant,
+    ) -> oneshot::Receiver<JoinResult> {
         let (tx, rx) = oneshot::channel();
         if let Some(m) = self.members.get_mut(id) {
             m.protocols = req.protocols;
@@ -470,7 +483,10 @@ impl ClassicGroup {
         records: &mut Vec<Record>,
     ) -> Answer<JoinResult> {
         if !self.supports(&req.protocol_type, &req.protocols, None) {
-            return Answer::Now(JoinResult::error(&id, ResponseError::InconsistentGroupProtocol));
+            return Answer::Now(JoinResult::error(
+                &id,
+                ResponseError::InconsistentGroupProtocol,
+            ));
         }
         if self.members.is_empty() {
             self.protocol_type = Some(req.protocol_type.clone());
@@ -524,7 +540,10 @@ impl ClassicGroup {
         records: &mut Vec<Record>,
     ) -> Answer<JoinResult> {
         if !self.supports(&req.protocol_type, &req.protocols, Some(old_id)) {
-            return Answer::Now(JoinResult::error("", ResponseError::InconsistentGroupProtocol));
+            return Answer::Now(JoinResult::error(
+                "",
+                ResponseError::InconsistentGroupProtocol,
+            ));
         }
         let new_id = new_member_id(&req.client_id);
         let Some(mut m) = self.members.remove(old_id) else {
@@ -616,7 +635,13 @@ impl ClassicGroup {
         self.pending.is_empty() && self.members.values().all(|m| m.join_waiter.is_some())
     }
 
-    fn try_complete_join(&mut self, now: Instant, cfg: &GroupConfig, deadline_passed: bool, records: &mut Vec<Record>) {
+    fn try_complete_join(
+        &mut self,
+        now: Instant,
+        cfg: &GroupConfig,
+        deadline_passed: bool,
+        records: &mut Vec<Record>,
+    ) {
         if self.state != ClassicState::PreparingRebalance {
             return;
         }
@@ -719,7 +744,14 @@ impl ClassicGroup {
     }
 
     /// Removes a member (leave or expiry) and rebalances the rest.
-    pub fn remove_member(&mut self, id: &str, now: Instant, cfg: &GroupConfig, records: &mut Vec<Record>, why: &str) {
+    pub fn remove_member(
+        &mut self,
+        id: &str,
+        now: Instant,
+        cfg: &GroupConfig,
+        records: &mut Vec<Record>,
+        why: &str,
+    ) {
         tracing::info!(group = %self.id, member = id, reason = why, "member removed");
         self.drop_member(id);
         match self.state {
@@ -819,7 +851,13 @@ impl ClassicGroup {
         }
     }
 
-    pub fn heartbeat(&mut self, member_id: &str, instance_id: Option<&str>, generation: i32, now: Instant) -> i16 {
+    pub fn heartbeat(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now: Instant,
+    ) -> i16 {
         use ResponseError as E;
         if self.static_fenced(member_id, instance_id) {
             return E::FencedInstanceId.code();
@@ -874,7 +912,12 @@ impl ClassicGroup {
     }
 
     /// Offset commit checks for a classic group; None if allowed.
-    pub fn validate_commit(&self, member_id: &str, instance_id: Option<&str>, generation: i32) -> Option<ResponseError> {
+    pub fn validate_commit(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Option<ResponseError> {
         use ResponseError as E;
         if generation < 0 && self.state == ClassicState::Empty {
             return None;
@@ -904,7 +947,9 @@ impl ClassicGroup {
         let expired: Vec<String> = self
             .members
             .values()
-            .filter(|m| m.join_waiter.is_none() && m.sync_waiter.is_none() && m.heartbeat_deadline <= now)
+            .filter(|m| {
+                m.join_waiter.is_none() && m.sync_waiter.is_none() && m.heartbeat_deadline <= now
+            })
             .map(|m| m.member_id.clone())
             .collect();
         for id in expired {
@@ -915,8 +960,10 @@ impl ClassicGroup {
         {
             self.try_complete_join(now, cfg, true, records);
         }
-        if matches!(self.state, ClassicState::CompletingRebalance | ClassicState::Stable)
-            && !self.pending_sync.is_empty()
+        if matches!(
+            self.state,
+            ClassicState::CompletingRebalance | ClassicState::Stable
+        ) && !self.pending_sync.is_empty()
             && self.sync_deadline.is_some_and(|d| d <= now)
         {
             let late: Vec<String> = self.pending_sync.iter().cloned().collect();

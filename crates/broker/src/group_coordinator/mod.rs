@@ -431,7 +431,8 @@ impl GroupCoordinator {
         let started = Instant::now();
         let (store, records) = OffsetStore::open(&config.data_dir, cfg.compact_bytes_min)?;
         let log = store.partition();
-        let mut offsets: HashMap<String, BTreeMap<String, BTreeMap<i32, OffsetValue>>> = HashMap::new();
+        let mut offsets: HashMap<String, BTreeMap<String, BTreeMap<i32, OffsetValue>>> =
+            HashMap::new();
         let mut metas: HashMap<String, Option<GroupValue>> = HashMap::new();
         let n = records.len();
         for r in records {
@@ -542,7 +543,11 @@ impl GroupCoordinator {
         }
         let meta_bytes: usize = req.protocols.iter().map(|(n, m)| n.len() + m.len()).sum();
         if meta_bytes > self.cfg.member_metadata_bytes_max {
-            tracing::info!(group = group_id, bytes = meta_bytes, "JoinGroup rejected: member metadata too large");
+            tracing::info!(
+                group = group_id,
+                bytes = meta_bytes,
+                "JoinGroup rejected: member metadata too large"
+            );
             return Answer::Now(JoinResult::error(&member_id, E::InvalidRequest));
         }
         let now = Instant::now();
@@ -563,9 +568,15 @@ impl GroupCoordinator {
             };
             if let Kind::Consumer(c) = &group.kind {
                 if !c.members.is_empty() {
-                    return Answer::Now(JoinResult::error(&member_id, E::InconsistentGroupProtocol));
+                    return Answer::Now(JoinResult::error(
+                        &member_id,
+                        E::InconsistentGroupProtocol,
+                    ));
                 }
-                tracing::info!(group = group_id, "empty consumer group converted to a classic group");
+                tracing::info!(
+                    group = group_id,
+                    "empty consumer group converted to a classic group"
+                );
                 group.kind = Kind::Classic(ClassicGroup::new(group_id));
             }
             let Kind::Classic(g) = &mut group.kind else {
@@ -612,19 +623,31 @@ impl GroupCoordinator {
         answer
     }
 
-    pub fn heartbeat(&self, group_id: &str, member_id: &str, instance_id: Option<&str>, generation: i32) -> i16 {
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> i16 {
         if !valid_group_id(group_id) {
             return ResponseError::InvalidGroupId.code();
         }
         let mut st = lock(&self.state);
         match st.groups.get_mut(group_id).map(|g| &mut g.kind) {
-            Some(Kind::Classic(g)) => g.heartbeat(member_id, instance_id, generation, Instant::now()),
+            Some(Kind::Classic(g)) => {
+                g.heartbeat(member_id, instance_id, generation, Instant::now())
+            }
             _ => ResponseError::UnknownMemberId.code(),
         }
     }
 
     /// LeaveGroup: per-member error codes, or a group-level error.
-    pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Result<Vec<i16>, i16> {
+    pub fn leave(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<i16>, i16> {
         if !valid_group_id(group_id) {
             return Err(ResponseError::InvalidGroupId.code());
         }
@@ -644,7 +667,11 @@ impl GroupCoordinator {
 
     /// OffsetCommit: per topic, per partition error codes. The caller waits
     /// for durability (`wait_durable`) before answering.
-    pub fn commit(&self, req: CommitRequest, topics: &TopicRegistry) -> Vec<(String, Vec<(i32, i16)>)> {
+    pub fn commit(
+        &self,
+        req: CommitRequest,
+        topics: &TopicRegistry,
+    ) -> Vec<(String, Vec<(i32, i16)>)> {
         use ResponseError as E;
         let all = |code: i16| -> Vec<(String, Vec<(i32, i16)>)> {
             req.topics
@@ -671,7 +698,10 @@ impl GroupCoordinator {
                     req.generation_or_epoch,
                 ),
                 Kind::Consumer(c) => {
-                    if req.generation_or_epoch < 0 && req.member_id.is_empty() && c.members.is_empty() {
+                    if req.generation_or_epoch < 0
+                        && req.member_id.is_empty()
+                        && c.members.is_empty()
+                    {
                         None
                     } else if req.version < 9 && !c.members.is_empty() {
                         Some(E::UnsupportedVersion)
@@ -732,10 +762,13 @@ impl GroupCoordinator {
             }
             return results;
         }
-        let group = st.groups.entry(req.group_id.clone()).or_insert_with(|| Group {
-            kind: Kind::Classic(ClassicGroup::new(&req.group_id)),
-            offsets: BTreeMap::new(),
-        });
+        let group = st
+            .groups
+            .entry(req.group_id.clone())
+            .or_insert_with(|| Group {
+                kind: Kind::Classic(ClassicGroup::new(&req.group_id)),
+                offsets: BTreeMap::new(),
+            });
         for (t, p, v) in accepted {
             group.offsets.entry(t).or_default().insert(p, v);
         }
@@ -798,7 +831,11 @@ impl GroupCoordinator {
     }
 
     /// OffsetDelete: group-level error, or per-partition errors.
-    pub fn delete_offsets(&self, group_id: &str, topics: &[(String, Vec<i32>)]) -> Result<Vec<(String, Vec<(i32, i16)>)>, i16> {
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        topics: &[(String, Vec<i32>)],
+    ) -> Result<Vec<(String, Vec<(i32, i16)>)>, i16> {
         use ResponseError as E;
         if !valid_group_id(group_id) {
             return Err(E::InvalidGroupId.code());
@@ -916,7 +953,11 @@ impl GroupCoordinator {
                             group_id: id.clone(),
                             state: g.state.name().to_string(),
                             protocol_type: g.protocol_type.clone().unwrap_or_default(),
-                            protocol_data: if stable { protocol.clone() } else { String::new() },
+                            protocol_data: if stable {
+                                protocol.clone()
+                            } else {
+                                String::new()
+                            },
                             members: g
                                 .members
                                 .values()
@@ -934,7 +975,11 @@ impl GroupCoordinator {
                                     } else {
                                         Bytes::new()
                                     },
-                                    assignment: if stable { m.assignment.clone() } else { Bytes::new() },
+                                    assignment: if stable {
+                                        m.assignment.clone()
+                                    } else {
+                                        Bytes::new()
+                                    },
                                 })
                                 .collect(),
                         }
@@ -951,8 +996,15 @@ impl GroupCoordinator {
         let mut out: Vec<ListedGroup> = st
             .groups
             .iter()
-            .filter(|(_, g)| states.is_empty() || states.iter().any(|s| s.eq_ignore_ascii_case(g.state_name())))
-            .filter(|(_, g)| types.is_empty() || types.iter().any(|t| t.eq_ignore_ascii_case(g.type_name())))
+            .filter(|(_, g)| {
+                states.is_empty()
+                    || states
+                        .iter()
+                        .any(|s| s.eq_ignore_ascii_case(g.state_name()))
+            })
+            .filter(|(_, g)| {
+                types.is_empty() || types.iter().any(|t| t.eq_ignore_ascii_case(g.type_name()))
+            })
             .map(|(id, g)| ListedGroup {
                 group_id: id.clone(),
                 protocol_type: g.protocol_type(),
@@ -977,10 +1029,12 @@ impl GroupCoordinator {
         let result = {
             let group = match st.groups.get_mut(group_id) {
                 Some(g) => g,
-                None if req.member_epoch == 0 => st.groups.entry(group_id.to_string()).or_insert(Group {
-                    kind: Kind::Consumer(ConsumerGroup::new(group_id)),
-                    offsets: BTreeMap::new(),
-                }),
+                None if req.member_epoch == 0 => {
+                    st.groups.entry(group_id.to_string()).or_insert(Group {
+                        kind: Kind::Consumer(ConsumerGroup::new(group_id)),
+                        offsets: BTreeMap::new(),
+                    })
+                }
                 None => {
                     return consumer::HeartbeatResult::error(
                         E::UnknownMemberId,
@@ -995,7 +1049,10 @@ impl GroupCoordinator {
                         format!("group {group_id} is not a consumer group"),
                     );
                 }
-                tracing::info!(group = group_id, "empty classic group converted to a consumer group");
+                tracing::info!(
+                    group = group_id,
+                    "empty classic group converted to a consumer group"
+                );
                 group.kind = Kind::Consumer(ConsumerGroup::new(group_id));
             }
             let Kind::Consumer(g) = &mut group.kind else {
@@ -1007,12 +1064,26 @@ impl GroupCoordinator {
         result
     }
 
-    pub fn consumer_describe(&self, ids: &[String], topics: &TopicRegistry) -> Vec<DescribedConsumerGroup> {
+    pub fn consumer_describe(
+        &self,
+        ids: &[String],
+        topics: &TopicRegistry,
+    ) -> Vec<DescribedConsumerGroup> {
         let st = lock(&self.state);
-        let names: HashMap<uuid::Uuid, String> = topics.list().iter().map(|t| (t.id, t.name.clone())).collect();
+        let names: HashMap<uuid::Uuid, String> = topics
+            .list()
+            .iter()
+            .map(|t| (t.id, t.name.clone()))
+            .collect();
         let render = |a: &assignor::Assignment| -> Vec<(uuid::Uuid, String, Vec<i32>)> {
             a.iter()
-                .map(|(t, ps)| (*t, names.get(t).cloned().unwrap_or_default(), ps.iter().copied().collect()))
+                .map(|(t, ps)| {
+                    (
+                        *t,
+                        names.get(t).cloned().unwrap_or_default(),
+                        ps.iter().copied().collect(),
+                    )
+                })
                 .collect()
         };
         ids.iter()
@@ -1038,7 +1109,9 @@ impl GroupCoordinator {
                             subscribed_topic_names: m.subscribed_names.clone(),
                             subscribed_topic_regex: m.regex.clone(),
                             assignment: render(&m.assigned),
-                            target_assignment: render(&g.target.get(&m.member_id).cloned().unwrap_or_default()),
+                            target_assignment: render(
+                                &g.target.get(&m.member_id).cloned().unwrap_or_default(),
+                            ),
                         })
                         .collect(),
                 },
@@ -1113,13 +1186,17 @@ impl GroupCoordinator {
                 });
             }
             g.offsets.retain(|_, ps| !ps.is_empty());
-            if g.offsets.is_empty() && now_ms - since_empty >= EMPTY_GROUP_GRACE.as_millis() as i64 {
+            if g.offsets.is_empty() && now_ms - since_empty >= EMPTY_GROUP_GRACE.as_millis() as i64
+            {
                 dead.push(id.clone());
             }
         }
         for id in dead {
             st.groups.remove(&id);
-            records.push(Record::Group { group: id, value: None });
+            records.push(Record::Group {
+                group: id,
+                value: None,
+            });
         }
     }
 }

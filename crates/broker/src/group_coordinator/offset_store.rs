@@ -146,10 +146,12 @@ impl<'a> Reader<'a> {
         self.take(1).map(|b| b[0])
     }
     fn i32(&mut self) -> Option<i32> {
-        self.take(4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        self.take(4)
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        self.take(4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
     fn i64(&mut self) -> Option<i64> {
         let b = self.take(8)?;
@@ -375,7 +377,10 @@ pub struct OffsetStore {
 
 impl OffsetStore {
     /// Opens the log and replays it; returns the store and the records in log order.
-    pub fn open(data_dir: &Path, compact_bytes_min: u64) -> anyhow::Result<(OffsetStore, Vec<Record>)> {
+    pub fn open(
+        data_dir: &Path,
+        compact_bytes_min: u64,
+    ) -> anyhow::Result<(OffsetStore, Vec<Record>)> {
         let config = LogConfig {
             segment_bytes_max: 64 * 1024 * 1024,
             retention_age_max: None,

@@ -27,14 +27,23 @@ fn validate(version: i16, req: &ConsumerGroupHeartbeatRequest) -> Option<Heartbe
         return Some(invalid(E::InvalidRequest, "MemberId can't be empty."));
     }
     if req.member_epoch == -2 && req.instance_id.is_none() {
-        return Some(invalid(E::InvalidRequest, "InstanceId can't be null for a static leave."));
+        return Some(invalid(
+            E::InvalidRequest,
+            "InstanceId can't be null for a static leave.",
+        ));
     }
     if req.member_epoch == 0 {
         if req.rebalance_timeout_ms == -1 {
-            return Some(invalid(E::InvalidRequest, "RebalanceTimeoutMs must be provided in first request."));
+            return Some(invalid(
+                E::InvalidRequest,
+                "RebalanceTimeoutMs must be provided in first request.",
+            ));
         }
         if req.topic_partitions.as_ref().is_some_and(|t| !t.is_empty()) {
-            return Some(invalid(E::InvalidRequest, "TopicPartitions must be empty when (re-)joining."));
+            return Some(invalid(
+                E::InvalidRequest,
+                "TopicPartitions must be empty when (re-)joining.",
+            ));
         }
         if req.subscribed_topic_names.is_none() && req.subscribed_topic_regex.is_none() {
             return Some(invalid(
@@ -47,7 +56,10 @@ fn validate(version: i16, req: &ConsumerGroupHeartbeatRequest) -> Option<Heartbe
         && !r.is_empty()
         && !regex_valid(r)
     {
-        return Some(invalid(E::InvalidRegularExpression, "unsupported regular expression"));
+        return Some(invalid(
+            E::InvalidRegularExpression,
+            "unsupported regular expression",
+        ));
     }
     if let Some(a) = &req.server_assignor
         && !assignor::ASSIGNORS.contains(&a.as_str())

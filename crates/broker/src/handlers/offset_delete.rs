@@ -21,7 +21,11 @@ pub fn handle(ctx: &Ctx, req: OffsetDeleteRequest) -> Result<Reply, ProtocolErro
         })
         .collect();
     let mut resp = OffsetDeleteResponse::default();
-    match ctx.broker.groups.delete_offsets(&s(&req.group_id.0), &topics) {
+    match ctx
+        .broker
+        .groups
+        .delete_offsets(&s(&req.group_id.0), &topics)
+    {
         Err(code) => resp.error_code = code,
         Ok(results) => {
             resp.topics = results

@@ -78,7 +78,11 @@ pub fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Result<Reply, ProtocolError
                     p.committed_offset = o.offset;
                     p.committed_leader_epoch = o.leader_epoch;
                     p.metadata = Some(sb(o.metadata));
-                    p.error_code = if ctx.version < 2 && error != 0 { error } else { o.error };
+                    p.error_code = if ctx.version < 2 && error != 0 {
+                        error
+                    } else {
+                        o.error
+                    };
                     p
                 })
                 .collect();
