@@ -657,7 +657,7 @@ impl ClassicGroup {
                 return;
             }
             self.initial_delay = None;
-        } else if !deadline_passed && !(self.all_joined() || self.members.is_empty()) {
+        } else if !(deadline_passed || self.all_joined() || self.members.is_empty()) {
             return;
         }
         self.complete_join(now, cfg, records);

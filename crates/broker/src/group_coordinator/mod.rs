@@ -148,6 +148,9 @@ pub struct GroupCoordinator {
     pub cfg: GroupConfig,
 }
 
+/// Per topic, (partition, error code) pairs.
+pub type PartitionErrors = Vec<(String, Vec<(i32, i16)>)>;
+
 /// One partition of an OffsetCommit.
 pub struct CommitPartition {
     pub partition: i32,
@@ -673,7 +676,7 @@ impl GroupCoordinator {
         topics: &TopicRegistry,
     ) -> Vec<(String, Vec<(i32, i16)>)> {
         use ResponseError as E;
-        let all = |code: i16| -> Vec<(String, Vec<(i32, i16)>)> {
+        let all = |code: i16| -> PartitionErrors {
             req.topics
                 .iter()
                 .map(|(t, ps)| (t.clone(), ps.iter().map(|p| (p.partition, code)).collect()))
@@ -835,7 +838,7 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         topics: &[(String, Vec<i32>)],
-    ) -> Result<Vec<(String, Vec<(i32, i16)>)>, i16> {
+    ) -> Result<PartitionErrors, i16> {
         use ResponseError as E;
         if !valid_group_id(group_id) {
             return Err(E::InvalidGroupId.code());

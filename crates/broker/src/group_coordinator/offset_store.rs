@@ -329,7 +329,10 @@ fn varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
 }
 
 /// Splits an uncompressed v2 batch into (key, value) pairs.
-fn batch_records(b: &[u8]) -> Option<Vec<(&[u8], Option<&[u8]>)>> {
+/// A record's key and (None for a tombstone) value.
+type KeyValue<'a> = (&'a [u8], Option<&'a [u8]>);
+
+fn batch_records(b: &[u8]) -> Option<Vec<KeyValue<'_>>> {
     let h = BatchHeader::parse(b).ok()?;
     if h.compression() != 0 || h.records_count < 0 {
         return None;
