@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
+use crate::group_coordinator::GroupCoordinator;
 use crate::topic_registry::TopicRegistry;
 
 /// Producer ids are reserved on disk in blocks of this size, so InitProducerId
@@ -17,6 +18,8 @@ const PRODUCER_ID_BLOCK: i64 = 1000;
 pub struct Broker {
     pub config: BrokerConfig,
     pub topics: TopicRegistry,
+    /// Consumer groups and committed offsets.
+    pub groups: GroupCoordinator,
     pub cluster_id: String,
     pub advertised_host: String,
     pub advertised_port: i32,
@@ -40,6 +43,7 @@ impl Broker {
     pub fn new(
         config: BrokerConfig,
         topics: TopicRegistry,
+        groups: GroupCoordinator,
         advertised_host: String,
         advertised_port: i32,
     ) -> anyhow::Result<Broker> {
@@ -49,6 +53,7 @@ impl Broker {
         Ok(Broker {
             config,
             topics,
+            groups,
             cluster_id,
             advertised_host,
             advertised_port,

@@ -34,6 +34,14 @@ pub struct BrokerConfig {
     /// `offsets.retention.minutes`-like bound: committed-offset log compaction trigger.
     pub group_min_session_timeout: Duration,
     pub group_max_session_timeout: Duration,
+    /// `group.consumer.session.timeout.ms`: KIP-848 member session timeout.
+    pub group_consumer_session_timeout: Duration,
+    /// `group.consumer.heartbeat.interval.ms`: KIP-848 heartbeat interval.
+    pub group_consumer_heartbeat_interval: Duration,
+    /// `offsets.retention.minutes`: committed offsets of an empty group expire after this.
+    pub offsets_retention: Duration,
+    /// The group state log is compacted once it is larger than this.
+    pub offsets_compact_bytes: u64,
 }
 
 impl Default for BrokerConfig {
@@ -53,6 +61,10 @@ impl Default for BrokerConfig {
             group_initial_rebalance_delay: Duration::from_millis(0),
             group_min_session_timeout: Duration::from_secs(6),
             group_max_session_timeout: Duration::from_secs(1800),
+            group_consumer_session_timeout: Duration::from_secs(45),
+            group_consumer_heartbeat_interval: Duration::from_secs(5),
+            offsets_retention: Duration::from_secs(7 * 24 * 3600),
+            offsets_compact_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod embedded;
 pub mod error;
 pub mod fsutil;
+pub mod group_coordinator;
 pub mod handlers;
 pub mod maintenance;
 pub mod partition;

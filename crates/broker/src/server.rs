@@ -71,7 +71,8 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         config.log.clone(),
         config.partitions_per_topic_max,
     )?;
-    let broker = Arc::new(Broker::new(config, topics, host, port as i32)?);
+    let groups = crate::group_coordinator::GroupCoordinator::open(&config)?;
+    let broker = Arc::new(Broker::new(config, topics, groups, host, port as i32)?);
     tracing::info!(
         listen = %addr,
         data_dir = %broker.config.data_dir.display(),
@@ -92,6 +93,10 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
 async fn serve(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let mut connections = JoinSet::new();
     let maintenance = tokio::spawn(crate::maintenance::run(broker.clone(), shutdown.clone()));
+    let group_timers = tokio::spawn(crate::group_coordinator::run_timers(
+        broker.clone(),
+        shutdown.clone(),
+    ));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -120,6 +125,8 @@ async fn serve(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::
         connections.abort_all();
     }
     let _ = maintenance.await;
+    let _ = group_timers.await;
+    broker.groups.close();
     broker.topics.close_all();
     tracing::info!("herald broker stopped");
 }
@@ -149,7 +156,7 @@ async fn serve_connection(
                 break;
             }
         };
-        match handlers::dispatch(&broker, frame).await {
+        match handlers::dispatch(&broker, frame, peer).await {
             Ok(Reply::Now(bytes)) => {
                 if tx.send(Box::pin(std::future::ready(bytes))).await.is_err() {
                     break;

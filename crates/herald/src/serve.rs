@@ -63,6 +63,22 @@ pub struct ServeArgs {
     /// fsync unflushed data at least this often (`log.flush.interval.ms`) [default: never by time].
     #[arg(long, env = "HERALD_FLUSH_MS")]
     pub flush_ms: Option<u64>,
+    /// Delay of the first rebalance of an empty classic group
+    /// (`group.initial.rebalance.delay.ms`) [default: 0].
+    #[arg(long, env = "HERALD_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    pub group_initial_rebalance_delay_ms: Option<u64>,
+    /// Smallest session timeout a classic member may ask for (`group.min.session.timeout.ms`) [default: 6000].
+    #[arg(long, env = "HERALD_GROUP_MIN_SESSION_TIMEOUT_MS")]
+    pub group_min_session_timeout_ms: Option<u64>,
+    /// KIP-848 member session timeout (`group.consumer.session.timeout.ms`) [default: 45000].
+    #[arg(long, env = "HERALD_GROUP_CONSUMER_SESSION_TIMEOUT_MS")]
+    pub group_consumer_session_timeout_ms: Option<u64>,
+    /// KIP-848 heartbeat interval (`group.consumer.heartbeat.interval.ms`) [default: 5000].
+    #[arg(long, env = "HERALD_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS")]
+    pub group_consumer_heartbeat_interval_ms: Option<u64>,
+    /// Committed offsets of an empty group expire after this (`offsets.retention.minutes`) [default: 10080].
+    #[arg(long, env = "HERALD_OFFSETS_RETENTION_MINUTES")]
+    pub offsets_retention_minutes: Option<u64>,
 }
 
 impl ServeArgs {
@@ -92,7 +108,12 @@ impl ServeArgs {
             retention_bytes,
             retention_check_interval_ms,
             flush_messages,
-            flush_ms
+            flush_ms,
+            group_initial_rebalance_delay_ms,
+            group_min_session_timeout_ms,
+            group_consumer_session_timeout_ms,
+            group_consumer_heartbeat_interval_ms,
+            offsets_retention_minutes
         );
         Ok(self)
     }
@@ -153,6 +174,30 @@ impl ServeArgs {
         }
         if let Some(v) = a.flush_ms {
             c.log.flush_interval = Some(Duration::from_millis(v));
+        }
+        if let Some(v) = a.group_initial_rebalance_delay_ms {
+            c.group_initial_rebalance_delay = Duration::from_millis(v);
+        }
+        if let Some(v) = a.group_min_session_timeout_ms {
+            c.group_min_session_timeout = Duration::from_millis(v);
+        }
+        if let Some(v) = a.group_consumer_session_timeout_ms {
+            anyhow::ensure!(
+                v >= 1000,
+                "--group-consumer-session-timeout-ms must be at least 1000"
+            );
+            c.group_consumer_session_timeout = Duration::from_millis(v);
+        }
+        if let Some(v) = a.group_consumer_heartbeat_interval_ms {
+            anyhow::ensure!(
+                v >= 100,
+                "--group-consumer-heartbeat-interval-ms must be at least 100"
+            );
+            c.group_consumer_heartbeat_interval = Duration::from_millis(v);
+        }
+        if let Some(v) = a.offsets_retention_minutes {
+            anyhow::ensure!(v >= 1, "--offsets-retention-minutes must be at least 1");
+            c.offsets_retention = Duration::from_secs(v * 60);
         }
         Ok(c)
     }

@@ -30,6 +30,19 @@ const VERSIONS: &[(ApiKey, i16, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 0, 1),
     (ApiKey::DescribeCluster, 0, 0, 1),
     (ApiKey::DescribeLogDirs, 1, 1, 4),
+    (ApiKey::FindCoordinator, 0, 0, 6),
+    (ApiKey::JoinGroup, 0, 0, 9),
+    (ApiKey::SyncGroup, 0, 0, 5),
+    (ApiKey::Heartbeat, 0, 0, 4),
+    (ApiKey::LeaveGroup, 0, 0, 5),
+    (ApiKey::OffsetCommit, 2, 2, 9),
+    (ApiKey::OffsetFetch, 1, 1, 9),
+    (ApiKey::OffsetDelete, 0, 0, 0),
+    (ApiKey::DeleteGroups, 0, 0, 2),
+    (ApiKey::DescribeGroups, 0, 0, 5),
+    (ApiKey::ListGroups, 0, 0, 5),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 0, 0),
 ];
 
 /// The versions Herald decodes for `api_key`, if it serves it at all.

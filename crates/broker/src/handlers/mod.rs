@@ -14,19 +14,32 @@ use crate::server::PendingResponse;
 
 pub mod alter_configs;
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
 
 /// A handler's answer: bytes now (None: no response, acks=0), or later.
 pub enum Reply {
@@ -42,6 +55,8 @@ pub struct Ctx {
     pub version: i16,
     pub correlation_id: i32,
     pub client_id: Option<String>,
+    /// The peer as Kafka shows it in group descriptions ("/127.0.0.1").
+    pub client_host: String,
 }
 
 impl Ctx {
@@ -90,7 +105,11 @@ fn decode<T: Decodable>(buf: &mut Bytes, api_key: i16, version: i16) -> Result<T
     })
 }
 
-pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Reply, ProtocolError> {
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    peer: std::net::SocketAddr,
+) -> Result<Reply, ProtocolError> {
     let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
@@ -118,6 +137,7 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Reply, Proto
         version,
         correlation_id,
         client_id: header.client_id.map(|c| c.to_string()),
+        client_host: format!("/{}", peer.ip()),
     };
     let b = &mut buf;
     match api_key {
@@ -141,8 +161,40 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Reply, Proto
         }
         ApiKey::DescribeCluster => describe_cluster::handle(&ctx, decode(b, raw_key, version)?),
         ApiKey::DescribeLogDirs => describe_log_dirs::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::FindCoordinator => find_coordinator::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::JoinGroup => join_group::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::SyncGroup => sync_group::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::Heartbeat => heartbeat::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::LeaveGroup => leave_group::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::OffsetCommit => offset_commit::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::OffsetFetch => offset_fetch::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::OffsetDelete => offset_delete::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::DeleteGroups => delete_groups::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::DescribeGroups => describe_groups::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::ListGroups => list_groups::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::ConsumerGroupHeartbeat => {
+            consumer_group_heartbeat::handle(&ctx, decode(b, raw_key, version)?)
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            consumer_group_describe::handle(&ctx, decode(b, raw_key, version)?)
+        }
         _ => Err(ProtocolError::UnknownApiKey(raw_key)),
     }
+}
+
+/// Encodes `response` once the group state log is durable (so that an
+/// acknowledged commit or generation survives a crash).
+pub fn reply_when_durable<R>(ctx: &Ctx, response: R) -> Reply
+where
+    R: Encodable + HeaderVersion + Send + 'static,
+{
+    let ctx = ctx.clone();
+    Reply::Later(Box::pin(async move {
+        if let Err(e) = ctx.broker.groups.wait_durable().await {
+            tracing::error!(error = %e, "group state log not durable");
+        }
+        Some(ctx.encode(&response))
+    }))
 }
 
 /// Converts a protocol string to an owned Rust string.

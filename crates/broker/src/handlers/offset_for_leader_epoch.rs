@@ -28,7 +28,7 @@ pub fn handle(ctx: &Ctx, req: OffsetForLeaderEpochRequest) -> Result<Reply, Prot
                     e.error_code = ResponseError::UnknownLeaderEpoch.code()
                 }
                 Some(part) => {
-                    if p.leader_epoch >= 0 && p.leader_epoch <= 0 {
+                    if p.leader_epoch == 0 {
                         match part.log_end_offset() {
                             Ok(end) => {
                                 e.leader_epoch = 0;

@@ -1,0 +1,1235 @@
+//! The group coordinator: classic consumer groups (`group.rs`), KIP-848
+//! consumer groups (`consumer.rs`, with server-side assignors in
+//! `assignor.rs`) and committed offsets, all kept durable in an internal log
+//! (`offset_store.rs`).
+//!
+//! All group state sits behind one mutex, never held across an await. Handlers
+//! call in, get an answer now or a channel answered when the group moves, and
+//! wait for the internal log to be durable before they respond (so an
+//! acknowledged commit or generation survives a crash). A background task
+//! drives the timers (sessions, rebalance and sync timeouts, offset retention,
+//! log compaction).
+
+pub mod assignor;
+pub mod consumer;
+pub mod group;
+pub mod offset_store;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use herald_log::LogError;
+use kafka_protocol::ResponseError;
+use tokio::sync::watch;
+
+use crate::broker::Broker;
+use crate::config::BrokerConfig;
+use crate::partition::Partition;
+use crate::topic_registry::TopicRegistry;
+use consumer::ConsumerGroup;
+use group::{Answer, ClassicGroup, ClassicState, JoinRequest, JoinResult, SyncResult};
+use offset_store::{GROUP_TYPE_CONSUMER, GroupValue, OffsetStore, OffsetValue, Record};
+
+/// How often group timers are checked.
+const TICK: Duration = Duration::from_millis(50);
+/// Empty groups without offsets are forgotten after this long (Kafka's cleanup interval).
+const EMPTY_GROUP_GRACE: Duration = Duration::from_secs(600);
+const CLEANUP_INTERVAL: Duration = Duration::from_secs(60);
+/// Longest group id accepted.
+pub const GROUP_ID_BYTES_MAX: usize = 4096;
+
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    pub session_timeout_min: Duration,
+    pub session_timeout_max: Duration,
+    pub initial_rebalance_delay: Duration,
+    /// Cap on one member's protocol metadata (all protocols) and on one assignment.
+    pub member_metadata_bytes_max: usize,
+    pub members_per_group_max: usize,
+    /// `offset.metadata.max.bytes`.
+    pub offset_metadata_bytes_max: usize,
+    /// `offsets.retention.minutes`.
+    pub offsets_retention: Duration,
+    /// Compact the internal log once it is larger than this (and twice its live size).
+    pub compact_bytes_min: u64,
+    /// `group.consumer.session.timeout.ms` (KIP-848).
+    pub consumer_session_timeout: Duration,
+    /// `group.consumer.heartbeat.interval.ms` (KIP-848).
+    pub consumer_heartbeat_interval: Duration,
+    pub consumer_default_assignor: String,
+}
+
+impl GroupConfig {
+    pub fn from_broker(c: &BrokerConfig) -> GroupConfig {
+        GroupConfig {
+            session_timeout_min: c.group_min_session_timeout,
+            session_timeout_max: c.group_max_session_timeout,
+            initial_rebalance_delay: c.group_initial_rebalance_delay,
+            member_metadata_bytes_max: 1024 * 1024,
+            members_per_group_max: 10_000,
+            offset_metadata_bytes_max: 4096,
+            offsets_retention: c.offsets_retention,
+            compact_bytes_min: c.offsets_compact_bytes,
+            consumer_session_timeout: c.group_consumer_session_timeout,
+            consumer_heartbeat_interval: c.group_consumer_heartbeat_interval,
+            consumer_default_assignor: assignor::UNIFORM.to_string(),
+        }
+    }
+}
+
+pub enum Kind {
+    Classic(ClassicGroup),
+    Consumer(ConsumerGroup),
+}
+
+pub struct Group {
+    pub kind: Kind,
+    pub offsets: BTreeMap<String, BTreeMap<i32, OffsetValue>>,
+}
+
+impl Group {
+    fn has_members(&self) -> bool {
+        match &self.kind {
+            Kind::Classic(g) => !g.is_empty(),
+            Kind::Consumer(g) => !g.members.is_empty(),
+        }
+    }
+    fn state_timestamp_ms(&self) -> i64 {
+        match &self.kind {
+            Kind::Classic(g) => g.state_timestamp_ms,
+            Kind::Consumer(g) => g.state_timestamp_ms,
+        }
+    }
+    fn protocol_type(&self) -> String {
+        match &self.kind {
+            Kind::Classic(g) => g.protocol_type.clone().unwrap_or_default(),
+            Kind::Consumer(_) => "consumer".to_string(),
+        }
+    }
+    fn state_name(&self) -> &'static str {
+        match &self.kind {
+            Kind::Classic(g) => g.state.name(),
+            Kind::Consumer(g) => g.state_name(),
+        }
+    }
+    fn type_name(&self) -> &'static str {
+        match &self.kind {
+            Kind::Classic(_) => "classic",
+            Kind::Consumer(_) => "consumer",
+        }
+    }
+    fn offset_records(&self, group: &str) -> Vec<Record> {
+        let mut out = Vec::new();
+        for (t, ps) in &self.offsets {
+            for (p, v) in ps {
+                out.push(Record::Offset {
+                    group: group.to_string(),
+                    topic: t.clone(),
+                    partition: *p,
+                    value: Some(v.clone()),
+                });
+            }
+        }
+        out
+    }
+}
+
+struct State {
+    groups: HashMap<String, Group>,
+    store: OffsetStore,
+    last_cleanup: Instant,
+}
+
+pub struct GroupCoordinator {
+    state: Mutex<State>,
+    log: Arc<Partition>,
+    pub cfg: GroupConfig,
+}
+
+/// Per topic, (partition, error code) pairs.
+pub type PartitionErrors = Vec<(String, Vec<(i32, i16)>)>;
+
+/// One partition of an OffsetCommit.
+pub struct CommitPartition {
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+pub struct CommitRequest {
+    pub group_id: String,
+    pub generation_or_epoch: i32,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub topics: Vec<(String, Vec<CommitPartition>)>,
+    pub version: i16,
+}
+
+#[derive(Debug, Clone)]
+pub struct FetchedOffset {
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub error: i16,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DescribedMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DescribedGroup {
+    pub error: i16,
+    pub group_id: String,
+    pub state: String,
+    pub protocol_type: String,
+    pub protocol_data: String,
+    pub members: Vec<DescribedMember>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListedGroup {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: String,
+    pub group_type: String,
+}
+
+/// A KIP-848 member as ConsumerGroupDescribe shows it.
+#[derive(Debug, Clone, Default)]
+pub struct DescribedConsumerMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub member_epoch: i32,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_regex: Option<String>,
+    /// (topic id, topic name, partitions)
+    pub assignment: Vec<(uuid::Uuid, String, Vec<i32>)>,
+    pub target_assignment: Vec<(uuid::Uuid, String, Vec<i32>)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DescribedConsumerGroup {
+    pub error: i16,
+    pub error_message: Option<String>,
+    pub group_id: String,
+    pub state: String,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor: String,
+    pub members: Vec<DescribedConsumerMember>,
+}
+
+pub fn valid_group_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= GROUP_ID_BYTES_MAX
+}
+
+/// Whole-name regular expression match (KIP-848 subscribed_topic_regex) over a
+/// small syntax: literals, `.`, classes `[a-z0-9_]` (with `^` negation), `\`
+/// escapes, the quantifiers `*`, `+`, `?`, and top-level `|`. Matching is a
+/// dynamic program, linear in pattern times name length.
+pub fn regex_match(pattern: &str, name: &str) -> bool {
+    let Some(alternatives) = regex_parse(pattern) else {
+        return false;
+    };
+    let text: Vec<char> = name.chars().collect();
+    alternatives.iter().any(|toks| regex_dp(toks, &text))
+}
+
+pub fn regex_valid(pattern: &str) -> bool {
+    regex_parse(pattern).is_some()
+}
+
+#[derive(Debug, Clone)]
+enum Atom {
+    Any,
+    Char(char),
+    Class(bool, Vec<(char, char)>),
+}
+
+impl Atom {
+    fn matches(&self, c: char) -> bool {
+        match self {
+            Atom::Any => true,
+            Atom::Char(x) => *x == c,
+            Atom::Class(neg, ranges) => ranges.iter().any(|(a, b)| *a <= c && c <= *b) != *neg,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Quant {
+    One,
+    Star,
+    Plus,
+    Opt,
+}
+
+fn regex_parse(pattern: &str) -> Option<Vec<Vec<(Atom, Quant)>>> {
+    if pattern.len() > 1024 {
+        return None;
+    }
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut alts = vec![Vec::new()];
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        i += 1;
+        let atom = match c {
+            '|' => {
+                alts.push(Vec::new());
+                continue;
+            }
+            '^' if alts.last().is_some_and(|a| a.is_empty()) => continue,
+            '$' if i == chars.len() || chars[i] == '|' => continue,
+            '.' => Atom::Any,
+            '\\' => {
+                let e = *chars.get(i)?;
+                i += 1;
+                match e {
+                    'd' => Atom::Class(false, vec![('0', '9')]),
+                    'w' => Atom::Class(false, vec![('a', 'z'), ('A', 'Z'), ('0', '9'), ('_', '_')]),
+                    c if c.is_ascii_alphanumeric() => return None,
+                    c => Atom::Char(c),
+                }
+            }
+            '[' => {
+                let mut neg = false;
+                if chars.get(i) == Some(&'^') {
+                    neg = true;
+                    i += 1;
+                }
+                let mut ranges = Vec::new();
+                let mut first = true;
+                loop {
+                    let mut c = *chars.get(i)?;
+                    i += 1;
+                    if c == ']' && !first {
+                        break;
+                    }
+                    first = false;
+                    if c == '\\' {
+                        c = *chars.get(i)?;
+                        i += 1;
+                    }
+                    if chars.get(i) == Some(&'-') && chars.get(i + 1).is_some_and(|n| *n != ']') {
+                        let hi = chars[i + 1];
+                        i += 2;
+                        ranges.push((c, hi));
+                    } else {
+                        ranges.push((c, c));
+                    }
+                }
+                Atom::Class(neg, ranges)
+            }
+            '(' | ')' | '{' | '}' | '*' | '+' | '?' => return None,
+            c => Atom::Char(c),
+        };
+        let q = match chars.get(i) {
+            Some('*') => Quant::Star,
+            Some('+') => Quant::Plus,
+            Some('?') => Quant::Opt,
+            _ => Quant::One,
+        };
+        if q != Quant::One {
+            i += 1;
+        }
+        alts.last_mut()?.push((atom, q));
+    }
+    Some(alts)
+}
+
+fn regex_dp(toks: &[(Atom, Quant)], text: &[char]) -> bool {
+    // reach[j]: the tokens so far can match text[..j].
+    let mut reach = vec![false; text.len() + 1];
+    reach[0] = true;
+    for (atom, q) in toks {
+        let mut next = vec![false; text.len() + 1];
+        for j in 0..=text.len() {
+            if !reach[j] {
+                continue;
+            }
+            match q {
+                Quant::One => {
+                    if j < text.len() && atom.matches(text[j]) {
+                        next[j + 1] = true;
+                    }
+                }
+                Quant::Opt => {
+                    next[j] = true;
+                    if j < text.len() && atom.matches(text[j]) {
+                        next[j + 1] = true;
+                    }
+                }
+                Quant::Star | Quant::Plus => {
+                    if *q == Quant::Star {
+                        next[j] = true;
+                    }
+                    let mut k = j;
+                    while k < text.len() && atom.matches(text[k]) {
+                        k += 1;
+                        if next[k] {
+                            break;
+                        }
+                        next[k] = true;
+                    }
+                }
+            }
+        }
+        reach = next;
+    }
+    reach[text.len()]
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl State {
+    /// Appends what the state machine produced; errors are logged (the
+    /// in-memory state stays authoritative until restart).
+    fn persist(&mut self, records: &[Record]) {
+        if records.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.append(records) {
+            tracing::error!(error = %e, "could not persist group state");
+        }
+    }
+
+    fn snapshot(&self) -> Vec<Record> {
+        let mut out = Vec::new();
+        for (id, g) in &self.groups {
+            match &g.kind {
+                Kind::Classic(c) => {
+                    if c.generation > 0 || c.protocol_type.is_some() {
+                        out.push(c.record());
+                    }
+                }
+                Kind::Consumer(c) => out.push(c.record()),
+            }
+            out.extend(g.offset_records(id));
+        }
+        out
+    }
+}
+
+impl GroupCoordinator {
+    /// Opens the internal log under the data directory and replays it.
+    pub fn open(config: &BrokerConfig) -> anyhow::Result<GroupCoordinator> {
+        let cfg = GroupConfig::from_broker(config);
+        let started = Instant::now();
+        let (store, records) = OffsetStore::open(&config.data_dir, cfg.compact_bytes_min)?;
+        let log = store.partition();
+        let mut offsets: HashMap<String, BTreeMap<String, BTreeMap<i32, OffsetValue>>> =
+            HashMap::new();
+        let mut metas: HashMap<String, Option<GroupValue>> = HashMap::new();
+        let n = records.len();
+        for r in records {
+            match r {
+                Record::Offset {
+                    group,
+                    topic,
+                    partition,
+                    value,
+                } => match value {
+                    Some(v) => {
+                        offsets
+                            .entry(group)
+                            .or_default()
+                            .entry(topic)
+                            .or_default()
+                            .insert(partition, v);
+                    }
+                    None => {
+                        if let Some(g) = offsets.get_mut(&group)
+                            && let Some(t) = g.get_mut(&topic)
+                        {
+                            t.remove(&partition);
+                            if t.is_empty() {
+                                g.remove(&topic);
+                            }
+                        }
+                    }
+                },
+                Record::Group { group, value } => {
+                    if value.is_none() {
+                        offsets.remove(&group);
+                    }
+                    metas.insert(group, value);
+                }
+            }
+        }
+        let now = Instant::now();
+        let mut groups = HashMap::new();
+        let ids: BTreeSet<String> = offsets.keys().chain(metas.keys()).cloned().collect();
+        for id in ids {
+            let offs = offsets.remove(&id).unwrap_or_default();
+            let kind = match metas.get(&id) {
+                Some(Some(v)) if v.group_type == GROUP_TYPE_CONSUMER => {
+                    Kind::Consumer(ConsumerGroup::restore(&id, v))
+                }
+                Some(Some(v)) => Kind::Classic(ClassicGroup::restore(&id, v, now)),
+                Some(None) if offs.is_empty() => continue,
+                _ => Kind::Classic(ClassicGroup::new(&id)),
+            };
+            groups.insert(
+                id,
+                Group {
+                    kind,
+                    offsets: offs,
+                },
+            );
+        }
+        tracing::info!(
+            groups = groups.len(),
+            records = n,
+            log_bytes = store.size_bytes(),
+            ms = started.elapsed().as_millis() as u64,
+            "loaded group state"
+        );
+        Ok(GroupCoordinator {
+            state: Mutex::new(State {
+                groups,
+                store,
+                last_cleanup: Instant::now(),
+            }),
+            log,
+            cfg,
+        })
+    }
+
+    /// The log end offset once every operation that started before now has
+    /// appended its records: wait for it to be durable before answering.
+    pub fn sync_point(&self) -> i64 {
+        let _g = lock(&self.state);
+        self.log.log_end_offset().unwrap_or(0)
+    }
+
+    /// Waits until all group state written so far is on disk.
+    pub async fn wait_durable(&self) -> Result<(), LogError> {
+        let end = self.sync_point();
+        OffsetStore::wait_durable(&self.log, end).await
+    }
+
+    pub fn close(&self) {
+        let st = lock(&self.state);
+        st.store.close();
+    }
+
+    pub fn join(&self, group_id: &str, req: JoinRequest) -> Answer<JoinResult> {
+        use ResponseError as E;
+        let member_id = req.member_id.clone();
+        if !valid_group_id(group_id) {
+            return Answer::Now(JoinResult::error(&member_id, E::InvalidGroupId));
+        }
+        if req.session_timeout < self.cfg.session_timeout_min
+            || req.session_timeout > self.cfg.session_timeout_max
+        {
+            return Answer::Now(JoinResult::error(&member_id, E::InvalidSessionTimeout));
+        }
+        if req.protocol_type.is_empty() || req.protocols.is_empty() {
+            return Answer::Now(JoinResult::error(&member_id, E::InconsistentGroupProtocol));
+        }
+        let meta_bytes: usize = req.protocols.iter().map(|(n, m)| n.len() + m.len()).sum();
+        if meta_bytes > self.cfg.member_metadata_bytes_max {
+            tracing::info!(
+                group = group_id,
+                bytes = meta_bytes,
+                "JoinGroup rejected: member metadata too large"
+            );
+            return Answer::Now(JoinResult::error(&member_id, E::InvalidRequest));
+        }
+        let now = Instant::now();
+        let mut st = lock(&self.state);
+        let mut records = Vec::new();
+        let answer = {
+            let group = match st.groups.get_mut(group_id) {
+                Some(g) => g,
+                None => {
+                    if !member_id.is_empty() {
+                        return Answer::Now(JoinResult::error(&member_id, E::UnknownMemberId));
+                    }
+                    st.groups.entry(group_id.to_string()).or_insert(Group {
+                        kind: Kind::Classic(ClassicGroup::new(group_id)),
+                        offsets: BTreeMap::new(),
+                    })
+                }
+            };
+            if let Kind::Consumer(c) = &group.kind {
+                if !c.members.is_empty() {
+                    return Answer::Now(JoinResult::error(
+                        &member_id,
+                        E::InconsistentGroupProtocol,
+                    ));
+                }
+                tracing::info!(
+                    group = group_id,
+                    "empty consumer group converted to a classic group"
+                );
+                group.kind = Kind::Classic(ClassicGroup::new(group_id));
+            }
+            let Kind::Classic(g) = &mut group.kind else {
+                return Answer::Now(JoinResult::error(&member_id, E::UnknownServerError));
+            };
+            g.join(req, &self.cfg, now, &mut records)
+        };
+        st.persist(&records);
+        answer
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn sync(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> Answer<SyncResult> {
+        if !valid_group_id(group_id) {
+            return Answer::Now(SyncResult::error(ResponseError::InvalidGroupId));
+        }
+        let now = Instant::now();
+        let mut st = lock(&self.state);
+        let mut records = Vec::new();
+        let answer = match st.groups.get_mut(group_id).map(|g| &mut g.kind) {
+            Some(Kind::Classic(g)) => g.sync(
+                member_id,
+                instance_id,
+                generation,
+                protocol_type,
+                protocol_name,
+                assignments,
+                &self.cfg,
+                now,
+                &mut records,
+            ),
+            _ => Answer::Now(SyncResult::error(ResponseError::UnknownMemberId)),
+        };
+        st.persist(&records);
+        answer
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> i16 {
+        if !valid_group_id(group_id) {
+            return ResponseError::InvalidGroupId.code();
+        }
+        let mut st = lock(&self.state);
+        match st.groups.get_mut(group_id).map(|g| &mut g.kind) {
+            Some(Kind::Classic(g)) => {
+                g.heartbeat(member_id, instance_id, generation, Instant::now())
+            }
+            _ => ResponseError::UnknownMemberId.code(),
+        }
+    }
+
+    /// LeaveGroup: per-member error codes, or a group-level error.
+    pub fn leave(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<i16>, i16> {
+        if !valid_group_id(group_id) {
+            return Err(ResponseError::InvalidGroupId.code());
+        }
+        let now = Instant::now();
+        let mut st = lock(&self.state);
+        let mut records = Vec::new();
+        let result = match st.groups.get_mut(group_id).map(|g| &mut g.kind) {
+            Some(Kind::Classic(g)) => Ok(members
+                .iter()
+                .map(|(m, i)| g.leave(m, i.as_deref(), now, &self.cfg, &mut records))
+                .collect()),
+            _ => Err(ResponseError::UnknownMemberId.code()),
+        };
+        st.persist(&records);
+        result
+    }
+
+    /// OffsetCommit: per topic, per partition error codes. The caller waits
+    /// for durability (`wait_durable`) before answering.
+    pub fn commit(
+        &self,
+        req: CommitRequest,
+        topics: &TopicRegistry,
+    ) -> Vec<(String, Vec<(i32, i16)>)> {
+        use ResponseError as E;
+        let all = |code: i16| -> PartitionErrors {
+            req.topics
+                .iter()
+                .map(|(t, ps)| (t.clone(), ps.iter().map(|p| (p.partition, code)).collect()))
+                .collect()
+        };
+        if !valid_group_id(&req.group_id) {
+            return all(E::InvalidGroupId.code());
+        }
+        let mut st = lock(&self.state);
+        let group_error = match st.groups.get(&req.group_id) {
+            None => {
+                if req.generation_or_epoch < 0 {
+                    None
+                } else {
+                    Some(E::IllegalGeneration)
+                }
+            }
+            Some(g) => match &g.kind {
+                Kind::Classic(c) => c.validate_commit(
+                    &req.member_id,
+                    req.instance_id.as_deref(),
+                    req.generation_or_epoch,
+                ),
+                Kind::Consumer(c) => {
+                    if req.generation_or_epoch < 0
+                        && req.member_id.is_empty()
+                        && c.members.is_empty()
+                    {
+                        None
+                    } else if req.version < 9 && !c.members.is_empty() {
+                        Some(E::UnsupportedVersion)
+                    } else {
+                        c.validate_member(&req.member_id, req.generation_or_epoch)
+                    }
+                }
+            },
+        };
+        if let Some(e) = group_error {
+            return all(e.code());
+        }
+        let now_ms = crate::now_ms();
+        let mut records = Vec::new();
+        let mut results = Vec::with_capacity(req.topics.len());
+        let mut accepted: Vec<(String, i32, OffsetValue)> = Vec::new();
+        for (topic, parts) in &req.topics {
+            let count = topics.get(topic).map(|t| t.partition_count());
+            let mut pr = Vec::with_capacity(parts.len());
+            for p in parts {
+                let metadata = p.metadata.clone().unwrap_or_default();
+                let code = if count.is_none_or(|c| p.partition < 0 || p.partition >= c) {
+                    E::UnknownTopicOrPartition.code()
+                } else if metadata.len() > self.cfg.offset_metadata_bytes_max {
+                    E::OffsetMetadataTooLarge.code()
+                } else {
+                    let v = OffsetValue {
+                        offset: p.offset,
+                        leader_epoch: p.leader_epoch,
+                        commit_timestamp_ms: now_ms,
+                        metadata,
+                    };
+                    records.push(Record::Offset {
+                        group: req.group_id.clone(),
+                        topic: topic.clone(),
+                        partition: p.partition,
+                        value: Some(v.clone()),
+                    });
+                    accepted.push((topic.clone(), p.partition, v));
+                    0
+                };
+                pr.push((p.partition, code));
+            }
+            results.push((topic.clone(), pr));
+        }
+        if records.is_empty() {
+            return results;
+        }
+        if let Err(e) = st.store.append(&records) {
+            tracing::error!(error = %e, "offset commit not persisted");
+            let code = crate::error::log_error_code(&e);
+            for (_, pr) in results.iter_mut() {
+                for (_, c) in pr.iter_mut() {
+                    if *c == 0 {
+                        *c = code;
+                    }
+                }
+            }
+            return results;
+        }
+        let group = st
+            .groups
+            .entry(req.group_id.clone())
+            .or_insert_with(|| Group {
+                kind: Kind::Classic(ClassicGroup::new(&req.group_id)),
+                offsets: BTreeMap::new(),
+            });
+        for (t, p, v) in accepted {
+            group.offsets.entry(t).or_default().insert(p, v);
+        }
+        results
+    }
+
+    /// OffsetFetch for one group: group-level error, then per topic offsets.
+    /// `topics` None: every committed offset of the group.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+        member: Option<(String, i32)>,
+    ) -> (i16, Vec<(String, Vec<FetchedOffset>)>) {
+        let st = lock(&self.state);
+        let group = st.groups.get(group_id);
+        if let Some((member_id, epoch)) = &member
+            && let Some(Kind::Consumer(c)) = group.map(|g| &g.kind)
+            && let Some(e) = c.validate_member(member_id, *epoch)
+        {
+            return (e.code(), Vec::new());
+        }
+        let missing = |p: i32| FetchedOffset {
+            partition: p,
+            offset: -1,
+            leader_epoch: -1,
+            metadata: String::new(),
+            error: 0,
+        };
+        let lookup = |t: &str, p: i32| -> FetchedOffset {
+            match group.and_then(|g| g.offsets.get(t)).and_then(|m| m.get(&p)) {
+                Some(v) => FetchedOffset {
+                    partition: p,
+                    offset: v.offset,
+                    leader_epoch: v.leader_epoch,
+                    metadata: v.metadata.clone(),
+                    error: 0,
+                },
+                None => missing(p),
+            }
+        };
+        let out = match topics {
+            Some(ts) => ts
+                .into_iter()
+                .map(|(t, ps)| {
+                    let offs = ps.iter().map(|p| lookup(&t, *p)).collect();
+                    (t, offs)
+                })
+                .collect(),
+            None => group
+                .map(|g| {
+                    g.offsets
+                        .iter()
+                        .map(|(t, ps)| (t.clone(), ps.keys().map(|p| lookup(t, *p)).collect()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        (0, out)
+    }
+
+    /// OffsetDelete: group-level error, or per-partition errors.
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        topics: &[(String, Vec<i32>)],
+    ) -> Result<PartitionErrors, i16> {
+        use ResponseError as E;
+        if !valid_group_id(group_id) {
+            return Err(E::InvalidGroupId.code());
+        }
+        let mut st = lock(&self.state);
+        let Some(group) = st.groups.get_mut(group_id) else {
+            return Err(E::GroupIdNotFound.code());
+        };
+        let subscribed: Option<std::collections::HashSet<String>> = match &group.kind {
+            Kind::Classic(c) => {
+                if c.is_empty() {
+                    None
+                } else if c.protocol_type.as_deref() == Some("consumer") {
+                    c.subscribed_topics()
+                } else {
+                    return Err(E::NonEmptyGroup.code());
+                }
+            }
+            Kind::Consumer(c) => {
+                if c.members.is_empty() {
+                    None
+                } else {
+                    Some(c.subscribed_topic_names().into_iter().collect())
+                }
+            }
+        };
+        let mut records = Vec::new();
+        let mut out = Vec::new();
+        for (t, ps) in topics {
+            let busy = subscribed.as_ref().is_some_and(|s| s.contains(t));
+            let mut pr = Vec::new();
+            for p in ps {
+                if busy {
+                    pr.push((*p, E::GroupSubscribedToTopic.code()));
+                    continue;
+                }
+                if let Some(m) = group.offsets.get_mut(t)
+                    && m.remove(p).is_some()
+                {
+                    records.push(Record::Offset {
+                        group: group_id.to_string(),
+                        topic: t.clone(),
+                        partition: *p,
+                        value: None,
+                    });
+                }
+                pr.push((*p, 0));
+            }
+            if group.offsets.get(t).is_some_and(|m| m.is_empty()) {
+                group.offsets.remove(t);
+            }
+            out.push((t.clone(), pr));
+        }
+        st.persist(&records);
+        Ok(out)
+    }
+
+    pub fn delete_groups(&self, ids: &[String]) -> Vec<i16> {
+        use ResponseError as E;
+        let mut st = lock(&self.state);
+        let mut records = Vec::new();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let code = match st.groups.get(id) {
+                _ if !valid_group_id(id) => E::InvalidGroupId.code(),
+                None => E::GroupIdNotFound.code(),
+                Some(g) if g.has_members() => E::NonEmptyGroup.code(),
+                Some(g) => {
+                    for r in g.offset_records(id) {
+                        if let Record::Offset {
+                            group,
+                            topic,
+                            partition,
+                            ..
+                        } = r
+                        {
+                            records.push(Record::Offset {
+                                group,
+                                topic,
+                                partition,
+                                value: None,
+                            });
+                        }
+                    }
+                    records.push(Record::Group {
+                        group: id.clone(),
+                        value: None,
+                    });
+                    st.groups.remove(id);
+                    tracing::info!(group = %id, "deleted group");
+                    0
+                }
+            };
+            out.push(code);
+        }
+        st.persist(&records);
+        out
+    }
+
+    pub fn describe(&self, ids: &[String]) -> Vec<DescribedGroup> {
+        let st = lock(&self.state);
+        ids.iter()
+            .map(|id| {
+                let dead = DescribedGroup {
+                    group_id: id.clone(),
+                    state: "Dead".to_string(),
+                    ..Default::default()
+                };
+                match st.groups.get(id).map(|g| &g.kind) {
+                    Some(Kind::Classic(g)) => {
+                        let stable = g.state == ClassicState::Stable;
+                        let protocol = g.protocol_name.clone().unwrap_or_default();
+                        DescribedGroup {
+                            error: 0,
+                            group_id: id.clone(),
+                            state: g.state.name().to_string(),
+                            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                            protocol_data: if stable {
+                                protocol.clone()
+                            } else {
+                                String::new()
+                            },
+                            members: g
+                                .members
+                                .values()
+                                .map(|m| DescribedMember {
+                                    member_id: m.member_id.clone(),
+                                    instance_id: m.instance_id.clone(),
+                                    client_id: m.client_id.clone(),
+                                    client_host: m.client_host.clone(),
+                                    metadata: if stable {
+                                        m.protocols
+                                            .iter()
+                                            .find(|(n, _)| *n == protocol)
+                                            .map(|(_, b)| b.clone())
+                                            .unwrap_or_default()
+                                    } else {
+                                        Bytes::new()
+                                    },
+                                    assignment: if stable {
+                                        m.assignment.clone()
+                                    } else {
+                                        Bytes::new()
+                                    },
+                                })
+                                .collect(),
+                        }
+                    }
+                    // Not a classic group: DescribeGroups (v0-5) shows it as Dead.
+                    _ => dead,
+                }
+            })
+            .collect()
+    }
+
+    pub fn list(&self, states: &[String], types: &[String]) -> Vec<ListedGroup> {
+        let st = lock(&self.state);
+        let mut out: Vec<ListedGroup> = st
+            .groups
+            .iter()
+            .filter(|(_, g)| {
+                states.is_empty()
+                    || states
+                        .iter()
+                        .any(|s| s.eq_ignore_ascii_case(g.state_name()))
+            })
+            .filter(|(_, g)| {
+                types.is_empty() || types.iter().any(|t| t.eq_ignore_ascii_case(g.type_name()))
+            })
+            .map(|(id, g)| ListedGroup {
+                group_id: id.clone(),
+                protocol_type: g.protocol_type(),
+                state: g.state_name().to_string(),
+                group_type: g.type_name().to_string(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out
+    }
+
+    pub fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        req: consumer::HeartbeatRequest,
+        topics: &TopicRegistry,
+    ) -> consumer::HeartbeatResult {
+        use ResponseError as E;
+        let now = Instant::now();
+        let mut st = lock(&self.state);
+        let mut records = Vec::new();
+        let result = {
+            let group = match st.groups.get_mut(group_id) {
+                Some(g) => g,
+                None if req.member_epoch == 0 => {
+                    st.groups.entry(group_id.to_string()).or_insert(Group {
+                        kind: Kind::Consumer(ConsumerGroup::new(group_id)),
+                        offsets: BTreeMap::new(),
+                    })
+                }
+                None => {
+                    return consumer::HeartbeatResult::error(
+                        E::UnknownMemberId,
+                        format!("group {group_id} has no member {}", req.member_id),
+                    );
+                }
+            };
+            if let Kind::Classic(c) = &group.kind {
+                if !c.is_empty() {
+                    return consumer::HeartbeatResult::error(
+                        E::GroupIdNotFound,
+                        format!("group {group_id} is not a consumer group"),
+                    );
+                }
+                tracing::info!(
+                    group = group_id,
+                    "empty classic group converted to a consumer group"
+                );
+                group.kind = Kind::Consumer(ConsumerGroup::new(group_id));
+            }
+            let Kind::Consumer(g) = &mut group.kind else {
+                return consumer::HeartbeatResult::error(E::UnknownServerError, "unreachable");
+            };
+            g.heartbeat(req, topics, &self.cfg, now, &mut records)
+        };
+        st.persist(&records);
+        result
+    }
+
+    pub fn consumer_describe(
+        &self,
+        ids: &[String],
+        topics: &TopicRegistry,
+    ) -> Vec<DescribedConsumerGroup> {
+        let st = lock(&self.state);
+        let names: HashMap<uuid::Uuid, String> = topics
+            .list()
+            .iter()
+            .map(|t| (t.id, t.name.clone()))
+            .collect();
+        let render = |a: &assignor::Assignment| -> Vec<(uuid::Uuid, String, Vec<i32>)> {
+            a.iter()
+                .map(|(t, ps)| {
+                    (
+                        *t,
+                        names.get(t).cloned().unwrap_or_default(),
+                        ps.iter().copied().collect(),
+                    )
+                })
+                .collect()
+        };
+        ids.iter()
+            .map(|id| match st.groups.get(id).map(|g| &g.kind) {
+                Some(Kind::Consumer(g)) => DescribedConsumerGroup {
+                    error: 0,
+                    error_message: None,
+                    group_id: id.clone(),
+                    state: g.state_name().to_string(),
+                    group_epoch: g.group_epoch,
+                    assignment_epoch: g.assignment_epoch,
+                    assignor: g.assignor.clone(),
+                    members: g
+                        .members
+                        .values()
+                        .map(|m| DescribedConsumerMember {
+                            member_id: m.member_id.clone(),
+                            instance_id: m.instance_id.clone(),
+                            rack_id: m.rack_id.clone(),
+                            member_epoch: m.epoch,
+                            client_id: m.client_id.clone(),
+                            client_host: m.client_host.clone(),
+                            subscribed_topic_names: m.subscribed_names.clone(),
+                            subscribed_topic_regex: m.regex.clone(),
+                            assignment: render(&m.assigned),
+                            target_assignment: render(
+                                &g.target.get(&m.member_id).cloned().unwrap_or_default(),
+                            ),
+                        })
+                        .collect(),
+                },
+                Some(Kind::Classic(_)) => DescribedConsumerGroup {
+                    error: ResponseError::GroupIdNotFound.code(),
+                    error_message: Some(format!("group {id} is not a consumer group")),
+                    group_id: id.clone(),
+                    ..Default::default()
+                },
+                None => DescribedConsumerGroup {
+                    error: ResponseError::GroupIdNotFound.code(),
+                    error_message: Some(format!("group {id} not found")),
+                    group_id: id.clone(),
+                    ..Default::default()
+                },
+            })
+            .collect()
+    }
+
+    /// One pass of the timers.
+    pub fn tick(&self) {
+        let now = Instant::now();
+        let mut st = lock(&self.state);
+        let mut records = Vec::new();
+        for g in st.groups.values_mut() {
+            match &mut g.kind {
+                Kind::Classic(c) => c.tick(now, &self.cfg, &mut records),
+                Kind::Consumer(c) => c.tick(now, &mut records),
+            }
+        }
+        if now.duration_since(st.last_cleanup) >= CLEANUP_INTERVAL {
+            st.last_cleanup = now;
+            self.cleanup(&mut st, &mut records);
+        }
+        st.persist(&records);
+        if st.store.needs_compaction() {
+            let snapshot = st.snapshot();
+            if let Err(e) = st.store.compact(&snapshot) {
+                tracing::error!(error = %e, "compacting group state log failed");
+            }
+        }
+    }
+
+    /// Offset retention and removal of long-empty groups.
+    fn cleanup(&self, st: &mut State, records: &mut Vec<Record>) {
+        let now_ms = crate::now_ms();
+        let retention = self.cfg.offsets_retention.as_millis() as i64;
+        let mut dead = Vec::new();
+        for (id, g) in st.groups.iter_mut() {
+            if g.has_members() {
+                continue;
+            }
+            let since_empty = g.state_timestamp_ms();
+            let had_protocol = !g.protocol_type().is_empty();
+            for (t, ps) in g.offsets.iter_mut() {
+                ps.retain(|p, v| {
+                    let base = if had_protocol {
+                        since_empty.max(v.commit_timestamp_ms)
+                    } else {
+                        v.commit_timestamp_ms
+                    };
+                    let keep = now_ms - base < retention;
+                    if !keep {
+                        records.push(Record::Offset {
+                            group: id.clone(),
+                            topic: t.clone(),
+                            partition: *p,
+                            value: None,
+                        });
+                    }
+                    keep
+                });
+            }
+            g.offsets.retain(|_, ps| !ps.is_empty());
+            if g.offsets.is_empty() && now_ms - since_empty >= EMPTY_GROUP_GRACE.as_millis() as i64
+            {
+                dead.push(id.clone());
+            }
+        }
+        for id in dead {
+            st.groups.remove(&id);
+            records.push(Record::Group {
+                group: id,
+                value: None,
+            });
+        }
+    }
+}
+
+/// Drives the coordinator's timers until shutdown.
+pub async fn run_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => {}
+            _ = shutdown.changed() => return,
+        }
+        broker.groups.tick();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regex_subset() {
+        assert!(regex_match("foo.*", "foo-bar"));
+        assert!(regex_match("^foo.*$", "foo"));
+        assert!(!regex_match("foo.*", "xfoo"));
+        assert!(regex_match("t[0-9]+|other", "t12"));
+        assert!(regex_match("t[0-9]+|other", "other"));
+        assert!(!regex_match("t[0-9]+", "t"));
+        assert!(regex_match("a\\.b", "a.b"));
+        assert!(!regex_match("a\\.b", "axb"));
+        assert!(!regex_valid("(a)"));
+        assert!(regex_match(&"a*".repeat(100), &"a".repeat(249)));
+    }
+}

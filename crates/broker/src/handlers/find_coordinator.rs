@@ -1,0 +1,51 @@
+//! FindCoordinator (key 10): this single node coordinates every group (key
+//! type 0) and every transactional id (key type 1). v4+ batches keys.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+
+use super::{Ctx, Reply, sb};
+use crate::error::ProtocolError;
+
+const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
+
+pub fn handle(ctx: &Ctx, req: FindCoordinatorRequest) -> Result<Reply, ProtocolError> {
+    let broker = &ctx.broker;
+    let key_type_ok = matches!(req.key_type, KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION);
+    let mut resp = FindCoordinatorResponse::default();
+    if ctx.version >= 4 {
+        resp.coordinators = req
+            .coordinator_keys
+            .iter()
+            .map(|k| {
+                let mut c = Coordinator::default();
+                c.key = k.clone();
+                if key_type_ok {
+                    c.node_id = BrokerId(broker.node_id());
+                    c.host = sb(broker.advertised_host.clone());
+                    c.port = broker.advertised_port;
+                } else {
+                    c.node_id = BrokerId(-1);
+                    c.port = -1;
+                    c.error_code = ResponseError::InvalidRequest.code();
+                    c.error_message = Some(sb(format!("unsupported key type {}", req.key_type)));
+                }
+                c
+            })
+            .collect();
+    } else if key_type_ok {
+        resp.node_id = BrokerId(broker.node_id());
+        resp.host = sb(broker.advertised_host.clone());
+        resp.port = broker.advertised_port;
+    } else {
+        resp.node_id = BrokerId(-1);
+        resp.port = -1;
+        resp.error_code = ResponseError::InvalidRequest.code();
+        if ctx.version >= 1 {
+            resp.error_message = Some(sb(format!("unsupported key type {}", req.key_type)));
+        }
+    }
+    ctx.reply(&resp)
+}

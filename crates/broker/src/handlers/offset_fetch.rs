@@ -1,0 +1,93 @@
+//! OffsetFetch (key 9): committed offsets of one group (v1-7) or several
+//! (v8+); a partition without a committed offset gets offset -1.
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
+
+use super::{Ctx, Reply, s, sb};
+use crate::error::ProtocolError;
+
+pub fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Result<Reply, ProtocolError> {
+    let groups = &ctx.broker.groups;
+    let mut resp = OffsetFetchResponse::default();
+    if ctx.version >= 8 {
+        resp.groups = req
+            .groups
+            .iter()
+            .map(|g| {
+                let topics = g.topics.as_ref().map(|ts| {
+                    ts.iter()
+                        .map(|t| (s(&t.name.0), t.partition_indexes.clone()))
+                        .collect()
+                });
+                let member = match (&g.member_id, ctx.version >= 9) {
+                    (Some(m), true) if !m.is_empty() => Some((s(m), g.member_epoch)),
+                    _ => None,
+                };
+                let (error, offsets) = groups.fetch_offsets(&s(&g.group_id.0), topics, member);
+                let mut rg = OffsetFetchResponseGroup::default();
+                rg.group_id = g.group_id.clone();
+                rg.error_code = error;
+                rg.topics = offsets
+                    .into_iter()
+                    .map(|(name, parts)| {
+                        let mut t = OffsetFetchResponseTopics::default();
+                        t.name = TopicName(sb(name));
+                        t.partitions = parts
+                            .into_iter()
+                            .map(|o| {
+                                let mut p = OffsetFetchResponsePartitions::default();
+                                p.partition_index = o.partition;
+                                p.committed_offset = o.offset;
+                                p.committed_leader_epoch = o.leader_epoch;
+                                p.metadata = Some(sb(o.metadata));
+                                p.error_code = o.error;
+                                p
+                            })
+                            .collect();
+                        t
+                    })
+                    .collect();
+                rg
+            })
+            .collect();
+        return ctx.reply(&resp);
+    }
+    let topics = req.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (s(&t.name.0), t.partition_indexes.clone()))
+            .collect()
+    });
+    let (error, offsets) = groups.fetch_offsets(&s(&req.group_id.0), topics, None);
+    if ctx.version >= 2 {
+        resp.error_code = error;
+    }
+    resp.topics = offsets
+        .into_iter()
+        .map(|(name, parts)| {
+            let mut t = OffsetFetchResponseTopic::default();
+            t.name = TopicName(sb(name));
+            t.partitions = parts
+                .into_iter()
+                .map(|o| {
+                    let mut p = OffsetFetchResponsePartition::default();
+                    p.partition_index = o.partition;
+                    p.committed_offset = o.offset;
+                    p.committed_leader_epoch = o.leader_epoch;
+                    p.metadata = Some(sb(o.metadata));
+                    p.error_code = if ctx.version < 2 && error != 0 {
+                        error
+                    } else {
+                        o.error
+                    };
+                    p
+                })
+                .collect();
+            t
+        })
+        .collect();
+    ctx.reply(&resp)
+}

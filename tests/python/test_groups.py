@@ -1,0 +1,620 @@
+"""Consumer group tests against a real Herald broker with real clients.
+
+Run: HERALD_BIN=target/debug/herald pytest -s tests/python/test_groups.py
+(starts its own broker in a temp dir), or HERALD_BOOTSTRAP=host:port for a
+running broker (tests that restart the broker or need short KIP-848 session
+timeouts are skipped then).
+"""
+
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from herald_proc import HeraldProcess  # noqa: E402
+
+TIMINGS = {}
+
+
+@pytest.fixture(scope="module")
+def broker():
+    binary = os.environ.get("HERALD_BIN")
+    if binary:
+        proc = HeraldProcess(os.path.abspath(binary)).start()
+        yield proc
+        proc.close()
+        return
+    bootstrap = os.environ.get("HERALD_BOOTSTRAP")
+    if not bootstrap:
+        pytest.skip("set HERALD_BIN or HERALD_BOOTSTRAP")
+
+    class External:
+        pass
+
+    ext = External()
+    ext.bootstrap = bootstrap
+    yield ext
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_timings():
+    yield
+    if TIMINGS:
+        print("\nmeasured rebalance times (s): " + json.dumps(TIMINGS, indent=1, sort_keys=True))
+
+
+def own_broker(broker):
+    if not isinstance(broker, HeraldProcess):
+        pytest.skip("needs HERALD_BIN (the test restarts the broker or relies on its timers)")
+
+
+def unique(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def create_topic(bootstrap, partitions=6):
+    name = unique("t")
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(15)
+    return name
+
+
+def produce(bootstrap, topic, count, partitions=6, prefix="m"):
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    values = []
+    for i in range(count):
+        v = f"{prefix}-{i}"
+        p.produce(topic, value=v.encode(), partition=i % partitions)
+        values.append(v)
+    assert p.flush(30) == 0
+    return values
+
+
+def classic_consumer(bootstrap, group, strategy="range", **extra):
+    conf = {
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 500,
+        "partition.assignment.strategy": strategy,
+        "enable.auto.commit": False,
+    }
+    conf.update(extra)
+    return Consumer(conf)
+
+
+def kip848_consumer(bootstrap, group, **extra):
+    conf = {
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "group.protocol": "consumer",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+    }
+    conf.update(extra)
+    return Consumer(conf)
+
+
+def parts(c):
+    return sorted(tp.partition for tp in c.assignment())
+
+
+def drive(consumers, cond, timeout, sink=None):
+    """Polls every consumer until cond() holds; returns the seconds it took."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        for i, c in enumerate(consumers):
+            m = c.poll(0.02)
+            if m is not None and not m.error() and sink is not None:
+                sink.setdefault(i, []).append(m)
+        if cond():
+            return time.time() - t0
+    raise AssertionError(
+        f"condition not reached in {timeout}s; assignments {[parts(c) for c in consumers]}"
+    )
+
+
+def disjoint_cover(consumers, n=6, all_nonempty=True):
+    ps = [parts(c) for c in consumers]
+    flat = [p for x in ps for p in x]
+    return sorted(flat) == list(range(n)) and (not all_nonempty or all(ps))
+
+
+# ---------------------------------------------------------------- rebalancing
+
+
+@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
+def test_three_then_four_members_classic(broker, strategy):
+    topic = create_topic(broker.bootstrap)
+    group = unique("g")
+    cs = [classic_consumer(broker.bootstrap, group, strategy) for _ in range(3)]
+    try:
+        for c in cs:
+            c.subscribe([topic])
+        took = drive(cs, lambda: disjoint_cover(cs), 30)
+        TIMINGS[f"classic {strategy}: join of 3"] = round(took, 2)
+        assert all(len(parts(c)) == 2 for c in cs)
+        c4 = classic_consumer(broker.bootstrap, group, strategy)
+        c4.subscribe([topic])
+        cs.append(c4)
+        took = drive(cs, lambda: disjoint_cover(cs), 30)
+        TIMINGS[f"classic {strategy}: 4th member joins"] = round(took, 2)
+        sizes = sorted(len(parts(c)) for c in cs)
+        assert sizes == [1, 1, 2, 2]
+        # The group is described as Stable with four members.
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        desc = admin.describe_consumer_groups([group])[group].result(10)
+        assert str(desc.state).endswith("STABLE")
+        assert len(desc.members) == 4
+        assert desc.partition_assignor == strategy
+    finally:
+        for c in cs:
+            c.close()
+
+
+def test_three_then_four_members_kip848(broker):
+    topic = create_topic(broker.bootstrap)
+    group = unique("g848")
+    cs = [kip848_consumer(broker.bootstrap, group) for _ in range(3)]
+    try:
+        for c in cs:
+            c.subscribe([topic])
+        took = drive(cs, lambda: disjoint_cover(cs), 40)
+        TIMINGS["kip848 uniform: join of 3"] = round(took, 2)
+        assert sorted(len(parts(c)) for c in cs) == [2, 2, 2]
+        c4 = kip848_consumer(broker.bootstrap, group)
+        c4.subscribe([topic])
+        cs.append(c4)
+        took = drive(cs, lambda: disjoint_cover(cs), 40)
+        TIMINGS["kip848 uniform: 4th member joins"] = round(took, 2)
+        assert sorted(len(parts(c)) for c in cs) == [1, 1, 2, 2]
+    finally:
+        for c in cs:
+            c.close()
+
+
+def test_kip848_range_assignor_and_new_partitions(broker):
+    topic = create_topic(broker.bootstrap, partitions=4)
+    group = unique("g848r")
+    cs = [kip848_consumer(broker.bootstrap, group, **{"group.remote.assignor": "range"}) for _ in range(2)]
+    try:
+        for c in cs:
+            c.subscribe([topic])
+        drive(cs, lambda: disjoint_cover(cs, 4), 40)
+        # Range: consecutive partitions per member.
+        assert sorted(parts(c) for c in cs) == [[0, 1], [2, 3]]
+        # Partitions added later are picked up.
+        from confluent_kafka.admin import NewPartitions
+
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin.create_partitions([NewPartitions(topic, 6)])[topic].result(10)
+        drive(cs, lambda: disjoint_cover(cs, 6), 60)
+    finally:
+        for c in cs:
+            c.close()
+
+
+# ---------------------------------------------------------------- failover
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from confluent_kafka import Consumer
+    bootstrap, group, topic, out, protocol = sys.argv[1:6]
+    conf = {"bootstrap.servers": bootstrap, "group.id": group,
+            "auto.offset.reset": "earliest", "enable.auto.commit": False}
+    if protocol == "consumer":
+        conf["group.protocol"] = "consumer"
+    else:
+        conf.update({"session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
+    c = Consumer(conf)
+    c.subscribe([topic])
+    with open(out, "a") as f:
+        while True:
+            m = c.poll(0.1)
+            if m is None or m.error():
+                continue
+            time.sleep(0.01)  # "processing"
+            f.write(m.value().decode() + "\\n")
+            f.flush()
+            c.commit(message=m, asynchronous=False)
+            print("committed", m.partition(), m.offset(), flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_killed_member_loses_partitions_no_commit_lost(broker, tmp_path, protocol):
+    if protocol == "consumer":
+        own_broker(broker)  # needs the short KIP-848 session timeout
+    topic = create_topic(broker.bootstrap)
+    group = unique("gk")
+    values = produce(broker.bootstrap, topic, 600)
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    out = tmp_path / "child.out"
+    child = subprocess.Popen(
+        [sys.executable, str(script), broker.bootstrap, group, topic, str(out), protocol],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    if protocol == "consumer":
+        me = kip848_consumer(broker.bootstrap, group)
+    else:
+        me = classic_consumer(broker.bootstrap, group)
+    got = []
+    try:
+        me.subscribe([topic])
+
+        def poll_once():
+            m = me.poll(0.05)
+            if m is not None and not m.error():
+                got.append(m.value().decode())
+                me.commit(message=m, asynchronous=False)
+
+        # Wait until the child committed something and both share the partitions.
+        t0 = time.time()
+        committed = 0
+        os.set_blocking(child.stdout.fileno(), False)
+        while time.time() - t0 < 40:
+            poll_once()
+            line = child.stdout.readline()
+            if line.startswith("committed"):
+                committed += 1
+            if committed >= 20 and 0 < len(parts(me)) < 6:
+                break
+        assert committed >= 20 and 0 < len(parts(me)) < 6, parts(me)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        t_kill = time.time()
+        while time.time() - t_kill < 40 and parts(me) != list(range(6)):
+            poll_once()
+        failover = time.time() - t_kill
+        assert parts(me) == list(range(6)), parts(me)
+        TIMINGS[f"{protocol}: failover after SIGKILL"] = round(failover, 2)
+        # Everything gets consumed by someone: nothing the child committed is lost,
+        # and what it processed without committing is delivered again.
+        child_seen = set(out.read_text().split()) if out.exists() else set()
+        t0 = time.time()
+        while time.time() - t0 < 30 and not set(values) <= child_seen | set(got):
+            poll_once()
+        missing = set(values) - (child_seen | set(got))
+        assert not missing, f"{len(missing)} messages lost"
+    finally:
+        if child.poll() is None:
+            child.kill()
+        me.close()
+
+
+# ---------------------------------------------------------------- durability
+
+
+def test_committed_offsets_survive_broker_restart(broker):
+    own_broker(broker)
+    topic = create_topic(broker.bootstrap)
+    group = unique("gr")
+    values = produce(broker.bootstrap, topic, 120)
+    c = classic_consumer(broker.bootstrap, group)
+    c.subscribe([topic])
+    seen = []
+    t0 = time.time()
+    while len(seen) < 60 and time.time() - t0 < 30:
+        m = c.poll(0.1)
+        if m is not None and not m.error():
+            seen.append(m)
+    assert len(seen) >= 60
+    c.commit(asynchronous=False)
+    committed = {tp.partition: tp.offset for tp in c.committed([TopicPartition(topic, p) for p in range(6)], 10)}
+    c.close()
+    assert sum(max(o, 0) for o in committed.values()) == len(seen)
+    # An unclean stop: acknowledged commits must already be on disk.
+    broker.restart(signal.SIGKILL)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    listed = admin.list_consumer_groups().result(10)
+    states = {g.group_id: str(g.state) for g in listed.valid}
+    assert states.get(group, "").endswith("EMPTY"), states
+    desc = admin.describe_consumer_groups([group])[group].result(10)
+    assert str(desc.state).endswith("EMPTY")
+    c2 = classic_consumer(broker.bootstrap, group)
+    after = {tp.partition: tp.offset for tp in c2.committed([TopicPartition(topic, p) for p in range(6)], 10)}
+    assert after == committed
+    c2.subscribe([topic])
+    rest = []
+    t0 = time.time()
+    while len(rest) < 60 and time.time() - t0 < 30:
+        m = c2.poll(0.1)
+        if m is not None and not m.error():
+            rest.append(m)
+    c2.close()
+    # Resumes exactly at the committed offsets: together every message once.
+    all_seen = sorted(m.value().decode() for m in seen + rest)
+    assert all_seen == sorted(values)
+    # A clean restart too.
+    broker.restart(signal.SIGTERM)
+    c3 = classic_consumer(broker.bootstrap, group)
+    again = {tp.partition: tp.offset for tp in c3.committed([TopicPartition(topic, p) for p in range(6)], 10)}
+    c3.close()
+    assert again == committed
+
+
+def test_two_groups_each_receive_every_message(broker):
+    topic = create_topic(broker.bootstrap)
+    values = produce(broker.bootstrap, topic, 200)
+    a = classic_consumer(broker.bootstrap, unique("ga"))
+    b = kip848_consumer(broker.bootstrap, unique("gb"))
+    sink = {}
+    try:
+        a.subscribe([topic])
+        b.subscribe([topic])
+        drive([a, b], lambda: len(sink.get(0, [])) >= 200 and len(sink.get(1, [])) >= 200, 40, sink)
+        for i in (0, 1):
+            assert sorted(m.value().decode() for m in sink[i]) == sorted(values)
+    finally:
+        a.close()
+        b.close()
+
+
+# ---------------------------------------------------------------- static membership
+
+
+def test_static_member_restart_keeps_partitions_without_rebalance(broker):
+    topic = create_topic(broker.bootstrap)
+    group = unique("gs")
+    events = {i: [] for i in range(3)}
+
+    def make(i):
+        c = classic_consumer(broker.bootstrap, group, **{"group.instance.id": f"inst-{i}"})
+        c.subscribe(
+            [topic],
+            on_assign=lambda cons, ps, i=i: events[i].append(("assign", sorted(p.partition for p in ps))),
+            on_revoke=lambda cons, ps, i=i: events[i].append(("revoke", sorted(p.partition for p in ps))),
+        )
+        return c
+
+    cs = [make(i) for i in range(3)]
+    try:
+        drive(cs, lambda: disjoint_cover(cs), 30)
+        drive(cs, lambda: False if time.sleep(0) else True, 1)  # settle
+        before = [parts(c) for c in cs]
+        marks = [len(events[i]) for i in range(3)]
+        # Member 2 goes away without leaving (static members do not send LeaveGroup) ...
+        cs[2].close()
+        events[2].clear()
+        # ... and comes back with the same group.instance.id.
+        t0 = time.time()
+        cs[2] = make(2)
+        drive(cs, lambda: parts(cs[2]) == before[2], 20)
+        TIMINGS["classic static member rejoin"] = round(time.time() - t0, 2)
+        # Let heartbeats run: no rebalance may follow.
+        t1 = time.time()
+        while time.time() - t1 < 3:
+            for c in cs:
+                c.poll(0.05)
+        assert [parts(c) for c in cs] == before
+        for i in (0, 1):
+            assert events[i][marks[i]:] == [], events[i]
+        assert ("revoke", before[0]) not in events[0]
+    finally:
+        for c in cs:
+            c.close()
+
+
+def test_static_member_kip848_rejoin(broker):
+    own_broker(broker)
+    topic = create_topic(broker.bootstrap)
+    group = unique("gs848")
+    cs = [kip848_consumer(broker.bootstrap, group, **{"group.instance.id": f"inst-{i}"}) for i in range(3)]
+    try:
+        for c in cs:
+            c.subscribe([topic])
+        drive(cs, lambda: disjoint_cover(cs), 40)
+        before = [parts(c) for c in cs]
+        cs[2].close()  # static leave (epoch -2): its partitions are kept for it
+        cs[2] = kip848_consumer(broker.bootstrap, group, **{"group.instance.id": "inst-2"})
+        cs[2].subscribe([topic])
+        drive(cs, lambda: parts(cs[2]) == before[2], 30)
+        assert [parts(c) for c in cs] == before
+    finally:
+        for c in cs:
+            c.close()
+
+
+# ---------------------------------------------------------------- kafka-python
+
+
+def test_kafka_python_group_consumer(broker):
+    from kafka import KafkaConsumer, TopicPartition as KTP
+
+    topic = create_topic(broker.bootstrap, partitions=3)
+    values = produce(broker.bootstrap, topic, 90, partitions=3)
+    group = unique("gkp")
+    kc = KafkaConsumer(
+        topic,
+        bootstrap_servers=broker.bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=10000,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=500,
+    )
+    got = []
+    for m in kc:
+        got.append(m.value.decode())
+        if len(got) == len(values):
+            break
+    kc.commit()
+    committed = [kc.committed(KTP(topic, p)) for p in range(3)]
+    kc.close()
+    assert sorted(got) == sorted(values)
+    assert committed == [30, 30, 30]
+    # confluent-kafka sees the same committed offsets.
+    c = classic_consumer(broker.bootstrap, group)
+    offs = c.committed([TopicPartition(topic, p) for p in range(3)], 10)
+    c.close()
+    assert [tp.offset for tp in offs] == [30, 30, 30]
+
+
+# ---------------------------------------------------------------- bad input (raw protocol)
+
+
+def _str(s):
+    if s is None:
+        return struct.pack(">h", -1)
+    b = s.encode()
+    return struct.pack(">h", len(b)) + b
+
+
+def _bytes(b):
+    return struct.pack(">i", len(b)) + b
+
+
+class Raw:
+    def __init__(self, bootstrap):
+        host, port = bootstrap.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=15)
+        self.corr = 0
+
+    def call(self, api_key, version, body):
+        self.corr += 1
+        header = struct.pack(">hhi", api_key, version, self.corr) + _str("raw-test")
+        frame = header + body
+        self.sock.sendall(struct.pack(">i", len(frame)) + frame)
+        size = struct.unpack(">i", self._read(4))[0]
+        data = self._read(size)
+        assert struct.unpack(">i", data[:4])[0] == self.corr
+        return data[4:]
+
+    def _read(self, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("closed")
+            buf += chunk
+        return buf
+
+    def close(self):
+        self.sock.close()
+
+
+def _read_str(data, pos):
+    n = struct.unpack(">h", data[pos:pos + 2])[0]
+    pos += 2
+    if n < 0:
+        return None, pos
+    return data[pos:pos + n].decode(), pos + n
+
+
+def join_v0(raw, group, member_id="", metadata=b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", session=6000):
+    body = _str(group) + struct.pack(">i", session) + _str(member_id) + _str("consumer")
+    body += struct.pack(">i", 1) + _str("range") + _bytes(metadata)
+    data = raw.call(11, 0, body)
+    err, gen = struct.unpack(">hi", data[:6])
+    proto, pos = _read_str(data, 6)
+    leader, pos = _read_str(data, pos)
+    member, pos = _read_str(data, pos)
+    return err, gen, leader, member
+
+
+def test_bad_input_error_codes(broker):
+    group = unique("gbad")
+    raw = Raw(broker.bootstrap)
+    try:
+        # Heartbeat / SyncGroup / LeaveGroup of an unknown member: UNKNOWN_MEMBER_ID (25).
+        hb = lambda g, gen, m: struct.unpack(">h", raw.call(12, 0, _str(g) + struct.pack(">i", gen) + _str(m))[:2])[0]  # noqa: E731
+        assert hb(group, 1, "nobody") == 25
+        err, gen, leader, me = join_v0(raw, group)
+        assert err == 0 and gen >= 1 and leader == me
+        sync = raw.call(14, 0, _str(group) + struct.pack(">i", gen) + _str(me) + struct.pack(">i", 1) + _str(me) + _bytes(b"\x00\x00\x00\x00\x00\x00\x00\x00"))
+        assert struct.unpack(">h", sync[:2])[0] == 0
+        assert hb(group, gen, me) == 0
+        assert hb(group, gen + 7, me) == 22  # ILLEGAL_GENERATION
+        assert hb(group, gen, "nobody") == 25
+        sync = raw.call(14, 0, _str(group) + struct.pack(">i", gen) + _str("nobody") + struct.pack(">i", 0))
+        assert struct.unpack(">h", sync[:2])[0] == 25
+        # OffsetCommit v2 with a stale generation: ILLEGAL_GENERATION for each partition.
+        topic = create_topic(broker.bootstrap, partitions=1)
+        body = _str(group) + struct.pack(">i", gen + 3) + _str(me) + struct.pack(">q", -1)
+        body += struct.pack(">i", 1) + _str(topic) + struct.pack(">i", 1) + struct.pack(">iq", 0, 5) + _str("")
+        resp = raw.call(8, 2, body)
+        assert resp[-2:] == struct.pack(">h", 22)
+        # A simple (generation -1, no member) commit to a non-empty group: UNKNOWN_MEMBER_ID.
+        body = _str(group) + struct.pack(">i", -1) + _str("") + struct.pack(">q", -1)
+        body += struct.pack(">i", 1) + _str(topic) + struct.pack(">i", 1) + struct.pack(">iq", 0, 5) + _str("")
+        assert raw.call(8, 2, body)[-2:] == struct.pack(">h", 25)
+        # JoinGroup v4 with no member id: MEMBER_ID_REQUIRED (79) and an id to use.
+        body = _str(group) + struct.pack(">ii", 6000, 6000) + _str("") + _str("consumer")
+        body += struct.pack(">i", 1) + _str("range") + _bytes(b"\x00" * 10)
+        data = raw.call(11, 4, body)
+        err = struct.unpack(">h", data[4:6])[0]
+        assert err == 79
+        # Session timeout out of range: INVALID_SESSION_TIMEOUT (26).
+        assert join_v0(raw, unique("gbad"), session=10)[0] == 26
+        # Oversized member metadata (2 MiB): INVALID_REQUEST (42), broker stays up.
+        assert join_v0(raw, unique("gbad"), metadata=b"x" * (2 * 1024 * 1024))[0] == 42
+        # Static membership fencing: JoinGroup v5 with a known instance id and another member id.
+        sg = unique("gstatic")
+
+        def join_v5(member, instance):
+            body = _str(sg) + struct.pack(">ii", 6000, 6000) + _str(member) + _str(instance) + _str("consumer")
+            body += struct.pack(">i", 1) + _str("range") + _bytes(b"\x00" * 10)
+            data = raw.call(11, 5, body)
+            return struct.unpack(">h", data[4:6])[0]
+
+        assert join_v5("", "inst-a") == 0
+        assert join_v5("someone-else", "inst-a") == 82  # FENCED_INSTANCE_ID
+        # LeaveGroup of an unknown member.
+        assert struct.unpack(">h", raw.call(13, 0, _str(group) + _str("nobody"))[:2])[0] == 25
+        # DeleteGroups of a non-empty group: NON_EMPTY_GROUP (68); unknown: GROUP_ID_NOT_FOUND (69).
+        data = raw.call(42, 0, struct.pack(">i", 2) + _str(group) + _str(unique("none")))
+        codes = [struct.unpack(">h", data[i:i + 2])[0] for i in (4 + 4 + 2 + len(group), 4 + 4 + 2 + len(group) + 2 + 2 + 13)]
+        assert codes == [68, 69]
+    finally:
+        raw.close()
+    # Garbage: a truncated JoinGroup body closes that connection only.
+    raw = Raw(broker.bootstrap)
+    try:
+        with pytest.raises((ConnectionError, OSError, struct.error, AssertionError)):
+            raw.call(11, 5, _str(group) + struct.pack(">i", 6000))
+    finally:
+        raw.close()
+    # A huge array count is rejected without allocation or panic.
+    raw = Raw(broker.bootstrap)
+    try:
+        with pytest.raises((ConnectionError, OSError, struct.error, AssertionError)):
+            raw.call(42, 0, struct.pack(">i", 0x7FFFFFFF))
+    finally:
+        raw.close()
+    raw = Raw(broker.bootstrap)
+    try:
+        assert join_v0(raw, unique("gbad"))[0] == 0  # still serving
+    finally:
+        raw.close()
+
+
+def test_kcat_group_consumer(broker):
+    """librdkafka 2.0 (Debian's kcat) as a balanced consumer."""
+    import shutil
+
+    if shutil.which("kcat") is None:
+        pytest.skip("kcat not installed")
+    topic = create_topic(broker.bootstrap, partitions=2)
+    values = produce(broker.bootstrap, topic, 20, partitions=2)
+    out = subprocess.run(
+        ["kcat", "-b", broker.bootstrap, "-G", unique("gkcat"), "-o", "beginning", "-e",
+         "-X", "session.timeout.ms=6000", "-f", "%s\\n", topic],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert sorted(out.stdout.split()) == sorted(values), out.stderr[-2000:]
