@@ -36,3 +36,8 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The guide in `docs/events.md`, compiled and run as a doc test.
+#[doc = include_str!("../../../docs/events.md")]
+#[cfg(doctest)]
+pub struct EventsGuide;

@@ -14,6 +14,9 @@ pub mod headers {
     pub const FAILED_AT: &str = "herald.failed.at";
     /// Epoch ms before which a retry-topic record must not be handled.
     pub const NOT_BEFORE: &str = "herald.retry.not.before";
+    /// The consumer group whose handler failed. Retry topics are shared by all
+    /// groups of a topic; each group's retry consumers take only their own records.
+    pub const GROUP: &str = "herald.group";
 
     pub const ALL: &[&str] = &[
         ORIGINAL_TOPIC,
@@ -23,6 +26,7 @@ pub mod headers {
         ERROR,
         FAILED_AT,
         NOT_BEFORE,
+        GROUP,
     ];
 }
 

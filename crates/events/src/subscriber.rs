@@ -325,9 +325,14 @@ impl Inner {
                 }
             };
             if level > 0 {
+                let headers = collect_headers(&msg);
+                if header_str(&headers, h::GROUP).as_deref() != Some(self.group.as_str()) {
+                    // Another group's retry: not ours to handle.
+                    let _ = consumer.store_offset_from_message(&msg);
+                    continue;
+                }
                 // Wait until the retry is due; records of one retry topic share one
                 // delay, so the head is always the first due.
-                let headers = collect_headers(&msg);
                 if let Some(due) =
                     header_str(&headers, h::NOT_BEFORE).and_then(|v| v.parse::<i64>().ok())
                 {
@@ -480,6 +485,7 @@ impl Inner {
         out.push((h::ATTEMPTS.into(), attempts.to_string().into_bytes()));
         out.push((h::ERROR.into(), error.as_bytes().to_vec()));
         out.push((h::FAILED_AT.into(), event::now_rfc3339().into_bytes()));
+        out.push((h::GROUP.into(), self.group.clone().into_bytes()));
         out
     }
 

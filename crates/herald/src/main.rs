@@ -39,6 +39,15 @@ enum Command {
     /// Benchmarks: produce, consume, end-to-end, and the null broker.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
+    /// Event SDK tools.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Move the records of `<topic>.dlq` back to their original topic.
+    ReplayDlq { topic: String },
 }
 
 #[derive(Subcommand)]
@@ -78,6 +87,17 @@ fn client_command(common: &cli::Common, command: Command) -> anyhow::Result<()> 
             }
             Command::Cluster(ClusterCommand::Info) => cli::cluster::info(common),
             Command::Bench(c) => cli::bench::run(common, c).await,
+            Command::Events(EventsCommand::ReplayDlq { topic }) => {
+                cli::metadata(&common.query_consumer(None)?, None, &common.brokers)?;
+                let n = herald_events::dead_letter::replay_dead_letters(&common.brokers, &topic)
+                    .await?;
+                if common.json() {
+                    cli::print_json(&serde_json::json!({"topic": topic, "replayed": n}));
+                } else {
+                    println!("replayed {n} records from {topic}.dlq");
+                }
+                Ok(())
+            }
         }
     })
 }
