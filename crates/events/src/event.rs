@@ -128,12 +128,15 @@ pub(crate) fn decode(
     })
 }
 
-/// Encodes an event: (value, headers).
+/// An encoded event: record value, headers, and the event id.
+pub(crate) type Encoded = (Vec<u8>, Vec<(String, String)>, String);
+
+/// Encodes an event.
 pub(crate) fn encode<E: Event>(
     event: &E,
     source: &str,
     encoding: Encoding,
-) -> serde_json::Result<(Vec<u8>, Vec<(String, String)>, String)> {
+) -> serde_json::Result<Encoded> {
     let event_id = uuid::Uuid::now_v7().to_string();
     let timestamp = now_rfc3339();
     match encoding {

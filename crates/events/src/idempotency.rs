@@ -6,10 +6,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Ids with the time they were seen, and the same in arrival order for expiry.
+type Seen = (HashMap<String, Instant>, VecDeque<(Instant, String)>);
+
 pub struct Deduplicator {
     window: Duration,
     capacity: usize,
-    inner: Mutex<(HashMap<String, Instant>, VecDeque<(Instant, String)>)>,
+    inner: Mutex<Seen>,
 }
 
 impl Deduplicator {

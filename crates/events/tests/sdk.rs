@@ -277,11 +277,10 @@ async fn a_failing_event_is_retried_without_blocking_other_keys() {
     assert_eq!(m.dead_lettered, 0);
 }
 
-fn read_all(
-    addr: &str,
-    topic: &str,
-    expect: usize,
-) -> Vec<(Option<Vec<u8>>, HashMap<String, String>)> {
+/// A record's value and headers.
+type Record = (Option<Vec<u8>>, HashMap<String, String>);
+
+fn read_all(addr: &str, topic: &str, expect: usize) -> Vec<Record> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", addr)
         .set("group.id", "reader")

@@ -155,7 +155,7 @@ fn malformed_frames_close_the_connection_and_the_broker_survives() {
         let mut s = connect(&b);
         let len = 10 + (i * 7) % 300;
         let mut f = BytesMut::new();
-        f.put_i32(len as i32);
+        f.put_i32(len);
         f.put_i16((i % 70) as i16);
         f.put_i16((i % 14) as i16);
         for _ in 0..len - 4 {

@@ -61,7 +61,7 @@ async fn acknowledged_messages_survive_kill_9_exactly_once_in_order() {
                     }
                     Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
                 }
-                if i % 200 == 0 {
+                if i.is_multiple_of(200) {
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
             }

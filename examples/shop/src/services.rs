@@ -90,7 +90,7 @@ fn make_order(n: u32) -> OrderPlaced {
         qty: 1 + n % 3,
         price_cents: SKUS[(n % 4) as usize].1,
     }];
-    if n % 10 == 0 {
+    if n.is_multiple_of(10) {
         items.push(Item {
             sku: "signed-vinyl".into(),
             qty: 1,

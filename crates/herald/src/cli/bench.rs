@@ -109,7 +109,7 @@ impl Stats {
             .fetch_add(payload.len() as u64, Ordering::Relaxed);
         // Sample one message in LATENCY_SAMPLE: reading the clock for every message
         // costs the load generator ~10% of its throughput.
-        if n % LATENCY_SAMPLE == 0 && payload.len() >= 8 {
+        if n.is_multiple_of(LATENCY_SAMPLE) && payload.len() >= 8 {
             let mut ts = [0u8; 8];
             ts.copy_from_slice(&payload[..8]);
             let sent = u64::from_le_bytes(ts);
@@ -228,7 +228,8 @@ fn run_producers(
             let started = Instant::now();
             let mut sent = 0u64;
             loop {
-                if (sent % CLOCK_EVERY == 0 && deadline.is_some_and(|d| Instant::now() >= d))
+                if (sent.is_multiple_of(CLOCK_EVERY)
+                    && deadline.is_some_and(|d| Instant::now() >= d))
                     || stop.load(Ordering::Relaxed)
                 {
                     break;
@@ -243,7 +244,7 @@ fn run_producers(
                         std::thread::sleep(due - now);
                     }
                 }
-                if sent % CLOCK_EVERY == 0 || per_thread_rate > 0.0 {
+                if sent.is_multiple_of(CLOCK_EVERY) || per_thread_rate > 0.0 {
                     payload[..8].copy_from_slice(&stats.now_ns().to_le_bytes());
                 }
                 let mut record: BaseRecord<'_, (), [u8]> =

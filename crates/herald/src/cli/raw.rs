@@ -92,6 +92,6 @@ impl RawClient {
                 bail!("unexpected tagged fields in response header");
             }
         }
-        Ok(Resp::decode(&mut buf, version)?)
+        Resp::decode(&mut buf, version)
     }
 }

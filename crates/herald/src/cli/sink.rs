@@ -109,8 +109,7 @@ async fn serve(sink: Arc<Sink>, stream: TcpStream) {
             }
         }
     });
-    loop {
-        let Ok(size) = rd.read_i32().await else { break };
+    while let Ok(size) = rd.read_i32().await {
         if size < 10 || size as usize > FRAME_BYTES_MAX {
             break;
         }
