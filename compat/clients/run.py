@@ -101,12 +101,24 @@ def as_root(cmd):
     return cmd if os.geteuid() == 0 else ["sudo"] + cmd
 
 
-def ensure_kcat():
-    if shutil.which("kcat"):
-        return
+_apt_updated = False
+
+
+def apt_install(*packages):
+    """Installs Debian packages (the machine's tools: kcat, npm, a JDK, python3-venv)."""
+    global _apt_updated
+    if not shutil.which("apt-get"):
+        raise RuntimeError(f"missing {' '.join(packages)} and no apt-get to install them")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    sh(as_root(["apt-get", "update", "-qq"]), env=env)
-    sh(as_root(["apt-get", "install", "-y", "-qq", "kcat"]), env=env)
+    if not _apt_updated:
+        sh(as_root(["apt-get", "update", "-qq"]), env=env)
+        _apt_updated = True
+    sh(as_root(["apt-get", "install", "-y", "-qq", *packages]), env=env)
+
+
+def ensure_kcat():
+    if not shutil.which("kcat"):
+        apt_install("kcat")
 
 
 def venv_python():
@@ -120,7 +132,12 @@ def ensure_venv():
     if stamp.exists() and stamp.read_text() == want and venv_python().exists():
         return
     if not venv_python().exists():
-        sh([sys.executable, "-m", "venv", VENV])
+        try:
+            sh([sys.executable, "-m", "venv", VENV])
+        except subprocess.CalledProcessError:
+            shutil.rmtree(VENV, ignore_errors=True)
+            apt_install("python3-venv")  # Debian splits venv (and its pip) out of python3
+            sh([sys.executable, "-m", "venv", VENV])
     sh([venv_python(), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", req])
     stamp.write_text(want)
 
@@ -130,8 +147,10 @@ def ensure_npm():
     want = sha(JS_DIR / "package.json", JS_DIR / "package-lock.json")
     if stamp.exists() and stamp.read_text() == want:
         return
-    if not shutil.which("npm"):
-        raise RuntimeError("npm is not installed (Debian: apt-get install nodejs npm)")
+    if not shutil.which("node"):
+        apt_install("nodejs", "npm")
+    elif not shutil.which("npm"):
+        apt_install("npm")
     # The lz4 codec is a native addon that npm builds with node-gyp (needs make and g++).
     sh(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=JS_DIR)
     stamp.write_text(want)
@@ -142,9 +161,8 @@ def java_classpath():
 
 
 def ensure_java():
-    for tool in ("java", "javac"):
-        if not shutil.which(tool):
-            raise RuntimeError(f"{tool} is not installed (Debian: apt-get install openjdk-17-jdk-headless)")
+    if not (shutil.which("java") and shutil.which("javac")):
+        apt_install("openjdk-17-jdk-headless")
     libs = JAVA_DIR / "libs"
     have = {re.sub(r"-[\d.]+(-\d+)?\.jar$", "", p.name) for p in libs.glob("*.jar")} if libs.exists() else set()
     if not set(JARS) <= have:
@@ -502,8 +520,8 @@ def main():
     fails = [(r["client"], n) for r in results for n, _ in SCENARIOS if r["scenarios"][n]["status"] == "fail"]
     xfails = sum(1 for r in results for n, _ in SCENARIOS if r["scenarios"][n]["status"] == "xfail")
     passes = sum(1 for r in results for n, _ in SCENARIOS if r["scenarios"][n]["status"] == "pass")
-    log(f"\n{passes} passed, {len(fails)} failed, {xfails} expected failures in {elapsed:.0f}s"
-        f" (results: {outdir.relative_to(ROOT)}, matrix: {DOC.relative_to(ROOT)})")
+    where = f"results: {outdir.relative_to(ROOT)}" + ("" if args.no_doc else f", matrix: {DOC.relative_to(ROOT)}")
+    log(f"\n{passes} passed, {len(fails)} failed, {xfails} expected failures in {elapsed:.0f}s ({where})")
     for c, n in fails:
         log(f"  FAIL {c} {n}: {next(r for r in results if r['client'] == c)['scenarios'][n]['reason']}")
     return 1 if fails or any(r.get("error") for r in results) else 0
