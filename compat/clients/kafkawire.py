@@ -1,0 +1,150 @@
+"""A few raw Kafka requests, standard library only, for the driver's own checks.
+
+The driver uses these to see what the broker advertises (ApiVersions v0) and
+what a client really put on the wire (Fetch v4: the attributes, producer id and
+sequence of each stored record batch), independently of the client under test.
+A client that silently falls back to uncompressed batches, or that claims
+idempotence without an InitProducerId, is caught here.
+
+Layouts follow Kafka's message specs (ApiVersionsRequest/Response v0,
+FetchRequest/Response v4) and the record batch format v2 (magic 2).
+"""
+
+import socket
+import struct
+
+CODECS = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
+
+API_NAMES = {
+    0: "Produce", 1: "Fetch", 2: "ListOffsets", 3: "Metadata", 8: "OffsetCommit",
+    9: "OffsetFetch", 10: "FindCoordinator", 11: "JoinGroup", 12: "Heartbeat",
+    13: "LeaveGroup", 14: "SyncGroup", 15: "DescribeGroups", 16: "ListGroups",
+    17: "SaslHandshake", 18: "ApiVersions", 19: "CreateTopics", 20: "DeleteTopics",
+    21: "DeleteRecords", 22: "InitProducerId", 23: "OffsetForLeaderEpoch",
+    24: "AddPartitionsToTxn", 25: "AddOffsetsToTxn", 26: "EndTxn", 28: "TxnOffsetCommit",
+    32: "DescribeConfigs", 33: "AlterConfigs", 35: "DescribeLogDirs", 37: "CreatePartitions",
+    42: "DeleteGroups", 44: "IncrementalAlterConfigs", 47: "OffsetDelete",
+    60: "DescribeCluster", 68: "ConsumerGroupHeartbeat", 69: "ConsumerGroupDescribe",
+    75: "DescribeTopicPartitions",
+}
+
+
+def _str(s):
+    b = s.encode()
+    return struct.pack(">h", len(b)) + b
+
+
+class Conn:
+    def __init__(self, host, port, timeout=5.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.corr = 0
+
+    def close(self):
+        self.sock.close()
+
+    def _recv_exact(self, n):
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("broker closed the connection")
+            buf += chunk
+        return bytes(buf)
+
+    def request(self, api_key, version, body, client_id="herald-compat-driver"):
+        self.corr += 1
+        header = struct.pack(">hhi", api_key, version, self.corr) + _str(client_id)
+        frame = header + body
+        self.sock.sendall(struct.pack(">i", len(frame)) + frame)
+        size = struct.unpack(">i", self._recv_exact(4))[0]
+        resp = self._recv_exact(size)
+        corr = struct.unpack(">i", resp[:4])[0]
+        if corr != self.corr:
+            raise ValueError(f"correlation id {corr} != {self.corr}")
+        return resp[4:]
+
+
+def api_versions(bootstrap):
+    """{api_key: (min, max)} advertised by the broker (ApiVersions v0)."""
+    host, port = bootstrap.rsplit(":", 1)
+    c = Conn(host, int(port))
+    try:
+        r = c.request(18, 0, b"")
+    finally:
+        c.close()
+    err, n = struct.unpack(">hi", r[:6])
+    if err:
+        raise ValueError(f"ApiVersions error {err}")
+    out, pos = {}, 6
+    for _ in range(n):
+        k, lo, hi = struct.unpack(">hhh", r[pos:pos + 6])
+        out[k] = (lo, hi)
+        pos += 6
+    return out
+
+
+def parse_batches(records):
+    """Yields dicts describing each record batch (magic 2) in a records blob."""
+    pos = 0
+    while pos + 61 <= len(records):
+        base_offset, length = struct.unpack(">qi", records[pos:pos + 12])
+        if pos + 12 + length > len(records):
+            break  # a partial batch at the end of a fetch
+        magic = records[pos + 16]
+        attrs = struct.unpack(">h", records[pos + 21:pos + 23])[0]
+        last_delta = struct.unpack(">i", records[pos + 23:pos + 27])[0]
+        base_ts, max_ts, pid, epoch, base_seq, count = struct.unpack(
+            ">qqqhii", records[pos + 27:pos + 61])
+        yield {
+            "base_offset": base_offset, "last_offset": base_offset + last_delta,
+            "magic": magic, "codec": CODECS.get(attrs & 7, f"?{attrs & 7}"),
+            "timestamp_type": "log_append" if attrs & 8 else "create",
+            "transactional": bool(attrs & 16), "control": bool(attrs & 32),
+            "producer_id": pid, "producer_epoch": epoch, "base_sequence": base_seq,
+            "count": count, "base_timestamp": base_ts, "max_timestamp": max_ts,
+        }
+        pos += 12 + length
+
+
+def fetch_batches(bootstrap, topic, partition=0, max_batches=10000):
+    """Every batch of one partition, read with Fetch v4 from offset 0."""
+    host, port = bootstrap.rsplit(":", 1)
+    c = Conn(host, int(port))
+    batches, offset = [], 0
+    try:
+        for _ in range(1000):
+            body = struct.pack(">iiiib", -1, 0, 1, 8 << 20, 0)
+            body += struct.pack(">i", 1) + _str(topic)
+            body += struct.pack(">i", 1) + struct.pack(">iqi", partition, offset, 8 << 20)
+            r = c.request(1, 4, body)
+            pos = 4  # throttle
+            ntopics = struct.unpack(">i", r[pos:pos + 4])[0]
+            pos += 4
+            got = []
+            for _ in range(ntopics):
+                tl = struct.unpack(">h", r[pos:pos + 2])[0]
+                pos += 2 + tl
+                nparts = struct.unpack(">i", r[pos:pos + 4])[0]
+                pos += 4
+                for _ in range(nparts):
+                    _p, err, hw, _lso = struct.unpack(">ihqq", r[pos:pos + 22])
+                    pos += 22
+                    naborted = struct.unpack(">i", r[pos:pos + 4])[0]
+                    pos += 4 + max(naborted, 0) * 16
+                    rl = struct.unpack(">i", r[pos:pos + 4])[0]
+                    pos += 4
+                    recs = r[pos:pos + max(rl, 0)]
+                    pos += max(rl, 0)
+                    if err:
+                        raise ValueError(f"Fetch v4 error code {err} for {topic}-{partition}")
+                    got = list(parse_batches(recs))
+            got = [b for b in got if b["last_offset"] >= offset]
+            if not got:
+                return batches
+            batches.extend(got)
+            offset = got[-1]["last_offset"] + 1
+            if len(batches) >= max_batches or offset >= hw:
+                return batches
+    finally:
+        c.close()
+    return batches

@@ -1,0 +1,158 @@
+"""Shared scaffolding of the Python-driven suites (confluent-kafka, kafka-python,
+aiokafka, kcat).
+
+A suite is a list of scenarios; each runs under a deadline and is recorded as
+pass, fail (with a one-line reason) or n/a. A scenario marks the part of its
+work that needs a broker feature (`with suite.needs("group-coordinator")`): a
+failure there carries that tag, and the driver tells an expected failure (the
+broker does not advertise the feature yet) from a real one. Results are
+rewritten to $RESULT_FILE after every scenario, so a suite killed by the
+driver's timeout still leaves what it finished.
+"""
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+import uuid
+
+# The scenarios every suite reports, in matrix order (see compat/clients/README.md).
+SCENARIOS = [
+    "admin_topics", "describe_configs", "produce_keys_headers",
+    "compression_gzip", "compression_snappy", "compression_lz4", "compression_zstd",
+    "consume_beginning", "consume_timestamp", "idempotent_produce",
+    "group_commit_resume", "group_consumer_protocol",
+]
+
+
+class ScenarioTimeout(Exception):
+    pass
+
+
+class Check(Exception):
+    """A failed expectation; its message is the scenario's reason."""
+
+
+def expect(cond, msg):
+    if not cond:
+        raise Check(msg)
+
+
+class Suite:
+    def __init__(self, client, version, details=""):
+        self.bootstrap = os.environ["HERALD_BOOTSTRAP"]
+        self.out = os.environ.get("RESULT_FILE")
+        self.data = {"client": client, "version": version, "details": details,
+                     "scenarios": {}}
+        self._needs = None
+        self._verify = None
+        self.run_id = uuid.uuid4().hex[:6]
+
+    def topic(self, scenario):
+        return f"{scenario.replace('_', '-')}-{self.run_id}"
+
+    @contextlib.contextmanager
+    def needs(self, feature):
+        """Tags a failure inside the block as needing `feature` of the broker."""
+        try:
+            yield
+        except BaseException:
+            self._needs = self._needs or feature
+            raise
+
+    def verify(self, **kw):
+        """Asks the driver to check the stored batches of a topic (codec, producer id).
+
+        `needs=FEATURE` tags a failed wire check as depending on a broker feature.
+        """
+        self._verify = kw
+
+    def _save(self):
+        if self.out:
+            tmp = self.out + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(self.data, f, indent=1)
+            os.replace(tmp, self.out)
+
+    def na(self, name, reason):
+        self.data["scenarios"][name] = {"status": "n/a", "reason": reason}
+        self._save()
+
+    def run(self, name, fn, timeout=30):
+        self._needs, self._verify = None, None
+        t0 = time.monotonic()
+
+        def on_alarm(_sig, _frame):
+            raise ScenarioTimeout(f"scenario timed out after {timeout}s")
+
+        old = signal.signal(signal.SIGALRM, on_alarm)
+        signal.alarm(timeout)
+        res = {}
+        try:
+            note = fn()
+            res = {"status": "pass", "reason": note or ""}
+        except BaseException as e:  # noqa: BLE001 - everything is a scenario result
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            reason = str(e) if isinstance(e, Check) else f"{type(e).__name__}: {e}"
+            res = {"status": "fail", "reason": reason.strip().splitlines()[0][:400] if reason.strip() else type(e).__name__}
+            if self._needs:
+                res["needs"] = self._needs
+            traceback.print_exc(file=sys.stderr)
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, old)
+        res["seconds"] = round(time.monotonic() - t0, 2)
+        if self._verify and res["status"] == "pass":
+            res["verify"] = self._verify
+        self.data["scenarios"][name] = res
+        print(f"[{self.data['client']}] {name}: {res['status']} {res.get('reason', '')}",
+              file=sys.stderr, flush=True)
+        self._save()
+
+
+# Test data shared by the suites.
+
+def records(n, prefix="v", size=0):
+    """(key, value, headers) triples; values padded to `size` bytes when asked."""
+    out = []
+    for i in range(n):
+        v = f"{prefix}{i}"
+        if size:
+            v = (v + "-" + "herald-compat " * (size // 14 + 1))[:size]
+        out.append((f"k{i}".encode(), v.encode(), [("h-index", str(i).encode()), ("h-kind", b"compat")]))
+    return out
+
+
+def headers_as_list(h):
+    """Normalizes a client's header representation to [(str, bytes)]."""
+    if not h:
+        return []
+    out = []
+    for k, v in h:
+        out.append((k.decode() if isinstance(k, bytes) else k, bytes(v) if v is not None else None))
+    return out
+
+
+def _short(b):
+    return b if b is None else b[:40]
+
+
+def check_records(got, want, what="records"):
+    """got: list of (key, value, headers); compares with `records()` output in order."""
+    expect(len(got) == len(want), f"{what}: got {len(got)} records, want {len(want)}")
+    for i, (g, w) in enumerate(zip(got, want)):
+        gk, gv, gh = g
+        wk, wv, wh = w
+        expect(gk == wk, f"{what}[{i}]: key {gk!r} != {wk!r}")
+        expect(gv == wv, f"{what}[{i}]: value {_short(gv)!r} != {_short(wv)!r}")
+        if wh is not None:
+            expect(headers_as_list(gh) == headers_as_list(wh),
+                   f"{what}[{i}]: headers {headers_as_list(gh)!r} != {headers_as_list(wh)!r}")
+
+
+# A record without a key and a tombstone (null value), after records(10).
+NULLS = [(None, b"v-no-key", []), (b"k-tombstone", None, [])]
