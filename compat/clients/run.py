@@ -479,7 +479,14 @@ def main():
     ap.add_argument("--suite-timeout", type=int, default=150, help="seconds per suite (default 150)")
     ap.add_argument("--no-install", action="store_true", help="skip the install steps")
     ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/client-matrix.md")
+    ap.add_argument("--install-only", action="store_true", help="install what the suites need, then exit (.ci/run)")
     args = ap.parse_args()
+    if args.install_only:
+        WORK.mkdir(parents=True, exist_ok=True)
+        errors = install([c.strip() for c in args.clients.split(",") if c.strip()])
+        for client, err in errors.items():
+            log(f"install {client}: {err}")
+        return 1 if errors else 0
     clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     unknown = set(clients) - set(CLIENTS)
     if unknown:
