@@ -37,6 +37,10 @@ const TICK: Duration = Duration::from_millis(50);
 /// Empty groups without offsets are forgotten after this long (Kafka's cleanup interval).
 const EMPTY_GROUP_GRACE: Duration = Duration::from_secs(600);
 const CLEANUP_INTERVAL: Duration = Duration::from_secs(60);
+/// Most protocols (assignors) one JoinGroup may name.
+pub const PROTOCOLS_PER_MEMBER_MAX: usize = 64;
+/// Most topic names one KIP-848 member may subscribe to by name.
+pub const SUBSCRIBED_TOPICS_MAX: usize = 10_000;
 /// Longest group id accepted.
 pub const GROUP_ID_BYTES_MAX: usize = 4096;
 
@@ -545,7 +549,9 @@ impl GroupCoordinator {
             return Answer::Now(JoinResult::error(&member_id, E::InconsistentGroupProtocol));
         }
         let meta_bytes: usize = req.protocols.iter().map(|(n, m)| n.len() + m.len()).sum();
-        if meta_bytes > self.cfg.member_metadata_bytes_max {
+        if meta_bytes > self.cfg.member_metadata_bytes_max
+            || req.protocols.len() > PROTOCOLS_PER_MEMBER_MAX
+        {
             tracing::info!(
                 group = group_id,
                 bytes = meta_bytes,

@@ -454,7 +454,26 @@ impl OffsetStore {
         let mut bytes = 0usize;
         let mut end = self.log.log_end_offset()?;
         for r in records {
-            let (k, v) = r.encode();
+            let (mut k, mut v) = r.encode();
+            if v.as_ref()
+                .is_some_and(|v| v.len() + k.len() > BATCH_BYTES_MAX - 1024)
+                && let Record::Group {
+                    group,
+                    value: Some(g),
+                } = r
+            {
+                // Too large to store with its members: keep the group itself
+                // (members rejoin after a restart).
+                tracing::warn!(group = %group, "group record too large; stored without members");
+                let slim = Record::Group {
+                    group: group.clone(),
+                    value: Some(GroupValue {
+                        members: Vec::new(),
+                        ..g.clone()
+                    }),
+                };
+                (k, v) = slim.encode();
+            }
             bytes += k.len() + v.as_ref().map_or(0, |v| v.len()) + 16;
             encoded.push((k, v));
             if bytes >= BATCH_BYTES_TARGET {
