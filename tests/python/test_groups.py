@@ -206,6 +206,23 @@ def test_kip848_range_assignor_and_new_partitions(broker):
             c.close()
 
 
+def test_kip848_regex_subscription_picks_up_new_topics(broker):
+    prefix = unique("rx")
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for t in (f"{prefix}-a", f"{prefix}-b", f"other-{prefix}"):
+        admin.create_topics([NewTopic(t, 2, 1)])[t].result(10)
+    c = kip848_consumer(broker.bootstrap, unique("grx"))
+    try:
+        c.subscribe([f"^{prefix}-.*"])
+        tps = lambda: sorted((tp.topic, tp.partition) for tp in c.assignment())  # noqa: E731
+        drive([c], lambda: len(tps()) == 4, 30)
+        assert {t for t, _ in tps()} == {f"{prefix}-a", f"{prefix}-b"}
+        admin.create_topics([NewTopic(f"{prefix}-c", 1, 1)])[f"{prefix}-c"].result(10)
+        drive([c], lambda: len(tps()) == 5, 30)
+    finally:
+        c.close()
+
+
 # ---------------------------------------------------------------- failover
 
 CHILD = textwrap.dedent(

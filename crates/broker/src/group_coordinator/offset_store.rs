@@ -346,6 +346,9 @@ fn batch_records(b: &[u8]) -> Option<Vec<KeyValue<'_>>> {
             return None;
         }
         let rec = &b[..end];
+        if pos >= end {
+            return None;
+        }
         pos += 1; // attributes
         varint(rec, &mut pos)?; // timestamp delta
         varint(rec, &mut pos)?; // offset delta
@@ -353,15 +356,16 @@ fn batch_records(b: &[u8]) -> Option<Vec<KeyValue<'_>>> {
         let key = if klen < 0 {
             &rec[pos..pos]
         } else {
-            let k = rec.get(pos..pos + klen as usize)?;
-            pos += klen as usize;
+            let kend = pos.checked_add(usize::try_from(klen).ok()?)?;
+            let k = rec.get(pos..kend)?;
+            pos = kend;
             k
         };
         let vlen = varint(rec, &mut pos)?;
         let value = if vlen < 0 {
             None
         } else {
-            Some(rec.get(pos..pos + vlen as usize)?)
+            Some(rec.get(pos..pos.checked_add(usize::try_from(vlen).ok()?)?)?)
         };
         out.push((key, value));
         pos = end;
