@@ -85,5 +85,13 @@ class HeraldProcess:
         return self.start()
 
     def close(self):
+        died = self.proc is not None and self.proc.poll() is not None
         self.stop()
+        keep = os.environ.get("HERALD_KEEP_LOGS")
+        if died or keep:
+            dest = keep or tempfile.mkdtemp(prefix="herald-groups-logs-")
+            os.makedirs(dest, exist_ok=True)
+            with open(os.path.join(dest, "herald.log"), "w") as f:
+                f.write(self.log_text())
+            print(f"herald logs kept in {dest}" + (" (the broker died)" if died else ""))
         self._tmp.cleanup()

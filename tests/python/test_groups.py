@@ -206,6 +206,23 @@ def test_kip848_range_assignor_and_new_partitions(broker):
             c.close()
 
 
+def test_kip848_regex_subscription_picks_up_new_topics(broker):
+    prefix = unique("rx")
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for t in (f"{prefix}-a", f"{prefix}-b", f"other-{prefix}"):
+        admin.create_topics([NewTopic(t, 2, 1)])[t].result(10)
+    c = kip848_consumer(broker.bootstrap, unique("grx"))
+    try:
+        c.subscribe([f"^{prefix}-.*"])
+        tps = lambda: sorted((tp.topic, tp.partition) for tp in c.assignment())  # noqa: E731
+        drive([c], lambda: len(tps()) == 4, 30)
+        assert {t for t, _ in tps()} == {f"{prefix}-a", f"{prefix}-b"}
+        admin.create_topics([NewTopic(f"{prefix}-c", 1, 1)])[f"{prefix}-c"].result(10)
+        drive([c], lambda: len(tps()) == 5, 30)
+    finally:
+        c.close()
+
+
 # ---------------------------------------------------------------- failover
 
 CHILD = textwrap.dedent(
@@ -221,16 +238,17 @@ CHILD = textwrap.dedent(
         conf.update({"session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
     c = Consumer(conf)
     c.subscribe([topic])
-    with open(out, "a") as f:
+    with open(out, "a") as f, open(out + ".committed", "a") as fc:
         while True:
             m = c.poll(0.1)
             if m is None or m.error():
                 continue
             time.sleep(0.01)  # "processing"
-            f.write(m.value().decode() + "\\n")
+            f.write(m.value().decode() + "\\n")  # processed
             f.flush()
             c.commit(message=m, asynchronous=False)
-            print("committed", m.partition(), m.offset(), flush=True)
+            fc.write(m.value().decode() + "\\n")  # and committed
+            fc.flush()
     """
 )
 
@@ -247,8 +265,16 @@ def test_killed_member_loses_partitions_no_commit_lost(broker, tmp_path, protoco
     out = tmp_path / "child.out"
     child = subprocess.Popen(
         [sys.executable, str(script), broker.bootstrap, group, topic, str(out), protocol],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "child.err", "w"),
     )
+    def child_committed():
+        return len(out.read_text().split()) if out.exists() else 0
+
+    # The child consumes alone first (slowly: it commits every message).
+    t0 = time.time()
+    while child_committed() < 20 and time.time() - t0 < 30:
+        time.sleep(0.05)
+    assert child_committed() >= 20, (tmp_path / "child.err").read_text()[-3000:]
     if protocol == "consumer":
         me = kip848_consumer(broker.bootstrap, group)
     else:
@@ -263,18 +289,13 @@ def test_killed_member_loses_partitions_no_commit_lost(broker, tmp_path, protoco
                 got.append(m.value().decode())
                 me.commit(message=m, asynchronous=False)
 
-        # Wait until the child committed something and both share the partitions.
+        # Wait until both share the partitions.
         t0 = time.time()
-        committed = 0
-        os.set_blocking(child.stdout.fileno(), False)
-        while time.time() - t0 < 40:
+        while time.time() - t0 < 40 and not 0 < len(parts(me)) < 6:
             poll_once()
-            line = child.stdout.readline()
-            if line.startswith("committed"):
-                committed += 1
-            if committed >= 20 and 0 < len(parts(me)) < 6:
-                break
-        assert committed >= 20 and 0 < len(parts(me)) < 6, parts(me)
+        assert 0 < len(parts(me)) < 6, parts(me)
+        for _ in range(10):
+            poll_once()
         child.send_signal(signal.SIGKILL)
         child.wait()
         t_kill = time.time()
@@ -291,6 +312,9 @@ def test_killed_member_loses_partitions_no_commit_lost(broker, tmp_path, protoco
             poll_once()
         missing = set(values) - (child_seen | set(got))
         assert not missing, f"{len(missing)} messages lost"
+        # What the child committed is not delivered again.
+        child_committed_set = set((tmp_path / "child.out.committed").read_text().split())
+        assert not child_committed_set & set(got)
     finally:
         if child.poll() is None:
             child.kill()
@@ -600,6 +624,87 @@ def test_bad_input_error_codes(broker):
     raw = Raw(broker.bootstrap)
     try:
         assert join_v0(raw, unique("gbad"))[0] == 0  # still serving
+    finally:
+        raw.close()
+
+
+def _uvarint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def _cstr(s):
+    if s is None:
+        return b"\x00"
+    b = s.encode()
+    return _uvarint(len(b) + 1) + b
+
+
+def cg_heartbeat(bootstrap, group, member_id, epoch, topics=("x",), instance=None):
+    """ConsumerGroupHeartbeat v0 (flexible encoding); returns (error, member id, epoch)."""
+    raw = Raw(bootstrap)
+    try:
+        raw.corr += 1
+        header = struct.pack(">hhi", 68, 0, raw.corr) + _str("raw-test") + b"\x00"
+        body = _cstr(group) + _cstr(member_id) + struct.pack(">i", epoch) + _cstr(instance) + _cstr(None)
+        body += struct.pack(">i", 30000 if epoch == 0 else -1)
+        if topics is None:
+            body += b"\x00"
+        else:
+            body += _uvarint(len(topics) + 1) + b"".join(_cstr(t) for t in topics)
+        body += _cstr(None)  # server assignor
+        body += b"\x01" if epoch == 0 else b"\x00"  # owned partitions: [] on join, else null
+        body += b"\x00"  # tagged fields
+        frame = header + body
+        raw.sock.sendall(struct.pack(">i", len(frame)) + frame)
+        size = struct.unpack(">i", raw._read(4))[0]
+        data = raw._read(size)
+        assert struct.unpack(">i", data[:4])[0] == raw.corr
+        pos = 5  # correlation id, response header tagged fields
+        err = struct.unpack(">h", data[pos + 4:pos + 6])[0]
+        pos += 6
+        n = data[pos]  # error message (compact nullable; short here)
+        pos += 1 + (n - 1 if n else 0)
+        n = data[pos]
+        mid = data[pos + 1:pos + n].decode() if n else None
+        pos += 1 + (n - 1 if n else 0)
+        ep = struct.unpack(">i", data[pos:pos + 4])[0]
+        return err, mid, ep
+    finally:
+        raw.close()
+
+
+def test_classic_and_consumer_groups_coexist(broker):
+    topic = create_topic(broker.bootstrap, partitions=2)
+    # A KIP-848 group with a live member refuses classic members.
+    g848 = unique("gco")
+    err, mid, ep = cg_heartbeat(broker.bootstrap, g848, "", 0, topics=(topic,))
+    assert err == 0 and mid and ep >= 1
+    raw = Raw(broker.bootstrap)
+    try:
+        assert join_v0(raw, g848)[0] == 23  # INCONSISTENT_GROUP_PROTOCOL
+        # A classic group with a live member refuses KIP-848 members.
+        gcl = unique("gco")
+        err, gen, leader, me = join_v0(raw, gcl)
+        assert err == 0
+        assert cg_heartbeat(broker.bootstrap, gcl, "", 0)[0] == 69  # GROUP_ID_NOT_FOUND
+    finally:
+        raw.close()
+    # KIP-848 fencing: wrong epoch, unknown member.
+    assert cg_heartbeat(broker.bootstrap, g848, mid, ep + 5, topics=None)[0] == 110  # FENCED_MEMBER_EPOCH
+    assert cg_heartbeat(broker.bootstrap, g848, "nobody", 1, topics=None)[0] == 25  # UNKNOWN_MEMBER_ID
+    # Leaving (epoch -1) empties the group; then a classic member may take it over.
+    err, _, ep2 = cg_heartbeat(broker.bootstrap, g848, mid, -1, topics=None)
+    assert err == 0 and ep2 == -1
+    raw = Raw(broker.bootstrap)
+    try:
+        assert join_v0(raw, g848)[0] == 0
     finally:
         raw.close()
 

@@ -409,14 +409,15 @@ impl ConsumerGroup {
     /// Subscribed topic names that exist -> (id, partitions), and a hash of it.
     fn subscribed_metadata(&self, topics: &TopicRegistry) -> (BTreeMap<String, (Uuid, i32)>, u64) {
         let mut out = BTreeMap::new();
-        let regexes: Vec<&str> = self
+        let regexes: Vec<super::regex::Regex> = self
             .members
             .values()
             .filter_map(|m| m.regex.as_deref())
+            .filter_map(super::regex::Regex::new)
             .collect();
         if !regexes.is_empty() {
             for t in topics.list() {
-                if !t.is_internal() && regexes.iter().any(|r| super::regex_match(r, &t.name)) {
+                if !t.is_internal() && regexes.iter().any(|r| r.is_match(&t.name)) {
                     out.insert(t.name.clone(), (t.id, t.partition_count()));
                 }
             }
@@ -444,12 +445,11 @@ impl ConsumerGroup {
     ) {
         let mut subs: BTreeMap<String, BTreeSet<Uuid>> = BTreeMap::new();
         for m in self.members.values() {
+            let regex = m.regex.as_deref().and_then(super::regex::Regex::new);
             let mut set = BTreeSet::new();
             for (name, (id, _)) in topic_map {
                 if m.subscribed_names.binary_search(name).is_ok()
-                    || m.regex
-                        .as_deref()
-                        .is_some_and(|r| super::regex_match(r, name))
+                    || regex.as_ref().is_some_and(|r| r.is_match(name))
                 {
                     set.insert(*id);
                 }

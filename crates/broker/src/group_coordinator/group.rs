@@ -955,6 +955,22 @@ impl ClassicGroup {
         for id in expired {
             self.remove_member(&id, now, cfg, records, "session timeout");
         }
+        // A member whose JoinGroup connection closed will not read the answer:
+        // drop it rather than hold the rebalance until its timeout.
+        let gone: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.join_waiter.as_ref().is_some_and(|w| w.is_closed()))
+            .map(|m| m.member_id.clone())
+            .collect();
+        for id in gone {
+            self.remove_member(&id, now, cfg, records, "connection closed during JoinGroup");
+        }
+        for m in self.members.values_mut() {
+            if m.sync_waiter.as_ref().is_some_and(|w| w.is_closed()) {
+                m.sync_waiter = None;
+            }
+        }
         if self.state == ClassicState::PreparingRebalance
             && self.rebalance_deadline.is_some_and(|d| d <= now)
         {

@@ -346,6 +346,9 @@ fn batch_records(b: &[u8]) -> Option<Vec<KeyValue<'_>>> {
             return None;
         }
         let rec = &b[..end];
+        if pos >= end {
+            return None;
+        }
         pos += 1; // attributes
         varint(rec, &mut pos)?; // timestamp delta
         varint(rec, &mut pos)?; // offset delta
@@ -353,15 +356,16 @@ fn batch_records(b: &[u8]) -> Option<Vec<KeyValue<'_>>> {
         let key = if klen < 0 {
             &rec[pos..pos]
         } else {
-            let k = rec.get(pos..pos + klen as usize)?;
-            pos += klen as usize;
+            let kend = pos.checked_add(usize::try_from(klen).ok()?)?;
+            let k = rec.get(pos..kend)?;
+            pos = kend;
             k
         };
         let vlen = varint(rec, &mut pos)?;
         let value = if vlen < 0 {
             None
         } else {
-            Some(rec.get(pos..pos + vlen as usize)?)
+            Some(rec.get(pos..pos.checked_add(usize::try_from(vlen).ok()?)?)?)
         };
         out.push((key, value));
         pos = end;
@@ -454,7 +458,26 @@ impl OffsetStore {
         let mut bytes = 0usize;
         let mut end = self.log.log_end_offset()?;
         for r in records {
-            let (k, v) = r.encode();
+            let (mut k, mut v) = r.encode();
+            if v.as_ref()
+                .is_some_and(|v| v.len() + k.len() > BATCH_BYTES_MAX - 1024)
+                && let Record::Group {
+                    group,
+                    value: Some(g),
+                } = r
+            {
+                // Too large to store with its members: keep the group itself
+                // (members rejoin after a restart).
+                tracing::warn!(group = %group, "group record too large; stored without members");
+                let slim = Record::Group {
+                    group: group.clone(),
+                    value: Some(GroupValue {
+                        members: Vec::new(),
+                        ..g.clone()
+                    }),
+                };
+                (k, v) = slim.encode();
+            }
             bytes += k.len() + v.as_ref().map_or(0, |v| v.len()) + 16;
             encoded.push((k, v));
             if bytes >= BATCH_BYTES_TARGET {

@@ -8,7 +8,7 @@ use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeart
 use super::{Ctx, Reply, s, sb};
 use crate::error::ProtocolError;
 use crate::group_coordinator::consumer::{HeartbeatRequest, HeartbeatResult};
-use crate::group_coordinator::{assignor, regex_valid, valid_group_id};
+use crate::group_coordinator::{SUBSCRIBED_TOPICS_MAX, assignor, regex_valid, valid_group_id};
 
 fn invalid(e: ResponseError, msg: &str) -> HeartbeatResult {
     HeartbeatResult::error(e, msg)
@@ -51,6 +51,20 @@ fn validate(version: i16, req: &ConsumerGroupHeartbeatRequest) -> Option<Heartbe
                 "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
             ));
         }
+    }
+    if req
+        .subscribed_topic_names
+        .as_ref()
+        .is_some_and(|n| n.len() > SUBSCRIBED_TOPICS_MAX)
+    {
+        return Some(invalid(E::InvalidRequest, "too many subscribed topics"));
+    }
+    if req
+        .subscribed_topic_names
+        .as_ref()
+        .is_some_and(|n| n.len() > SUBSCRIBED_TOPICS_MAX)
+    {
+        return Some(invalid(E::InvalidRequest, "too many subscribed topics"));
     }
     if let Some(r) = &req.subscribed_topic_regex
         && !r.is_empty()
