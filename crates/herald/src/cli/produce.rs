@@ -118,24 +118,23 @@ pub async fn run(common: &Common, args: ProduceArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("--header '{h}' is not key=value"))
         })
         .collect::<anyhow::Result<_>>()?;
-    let md = metadata(
-        &common.query_consumer(None)?,
-        Some(&args.topic),
-        &common.brokers,
-    )?;
-    if md
-        .topics()
-        .iter()
-        .all(|t| t.name() != args.topic || t.error().is_some())
-    {
-        // The metadata call auto-creates topics on brokers that allow it; otherwise say so.
-        let again = metadata(
-            &common.query_consumer(None)?,
-            Some(&args.topic),
-            &common.brokers,
-        )?;
-        super::require_topic(&again, &args.topic)?;
+    // Like a producer, ask for the topic with auto-creation allowed: brokers that
+    // create topics on demand do so now; others answer "unknown topic" at once.
+    let probe: rdkafka::consumer::BaseConsumer = {
+        let mut c = common.client_config()?;
+        c.set("group.id", "herald-cli")
+            .set("allow.auto.create.topics", "true");
+        c.create()?
+    };
+    let mut md = metadata(&probe, Some(&args.topic), &common.brokers)?;
+    for _ in 0..10 {
+        if super::require_topic(&md, &args.topic).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        md = metadata(&probe, Some(&args.topic), &common.brokers)?;
     }
+    super::require_topic(&md, &args.topic)?;
     let mut cfg = common.client_config()?;
     cfg.set("acks", acks)
         .set("compression.type", &args.compression)
