@@ -113,8 +113,21 @@ async fn serve(sink: Arc<Sink>, stream: TcpStream) {
         if size < 10 || size as usize > FRAME_BYTES_MAX {
             break;
         }
-        let mut frame = BytesMut::zeroed(size as usize);
-        if rd.read_exact(&mut frame).await.is_err() {
+        // Read into uninitialised capacity, as the broker does.
+        let size = size as usize;
+        let mut frame = BytesMut::with_capacity(size);
+        let mut limited = (&mut rd).take(size as u64);
+        let mut eof = false;
+        while frame.len() < size {
+            match limited.read_buf(&mut frame).await {
+                Ok(0) | Err(_) => {
+                    eof = true;
+                    break;
+                }
+                Ok(_) => {}
+            }
+        }
+        if eof {
             break;
         }
         let Ok(Some(resp)) = handle(&sink, frame.freeze()) else {
