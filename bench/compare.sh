@@ -59,6 +59,31 @@ for rep in $(seq 1 "$REPS"); do
     done
   done
 done
+# The same load from librdkafka's own generator (C, no per-message Rust overhead).
+PERF=$(bench/build-rdkafka-performance.sh 2>/dev/null || true)
+if [ -n "$PERF" ] && [ -x "$PERF" ]; then
+  for rep in $(seq 1 "$REPS"); do
+    for size in 100 1024; do
+      count=$COUNT_100; [ "$size" = 1024 ] && count=$COUNT_1K
+      for acks in all 1; do
+        a=$acks; [ "$acks" = all ] && a=-1
+        for target in sink relaxed fsync; do
+          addr_var="ADDR_$target"; addr=${!addr_var}
+          run=$((run + 1))
+          echo "rep $rep: rdkafka_performance $target ${size}B acks=$acks" >&2
+          "$PERF" -P -t "p$run" -p 0 -b "$addr" -s "$size" -c "$count" -a "$a" -X linger.ms=5 -X batch.size=1000000 -q 2>&1 \
+            | python3 -c "
+import json, re, sys
+t = sys.stdin.read()
+m = re.search(r'(\d+) msgs/s and ([\d.]+) MB/s', t)
+if m: print(json.dumps({'kind': 'rdkafka_performance', 'target': '$target', 'size': $size, 'acks': '$acks', 'msgs_per_sec': int(m.group(1)), 'mb_per_sec': float(m.group(2))}))
+" >> "$results"
+        done
+      done
+    done
+  done
+fi
+
 for target in relaxed fsync; do
   addr_var="ADDR_$target"; addr=${!addr_var}
   echo "e2e: $target at $E2E_RATE msg/s for ${E2E_SECONDS}s" >&2
@@ -71,8 +96,8 @@ python3 - "$results" "$OUT" "$(git rev-parse --short HEAD 2>/dev/null || echo un
 import json, statistics, sys, datetime
 results_path, out, commit, load, reps = sys.argv[1:6]
 rows = [json.loads(l) for l in open(results_path) if l.strip()]
-def med(target, size, acks, key):
-    v = [r[key] for r in rows if r.get("kind") == "produce" and r["target"] == target and r["size"] == size and r["acks"] == acks]
+def med(target, size, acks, key, kind="produce"):
+    v = [r[key] for r in rows if r.get("kind") == kind and r["target"] == target and r["size"] == size and r["acks"] == acks]
     return statistics.median(v) if v else float("nan")
 lines = []
 lines.append("# Herald benchmarks\n")
@@ -93,6 +118,20 @@ for size in (100, 1024):
         f = med("fsync", size, acks, "msgs_per_sec"); fmb = med("fsync", size, acks, "mb_per_sec")
         p99 = statistics.median([x["latency_ms"]["p99"] for x in rows if x.get("kind") == "produce" and x["target"] == "fsync" and x["size"] == size and x["acks"] == acks] or [float("nan")])
         lines.append(f"| {size} B | {acks} | {s:,.0f} | {r:,.0f} | {rmb:,.1f} | {r/s:.2f} | {f:,.0f} | {fmb:,.1f} | {f/r:.2f} | {p99:.2f} |")
+if any(r.get("kind") == "rdkafka_performance" for r in rows):
+    lines.append("")
+    lines.append("The same load from librdkafka's own C load generator, `rdkafka_performance` (built by "
+                 "`bench/build-rdkafka-performance.sh` from the librdkafka 2.12 sources cargo downloaded; "
+                 "`-X linger.ms=5 -X batch.size=1000000`, one partition):\n")
+    lines.append("| size | acks | sink msg/s | relaxed msg/s | relaxed MB/s | relaxed / sink | fsync msg/s | fsync MB/s | fsync / relaxed |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
+    k = "rdkafka_performance"
+    for size in (100, 1024):
+        for acks in ("all", "1"):
+            s_ = med("sink", size, acks, "msgs_per_sec", k)
+            r = med("relaxed", size, acks, "msgs_per_sec", k); rmb = med("relaxed", size, acks, "mb_per_sec", k)
+            f = med("fsync", size, acks, "msgs_per_sec", k); fmb = med("fsync", size, acks, "mb_per_sec", k)
+            lines.append(f"| {size} B | {acks} | {s_:,.0f} | {r:,.0f} | {rmb:,.1f} | {r/s_:.2f} | {f:,.0f} | {fmb:,.1f} | {f/r:.2f} |")
 lines.append("")
 lines.append("End to end (produce acks=all, linger.ms=0 → consume, 100 B, fixed rate; latency from send to receipt):\n")
 lines.append("| target | rate msg/s | received | p50 ms | p95 ms | p99 ms | p99.9 ms | max ms |")
