@@ -395,7 +395,10 @@ pub async fn run(common: &Common, cmd: BenchCommand) -> anyhow::Result<()> {
                 let mut cfg = common.client_config()?;
                 cfg.set("group.id", "herald-bench-consume")
                     .set("enable.auto.commit", "false")
-                    .set("fetch.max.bytes", "52428800");
+                    .set("fetch.max.bytes", "52428800")
+                    // librdkafka stops fetching for fetch.queue.backoff.ms (1 s) whenever
+                    // 100 000 messages wait locally; a reader this fast needs a deeper queue.
+                    .set("queued.min.messages", "1000000");
                 cfg.create()?
             };
             let md = metadata(&c, Some(&a.topic), &common.brokers)?;
