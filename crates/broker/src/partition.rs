@@ -119,34 +119,31 @@ impl Partition {
         self.with_log(|l| Ok(l.log_end_offset()))
     }
 
-    /// Flushes and closes the log cleanly; later calls fail with StorageUnavailable.
-    pub fn close(&self) -> Result<(), LogError> {
+    /// Stops the flusher and takes the log out; later calls fail with StorageUnavailable.
+    fn take_log(&self) -> Result<Option<PartitionLog>, LogError> {
         self.closed.store(true, Ordering::SeqCst);
         self.flush_request.notify_one();
-        let log = self
+        Ok(self
             .log
             .lock()
             .map_err(|_| LogError::StorageUnavailable)?
-            .take();
-        if let Some(log) = log {
-            log.close()?;
+            .take())
+    }
+
+    /// Flushes and closes the log cleanly.
+    pub fn close(&self) -> Result<(), LogError> {
+        match self.take_log()? {
+            Some(log) => log.close(),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Closes and deletes the log's files.
     pub fn delete(&self) -> Result<(), LogError> {
-        self.closed.store(true, Ordering::SeqCst);
-        self.flush_request.notify_one();
-        let log = self
-            .log
-            .lock()
-            .map_err(|_| LogError::StorageUnavailable)?
-            .take();
-        if let Some(log) = log {
-            log.delete()?;
+        match self.take_log()? {
+            Some(log) => log.delete(),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

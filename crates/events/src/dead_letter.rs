@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::publisher::Publisher;
@@ -69,23 +69,8 @@ pub async fn replay_dead_letters(brokers: &str, topic: &str) -> Result<usize> {
             continue;
         };
         let m = m?;
-        let headers: Vec<(String, Vec<u8>)> = m
-            .headers()
-            .map(|hs| {
-                hs.iter()
-                    .map(|x| {
-                        (
-                            x.key.to_string(),
-                            x.value.map(|v| v.to_vec()).unwrap_or_default(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let target = headers
-            .iter()
-            .find(|(k, _)| k == h::ORIGINAL_TOPIC)
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        let headers = crate::subscriber::collect_headers(&m);
+        let target = crate::subscriber::header_str(&headers, h::ORIGINAL_TOPIC)
             .unwrap_or_else(|| topic.to_string());
         let clean: Vec<(String, Vec<u8>)> = headers
             .into_iter()

@@ -202,7 +202,7 @@ impl Subscriber {
     }
 }
 
-fn collect_headers(m: &BorrowedMessage<'_>) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn collect_headers(m: &BorrowedMessage<'_>) -> Vec<(String, Vec<u8>)> {
     m.headers()
         .map(|hs| {
             hs.iter()
@@ -217,7 +217,7 @@ fn collect_headers(m: &BorrowedMessage<'_>) -> Vec<(String, Vec<u8>)> {
         .unwrap_or_default()
 }
 
-fn header_str(headers: &[(String, Vec<u8>)], name: &str) -> Option<String> {
+pub(crate) fn header_str(headers: &[(String, Vec<u8>)], name: &str) -> Option<String> {
     headers
         .iter()
         .rev()
