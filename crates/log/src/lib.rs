@@ -14,3 +14,4 @@ pub mod time_index;
 pub use config::LogConfig;
 pub use error::{LogError, Result};
 pub use partition_log::{AppendInfo, OpenReport, PartitionLog, TimestampHit};
+pub use segment::ReadPlan;

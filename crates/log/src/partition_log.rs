@@ -18,7 +18,7 @@ use crate::batch::{self, BatchHeader};
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
 use crate::producer_state::{ProducerStateTable, SequenceVerdict};
-use crate::segment::{SEGMENT_BYTES_LIMIT, Segment};
+use crate::segment::{ReadPlan, SEGMENT_BYTES_LIMIT, Segment};
 
 const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 const LOG_START_FILE: &str = "log-start-offset";
@@ -390,6 +390,15 @@ impl PartitionLog {
     /// Reads whole batches starting with the one that contains `offset`, up to
     /// `max_bytes` (but at least one whole batch). Empty at the log end.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Vec<u8>> {
+        match self.read_plan(offset, max_bytes)? {
+            Some(plan) => plan.execute(),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// As [`PartitionLog::read`], but returns the plan, to be executed after the
+    /// caller released the log's lock (None at the log end).
+    pub fn read_plan(&self, offset: i64, max_bytes: usize) -> Result<Option<ReadPlan>> {
         self.check_offset(offset)?;
         for (_, seg) in self
             .segments
@@ -399,10 +408,10 @@ impl PartitionLog {
             .chain(self.segments.range(offset + 1..))
         {
             if let Some((pos, _)) = seg.find_position(offset)? {
-                return seg.read_batches(pos, max_bytes);
+                return seg.read_plan(pos, max_bytes);
             }
         }
-        Ok(Vec::new())
+        Ok(None)
     }
 
     /// The first batch whose max timestamp is >= `timestamp_ms`, at or after the log start.

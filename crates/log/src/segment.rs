@@ -437,25 +437,28 @@ impl Segment {
         Ok(None)
     }
 
-    /// Reads whole batches starting at `pos`: at most `max_bytes`, but always
-    /// the complete first batch (KIP-74), never a torn batch at the end.
-    pub fn read_batches(&self, pos: u64, max_bytes: usize) -> Result<Vec<u8>> {
+    /// Plans a read of whole batches starting at `pos`: at most `max_bytes`, but
+    /// always the complete first batch (KIP-74). The plan holds the file and the
+    /// bytes committed now, so it can run without the log's lock.
+    pub fn read_plan(&self, pos: u64, max_bytes: usize) -> Result<Option<ReadPlan>> {
         let Some(first) = self.header_at(pos)? else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         let available = (self.size_bytes - pos) as usize;
         let want = max_bytes.max(first.total_bytes()).min(available);
-        let mut buf = vec![0u8; want];
-        self.log.read_exact_at(&mut buf, pos)?;
-        let mut end = 0usize;
-        while let Some(total) = batch::peek_total_bytes(&buf[end..]) {
-            if total < LOG_OVERHEAD_BYTES as i64 || end as i64 + total > buf.len() as i64 {
-                break;
-            }
-            end += total as usize;
+        Ok(Some(ReadPlan {
+            file: self.log.clone(),
+            pos,
+            len: want,
+        }))
+    }
+
+    /// Reads whole batches starting at `pos` (see [`Segment::read_plan`]).
+    pub fn read_batches(&self, pos: u64, max_bytes: usize) -> Result<Vec<u8>> {
+        match self.read_plan(pos, max_bytes)? {
+            Some(plan) => plan.execute(),
+            None => Ok(Vec::new()),
         }
-        buf.truncate(end);
-        Ok(buf)
     }
 
     /// Reads one whole batch at `pos`.
@@ -510,6 +513,33 @@ impl Segment {
             }
         }
         Ok(())
+    }
+}
+
+/// A read of committed bytes of one segment, done outside the log's lock.
+/// Segments are append-only and a deleted segment's file stays readable
+/// through this handle, so the bytes cannot change under the reader.
+#[derive(Debug, Clone)]
+pub struct ReadPlan {
+    file: Arc<File>,
+    pos: u64,
+    len: usize,
+}
+
+impl ReadPlan {
+    /// Reads the planned bytes, cut after the last whole batch.
+    pub fn execute(&self) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; self.len];
+        self.file.read_exact_at(&mut buf, self.pos)?;
+        let mut end = 0usize;
+        while let Some(total) = batch::peek_total_bytes(&buf[end..]) {
+            if total < LOG_OVERHEAD_BYTES as i64 || end as i64 + total > buf.len() as i64 {
+                break;
+            }
+            end += total as usize;
+        }
+        buf.truncate(end);
+        Ok(buf)
     }
 }
 

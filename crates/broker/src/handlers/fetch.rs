@@ -82,17 +82,27 @@ fn collect(ctx: &Ctx, req: &FetchRequest) -> Collected {
                 }
                 Some(p) => {
                     let limit = (fp.partition_max_bytes.max(0) as usize).min(budget);
-                    let result = p.with_log(|log| {
-                        let hw = log.log_end_offset();
-                        let start = log.log_start_offset();
-                        // Past the budget: report offsets only, unless nothing was sent yet.
-                        let data = if limit == 0 && total > 0 {
-                            Vec::new()
-                        } else {
-                            log.read(fp.fetch_offset, limit)?
-                        };
-                        Ok((hw, start, data))
-                    });
+                    // Plan under the lock, read after it: producers of this
+                    // partition do not wait for a consumer's disk read.
+                    let result = p
+                        .with_log(|log| {
+                            let hw = log.log_end_offset();
+                            let start = log.log_start_offset();
+                            // Past the budget: report offsets only, unless nothing was sent yet.
+                            let plan = if limit == 0 && total > 0 {
+                                None
+                            } else {
+                                log.read_plan(fp.fetch_offset, limit)?
+                            };
+                            Ok((hw, start, plan))
+                        })
+                        .and_then(|(hw, start, plan)| {
+                            let data = match plan {
+                                Some(plan) => plan.execute()?,
+                                None => Vec::new(),
+                            };
+                            Ok((hw, start, data))
+                        });
                     match result {
                         Ok((hw, start, data)) => {
                             pd.high_watermark = hw;
