@@ -994,14 +994,20 @@ impl GroupCoordinator {
     }
 
     /// One pass of the timers.
-    pub fn tick(&self) {
+    pub fn tick(&self, topics: &TopicRegistry) {
         let now = Instant::now();
         let mut st = lock(&self.state);
         let mut records = Vec::new();
         for g in st.groups.values_mut() {
             match &mut g.kind {
                 Kind::Classic(c) => c.tick(now, &self.cfg, &mut records),
-                Kind::Consumer(c) => c.tick(now, &mut records),
+                Kind::Consumer(c) => {
+                    let before = records.len();
+                    c.tick(now, &mut records);
+                    if records.len() != before {
+                        c.refresh(topics, &self.cfg);
+                    }
+                }
             }
         }
         if now.duration_since(st.last_cleanup) >= CLEANUP_INTERVAL {
@@ -1070,7 +1076,7 @@ pub async fn run_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>
             _ = tokio::time::sleep(TICK) => {}
             _ = shutdown.changed() => return,
         }
-        broker.groups.tick();
+        broker.groups.tick(&broker.topics);
     }
 }
 
@@ -1185,7 +1191,7 @@ mod tests {
                 22
             );
             let before = lock(&groups.state).store.size_bytes();
-            groups.tick();
+            groups.tick(&topics);
             let after = lock(&groups.state).store.size_bytes();
             assert!(after < before / 2, "compaction: {before} -> {after}");
             groups.wait_durable().await.unwrap();
