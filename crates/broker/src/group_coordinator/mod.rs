@@ -755,6 +755,32 @@ impl GroupCoordinator {
         Ok(out)
     }
 
+    /// Drops every group's committed offsets of a deleted topic.
+    pub fn delete_topic_offsets(&self, topic: &str) {
+        let mut st = lock(&self.state);
+        let mut records = Vec::new();
+        for (id, g) in st.groups.iter_mut() {
+            if let Some(parts) = g.offsets.remove(topic) {
+                for p in parts.keys() {
+                    records.push(Record::Offset {
+                        group: id.clone(),
+                        topic: topic.to_string(),
+                        partition: *p,
+                        value: None,
+                    });
+                }
+            }
+        }
+        if !records.is_empty() {
+            tracing::info!(
+                topic,
+                offsets = records.len(),
+                "deleted committed offsets of a deleted topic"
+            );
+        }
+        st.persist(&records);
+    }
+
     pub fn delete_groups(&self, ids: &[String]) -> Vec<i16> {
         use ResponseError as E;
         let mut st = lock(&self.state);
@@ -1220,6 +1246,9 @@ mod tests {
         assert_eq!(&d.members[0].assignment[..], b"assignment");
         let listed = groups.list(&[], &[]);
         assert_eq!(listed.len(), 2);
+        // Deleting the topic drops its committed offsets.
+        groups.delete_topic_offsets("t");
+        assert!(groups.fetch_offsets("g", None, None).1.is_empty());
         // Deleting the non-empty group fails; the simple one goes with its offsets.
         assert_eq!(
             groups.delete_groups(&["c".into(), "g".into(), "nope".into()]),
