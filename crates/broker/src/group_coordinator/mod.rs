@@ -560,12 +560,12 @@ impl GroupCoordinator {
                     req.generation_or_epoch,
                 ),
                 Kind::Consumer(c) => {
-                    if req.generation_or_epoch < 0
-                        && req.member_id.is_empty()
-                        && c.members.is_empty()
-                    {
+                    if req.generation_or_epoch < 0 && c.members.is_empty() {
                         None
-                    } else if req.version < 9 && !c.members.is_empty() {
+                    } else if !c.members.contains_key(&req.member_id) {
+                        Some(E::UnknownMemberId)
+                    } else if req.version < 9 {
+                        // KIP-848 members commit with OffsetCommit v9+.
                         Some(E::UnsupportedVersion)
                     } else {
                         c.validate_member(&req.member_id, req.generation_or_epoch)
