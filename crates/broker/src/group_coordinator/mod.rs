@@ -560,12 +560,12 @@ impl GroupCoordinator {
                     req.generation_or_epoch,
                 ),
                 Kind::Consumer(c) => {
-                    if req.generation_or_epoch < 0
-                        && req.member_id.is_empty()
-                        && c.members.is_empty()
-                    {
+                    if req.generation_or_epoch < 0 && c.members.is_empty() {
                         None
-                    } else if req.version < 9 && !c.members.is_empty() {
+                    } else if !c.members.contains_key(&req.member_id) {
+                        Some(E::UnknownMemberId)
+                    } else if req.version < 9 {
+                        // KIP-848 members commit with OffsetCommit v9+.
                         Some(E::UnsupportedVersion)
                     } else {
                         c.validate_member(&req.member_id, req.generation_or_epoch)
@@ -753,6 +753,32 @@ impl GroupCoordinator {
         }
         st.persist(&records);
         Ok(out)
+    }
+
+    /// Drops every group's committed offsets of a deleted topic.
+    pub fn delete_topic_offsets(&self, topic: &str) {
+        let mut st = lock(&self.state);
+        let mut records = Vec::new();
+        for (id, g) in st.groups.iter_mut() {
+            if let Some(parts) = g.offsets.remove(topic) {
+                for p in parts.keys() {
+                    records.push(Record::Offset {
+                        group: id.clone(),
+                        topic: topic.to_string(),
+                        partition: *p,
+                        value: None,
+                    });
+                }
+            }
+        }
+        if !records.is_empty() {
+            tracing::info!(
+                topic,
+                offsets = records.len(),
+                "deleted committed offsets of a deleted topic"
+            );
+        }
+        st.persist(&records);
     }
 
     pub fn delete_groups(&self, ids: &[String]) -> Vec<i16> {
@@ -994,14 +1020,20 @@ impl GroupCoordinator {
     }
 
     /// One pass of the timers.
-    pub fn tick(&self) {
+    pub fn tick(&self, topics: &TopicRegistry) {
         let now = Instant::now();
         let mut st = lock(&self.state);
         let mut records = Vec::new();
         for g in st.groups.values_mut() {
             match &mut g.kind {
                 Kind::Classic(c) => c.tick(now, &self.cfg, &mut records),
-                Kind::Consumer(c) => c.tick(now, &mut records),
+                Kind::Consumer(c) => {
+                    let before = records.len();
+                    c.tick(now, &mut records);
+                    if records.len() != before {
+                        c.refresh(topics, &self.cfg);
+                    }
+                }
             }
         }
         if now.duration_since(st.last_cleanup) >= CLEANUP_INTERVAL {
@@ -1070,6 +1102,162 @@ pub async fn run_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>
             _ = tokio::time::sleep(TICK) => {}
             _ = shutdown.changed() => return,
         }
-        broker.groups.tick();
+        broker.groups.tick(&broker.topics);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap as Map;
+
+    fn config(dir: &std::path::Path) -> BrokerConfig {
+        BrokerConfig {
+            data_dir: dir.to_path_buf(),
+            offsets_compact_bytes: 4096,
+            ..BrokerConfig::default()
+        }
+    }
+
+    fn join_req(member_id: &str) -> JoinRequest {
+        JoinRequest {
+            member_id: member_id.to_string(),
+            instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(10),
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
+            require_known_member_id: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn state_survives_compaction_and_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let topics = TopicRegistry::load(dir.path(), cfg.log.clone(), 100).unwrap();
+        topics.create("t", 4, Map::new()).unwrap();
+        {
+            let groups = GroupCoordinator::open(&cfg).unwrap();
+            for i in 0..300i64 {
+                let res = groups.commit(
+                    CommitRequest {
+                        group_id: "g".into(),
+                        generation_or_epoch: -1,
+                        member_id: String::new(),
+                        instance_id: None,
+                        topics: vec![(
+                            "t".into(),
+                            vec![CommitPartition {
+                                partition: (i % 4) as i32,
+                                offset: i,
+                                leader_epoch: 0,
+                                metadata: Some(format!("m{i}")),
+                            }],
+                        )],
+                        version: 8,
+                    },
+                    &topics,
+                );
+                assert_eq!(res[0].1[0].1, 0);
+            }
+            // An unknown partition and too much metadata are refused.
+            let res = groups.commit(
+                CommitRequest {
+                    group_id: "g".into(),
+                    generation_or_epoch: -1,
+                    member_id: String::new(),
+                    instance_id: None,
+                    topics: vec![(
+                        "t".into(),
+                        vec![
+                            CommitPartition {
+                                partition: 9,
+                                offset: 1,
+                                leader_epoch: 0,
+                                metadata: None,
+                            },
+                            CommitPartition {
+                                partition: 0,
+                                offset: 1,
+                                leader_epoch: 0,
+                                metadata: Some("x".repeat(5000)),
+                            },
+                        ],
+                    )],
+                    version: 8,
+                },
+                &topics,
+            );
+            assert_eq!(res[0].1[0].1, ResponseError::UnknownTopicOrPartition.code());
+            assert_eq!(res[0].1[1].1, ResponseError::OffsetMetadataTooLarge.code());
+            // A classic group with one member reaches Stable.
+            let Answer::Later(rx) = groups.join("c", join_req("")) else {
+                panic!("join should wait");
+            };
+            let j = rx.await.unwrap();
+            assert_eq!(j.error, 0);
+            assert_eq!(j.leader, j.member_id);
+            let Answer::Later(rx) = groups.sync(
+                "c",
+                &j.member_id,
+                None,
+                j.generation,
+                None,
+                None,
+                vec![(j.member_id.clone(), Bytes::from_static(b"assignment"))],
+            ) else {
+                panic!("sync should answer through the channel");
+            };
+            assert_eq!(&rx.await.unwrap().assignment[..], b"assignment");
+            assert_eq!(
+                groups.heartbeat("c", &j.member_id, None, j.generation + 1),
+                22
+            );
+            let before = lock(&groups.state).store.size_bytes();
+            groups.tick(&topics);
+            let after = lock(&groups.state).store.size_bytes();
+            assert!(after < before / 2, "compaction: {before} -> {after}");
+            groups.wait_durable().await.unwrap();
+            groups.close();
+        }
+        let groups = GroupCoordinator::open(&cfg).unwrap();
+        let (err, offs) = groups.fetch_offsets("g", None, None);
+        assert_eq!(err, 0);
+        let got: Vec<(i32, i64, String)> = offs[0]
+            .1
+            .iter()
+            .map(|o| (o.partition, o.offset, o.metadata.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, 296, "m296".to_string()),
+                (1, 297, "m297".to_string()),
+                (2, 298, "m298".to_string()),
+                (3, 299, "m299".to_string())
+            ]
+        );
+        let d = &groups.describe(&["c".to_string()])[0];
+        assert_eq!(d.state, "Stable");
+        assert_eq!(d.members.len(), 1);
+        assert_eq!(&d.members[0].assignment[..], b"assignment");
+        let listed = groups.list(&[], &[]);
+        assert_eq!(listed.len(), 2);
+        // Deleting the topic drops its committed offsets.
+        groups.delete_topic_offsets("t");
+        assert!(groups.fetch_offsets("g", None, None).1.is_empty());
+        // Deleting the non-empty group fails; the simple one goes with its offsets.
+        assert_eq!(
+            groups.delete_groups(&["c".into(), "g".into(), "nope".into()]),
+            vec![
+                ResponseError::NonEmptyGroup.code(),
+                0,
+                ResponseError::GroupIdNotFound.code()
+            ]
+        );
+        assert!(groups.fetch_offsets("g", None, None).1.is_empty());
     }
 }

@@ -32,7 +32,13 @@ pub fn handle(ctx: &Ctx, req: DeleteTopicsRequest) -> Result<Reply, ProtocolErro
             None => r.error_code = ResponseError::UnknownTopicId.code(),
             Some(name) => {
                 r.name = Some(TopicName(sb(name.clone())));
-                match topics.delete(&name) {
+                let deleted = topics.delete(&name);
+                if deleted.is_ok() {
+                    // As Kafka does: committed offsets of a deleted topic go too,
+                    // so a topic recreated under the same name starts clean.
+                    ctx.broker.groups.delete_topic_offsets(&name);
+                }
+                match deleted {
                     Ok(t) if ctx.version >= 6 => r.topic_id = t.id,
                     Ok(_) => {}
                     Err(e) => {
