@@ -410,11 +410,11 @@ impl ConsumerGroup {
     /// Subscribed topic names that exist -> (id, partitions), and a hash of it.
     fn subscribed_metadata(&self, topics: &TopicRegistry) -> (BTreeMap<String, (Uuid, i32)>, u64) {
         let mut out = BTreeMap::new();
-        let regexes: Vec<super::regex::Regex> = self
+        let regexes: Vec<super::topic_regex::Regex> = self
             .members
             .values()
             .filter_map(|m| m.regex.as_deref())
-            .filter_map(super::regex::Regex::new)
+            .filter_map(super::topic_regex::Regex::new)
             .collect();
         if !regexes.is_empty() {
             for t in topics.list() {
@@ -446,7 +446,7 @@ impl ConsumerGroup {
     ) {
         let mut subs: BTreeMap<String, BTreeSet<Uuid>> = BTreeMap::new();
         for m in self.members.values() {
-            let regex = m.regex.as_deref().and_then(super::regex::Regex::new);
+            let regex = m.regex.as_deref().and_then(super::topic_regex::Regex::new);
             let mut set = BTreeSet::new();
             for (name, (id, _)) in topic_map {
                 if m.subscribed_names.binary_search(name).is_ok()

@@ -14,7 +14,7 @@ pub mod assignor;
 pub mod consumer;
 pub mod group;
 pub mod offset_store;
-pub mod regex;
+pub mod topic_regex;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -242,13 +242,13 @@ pub fn valid_group_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= GROUP_ID_BYTES_MAX
 }
 
-/// Whole-name match of a KIP-848 subscription regex (see `regex.rs`).
+/// Whole-name match of a KIP-848 subscription regex (see `topic_regex.rs`).
 pub fn regex_match(pattern: &str, name: &str) -> bool {
-    regex::Regex::new(pattern).is_some_and(|r| r.is_match(name))
+    topic_regex::Regex::new(pattern).is_some_and(|r| r.is_match(name))
 }
 
 pub fn regex_valid(pattern: &str) -> bool {
-    regex::Regex::new(pattern).is_some()
+    topic_regex::Regex::new(pattern).is_some()
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
