@@ -7,7 +7,21 @@ use std::process::Command;
 #[test]
 fn python_client_suites_pass() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let status = Command::new("python3")
+    // The Java client's jars, as the client matrix installed them (.ci/run).
+    let libs = root.join("target/compat-clients/java/libs");
+    let classpath: Vec<String> = std::fs::read_dir(&libs)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path().display().to_string())
+                .filter(|p| p.ends_with(".jar"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut cmd = Command::new("python3");
+    if !classpath.is_empty() {
+        cmd.env("KAFKA_CLIENTS_CLASSPATH", classpath.join(":"));
+    }
+    let status = cmd
         .args(["-m", "pytest", "-q", "-x", "tests/python"])
         .current_dir(&root)
         .env("HERALD_BIN", env!("CARGO_BIN_EXE_herald"))
