@@ -253,3 +253,149 @@ fn cluster_info_lists_the_broker_and_api_versions() {
             .any(|a| a["name"] == "Fetch" && a["max_version"] == 16)
     );
 }
+
+#[test]
+fn group_describe_shows_lag_and_reset_offsets_moves_the_group() {
+    let b = BrokerProcess::start(&[]);
+    ok(&b, &["topic", "create", "ledger", "-p", "2"], None);
+    ok(
+        &b,
+        &["produce", "ledger", "-p", "0", "-q"],
+        Some("a\nb\nc\nd\ne\n"),
+    );
+    ok(
+        &b,
+        &["produce", "ledger", "-p", "1", "-q"],
+        Some("f\ng\nh\ni\nj\n"),
+    );
+    // A group member reads 6 of the 10 records and commits as it leaves.
+    let read = ok(
+        &b,
+        &[
+            "consume",
+            "ledger",
+            "-g",
+            "billing",
+            "--from-beginning",
+            "-n",
+            "6",
+        ],
+        None,
+    );
+    assert_eq!(read.lines().count(), 6);
+
+    let d = json(&b, &["group", "describe", "billing"]);
+    assert_eq!(d["state"], "Empty", "{d}");
+    assert_eq!(
+        d["total_lag"], 4,
+        "10 produced, 6 consumed and committed: {d}"
+    );
+    let offsets = d["offsets"].as_array().expect("offsets");
+    assert_eq!(offsets.len(), 2);
+    for o in offsets {
+        assert_eq!(o["end_offset"], 5);
+        assert_eq!(
+            o["lag"].as_i64().unwrap_or(-1),
+            5 - o["committed_offset"].as_i64().unwrap_or(-1)
+        );
+    }
+    let list = json(&b, &["group", "list"]);
+    assert!(
+        list.as_array()
+            .expect("groups")
+            .iter()
+            .any(|g| g["group"] == "billing"),
+        "{list}"
+    );
+
+    // Dry run by default: nothing moves.
+    let plan = json(
+        &b,
+        &[
+            "group",
+            "reset-offsets",
+            "billing",
+            "-t",
+            "ledger",
+            "--to-earliest",
+        ],
+    );
+    assert_eq!(plan["executed"], false);
+    assert!(
+        plan["partitions"]
+            .as_array()
+            .expect("plan")
+            .iter()
+            .all(|p| p["new"] == 0)
+    );
+    assert_eq!(json(&b, &["group", "describe", "billing"])["total_lag"], 4);
+
+    ok(
+        &b,
+        &[
+            "group",
+            "reset-offsets",
+            "billing",
+            "-t",
+            "ledger",
+            "--to-earliest",
+            "--execute",
+        ],
+        None,
+    );
+    assert_eq!(json(&b, &["group", "describe", "billing"])["total_lag"], 10);
+    ok(
+        &b,
+        &[
+            "group",
+            "reset-offsets",
+            "billing",
+            "-t",
+            "ledger",
+            "--shift-by",
+            "3",
+            "--execute",
+        ],
+        None,
+    );
+    let d = json(&b, &["group", "describe", "billing"]);
+    assert_eq!(d["total_lag"], 4, "3 of 5 in each partition: {d}");
+    ok(
+        &b,
+        &[
+            "group",
+            "reset-offsets",
+            "billing",
+            "-t",
+            "ledger",
+            "--to-latest",
+            "--execute",
+        ],
+        None,
+    );
+    assert_eq!(json(&b, &["group", "describe", "billing"])["total_lag"], 0);
+
+    // Resuming the group reads nothing more; after a reset to offset 4, two records.
+    ok(
+        &b,
+        &[
+            "group",
+            "reset-offsets",
+            "billing",
+            "-t",
+            "ledger",
+            "--to-offset",
+            "4",
+            "--execute",
+        ],
+        None,
+    );
+    let again = ok(&b, &["consume", "ledger", "-g", "billing", "-n", "2"], None);
+    let mut lines: Vec<&str> = again.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, vec!["e", "j"]);
+
+    ok(&b, &["group", "delete", "billing"], None);
+    let out = herald(&b, &["group", "describe", "billing"], None);
+    assert!(!out.status.success(), "deleted group is unknown");
+}

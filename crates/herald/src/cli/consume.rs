@@ -141,14 +141,8 @@ pub fn run(common: &Common, args: ConsumeArgs) -> anyhow::Result<()> {
         "group.id",
         args.group.as_deref().unwrap_or("herald-cli-consume"),
     );
-    cfg.set(
-        "enable.auto.commit",
-        if args.group.is_some() {
-            "true"
-        } else {
-            "false"
-        },
-    );
+    // Commits are explicit: exactly the records printed (see the loop).
+    cfg.set("enable.auto.commit", "false");
     cfg.set(
         "auto.offset.reset",
         if args.from_beginning {
@@ -202,6 +196,9 @@ pub fn run(common: &Common, args: ConsumeArgs) -> anyhow::Result<()> {
     let template = args.template.clone().unwrap_or_else(|| "%v\\n".into());
     let mut seen = 0u64;
     let started = Instant::now();
+    // Next offset per partition of the records printed: what a group commits.
+    let mut printed: HashMap<i32, i64> = HashMap::new();
+    let mut last_commit = Instant::now();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     use std::io::Write;
     loop {
@@ -220,6 +217,7 @@ pub fn run(common: &Common, args: ConsumeArgs) -> anyhow::Result<()> {
             Some(Err(e)) => bail!("consume failed: {e}"),
             Some(Ok(m)) => {
                 seen += 1;
+                printed.insert(m.partition(), m.offset() + 1);
                 if common.json() {
                     writeln!(out, "{}", to_json(&m))?;
                 } else {
@@ -233,10 +231,44 @@ pub fn run(common: &Common, args: ConsumeArgs) -> anyhow::Result<()> {
         if args.exit && started.elapsed() > Duration::from_secs(3600) {
             break;
         }
+        if args.group.is_some() && last_commit.elapsed() > Duration::from_secs(5) {
+            out.flush()?;
+            commit(
+                &consumer,
+                &args.topic,
+                &printed,
+                rdkafka::consumer::CommitMode::Async,
+            )?;
+            last_commit = Instant::now();
+        }
     }
     out.flush()?;
     if args.group.is_some() {
-        let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
+        commit(
+            &consumer,
+            &args.topic,
+            &printed,
+            rdkafka::consumer::CommitMode::Sync,
+        )?;
     }
     Ok(())
+}
+
+/// Commits the offsets after the records printed (nothing if none were).
+fn commit(
+    consumer: &BaseConsumer,
+    topic: &str,
+    printed: &HashMap<i32, i64>,
+    mode: rdkafka::consumer::CommitMode,
+) -> anyhow::Result<()> {
+    if printed.is_empty() {
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (p, o) in printed {
+        tpl.add_partition_offset(topic, *p, Offset::Offset(*o))?;
+    }
+    consumer
+        .commit(&tpl, mode)
+        .map_err(|e| anyhow::anyhow!("committing offsets: {e}"))
 }
