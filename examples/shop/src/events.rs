@@ -30,7 +30,7 @@ macro_rules! event {
 
 event!(OrderPlaced, ORDERS, { customer: String, items: Vec<Item>, total_cents: u64 });
 event!(OrderCancelled, ORDERS, { reason: String });
-event!(PaymentReceived, PAYMENTS, { amount_cents: u64 });
+event!(PaymentReceived, PAYMENTS, { amount_cents: u64, items: Vec<Item> });
 event!(PaymentFailed, PAYMENTS, { reason: String });
 event!(StockReserved, INVENTORY, { items: Vec<Item> });
 event!(OutOfStock, INVENTORY, { sku: String });

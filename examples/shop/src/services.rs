@@ -282,6 +282,7 @@ pub async fn run_shop(opts: ShopOptions) -> anyhow::Result<ShopReport> {
                     p.publish(&PaymentReceived {
                         order_id: id,
                         amount_cents: c.event.total_cents,
+                        items: c.event.items.clone(),
                     })
                     .await?;
                 }
@@ -290,41 +291,19 @@ pub async fn run_shop(opts: ShopOptions) -> anyhow::Result<ShopReport> {
         })
         .build()?;
 
-    // inventory: needs the order's items, so it remembers OrderPlaced.
+    // inventory: reserves the paid items (the payment event carries them, so
+    // inventory does not depend on seeing OrderPlaced first, from another topic).
     let inv_pub = Publisher::new(&brokers, "shop/inventory")?;
     let stock: Arc<Mutex<HashMap<String, u32>>> = Arc::new(Mutex::new(
         SKUS.iter().map(|(s, _, q)| (s.to_string(), *q)).collect(),
     ));
-    let pending_items: Arc<Mutex<HashMap<String, Vec<Item>>>> =
-        Arc::new(Mutex::new(HashMap::new()));
-    let (pi1, pi2, tl2) = (pending_items.clone(), pending_items, tl.clone());
+    let tl2 = tl.clone();
     let inventory = Subscriber::builder(&brokers, "inventory")
-        .retry(RetryPolicy {
-            attempts_in_place: 5,
-            initial_backoff: Duration::from_millis(20),
-            max_backoff: Duration::from_millis(200),
-            retry_topic_delays: vec![Duration::from_millis(500), Duration::from_secs(2)],
-        })
-        .on::<OrderPlaced, _, _>(move |c: Context<OrderPlaced>| {
-            if let Ok(mut m) = pi1.lock() {
-                m.insert(c.event.order_id.clone(), c.event.items.clone());
-            }
-            async { Ok(()) }
-        })
         .on::<PaymentReceived, _, _>(move |c: Context<PaymentReceived>| {
-            let (p, stock, items, tl) = (inv_pub.clone(), stock.clone(), pi2.clone(), tl2.clone());
+            let (p, stock, tl) = (inv_pub.clone(), stock.clone(), tl2.clone());
             async move {
                 let id = c.event.order_id.clone();
-                // Different topics, different partitions: the payment may overtake
-                // the order here. Fail, and let the retry find the items.
-                let Some(items) = items
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("poisoned"))?
-                    .get(&id)
-                    .cloned()
-                else {
-                    anyhow::bail!("order {id} not seen yet");
-                };
+                let items = c.event.items.clone();
                 let short = {
                     let mut s = stock.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
                     let short = items
@@ -475,6 +454,8 @@ pub async fn run_shop(opts: ShopOptions) -> anyhow::Result<ShopReport> {
         notification,
         analytics,
     ];
+    // An order whose event is dead-lettered by any service ends there.
+    let watched: Vec<Subscriber> = services[..4].to_vec();
     for s in services {
         let mut rx = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
@@ -508,7 +489,7 @@ pub async fn run_shop(opts: ShopOptions) -> anyhow::Result<ShopReport> {
             .lock()
             .map(|v| (v.orders_shipped, v.orders_cancelled))
             .unwrap_or((0, 0));
-        let dead = payment.metrics().dead_lettered;
+        let dead: u64 = watched.iter().map(|s| s.metrics().dead_lettered).sum();
         if shipped + cancelled + dead >= opts.orders as u64 || Instant::now() > deadline {
             break;
         }
