@@ -22,6 +22,9 @@ use crate::segment::{ReadPlan, SEGMENT_BYTES_LIMIT, Segment};
 
 const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 const LOG_START_FILE: &str = "log-start-offset";
+/// Idempotent producer state as of a segment roll or clean close, so producers
+/// whose batches retention deleted are still known after a restart.
+const PRODUCER_SNAPSHOT_FILE: &str = "producer-snapshot";
 
 /// Result of one append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,16 +173,45 @@ impl PartitionLog {
         Ok((log, report))
     }
 
+    /// Restores producer state: the snapshot (if valid and not past the log end)
+    /// plus the batches written after it; else every batch header in the log.
     fn rebuild_producer_state(&mut self) -> Result<()> {
         self.producers.clear();
+        let end = self.log_end_offset();
+        let snapshot = std::fs::read_to_string(self.dir.join(PRODUCER_SNAPSHOT_FILE))
+            .ok()
+            .and_then(|t| ProducerStateTable::decode_snapshot(&t))
+            .filter(|(offset, _)| *offset <= end);
+        let from = match snapshot {
+            Some((offset, table)) => {
+                self.producers = table;
+                offset
+            }
+            None => i64::MIN,
+        };
         for seg in self.segments.values() {
+            if seg.next_offset() <= from {
+                continue;
+            }
             let mut pos = 0;
             while pos < seg.size_bytes() {
                 let Some(h) = seg.header_at(pos)? else { break };
-                self.producers.record(&h);
+                if h.base_offset >= from {
+                    self.producers.record(&h);
+                }
                 pos += h.total_bytes() as u64;
             }
         }
+        Ok(())
+    }
+
+    fn write_producer_snapshot(&self) -> Result<()> {
+        let text = self.producers.encode_snapshot(self.log_end_offset());
+        let tmp = self.dir.join(format!("{PRODUCER_SNAPSHOT_FILE}.tmp"));
+        let mut f = File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, self.dir.join(PRODUCER_SNAPSHOT_FILE))?;
         Ok(())
     }
 
@@ -360,6 +392,7 @@ impl PartitionLog {
         self.active_mut().sync_all()?;
         let seg = Segment::create(&self.dir, next)?;
         self.segments.insert(next, seg);
+        self.write_producer_snapshot()?;
         fsync_dir(&self.dir)?;
         self.active_created = Instant::now();
         Ok(())
@@ -574,6 +607,7 @@ impl PartitionLog {
     /// trusts the indexes instead of rescanning the active segment.
     pub fn close(mut self) -> Result<()> {
         self.active_mut().sync_all()?;
+        self.write_producer_snapshot()?;
         let mut f = File::create(self.dir.join(CLEAN_SHUTDOWN_FILE))?;
         f.write_all(b"clean\n")?;
         f.sync_all()?;

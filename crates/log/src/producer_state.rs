@@ -130,6 +130,68 @@ impl ProducerStateTable {
         entry.last_offset = h.last_offset();
     }
 
+    /// Encodes the table as of log offset `offset` (a batch boundary):
+    /// line 1 `herald-producer-snapshot 1 <offset> <producers>`, then one line per
+    /// producer: `<id> <epoch> <last offset> <first seq>:<last seq>:<base offset>,...`.
+    pub fn encode_snapshot(&self, offset: i64) -> String {
+        let mut out = format!(
+            "herald-producer-snapshot 1 {offset} {}\n",
+            self.producers.len()
+        );
+        for (id, e) in &self.producers {
+            let batches: Vec<String> = e
+                .batches
+                .iter()
+                .map(|b| format!("{}:{}:{}", b.first_sequence, b.last_sequence, b.base_offset))
+                .collect();
+            out.push_str(&format!(
+                "{id} {} {} {}\n",
+                e.epoch,
+                e.last_offset,
+                batches.join(",")
+            ));
+        }
+        out
+    }
+
+    /// Decodes [`ProducerStateTable::encode_snapshot`]; None if anything is off
+    /// (the caller then rebuilds from the log).
+    pub fn decode_snapshot(text: &str) -> Option<(i64, ProducerStateTable)> {
+        let mut lines = text.lines();
+        let head: Vec<&str> = lines.next()?.split(' ').collect();
+        if head.len() != 4 || head[0] != "herald-producer-snapshot" || head[1] != "1" {
+            return None;
+        }
+        let offset: i64 = head[2].parse().ok()?;
+        let count: usize = head[3].parse().ok()?;
+        let mut table = ProducerStateTable::default();
+        for line in lines {
+            let f: Vec<&str> = line.split(' ').collect();
+            if f.len() != 4 {
+                return None;
+            }
+            let mut entry = ProducerEntry {
+                epoch: f[1].parse().ok()?,
+                batches: VecDeque::new(),
+                last_offset: f[2].parse().ok()?,
+            };
+            for b in f[3].split(',').filter(|b| !b.is_empty()) {
+                let mut parts = b.split(':');
+                entry.batches.push_back(CachedBatch {
+                    first_sequence: parts.next()?.parse().ok()?,
+                    last_sequence: parts.next()?.parse().ok()?,
+                    base_offset: parts.next()?.parse().ok()?,
+                });
+                if entry.batches.len() > PRODUCER_BATCHES_CACHED {
+                    return None;
+                }
+            }
+            table.producers.insert(f[0].parse().ok()?, entry);
+        }
+        (table.producers.len() == count && count <= PRODUCERS_PER_PARTITION_MAX)
+            .then_some((offset, table))
+    }
+
     /// Forgets every producer (before a rebuild from the log).
     pub fn clear(&mut self) {
         self.producers.clear();
