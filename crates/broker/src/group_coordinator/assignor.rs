@@ -83,6 +83,96 @@ pub fn range(input: &AssignInput<'_>) -> HashMap<String, Assignment> {
 }
 
 pub fn uniform(input: &AssignInput<'_>) -> HashMap<String, Assignment> {
+    let mut subscriptions = input.members.values();
+    let homogeneous = match subscriptions.next() {
+        Some(first) => subscriptions.all(|s| s == first),
+        None => true,
+    };
+    if homogeneous {
+        uniform_homogeneous(input)
+    } else {
+        uniform_heterogeneous(input)
+    }
+}
+
+/// Every member subscribes to the same topics (the common case), as Kafka's
+/// UniformHomogeneousAssignmentBuilder: each member has a quota of
+/// `partitions / members` (the first `partitions % members` members that can
+/// use it get one more); members keep their lowest-numbered current partitions
+/// up to their quota; the rest go, in order, to members below quota.
+fn uniform_homogeneous(input: &AssignInput<'_>) -> HashMap<String, Assignment> {
+    let mut out = empty_result(input);
+    let Some(topics) = input.members.values().next() else {
+        return out;
+    };
+    let mut parts: Vec<(Uuid, i32)> = Vec::new();
+    for t in topics {
+        let n = input.topics.get(t).copied().unwrap_or(0).max(0);
+        parts.extend((0..n).map(|p| (*t, p)));
+    }
+    let members: Vec<&String> = input.members.keys().collect();
+    if members.is_empty() || parts.is_empty() {
+        return out;
+    }
+    let min_quota = parts.len() / members.len();
+    let mut extra = parts.len() % members.len();
+    let valid: BTreeSet<(Uuid, i32)> = parts.iter().copied().collect();
+    let mut taken: BTreeSet<(Uuid, i32)> = BTreeSet::new();
+    let mut counts: Vec<usize> = vec![0; members.len()];
+    // 1. Stickiness, up to the quota.
+    for (i, m) in members.iter().enumerate() {
+        let Some(prev) = input.previous.get(m.as_str()) else {
+            continue;
+        };
+        let mut owned: Vec<(Uuid, i32)> = prev
+            .iter()
+            .flat_map(|(t, ps)| ps.iter().map(move |p| (*t, *p)))
+            .filter(|tp| valid.contains(tp) && !taken.contains(tp))
+            .collect();
+        owned.sort();
+        let mut quota = min_quota;
+        if owned.len() > min_quota && extra > 0 {
+            quota += 1;
+            extra -= 1;
+        }
+        for tp in owned.into_iter().take(quota) {
+            taken.insert(tp);
+            counts[i] += 1;
+            if let Some(a) = out.get_mut(m.as_str()) {
+                a.entry(tp.0).or_default().insert(tp.1);
+            }
+        }
+    }
+    // 2. The rest, in partition order, to members under their quota.
+    let mut free = parts.iter().filter(|tp| !taken.contains(tp));
+    for (i, m) in members.iter().enumerate() {
+        while counts[i] < min_quota {
+            let Some(tp) = free.next() else { break };
+            counts[i] += 1;
+            if let Some(a) = out.get_mut(m.as_str()) {
+                a.entry(tp.0).or_default().insert(tp.1);
+            }
+        }
+    }
+    for (i, m) in members.iter().enumerate() {
+        if extra == 0 {
+            break;
+        }
+        if counts[i] == min_quota {
+            let Some(tp) = free.next() else { break };
+            counts[i] += 1;
+            extra -= 1;
+            if let Some(a) = out.get_mut(m.as_str()) {
+                a.entry(tp.0).or_default().insert(tp.1);
+            }
+        }
+    }
+    out
+}
+
+/// Members subscribe to different topics: greedy balance, then moves from
+/// members that have two or more partitions than an eligible member.
+fn uniform_heterogeneous(input: &AssignInput<'_>) -> HashMap<String, Assignment> {
     let names: Vec<&String> = input.members.keys().collect();
     let index: HashMap<&str, usize> = names
         .iter()
@@ -184,6 +274,47 @@ mod tests {
         }
         let total: i32 = topics.values().sum();
         assert_eq!(seen.len(), total as usize);
+    }
+
+    #[test]
+    fn uniform_is_sticky_like_kafka() {
+        let t = Uuid::new_v4();
+        let topics: BTreeMap<Uuid, i32> = [(t, 6)].into_iter().collect();
+        let sub: BTreeSet<Uuid> = [t].into_iter().collect();
+        let mut members = BTreeMap::new();
+        members.insert("c0".to_string(), sub.clone());
+        let mut previous = HashMap::new();
+        let a1 = uniform(&AssignInput {
+            members: &members,
+            topics: &topics,
+            previous: &previous,
+        });
+        assert_eq!(a1["c0"][&t].len(), 6);
+        previous = a1;
+        members.insert("c1".to_string(), sub.clone());
+        let a2 = uniform(&AssignInput {
+            members: &members,
+            topics: &topics,
+            previous: &previous,
+        });
+        assert_eq!(
+            a2["c0"][&t].iter().copied().collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        assert_eq!(
+            a2["c1"][&t].iter().copied().collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
+        previous = a2;
+        members.insert("c2".to_string(), sub);
+        let a3 = uniform(&AssignInput {
+            members: &members,
+            topics: &topics,
+            previous: &previous,
+        });
+        assert_eq!(a3["c0"][&t].iter().copied().collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(a3["c1"][&t].iter().copied().collect::<Vec<_>>(), vec![3, 4]);
+        assert_eq!(a3["c2"][&t].iter().copied().collect::<Vec<_>>(), vec![2, 5]);
     }
 
     #[test]

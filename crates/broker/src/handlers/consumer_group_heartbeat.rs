@@ -117,6 +117,16 @@ pub fn handle(ctx: &Ctx, req: ConsumerGroupHeartbeatRequest) -> Result<Reply, Pr
                 .consumer_heartbeat(&s(&req.group_id.0), hb, &ctx.broker.topics)
         }
     };
+    if result.error != 0 {
+        tracing::debug!(
+            group = %req.group_id.0.as_str(),
+            member = %req.member_id.as_str(),
+            epoch = req.member_epoch,
+            error = result.error,
+            message = result.message.as_deref().unwrap_or(""),
+            "ConsumerGroupHeartbeat refused"
+        );
+    }
     let mut resp = ConsumerGroupHeartbeatResponse::default();
     resp.error_code = result.error;
     resp.error_message = result.message.map(sb);
