@@ -30,6 +30,10 @@ pub enum MemberState {
     UnreleasedPartitions,
 }
 
+/// Rebalance timeout of a member that joined without one (librdkafka's
+/// `max.poll.interval.ms` default).
+const DEFAULT_REBALANCE_TIMEOUT: Duration = Duration::from_secs(300);
+
 pub struct CMember {
     pub member_id: String,
     pub instance_id: Option<String>,
@@ -301,9 +305,11 @@ impl ConsumerGroup {
                         epoch: 0,
                         previous_epoch: -1,
                         state: MemberState::Stable,
-                        rebalance_timeout: Duration::from_millis(
-                            req.rebalance_timeout_ms.max(0) as u64
-                        ),
+                        rebalance_timeout: if req.rebalance_timeout_ms < 0 {
+                            DEFAULT_REBALANCE_TIMEOUT
+                        } else {
+                            Duration::from_millis(req.rebalance_timeout_ms as u64)
+                        },
                         subscribed_names: Vec::new(),
                         regex: None,
                         server_assignor: None,

@@ -33,24 +33,19 @@ fn validate(version: i16, req: &ConsumerGroupHeartbeatRequest) -> Option<Heartbe
         ));
     }
     if req.member_epoch == 0 {
-        if req.rebalance_timeout_ms == -1 {
-            return Some(invalid(
-                E::InvalidRequest,
-                "RebalanceTimeoutMs must be provided in first request.",
-            ));
-        }
+        // Kafka refuses a join without RebalanceTimeoutMs (INVALID_REQUEST),
+        // which librdkafka treats as fatal. librdkafka 2.16 sends exactly that
+        // when it resubscribes right after its leave was answered (a
+        // non-full heartbeat at epoch 0): accept it, with the default
+        // max.poll.interval.ms as the rebalance timeout (see consumer.rs).
         if req.topic_partitions.as_ref().is_some_and(|t| !t.is_empty()) {
             return Some(invalid(
                 E::InvalidRequest,
                 "TopicPartitions must be empty when (re-)joining.",
             ));
         }
-        if req.subscribed_topic_names.is_none() && req.subscribed_topic_regex.is_none() {
-            return Some(invalid(
-                E::InvalidRequest,
-                "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
-            ));
-        }
+        // Likewise a join without a subscription (Kafka: INVALID_REQUEST) is
+        // taken as subscribed to nothing until the member sends one.
     }
     if req
         .subscribed_topic_names
