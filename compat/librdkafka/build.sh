@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Build librdkafka's own integration test suite (tests/test-runner) from the
+# librdkafka source bundled in the rdkafka-sys crate in the local cargo registry.
+#
+# Nothing from librdkafka is committed: the source is copied to a build directory
+# outside version control (default: <repo>/target/librdkafka-tests, gitignored).
+#
+# Idempotent: installs only missing Debian packages, copies the source only once,
+# configures only once, and lets make skip what is up to date.
+#
+# Environment:
+#   COMPAT_BUILD_DIR     build directory (default <repo>/target/librdkafka-tests)
+#   LIBRDKAFKA_SRC       librdkafka source dir (default: newest
+#                        ~/.cargo/registry/src/*/rdkafka-sys-*/librdkafka)
+#   RDKAFKA_SYS_VERSION  pin the crate version (default 4.10.0+2.12.1)
+#   JOBS                 make parallelism (default: nproc)
+#   COMPAT_NO_APT=1      never call apt-get (fail if headers are missing)
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+BUILD_DIR="${COMPAT_BUILD_DIR:-$REPO/target/librdkafka-tests}"
+JOBS="${JOBS:-$(nproc 2>/dev/null || echo 2)}"
+RDKAFKA_SYS_VERSION="${RDKAFKA_SYS_VERSION:-4.10.0+2.12.1}"
+
+log() { printf '[build.sh] %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- 1. Debian deps
+# rapidjson-dev is optional for librdkafka but lets 0053_stats and 0110 check
+# the statistics JSON (they skip without it).
+DEPS=(build-essential python3 pkg-config libssl-dev libsasl2-dev libzstd-dev liblz4-dev zlib1g-dev rapidjson-dev)
+missing=()
+if command -v dpkg-query >/dev/null 2>&1; then
+  for p in "${DEPS[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+      missing+=("$p")
+    fi
+  done
+fi
+if ((${#missing[@]})); then
+  if [[ "${COMPAT_NO_APT:-0}" == 1 ]]; then
+    log "missing packages (COMPAT_NO_APT=1, not installing): ${missing[*]}"
+  else
+    SUDO=""
+    [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    log "installing missing packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get install -y --no-install-recommends "${missing[@]}" \
+      || { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends "${missing[@]}"; }
+  fi
+else
+  log "Debian build dependencies present"
+fi
+
+# ---------------------------------------------------------------- 2. locate source
+if [[ -z "${LIBRDKAFKA_SRC:-}" ]]; then
+  shopt -s nullglob
+  cands=("${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/rdkafka-sys-"$RDKAFKA_SYS_VERSION"/librdkafka)
+  if ((${#cands[@]} == 0)); then
+    # Any version, newest last (version sort).
+    mapfile -t cands < <(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/rdkafka-sys-*/librdkafka 2>/dev/null | sort -V)
+  fi
+  shopt -u nullglob
+  if ((${#cands[@]} == 0)); then
+    log "no rdkafka-sys crate source in the cargo registry; run 'cargo fetch' in the repo (rdkafka is a dev-dependency) or set LIBRDKAFKA_SRC"
+    exit 1
+  fi
+  LIBRDKAFKA_SRC="${cands[-1]}"
+fi
+[[ -f "$LIBRDKAFKA_SRC/tests/test.c" ]] || { log "$LIBRDKAFKA_SRC has no tests/test.c"; exit 1; }
+log "librdkafka source: $LIBRDKAFKA_SRC"
+
+# ---------------------------------------------------------------- 3. copy
+SRC="$BUILD_DIR/librdkafka"
+mkdir -p "$BUILD_DIR"
+if [[ ! -f "$SRC/.copied-from" || "$(cat "$SRC/.copied-from")" != "$LIBRDKAFKA_SRC" ]]; then
+  log "copying source to $SRC"
+  rm -rf "$SRC"
+  cp -a "$LIBRDKAFKA_SRC" "$SRC.tmp"
+  chmod -R u+w "$SRC.tmp"
+  mv "$SRC.tmp" "$SRC"
+  echo "$LIBRDKAFKA_SRC" > "$SRC/.copied-from"
+else
+  log "source already copied"
+fi
+
+cd "$SRC"
+
+# ---------------------------------------------------------------- 4. configure
+# libcurl (OIDC) and GSSAPI are not needed: those tests are excluded.
+# Reconfigure (and rebuild) when the installed dependencies changed.
+CONF_KEY="--disable-curl --disable-gssapi; $(dpkg-query -W -f='${Package}=${Version} ' "${DEPS[@]}" 2>/dev/null || true)"
+if [[ ! -f Makefile.config || "$(cat .configured-with 2>/dev/null)" != "$CONF_KEY" ]]; then
+  log "configuring"
+  ./configure --disable-curl --disable-gssapi >_configure_output.txt 2>&1 || { tail -50 _configure_output.txt; exit 1; }
+  echo "$CONF_KEY" > .configured-with
+  rm -f .build-ok
+  if [[ -f src/librdkafka.a ]]; then make clean >/dev/null 2>&1 || true; fi
+else
+  log "already configured"
+fi
+
+# ---------------------------------------------------------------- 5. build
+if [[ -x tests/test-runner && -f .build-ok ]] && [[ -z "$(find src src-cpp tests -newer .build-ok \( -name '*.c' -o -name '*.cpp' -o -name '*.h' \) -print -quit)" ]]; then
+  log "test-runner up to date: $SRC/tests/test-runner"
+else
+  log "building libs (make -j$JOBS libs)"
+  make -j"$JOBS" libs >make-libs.log 2>&1 || { tail -50 make-libs.log; exit 1; }
+  log "building tests (make -C tests build)"
+  make -j"$JOBS" -C tests build >make-tests.log 2>&1 || { tail -50 make-tests.log; exit 1; }
+  touch .build-ok
+  log "built $SRC/tests/test-runner"
+fi
+
+# ---------------------------------------------------------------- 6. Kafka CLI shim
+# A few tests shell out to $KAFKA_PATH/bin/kafka-topics.sh (topic configs,
+# partition increase, deletion). run.sh points KAFKA_PATH at this directory.
+SHIM="$BUILD_DIR/kafka-shim"
+mkdir -p "$SHIM/bin"
+if [[ ! -x "$SHIM/bin/kafka-topics" || "$HERE/kafka-topics-shim.c" -nt "$SHIM/bin/kafka-topics" || src/librdkafka.so.1 -nt "$SHIM/bin/kafka-topics" ]]; then
+  log "building kafka-topics shim"
+  cc -O1 -Wall -I"$SRC/src" -o "$SHIM/bin/kafka-topics" "$HERE/kafka-topics-shim.c" \
+     -L"$SRC/src" -Wl,-rpath,"$SRC/src" -lrdkafka
+fi
+cat >"$SHIM/bin/kafka-topics.sh" <<SH
+#!/bin/sh
+# Generated by compat/librdkafka/build.sh: kafka-topics.sh stand-in (Admin API).
+exec "$SHIM/bin/kafka-topics" "\$@"
+SH
+for tool in kafka-acls.sh kafka-configs.sh kafka-consumer-groups.sh; do
+  cat >"$SHIM/bin/$tool" <<SH
+#!/bin/sh
+# Generated by compat/librdkafka/build.sh: not provided by the Herald harness.
+echo "$tool: not available in the Herald compatibility harness (no Kafka distribution)" >&2
+exit 1
+SH
+done
+chmod +x "$SHIM"/bin/*.sh
+log "Kafka CLI shim: $SHIM/bin"
