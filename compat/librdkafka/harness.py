@@ -602,6 +602,8 @@ def main():
     only = env("COMPAT_TESTS")  # e.g. "0001,0012" to run a subset
     only = set(x.strip() for x in only.split(",")) if only else None
     mode = ("quick" if quick else "full") + ("+idempotent" if env("COMPAT_IDEMPOTENT", "0") == "1" else "")
+    if env("TEST_CONSUMER_GROUP_PROTOCOL", "classic") != "classic":
+        mode += "+group.protocol=" + env("TEST_CONSUMER_GROUP_PROTOCOL")
     timeout = int(env("COMPAT_TIMEOUT", "300" if quick else "900"))
     kafka_version = env("TEST_KAFKA_VERSION", "4.0.0")
     rust_log = env("HERALD_RUST_LOG", "info")

@@ -25,6 +25,8 @@
 #   COMPAT_STRICT=1     exit 1 on any failure against Herald
 #   COMPAT_IDEMPOTENT=1 run with test-runner -P (every producer idempotent), like
 #                       librdkafka's `make idempotent_seq`; doc not written
+#   TEST_CONSUMER_GROUP_PROTOCOL=consumer  run consumers with KIP-848 (librdkafka's
+#                       own switch, passed through); doc not written
 #   COMPAT_BUILD_DIR    as for build.sh
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
