@@ -13,6 +13,9 @@
 #   COMPAT_TESTS        comma-separated test numbers/names to run (doc not written)
 #   COMPAT_TIMEOUT      outer timeout per test number in seconds (default 900, quick 300)
 #   COMPAT_TIMEOUT_MULTIPLIER  test.timeout.multiplier in test.conf (default 1.5)
+#   COMPAT_REBALANCE_DELAY_MS  broker --group-initial-rebalance-delay-ms (default 3000 = Kafka's,
+#                       0 in quick mode)
+#   COMPAT_HERALD_ARGS  extra `herald serve` arguments, space-separated
 #   COMPAT_PORT         fixed port for the default-scenario broker (default: ephemeral)
 #   COMPAT_NUM_PARTITIONS      broker --num-partitions (default 4, like trivup's default scenario)
 #   COMPAT_EXTRA_CONF   extra test.conf lines, ';'-separated (e.g. "debug=protocol")
