@@ -52,6 +52,40 @@ def test_confluent_admin_create_describe_alter_delete(bootstrap):
     assert name not in admin.list_topics(timeout=10).topics
 
 
+def test_confluent_group_configs(bootstrap):
+    """KIP-848 group configs: describe defaults, override, describe, delete the override."""
+    from confluent_kafka.admin import AdminClient, ConfigResource, ConfigEntry, AlterConfigOpType
+    from confluent_kafka import KafkaException
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    group = unique("ck-group-configs")
+    res = ConfigResource(ConfigResource.Type.GROUP, group)
+    configs = admin.describe_configs([res])[res].result(10)
+    assert configs["consumer.session.timeout.ms"].is_default
+    assert configs["consumer.heartbeat.interval.ms"].is_default
+
+    def alter(*entries):
+        r = ConfigResource(ConfigResource.Type.GROUP, group, incremental_configs=list(entries))
+        return admin.incremental_alter_configs([r])[r].result(10)
+
+    alter(ConfigEntry("consumer.session.timeout.ms", "50000",
+                      incremental_operation=AlterConfigOpType.SET))
+    configs = admin.describe_configs([res])[res].result(10)
+    assert configs["consumer.session.timeout.ms"].value == "50000"
+    assert not configs["consumer.session.timeout.ms"].is_default
+
+    with pytest.raises(KafkaException):  # below Kafka's minimum session timeout
+        alter(ConfigEntry("consumer.session.timeout.ms", "10",
+                          incremental_operation=AlterConfigOpType.SET))
+    with pytest.raises(KafkaException):  # not a group config
+        alter(ConfigEntry("retention.ms", "10", incremental_operation=AlterConfigOpType.SET))
+
+    alter(ConfigEntry("consumer.session.timeout.ms", None,
+                      incremental_operation=AlterConfigOpType.DELETE))
+    configs = admin.describe_configs([res])[res].result(10)
+    assert configs["consumer.session.timeout.ms"].is_default
+
+
 def test_confluent_idempotent_produce_and_consume_with_headers(bootstrap):
     from confluent_kafka import Producer, Consumer, TopicPartition
 

@@ -24,6 +24,8 @@ pub enum ConfigType {
 pub const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 pub const SOURCE_STATIC_BROKER: i8 = 4;
 pub const SOURCE_DEFAULT: i8 = 5;
+/// `GROUP_CONFIG`: a group config override (KIP-848).
+pub const SOURCE_GROUP: i8 = 8;
 
 pub struct TopicConfigDef {
     pub name: &'static str,

@@ -13,6 +13,7 @@
 pub mod assignor;
 pub mod consumer;
 pub mod group;
+pub mod group_configs;
 pub mod offset_store;
 pub mod topic_regex;
 
@@ -144,6 +145,7 @@ impl Group {
 struct State {
     groups: HashMap<String, Group>,
     store: OffsetStore,
+    configs: group_configs::GroupConfigStore,
     last_cleanup: Instant,
 }
 
@@ -290,6 +292,7 @@ impl GroupCoordinator {
         let cfg = GroupConfig::from_broker(config);
         let started = Instant::now();
         let (store, records) = OffsetStore::open(&config.data_dir, cfg.compact_bytes_min)?;
+        let configs = group_configs::GroupConfigStore::open(&config.data_dir)?;
         let log = store.partition();
         let mut offsets: HashMap<String, BTreeMap<String, BTreeMap<i32, OffsetValue>>> =
             HashMap::new();
@@ -362,6 +365,7 @@ impl GroupCoordinator {
             state: Mutex::new(State {
                 groups,
                 store,
+                configs,
                 last_cleanup: Instant::now(),
             }),
             log,
@@ -912,8 +916,14 @@ impl GroupCoordinator {
     ) -> consumer::HeartbeatResult {
         use ResponseError as E;
         let now = Instant::now();
-        let mut st = lock(&self.state);
+        let mut guard = lock(&self.state);
+        let st = &mut *guard;
         let mut records = Vec::new();
+        // This group's configs (KIP-848 group configs) over the broker's defaults.
+        let cfg = match st.configs.get(group_id) {
+            Some(o) => std::borrow::Cow::Owned(group_configs::apply(&self.cfg, o)),
+            None => std::borrow::Cow::Borrowed(&self.cfg),
+        };
         let result = {
             let group = match st.groups.get_mut(group_id) {
                 Some(g) => g,
@@ -946,10 +956,56 @@ impl GroupCoordinator {
             let Kind::Consumer(g) = &mut group.kind else {
                 return consumer::HeartbeatResult::error(E::UnknownServerError, "unreachable");
             };
-            g.heartbeat(req, topics, &self.cfg, now, &mut records)
+            g.heartbeat(req, topics, &cfg, now, &mut records)
         };
         st.persist(&records);
         result
+    }
+
+    /// One group's configs: (name, effective value, overridden?). Any valid
+    /// group id has them, existing or not (as in Kafka).
+    pub fn group_configs(&self, group_id: &str) -> Vec<(&'static str, String, bool)> {
+        let st = lock(&self.state);
+        let overrides = st.configs.get(group_id);
+        group_configs::GROUP_CONFIGS
+            .iter()
+            .map(|d| match overrides.and_then(|o| o.get(d.name)) {
+                Some(v) => (d.name, v.clone(), true),
+                None => (
+                    d.name,
+                    group_configs::broker_default(d.name, &self.cfg).unwrap_or_default(),
+                    false,
+                ),
+            })
+            .collect()
+    }
+
+    /// Changes one group's overrides with `edit` (validated as a whole; nothing
+    /// is stored with `validate_only`). Takes effect at the members' next heartbeat.
+    pub fn alter_group_configs(
+        &self,
+        group_id: &str,
+        validate_only: bool,
+        edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), String>,
+    ) -> Result<(), (ResponseError, String)> {
+        if !valid_group_id(group_id) {
+            return Err((
+                ResponseError::InvalidGroupId,
+                format!("invalid group id '{group_id}'"),
+            ));
+        }
+        let mut st = lock(&self.state);
+        let mut overrides = st.configs.get(group_id).cloned().unwrap_or_default();
+        edit(&mut overrides).map_err(|m| (ResponseError::InvalidConfig, m))?;
+        group_configs::validate(&overrides, &self.cfg)
+            .map_err(|m| (ResponseError::InvalidConfig, m))?;
+        if validate_only {
+            return Ok(());
+        }
+        st.configs.set(group_id, overrides).map_err(|e| {
+            tracing::error!(group = group_id, error = %e, "storing group configs failed");
+            (ResponseError::KafkaStorageError, e.to_string())
+        })
     }
 
     pub fn consumer_describe(
@@ -1259,5 +1315,73 @@ mod tests {
             ]
         );
         assert!(groups.fetch_offsets("g", None, None).1.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod group_config_tests {
+    use super::*;
+
+    fn heartbeat(groups: &GroupCoordinator, topics: &TopicRegistry) -> consumer::HeartbeatResult {
+        groups.consumer_heartbeat(
+            "g",
+            consumer::HeartbeatRequest {
+                member_id: "m1".into(),
+                member_epoch: 0,
+                instance_id: None,
+                rack_id: None,
+                rebalance_timeout_ms: 10_000,
+                subscribed_topic_names: Some(vec!["t".into()]),
+                subscribed_topic_regex: None,
+                server_assignor: None,
+                owned: Some(Default::default()),
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                version: 1,
+            },
+            topics,
+        )
+    }
+
+    #[tokio::test]
+    async fn group_config_overrides_reach_members_and_survive_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..BrokerConfig::default()
+        };
+        let topics = TopicRegistry::load(dir.path(), cfg.log.clone(), 100).unwrap();
+        topics.create("t", 2, BTreeMap::new()).unwrap();
+        {
+            let groups = GroupCoordinator::open(&cfg).unwrap();
+            let default_ms = cfg.group_consumer_heartbeat_interval.as_millis() as i32;
+            assert_eq!(
+                heartbeat(&groups, &topics).heartbeat_interval_ms,
+                default_ms
+            );
+            // Out of range and unknown keys are refused, nothing stored.
+            let bad = groups.alter_group_configs("g", false, |o| {
+                o.insert("consumer.heartbeat.interval.ms".into(), "100".into());
+                Ok(())
+            });
+            assert_eq!(bad.unwrap_err().0, ResponseError::InvalidConfig);
+            let ok = groups.alter_group_configs("g", false, |o| {
+                o.insert("consumer.heartbeat.interval.ms".into(), "7000".into());
+                o.insert("consumer.session.timeout.ms".into(), "50000".into());
+                Ok(())
+            });
+            assert!(ok.is_ok());
+            let described = groups.group_configs("g");
+            assert!(described.contains(&("consumer.heartbeat.interval.ms", "7000".into(), true)));
+        }
+        let groups = GroupCoordinator::open(&cfg).unwrap();
+        assert_eq!(heartbeat(&groups, &topics).heartbeat_interval_ms, 7000);
+        // Another group keeps the broker defaults.
+        assert!(
+            groups
+                .group_configs("other")
+                .iter()
+                .all(|(_, _, overridden)| !overridden)
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! AlterConfigs (key 33, replaces a topic's overrides) and
 //! IncrementalAlterConfigs (key 44, SET/DELETE/APPEND/SUBTRACT per key).
-//! Broker settings are static: changing them is refused.
+//! Also GROUP resources (KIP-848 group configs, see
+//! `group_coordinator/group_configs.rs`). Broker settings are static: changing
+//! them is refused.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +12,7 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsResponse,
 };
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use super::{Ctx, Reply, s, sb};
 use crate::error::{ProtocolError, topic_error_code};
 use crate::topic_config;
@@ -40,13 +42,25 @@ fn apply_topic(
         .map_err(|e| (topic_error_code(&e), e.to_string()))
 }
 
+fn alter_group(
+    ctx: &Ctx,
+    group: &str,
+    validate_only: bool,
+    edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), String>,
+) -> Outcome {
+    ctx.broker
+        .groups
+        .alter_group_configs(group, validate_only, edit)
+        .map_err(|(e, m)| (e.code(), m))
+}
+
 fn check_resource(ctx: &Ctx, resource_type: i8, name: &str) -> Result<(), (i16, String)> {
     match resource_type {
         RESOURCE_TOPIC if ctx.broker.topics.get(name).is_none() => Err((
             ResponseError::UnknownTopicOrPartition.code(),
             format!("unknown topic '{name}'"),
         )),
-        RESOURCE_TOPIC => Ok(()),
+        RESOURCE_TOPIC | RESOURCE_GROUP => Ok(()),
         RESOURCE_BROKER => Err((
             ResponseError::InvalidRequest.code(),
             "broker configs are static in Herald: set them by flag, env or config file".into(),
@@ -66,6 +80,29 @@ pub fn handle_incremental(
     for res in req.resources {
         let name = s(&res.resource_name);
         let outcome = check_resource(ctx, res.resource_type, &name).and_then(|_| {
+            if res.resource_type == RESOURCE_GROUP {
+                let ops: Vec<(i8, String, Option<String>)> = res
+                    .configs
+                    .iter()
+                    .map(|c| (c.config_operation, s(&c.name), c.value.as_ref().map(s)))
+                    .collect();
+                return alter_group(ctx, &name, req.validate_only, |overrides| {
+                    for (op, key, value) in ops {
+                        match (op, value) {
+                            (OP_SET, Some(v)) => {
+                                overrides.insert(key, v);
+                            }
+                            (OP_DELETE, _) => {
+                                overrides.remove(&key);
+                            }
+                            (op, _) => {
+                                return Err(format!("operation {op} is not valid for '{key}'"));
+                            }
+                        }
+                    }
+                    Ok(())
+                });
+            }
             let topic = ctx
                 .broker
                 .topics
@@ -134,6 +171,12 @@ pub fn handle_alter(ctx: &Ctx, req: AlterConfigsRequest) -> Result<Reply, Protoc
                 .iter()
                 .filter_map(|c| c.value.as_ref().map(|v| (s(&c.name), s(v))))
                 .collect();
+            if res.resource_type == RESOURCE_GROUP {
+                return alter_group(ctx, &name, req.validate_only, |o| {
+                    *o = overrides;
+                    Ok(())
+                });
+            }
             apply_topic(ctx, &name, overrides, req.validate_only)
         });
         let mut r =

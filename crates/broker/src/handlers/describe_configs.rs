@@ -11,11 +11,13 @@ use super::{Ctx, Reply, s, sb};
 use crate::broker::Broker;
 use crate::error::ProtocolError;
 use crate::topic_config::{
-    self, ConfigType, SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC, SOURCE_STATIC_BROKER,
+    self, ConfigType, SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC, SOURCE_GROUP, SOURCE_STATIC_BROKER,
 };
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+/// KIP-848 group configs.
+pub const RESOURCE_GROUP: i8 = 32;
 
 /// The broker's settings as Kafka names them: (name, value, type).
 pub fn broker_configs(b: &Broker) -> Vec<(&'static str, String, ConfigType)> {
@@ -245,6 +247,46 @@ pub fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Result<Reply, ProtocolE
                             None,
                         ));
                     }
+                }
+            }
+            RESOURCE_GROUP if !crate::group_coordinator::valid_group_id(&name) => {
+                r.error_code = ResponseError::InvalidGroupId.code();
+                r.error_message = Some(sb(format!("invalid group id '{name}'")));
+            }
+            RESOURCE_GROUP => {
+                use crate::group_coordinator::group_configs::{GROUP_CONFIGS, broker_default};
+                let groups = &broker.groups;
+                for (key, value, is_override) in groups.group_configs(&name) {
+                    if !wanted(key) {
+                        continue;
+                    }
+                    let Some(def) = GROUP_CONFIGS.iter().find(|d| d.name == key) else {
+                        continue;
+                    };
+                    let mut synonyms = Vec::new();
+                    if req.include_synonyms {
+                        if is_override {
+                            synonyms.push(synonym(key, value.clone(), SOURCE_GROUP));
+                        }
+                        let default = broker_default(key, &groups.cfg).unwrap_or_default();
+                        synonyms.push(synonym(def.broker_synonym, default, SOURCE_DEFAULT));
+                    }
+                    let source = if is_override {
+                        SOURCE_GROUP
+                    } else {
+                        SOURCE_DEFAULT
+                    };
+                    let doc = req.include_documentation.then_some(def.doc);
+                    r.configs.push(entry(
+                        ctx.version,
+                        key,
+                        value,
+                        source,
+                        ConfigType::Int,
+                        false,
+                        synonyms,
+                        doc,
+                    ));
                 }
             }
             other => {
