@@ -26,7 +26,9 @@ pub fn log_error_code(e: &LogError) -> i16 {
     match e {
         LogError::Io(_) | LogError::StorageUnavailable => ResponseError::KafkaStorageError.code(),
         LogError::CorruptBatch(_) => ResponseError::CorruptMessage.code(),
-        LogError::InvalidRecord(_) => ResponseError::InvalidRecord.code(),
+        LogError::InvalidRecord(_) | LogError::InvalidRecords { .. } => {
+            ResponseError::InvalidRecord.code()
+        }
         LogError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat.code(),
         LogError::MessageTooLarge { .. } => ResponseError::MessageTooLarge.code(),
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),

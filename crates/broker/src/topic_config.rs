@@ -60,7 +60,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "compression.type",
         ConfigType::String,
         "compression.type",
-        "Only 'producer': batches are stored as the producer compressed them.",
+        "producer (batches stored as the producer compressed them) or uncompressed, gzip, snappy, lz4, zstd (batches recompressed to it on append).",
     ),
     def(
         "delete.retention.ms",
@@ -276,10 +276,13 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
                     }
                 }
             }
-            "compression.type" if value != "producer" => {
-                return Err(format!(
-                    "compression.type={value} is not supported: Herald stores batches as the producer compressed them (use 'producer')"
-                ));
+            "compression.type"
+                if !matches!(
+                    value,
+                    "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd"
+                ) =>
+            {
+                return Err(bad());
             }
             "message.timestamp.type" if value != "CreateTime" && value != "LogAppendTime" => {
                 return Err(bad());
@@ -335,6 +338,12 @@ pub fn log_config(overrides: &BTreeMap<String, String>, base: &LogConfig) -> Log
     if let Some(v) = overrides.get("message.timestamp.type") {
         c.log_append_time = v == "LogAppendTime";
     }
+    if let Some(v) = overrides.get("compression.type") {
+        c.compression = herald_log::compression::Codec::from_topic_config(v);
+    }
+    c.compact = overrides
+        .get("cleanup.policy")
+        .is_some_and(|p| p.split(',').any(|x| x.trim() == "compact"));
     // Compaction is not implemented: never delete data of a compacted topic by age or size.
     if overrides
         .get("cleanup.policy")

@@ -188,3 +188,134 @@ async fn every_compression_codec_round_trips_with_headers() {
         }
     }
 }
+
+async fn create_topic_with(b: &BrokerProcess, name: &str, configs: &[(&str, &str)]) {
+    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+    let mut t = NewTopic::new(name, 1, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        t = t.set(k, v);
+    }
+    for r in b
+        .admin()
+        .create_topics(&[t], &AdminOptions::new())
+        .await
+        .expect("create_topics")
+    {
+        r.expect("topic created");
+    }
+}
+
+/// The codec ids (attribute bits 0-2) of the batches in a partition's first segment.
+fn stored_codecs(b: &BrokerProcess, topic: &str) -> Vec<u8> {
+    let path = b
+        .data_dir()
+        .join("topics")
+        .join(topic)
+        .join("0")
+        .join("00000000000000000000.log");
+    let bytes = std::fs::read(&path).expect("segment");
+    let mut codecs = Vec::new();
+    let mut pos = 0;
+    while pos + 61 <= bytes.len() {
+        let len = i32::from_be_bytes(bytes[pos + 8..pos + 12].try_into().unwrap()) as usize;
+        codecs.push(bytes[pos + 22] & 0x07);
+        pos += 12 + len;
+    }
+    codecs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_compression_type_recompresses_on_append() {
+    let b = BrokerProcess::start(&[]);
+    // (topic codec, its id, producer codec)
+    for (codec, id, sent) in [
+        ("zstd", 4u8, "lz4"),
+        ("gzip", 1, "none"),
+        ("snappy", 2, "zstd"),
+        ("uncompressed", 0, "gzip"),
+    ] {
+        let topic = format!("recompress-{codec}");
+        create_topic_with(&b, &topic, &[("compression.type", codec)]).await;
+        let producer = b.producer(&[("compression.type", sent), ("linger.ms", "20")]);
+        let mut futures = Vec::new();
+        for i in 0..300 {
+            let value = format!("{codec}-{i}-{}", "y".repeat(i % 40));
+            let headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: "h",
+                    value: Some("1"),
+                })
+                .insert(Header {
+                    key: "h",
+                    value: Some("2"),
+                });
+            let key = format!("k{i}");
+            let rec = FutureRecord::to(&topic)
+                .key(&key)
+                .payload(&value)
+                .headers(headers);
+            futures.push(
+                producer
+                    .send_result(rec)
+                    .map_err(|(e, _)| e)
+                    .expect("enqueue"),
+            );
+        }
+        for f in futures {
+            f.await.expect("future").expect("delivered");
+        }
+        let codecs = stored_codecs(&b, &topic);
+        assert!(!codecs.is_empty());
+        assert!(
+            codecs.iter().all(|c| *c == id),
+            "{codec}: stored as {codecs:?}"
+        );
+        let c = b.consumer(&[]);
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, 0, Offset::Beginning)
+            .expect("tpl");
+        c.assign(&tpl).expect("assign");
+        let mut i = 0;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while i < 300 {
+            assert!(Instant::now() < deadline, "{codec}: timed out at {i}");
+            if let Some(m) = c.poll(Duration::from_millis(200)) {
+                let m = m.expect("message");
+                let value = format!("{codec}-{i}-{}", "y".repeat(i % 40));
+                assert_eq!(m.payload(), Some(value.as_bytes()), "{codec} record {i}");
+                assert_eq!(m.offset(), i as i64);
+                let h = m.headers().expect("headers");
+                assert_eq!(h.count(), 2, "duplicate header keys kept");
+                assert_eq!(h.get(1).value, Some(&b"2"[..]));
+                i += 1;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compacted_topic_refuses_records_without_key() {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    let b = BrokerProcess::start(&[]);
+    create_topic_with(&b, "compacted", &[("cleanup.policy", "compact")]).await;
+    let producer = b.producer(&[("linger.ms", "0")]);
+    let keyed = producer
+        .send(
+            FutureRecord::to("compacted").key("k").payload("v"),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(keyed.is_ok(), "keyed record accepted: {keyed:?}");
+    let unkeyed = producer
+        .send(
+            FutureRecord::<(), _>::to("compacted").payload("v"),
+            Duration::from_secs(10),
+        )
+        .await;
+    match unkeyed {
+        Err((KafkaError::MessageProduction(code), _)) => {
+            assert_eq!(code, RDKafkaErrorCode::InvalidRecord)
+        }
+        other => panic!("expected INVALID_RECORD, got {other:?}"),
+    }
+}

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::compression::Codec;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll the active segment once it reaches this size.
@@ -23,6 +25,11 @@ pub struct LogConfig {
     pub flush_interval: Option<Duration>,
     /// `message.timestamp.type` = LogAppendTime.
     pub log_append_time: bool,
+    /// `cleanup.policy` contains `compact`: records must have keys.
+    pub compact: bool,
+    /// `compression.type` naming a codec: batches are recompressed to it on
+    /// append (None: `producer`, stored as sent).
+    pub compression: Option<Codec>,
 }
 
 impl Default for LogConfig {
@@ -37,6 +44,8 @@ impl Default for LogConfig {
             flush_messages: 1,
             flush_interval: None,
             log_append_time: false,
+            compact: false,
+            compression: None,
         }
     }
 }

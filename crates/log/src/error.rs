@@ -21,6 +21,14 @@ pub enum LogError {
     InvalidProducerEpoch { got: i16, current: i16 },
     #[error("duplicate of a batch already written at offset {base_offset}")]
     DuplicateSequence { base_offset: i64 },
+    /// Some records of a batch are refused (Kafka's `record_errors`): the
+    /// batch index, and (record index in the batch, reason) for each.
+    #[error("{message}")]
+    InvalidRecords {
+        batch_index: usize,
+        records: Vec<(i32, &'static str)>,
+        message: &'static str,
+    },
     #[error("log is closed or its disk failed")]
     StorageUnavailable,
 }

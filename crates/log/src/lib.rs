@@ -3,11 +3,13 @@
 //! recovery. No networking here; the broker drives it.
 
 pub mod batch;
+pub mod compression;
 pub mod config;
 pub mod error;
 pub mod offset_index;
 pub mod partition_log;
 pub mod producer_state;
+pub mod record;
 pub mod segment;
 pub mod time_index;
 

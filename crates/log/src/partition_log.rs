@@ -15,9 +15,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::batch::{self, BatchHeader};
+use crate::compression;
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
 use crate::producer_state::{ProducerStateTable, SequenceVerdict};
+use crate::record;
 use crate::segment::{ReadPlan, SEGMENT_BYTES_LIMIT, Segment};
 
 const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
@@ -263,6 +265,31 @@ impl PartitionLog {
     /// Validates and appends the batches of one produce request for this
     /// partition. Either all batches are appended or none.
     pub fn append(&mut self, records: &[u8], now_ms: i64) -> Result<AppendInfo> {
+        if !self.config.compact && self.config.compression.is_none() {
+            return self.append_checked(records, now_ms);
+        }
+        // Off the hot path: topics that need the records themselves looked at.
+        let batches = batch::split(records)?;
+        let mut owned: Option<Vec<u8>> = None;
+        for (i, b) in batches.iter().enumerate() {
+            batch::validate_produced(b)?;
+            if self.config.compact {
+                check_keys(b, i)?;
+            }
+            if let Some(codec) = self.config.compression {
+                match compression::recompress(b, codec, RECORDS_DECOMPRESSED_BYTES_MAX)? {
+                    Some(new) => owned.get_or_insert_with(Vec::new).extend_from_slice(&new),
+                    None => owned.get_or_insert_with(Vec::new).extend_from_slice(b),
+                }
+            }
+        }
+        match owned {
+            Some(o) => self.append_checked(&o, now_ms),
+            None => self.append_checked(records, now_ms),
+        }
+    }
+
+    fn append_checked(&mut self, records: &[u8], now_ms: i64) -> Result<AppendInfo> {
         let batches = batch::split(records)?;
         if batches.is_empty() {
             return Err(LogError::InvalidRecord("no record batch"));
@@ -640,4 +667,31 @@ fn write_log_start(dir: &Path, offset: i64) -> Result<()> {
     std::fs::rename(&tmp, dir.join(LOG_START_FILE))?;
     fsync_dir(dir)?;
     Ok(())
+}
+
+/// Most bytes one batch's records may decompress to when the broker has to
+/// look inside (compacted or recompressed topics): a bound on memory per request.
+pub const RECORDS_DECOMPRESSED_BYTES_MAX: usize = 128 << 20;
+
+/// Compacted topics keep the latest record per key, so a record without a key
+/// is refused (Kafka: INVALID_RECORD with one record error per such record).
+fn check_keys(b: &[u8], batch_index: usize) -> Result<()> {
+    let section = compression::records_section(b, RECORDS_DECOMPRESSED_BYTES_MAX)?;
+    let mut refused = Vec::new();
+    for (i, r) in record::records(&section).enumerate() {
+        if r?.key.is_none() {
+            refused.push((
+                i as i32,
+                "Compacted topic cannot accept message without key.",
+            ));
+        }
+    }
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(LogError::InvalidRecords {
+        batch_index,
+        records: refused,
+        message: "compacted topic cannot accept records without a key",
+    })
 }

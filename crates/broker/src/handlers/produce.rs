@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{Ctx, Reply, s, sb};
@@ -71,6 +73,17 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
                             pr.error_code = log_error_code(&e);
                             if ctx.version >= 8 {
                                 pr.error_message = Some(sb(e.to_string()));
+                                if let herald_log::LogError::InvalidRecords { records, .. } = &e {
+                                    pr.record_errors = records
+                                        .iter()
+                                        .map(|(index, why)| {
+                                            let mut r = BatchIndexAndErrorMessage::default();
+                                            r.batch_index = *index;
+                                            r.batch_index_error_message = Some(sb(*why));
+                                            r
+                                        })
+                                        .collect();
+                                }
                             }
                         }
                     },
