@@ -1,14 +1,13 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3), earliest
 //! local (-4), and the first offset whose timestamp is >= a given time.
 
-use bytes::Bytes;
-use herald_log::{LogError, TimestampHit};
+use herald_log::partition_log::RECORDS_DECOMPRESSED_BYTES_MAX;
+use herald_log::{LogError, TimestampHit, compression, record};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use kafka_protocol::records::RecordBatchDecoder;
 
 use super::{Ctx, Reply, s};
 use crate::error::{ProtocolError, log_error_code};
@@ -21,26 +20,28 @@ const EARLIEST_LOCAL: i64 = -4;
 /// Within the batch found by timestamp, the first record at or after `target`
 /// (the batch header only bounds the batch). `target` None: the record holding
 /// the batch's max timestamp. Falls back to the batch's base offset if its
-/// records cannot be decoded.
+/// records cannot be read (decompression is bounded, see herald_log::compression).
 fn record_in_batch(hit: &TimestampHit, target: Option<i64>) -> (i64, i64) {
-    let fallback = (hit.header.base_offset, hit.header.max_timestamp);
-    let mut buf = Bytes::from(hit.batch.clone());
-    let Ok(set) = RecordBatchDecoder::decode(&mut buf) else {
+    let h = &hit.header;
+    let fallback = (h.base_offset, h.max_timestamp);
+    let Ok(section) = compression::records_section(&hit.batch, RECORDS_DECOMPRESSED_BYTES_MAX)
+    else {
         return fallback;
     };
-    let log_append_time = hit.header.attributes & herald_log::batch::ATTRIBUTE_LOG_APPEND_TIME != 0;
-    for r in &set.records {
+    let log_append_time = h.attributes & herald_log::batch::ATTRIBUTE_LOG_APPEND_TIME != 0;
+    for r in record::records(&section) {
+        let Ok(r) = r else { break };
         let ts = if log_append_time {
-            hit.header.max_timestamp
+            h.max_timestamp
         } else {
-            r.timestamp
+            h.base_timestamp.saturating_add(r.timestamp_delta)
         };
         let matches = match target {
             Some(t) => ts >= t,
-            None => ts == hit.header.max_timestamp,
+            None => ts == h.max_timestamp,
         };
         if matches {
-            return (r.offset, ts);
+            return (h.base_offset + r.offset_delta as i64, ts);
         }
     }
     fallback
