@@ -86,6 +86,52 @@ def test_confluent_group_configs(bootstrap):
     assert configs["consumer.session.timeout.ms"].is_default
 
 
+def test_confluent_dynamic_broker_configs(bootstrap):
+    """kafka-configs --entity-type brokers: a runtime log default reaches topics
+    without overrides, a topic override still wins, DELETE restores the default."""
+    from confluent_kafka.admin import AdminClient, NewTopic, ConfigResource, ConfigEntry, AlterConfigOpType
+    from confluent_kafka import KafkaException
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    plain, pinned = unique("dyn-plain"), unique("dyn-pinned")
+    fs = admin.create_topics([NewTopic(plain, 1, 1),
+                              NewTopic(pinned, 1, 1, config={"retention.ms": "3600000"})])
+    for f in fs.values():
+        f.result(10)
+    broker_id = str(next(iter(admin.list_topics(timeout=10).brokers)))
+    broker = ConfigResource(ConfigResource.Type.BROKER, broker_id)
+
+    def alter(*entries):
+        r = ConfigResource(ConfigResource.Type.BROKER, broker_id, incremental_configs=list(entries))
+        return admin.incremental_alter_configs([r])[r].result(10)
+
+    def topic_configs(name):
+        r = ConfigResource(ConfigResource.Type.TOPIC, name)
+        return admin.describe_configs([r])[r].result(10)
+
+    alter(ConfigEntry("log.retention.ms", "7200000", incremental_operation=AlterConfigOpType.SET),
+          ConfigEntry("log.cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND),
+          ConfigEntry("background.threads", "9", incremental_operation=AlterConfigOpType.SET))
+    b = admin.describe_configs([broker])[broker].result(10)
+    assert b["log.retention.ms"].value == "7200000"
+    assert b["log.cleanup.policy"].value == "delete,compact"
+    assert b["background.threads"].value == "9"
+    assert topic_configs(plain)["retention.ms"].value == "7200000"
+    assert topic_configs(plain)["cleanup.policy"].value == "delete,compact"
+    assert topic_configs(pinned)["retention.ms"].value == "3600000"
+
+    with pytest.raises(KafkaException):  # static: needs a restart in Kafka too
+        alter(ConfigEntry("listeners", "PLAINTEXT://:1", incremental_operation=AlterConfigOpType.SET))
+    with pytest.raises(KafkaException):
+        alter(ConfigEntry("log.retention.ms", "soon", incremental_operation=AlterConfigOpType.SET))
+
+    alter(ConfigEntry("log.retention.ms", None, incremental_operation=AlterConfigOpType.DELETE),
+          ConfigEntry("log.cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SUBTRACT),
+          ConfigEntry("background.threads", None, incremental_operation=AlterConfigOpType.DELETE))
+    assert topic_configs(plain)["retention.ms"].value == "604800000"
+    assert topic_configs(plain)["cleanup.policy"].value == "delete"
+
+
 def test_confluent_idempotent_produce_and_consume_with_headers(bootstrap):
     from confluent_kafka import Producer, Consumer, TopicPartition
 

@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod dynamic_config;
 pub mod embedded;
 pub mod error;
 pub mod fsutil;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use herald_log::LogConfig;
+use herald_log::compression::Codec;
 
 /// DescribeConfigs `config_type` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +24,8 @@ pub enum ConfigType {
 /// DescribeConfigs `config_source` values.
 pub const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 pub const SOURCE_STATIC_BROKER: i8 = 4;
+/// `DYNAMIC_DEFAULT_BROKER_CONFIG`: set at runtime for the cluster (Herald: the node).
+pub const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 pub const SOURCE_DEFAULT: i8 = 5;
 /// `GROUP_CONFIG`: a group config override (KIP-848).
 pub const SOURCE_GROUP: i8 = 8;
@@ -189,8 +192,21 @@ fn ms(d: Duration) -> String {
 /// The value a topic gets when it has no override: the broker's default.
 pub fn broker_default(name: &str, base: &LogConfig) -> String {
     match name {
-        "cleanup.policy" => "delete".into(),
-        "compression.type" => "producer".into(),
+        "cleanup.policy" => match (base.compact, base.retention_age_max.is_some()) {
+            (false, _) => "delete",
+            (true, false) => "compact",
+            (true, true) => "delete,compact",
+        }
+        .into(),
+        "compression.type" => match base.compression {
+            None => "producer",
+            Some(Codec::None) => "uncompressed",
+            Some(Codec::Gzip) => "gzip",
+            Some(Codec::Snappy) => "snappy",
+            Some(Codec::Lz4) => "lz4",
+            Some(Codec::Zstd) => "zstd",
+        }
+        .into(),
         "delete.retention.ms" => "86400000".into(),
         "file.delete.delay.ms" => "60000".into(),
         "flush.messages" => base.flush_messages.to_string(),

@@ -90,7 +90,14 @@ impl Topic {
 
 pub struct TopicRegistry {
     root: PathBuf,
-    base_log: LogConfig,
+    data_dir: PathBuf,
+    /// The broker's static log settings (flags, env, config file).
+    static_log: LogConfig,
+    /// Dynamic broker configs (`dynamic_config.rs`), by broker key.
+    dynamic: RwLock<BTreeMap<String, String>>,
+    /// `static_log` with the dynamic topic defaults applied: what a topic
+    /// without overrides gets.
+    base_log: RwLock<LogConfig>,
     partitions_per_topic_max: i32,
     by_name: RwLock<HashMap<String, Arc<Topic>>>,
     /// Serialises create/delete/alter so disk and memory change together.
@@ -130,9 +137,15 @@ impl TopicRegistry {
         if deleted.exists() {
             std::fs::remove_dir_all(&deleted)?;
         }
+        let dynamic = crate::dynamic_config::load(data_dir)?;
+        let base =
+            topic_config::log_config(&crate::dynamic_config::topic_defaults(&dynamic), &base_log);
         let reg = TopicRegistry {
             root: root.clone(),
-            base_log,
+            data_dir: data_dir.to_path_buf(),
+            static_log: base_log,
+            dynamic: RwLock::new(dynamic),
+            base_log: RwLock::new(base),
             partitions_per_topic_max,
             by_name: RwLock::new(HashMap::new()),
             admin: Mutex::new(()),
@@ -161,7 +174,7 @@ impl TopicRegistry {
     }
 
     fn open_topic(&self, dir: &Path, meta: TopicMeta) -> Result<Arc<Topic>, TopicError> {
-        let config = topic_config::log_config(&meta.configs, &self.base_log);
+        let config = self.topic_log_config(&meta.configs);
         let mut parts = Vec::with_capacity(meta.partitions.max(0) as usize);
         for i in 0..meta.partitions {
             parts.push(Partition::open(
@@ -180,8 +193,60 @@ impl TopicRegistry {
         }))
     }
 
-    pub fn base_log_config(&self) -> &LogConfig {
-        &self.base_log
+    /// What a topic without overrides gets (static settings plus dynamic defaults).
+    pub fn base_log_config(&self) -> LogConfig {
+        match self.base_log.read() {
+            Ok(b) => b.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// A topic's settings: its overrides over the dynamic defaults over the
+    /// static settings (merged first, so e.g. a topic's `cleanup.policy=delete`
+    /// under a `compact` default gets the static retention back).
+    pub fn topic_log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
+        let mut merged = crate::dynamic_config::topic_defaults(&self.dynamic_broker_configs());
+        merged.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        topic_config::log_config(&merged, &self.static_log)
+    }
+
+    /// The dynamic broker configs in force, by broker key.
+    pub fn dynamic_broker_configs(&self) -> BTreeMap<String, String> {
+        self.dynamic.read().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    /// Replaces the dynamic broker configs (already validated), stores them and
+    /// re-derives every topic's settings from the new defaults.
+    pub fn set_dynamic_broker_configs(
+        &self,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), TopicError> {
+        if configs.len() > crate::dynamic_config::KEYS_MAX {
+            return Err(TopicError::InvalidConfig(format!(
+                "at most {} dynamic broker configs",
+                crate::dynamic_config::KEYS_MAX
+            )));
+        }
+        let _admin = self.admin.lock().map_err(|_| poisoned())?;
+        crate::dynamic_config::store(&self.data_dir, &configs)?;
+        let base = topic_config::log_config(
+            &crate::dynamic_config::topic_defaults(&configs),
+            &self.static_log,
+        );
+        *self.dynamic.write().map_err(|_| poisoned())? = configs;
+        *self.base_log.write().map_err(|_| poisoned())? = base.clone();
+        for topic in self.list() {
+            let config = self.topic_log_config(&topic.overrides());
+            for p in topic.partitions() {
+                let c = config.clone();
+                p.with_log(|l| {
+                    l.set_config(c);
+                    Ok(())
+                })?;
+            }
+        }
+        tracing::info!("dynamic broker configs changed");
+        Ok(())
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
@@ -313,7 +378,7 @@ impl TopicRegistry {
         if validate_only {
             return Ok(());
         }
-        let config = topic_config::log_config(&topic.overrides(), &self.base_log);
+        let config = self.topic_log_config(&topic.overrides());
         let mut new = Vec::new();
         for i in current..count {
             new.push(Partition::open(
@@ -343,7 +408,7 @@ impl TopicRegistry {
         let topic = self
             .get(name)
             .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-        let config = topic_config::log_config(&overrides, &self.base_log);
+        let config = self.topic_log_config(&overrides);
         *topic.overrides.write().map_err(|_| poisoned())? = overrides;
         for p in topic.partitions() {
             let c = config.clone();

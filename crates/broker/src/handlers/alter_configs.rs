@@ -1,8 +1,8 @@
 //! AlterConfigs (key 33, replaces a topic's overrides) and
 //! IncrementalAlterConfigs (key 44, SET/DELETE/APPEND/SUBTRACT per key).
 //! Also GROUP resources (KIP-848 group configs, see
-//! `group_coordinator/group_configs.rs`). Broker settings are static: changing
-//! them is refused.
+//! `group_coordinator/group_configs.rs`) and BROKER resources (dynamic broker
+//! configs, see `dynamic_config.rs`).
 
 use std::collections::BTreeMap;
 
@@ -14,6 +14,7 @@ use kafka_protocol::messages::{
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use super::{Ctx, Reply, s, sb};
+use crate::dynamic_config;
 use crate::error::{ProtocolError, topic_error_code};
 use crate::topic_config;
 
@@ -54,6 +55,66 @@ fn alter_group(
         .map_err(|(e, m)| (e.code(), m))
 }
 
+/// Replaces the dynamic broker configs with `edit`'s result (see dynamic_config.rs).
+fn alter_broker(
+    ctx: &Ctx,
+    validate_only: bool,
+    edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), String>,
+) -> Outcome {
+    let topics = &ctx.broker.topics;
+    let mut configs = topics.dynamic_broker_configs();
+    edit(&mut configs).map_err(|m| (ResponseError::InvalidConfig.code(), m))?;
+    for (k, v) in &configs {
+        dynamic_config::validate(k, v).map_err(|m| (ResponseError::InvalidConfig.code(), m))?;
+    }
+    if validate_only {
+        return Ok(());
+    }
+    topics
+        .set_dynamic_broker_configs(configs)
+        .map_err(|e| (topic_error_code(&e), e.to_string()))
+}
+
+/// Applies one incremental operation to a config map. APPEND and SUBTRACT are
+/// for list configs (`cleanup.policy` and its broker synonym); `default` is the
+/// value in force when the map has none.
+fn apply_op(
+    map: &mut BTreeMap<String, String>,
+    op: i8,
+    key: String,
+    value: Option<String>,
+    default: impl FnOnce() -> String,
+) -> Result<(), String> {
+    match (op, value) {
+        (OP_SET, Some(v)) => {
+            map.insert(key, v);
+        }
+        (OP_DELETE, _) => {
+            map.remove(&key);
+        }
+        (op @ (OP_APPEND | OP_SUBTRACT), Some(v))
+            if key == "cleanup.policy" || key == "log.cleanup.policy" =>
+        {
+            let current = map.get(&key).cloned().unwrap_or_else(default);
+            let mut items: Vec<String> = current
+                .split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect();
+            for item in v.split(',').map(|x| x.trim().to_string()) {
+                if op == OP_APPEND && !items.contains(&item) {
+                    items.push(item);
+                } else if op == OP_SUBTRACT {
+                    items.retain(|x| *x != item);
+                }
+            }
+            map.insert(key, items.join(","));
+        }
+        (op, _) => return Err(format!("operation {op} is not valid for '{key}'")),
+    }
+    Ok(())
+}
+
 fn check_resource(ctx: &Ctx, resource_type: i8, name: &str) -> Result<(), (i16, String)> {
     match resource_type {
         RESOURCE_TOPIC if ctx.broker.topics.get(name).is_none() => Err((
@@ -61,10 +122,11 @@ fn check_resource(ctx: &Ctx, resource_type: i8, name: &str) -> Result<(), (i16, 
             format!("unknown topic '{name}'"),
         )),
         RESOURCE_TOPIC | RESOURCE_GROUP => Ok(()),
-        RESOURCE_BROKER => Err((
+        RESOURCE_BROKER if !name.is_empty() && name != ctx.broker.node_id().to_string() => Err((
             ResponseError::InvalidRequest.code(),
-            "broker configs are static in Herald: set them by flag, env or config file".into(),
+            format!("this is broker {}, not '{name}'", ctx.broker.node_id()),
         )),
+        RESOURCE_BROKER => Ok(()),
         other => Err((
             ResponseError::InvalidRequest.code(),
             format!("resource type {other} is not supported"),
@@ -80,25 +142,27 @@ pub fn handle_incremental(
     for res in req.resources {
         let name = s(&res.resource_name);
         let outcome = check_resource(ctx, res.resource_type, &name).and_then(|_| {
+            let ops: Vec<(i8, String, Option<String>)> = res
+                .configs
+                .iter()
+                .map(|c| (c.config_operation, s(&c.name), c.value.as_ref().map(s)))
+                .collect();
             if res.resource_type == RESOURCE_GROUP {
-                let ops: Vec<(i8, String, Option<String>)> = res
-                    .configs
-                    .iter()
-                    .map(|c| (c.config_operation, s(&c.name), c.value.as_ref().map(s)))
-                    .collect();
                 return alter_group(ctx, &name, req.validate_only, |overrides| {
                     for (op, key, value) in ops {
-                        match (op, value) {
-                            (OP_SET, Some(v)) => {
-                                overrides.insert(key, v);
-                            }
-                            (OP_DELETE, _) => {
-                                overrides.remove(&key);
-                            }
-                            (op, _) => {
-                                return Err(format!("operation {op} is not valid for '{key}'"));
-                            }
-                        }
+                        apply_op(overrides, op, key, value, String::new)?;
+                    }
+                    Ok(())
+                });
+            }
+            let base = ctx.broker.topics.base_log_config();
+            if res.resource_type == RESOURCE_BROKER {
+                return alter_broker(ctx, req.validate_only, |configs| {
+                    for (op, key, value) in ops {
+                        let topic_key = dynamic_config::topic_key(&key).unwrap_or_default();
+                        apply_op(configs, op, key, value, || {
+                            topic_config::broker_default(topic_key, &base)
+                        })?;
                     }
                     Ok(())
                 });
@@ -108,44 +172,13 @@ pub fn handle_incremental(
                 .topics
                 .get(&name)
                 .ok_or((ResponseError::UnknownTopicOrPartition.code(), name.clone()))?;
-            let base = ctx.broker.topics.base_log_config().clone();
             let mut overrides = topic.overrides();
-            for c in &res.configs {
-                let key = s(&c.name);
-                let value = c.value.as_ref().map(s);
-                match (c.config_operation, value) {
-                    (OP_SET, Some(v)) => {
-                        overrides.insert(key, v);
-                    }
-                    (OP_DELETE, _) => {
-                        overrides.remove(&key);
-                    }
-                    (op @ (OP_APPEND | OP_SUBTRACT), Some(v)) if key == "cleanup.policy" => {
-                        let current = overrides
-                            .get(&key)
-                            .cloned()
-                            .unwrap_or_else(|| topic_config::broker_default(&key, &base));
-                        let mut items: Vec<String> = current
-                            .split(',')
-                            .map(|x| x.trim().to_string())
-                            .filter(|x| !x.is_empty())
-                            .collect();
-                        for item in v.split(',').map(|x| x.trim().to_string()) {
-                            if op == OP_APPEND && !items.contains(&item) {
-                                items.push(item);
-                            } else if op == OP_SUBTRACT {
-                                items.retain(|x| *x != item);
-                            }
-                        }
-                        overrides.insert(key, items.join(","));
-                    }
-                    (op, _) => {
-                        return Err((
-                            ResponseError::InvalidConfig.code(),
-                            format!("operation {op} is not valid for '{key}'"),
-                        ));
-                    }
-                }
+            for (op, key, value) in ops {
+                let k = key.clone();
+                apply_op(&mut overrides, op, key, value, || {
+                    topic_config::broker_default(&k, &base)
+                })
+                .map_err(|m| (ResponseError::InvalidConfig.code(), m))?;
             }
             apply_topic(ctx, &name, overrides, req.validate_only)
         });
@@ -174,6 +207,13 @@ pub fn handle_alter(ctx: &Ctx, req: AlterConfigsRequest) -> Result<Reply, Protoc
             if res.resource_type == RESOURCE_GROUP {
                 return alter_group(ctx, &name, req.validate_only, |o| {
                     *o = overrides;
+                    Ok(())
+                });
+            }
+            if res.resource_type == RESOURCE_BROKER {
+                // AlterConfigs replaces the whole set, as in Kafka.
+                return alter_broker(ctx, req.validate_only, |c| {
+                    *c = overrides;
                     Ok(())
                 });
             }

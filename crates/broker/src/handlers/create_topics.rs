@@ -79,7 +79,7 @@ pub fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> Result<Reply, ProtocolErro
                 }
                 r.num_partitions = partitions;
                 r.replication_factor = 1;
-                let effective = topic_config::effective(&configs, broker.topics.base_log_config());
+                let effective = topic_config::effective(&configs, &broker.topics.base_log_config());
                 r.configs = Some(
                     effective
                         .into_iter()

@@ -9,9 +9,11 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 use super::{Ctx, Reply, s, sb};
 use crate::broker::Broker;
+use crate::dynamic_config;
 use crate::error::ProtocolError;
 use crate::topic_config::{
-    self, ConfigType, SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC, SOURCE_GROUP, SOURCE_STATIC_BROKER,
+    self, ConfigType, SOURCE_DEFAULT, SOURCE_DYNAMIC_DEFAULT_BROKER, SOURCE_DYNAMIC_TOPIC,
+    SOURCE_GROUP, SOURCE_STATIC_BROKER,
 };
 
 pub const RESOURCE_TOPIC: i8 = 2;
@@ -22,7 +24,7 @@ pub const RESOURCE_GROUP: i8 = 32;
 /// The broker's settings as Kafka names them: (name, value, type).
 pub fn broker_configs(b: &Broker) -> Vec<(&'static str, String, ConfigType)> {
     let c = &b.config;
-    let l = &c.log;
+    let l = &b.topics.base_log_config();
     let ms = |d: Option<std::time::Duration>| {
         d.map(|d| d.as_millis().to_string())
             .unwrap_or_else(|| "-1".into())
@@ -39,14 +41,22 @@ pub fn broker_configs(b: &Broker) -> Vec<(&'static str, String, ConfigType)> {
             ConfigType::Boolean,
         ),
         ("broker.id", c.node_id.to_string(), ConfigType::Int),
-        ("compression.type", "producer".into(), ConfigType::String),
+        (
+            "compression.type",
+            topic_config::broker_default("compression.type", l),
+            ConfigType::String,
+        ),
         ("default.replication.factor", "1".into(), ConfigType::Int),
         (
             "listeners",
             format!("PLAINTEXT://{}", c.listen),
             ConfigType::String,
         ),
-        ("log.cleanup.policy", "delete".into(), ConfigType::List),
+        (
+            "log.cleanup.policy",
+            topic_config::broker_default("cleanup.policy", l),
+            ConfigType::List,
+        ),
         (
             "log.dirs",
             c.data_dir.display().to_string(),
@@ -183,7 +193,8 @@ pub fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Result<Reply, ProtocolE
                     r.error_message = Some(sb(format!("unknown topic '{name}'")));
                 }
                 Some(topic) => {
-                    let base = broker.topics.base_log_config();
+                    let base = &broker.topics.base_log_config();
+                    let dynamic = broker.topics.dynamic_broker_configs();
                     let overrides = topic.overrides();
                     for (key, (value, is_override)) in topic_config::effective(&overrides, base) {
                         if !wanted(key) {
@@ -193,17 +204,23 @@ pub fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Result<Reply, ProtocolE
                             continue;
                         };
                         let default = topic_config::broker_default(key, base);
+                        // A default set at runtime (kafka-configs --entity-type brokers).
+                        let default_source = if dynamic.contains_key(def.broker_synonym) {
+                            SOURCE_DYNAMIC_DEFAULT_BROKER
+                        } else {
+                            SOURCE_DEFAULT
+                        };
                         let mut synonyms = Vec::new();
                         if req.include_synonyms {
                             if is_override {
                                 synonyms.push(synonym(key, value.clone(), SOURCE_DYNAMIC_TOPIC));
                             }
-                            synonyms.push(synonym(def.broker_synonym, default, SOURCE_DEFAULT));
+                            synonyms.push(synonym(def.broker_synonym, default, default_source));
                         }
                         let source = if is_override {
                             SOURCE_DYNAMIC_TOPIC
                         } else {
-                            SOURCE_DEFAULT
+                            default_source
                         };
                         let doc = req.include_documentation.then_some(def.doc);
                         r.configs.push(entry(
@@ -227,12 +244,18 @@ pub fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Result<Reply, ProtocolE
                         broker.node_id()
                     )));
                 } else {
+                    let dynamic = broker.topics.dynamic_broker_configs();
                     for (key, value, t) in broker_configs(broker) {
                         if !wanted(key) {
                             continue;
                         }
+                        let source = if dynamic.contains_key(key) {
+                            SOURCE_DYNAMIC_DEFAULT_BROKER
+                        } else {
+                            SOURCE_STATIC_BROKER
+                        };
                         let synonyms = if req.include_synonyms {
-                            vec![synonym(key, value.clone(), SOURCE_STATIC_BROKER)]
+                            vec![synonym(key, value.clone(), source)]
                         } else {
                             Vec::new()
                         };
@@ -240,9 +263,33 @@ pub fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Result<Reply, ProtocolE
                             ctx.version,
                             key,
                             value,
-                            SOURCE_STATIC_BROKER,
+                            source,
                             t,
-                            true,
+                            !dynamic_config::is_dynamic(key),
+                            synonyms,
+                            None,
+                        ));
+                    }
+                    // Accepted runtime settings with no Herald equivalent.
+                    for (key, _) in dynamic_config::INERT {
+                        let Some(value) = dynamic.get(*key) else {
+                            continue;
+                        };
+                        if !wanted(key) {
+                            continue;
+                        }
+                        let synonyms = if req.include_synonyms {
+                            vec![synonym(key, value.clone(), SOURCE_DYNAMIC_DEFAULT_BROKER)]
+                        } else {
+                            Vec::new()
+                        };
+                        r.configs.push(entry(
+                            ctx.version,
+                            key,
+                            value.clone(),
+                            SOURCE_DYNAMIC_DEFAULT_BROKER,
+                            ConfigType::Int,
+                            false,
                             synonyms,
                             None,
                         ));
