@@ -397,14 +397,21 @@ fn clean_batch(
                 tombstones_removed += 1;
             }
         }
+        let is_producer_last =
+            header.has_producer_id() && rules.producer_last_batches.contains(&header.base_offset);
+        if recs.is_empty() && !is_producer_last {
+            // An empty batch kept by an earlier pass for a producer that has
+            // written since: no longer needed.
+            report.batches_removed += 1;
+            return Ok(BatchOutcome::Drop);
+        }
         if kept.len() == recs.len() {
             return Ok(BatchOutcome::Keep);
         }
         report.records_removed += (recs.len() - kept.len()) as u64;
         report.tombstones_removed += tombstones_removed;
         if kept.is_empty() {
-            if header.has_producer_id() && rules.producer_last_batches.contains(&header.base_offset)
-            {
+            if is_producer_last {
                 // Kept so that a rebuild from headers still finds the
                 // producer's epoch and last sequence (an empty batch, as Kafka
                 // writes it: uncompressed, no records, same last offset delta).
