@@ -5,7 +5,8 @@
 //! lost or torn at any byte until fsync returns; fsync of a file makes its data
 //! durable; rename is atomic; a directory must be fsynced for a new file name to
 //! survive a crash. Everything but `.log` files and the log start checkpoint is
-//! derived state, rebuilt after an unclean shutdown.
+//! derived state, rebuilt after an unclean shutdown (the cleaner checkpoint of
+//! compacted logs is a hint whose loss only costs work, see `compaction.rs`).
 
 use std::collections::BTreeMap;
 use std::fs::File;
