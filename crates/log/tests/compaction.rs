@@ -1047,3 +1047,97 @@ fn gaps_left_by_compaction_survive_reopen_and_reads() {
     let offsets: Vec<i64> = all_records(&log).iter().map(|r| r.offset).collect();
     assert_eq!(offsets, [4, 5, 6]);
 }
+
+#[test]
+fn delete_records_and_retention_work_on_a_compacted_log() {
+    let tmp = common::tempdir();
+    let dir = tmp.path().join("p");
+    let config = compact_config(1 << 40);
+    let mut log = build_overwritten_log(&dir, &config, COMPRESSION_NONE);
+    log.compact(0).unwrap();
+    let kept: Vec<i64> = all_records(&log).iter().map(|r| r.offset).collect();
+    // Offset 1 was removed: DeleteRecords into the gap.
+    assert!(!kept.contains(&1));
+    assert_eq!(log.delete_records_before(1).unwrap(), 1);
+    let r = log.compact(0).unwrap();
+    assert!(!r.did_work());
+    assert_eq!(log.log_start_offset(), 1, "compaction keeps the log start");
+    let visible: Vec<i64> = kept.iter().copied().filter(|&o| o >= 1).collect();
+    let offsets =
+        |log: &PartitionLog| -> Vec<i64> { all_records(log).iter().map(|r| r.offset).collect() };
+    assert_eq!(offsets(&log), visible);
+    // More data, another pass: the start stays.
+    append(&mut log, &[("only0", Some("again"))], 0, 0);
+    log.roll().unwrap();
+    let r = log.compact(0).unwrap();
+    assert!(r.did_work());
+    assert_eq!(log.log_start_offset(), 1);
+    let after: Vec<i64> = offsets(&log);
+    // DeleteRecords(1) deleted segment 0 (its only record was at 0). A restart
+    // moves the start up to the first segment's base, as Kafka's does: no
+    // record lies between, so nothing visible changes.
+    assert!(segment_bases(&dir)[0] > 1);
+    log.close().unwrap();
+    let log = reopen(&dir, &config);
+    let start = segment_bases(&dir)[0];
+    assert_eq!(
+        (log.log_start_offset(), offsets(&log)),
+        (start, after.clone())
+    );
+    drop(log);
+    let mut log = reopen(&dir, &config);
+    assert_eq!(
+        (log.log_start_offset(), offsets(&log)),
+        (start, after.clone())
+    );
+    // Retention by size deletes whole (cleaned) segments from the oldest.
+    log.set_config(LogConfig {
+        retention_bytes_max: Some(1),
+        ..config.clone()
+    });
+    let deleted = log.apply_retention(0).unwrap();
+    assert!(deleted >= 1);
+    // The active segment is empty (just rolled): retention stops at the last closed one.
+    assert_eq!(log.segment_count(), 2);
+    let left = offsets(&log);
+    assert!(!left.is_empty() && left.len() < after.len());
+    assert!(log.log_start_offset() <= left[0]);
+    drop(log);
+    let log = reopen(&dir, &config);
+    assert_eq!(offsets(&log), left);
+    assert!(log.log_start_offset() <= left[0]);
+}
+
+#[test]
+fn open_still_drops_the_segments_after_a_truncated_one() {
+    let tmp = common::tempdir();
+    let dir = tmp.path().join("p");
+    let config = small_config(1 << 30, 64);
+    let (mut log, _) = PartitionLog::open(&dir, config.clone()).unwrap();
+    for _ in 0..3 {
+        for i in 0..3 {
+            log.append(&common::simple_batch(2, 10, 0, i), 0).unwrap();
+        }
+        log.roll().unwrap();
+    }
+    log.close().unwrap();
+    // The middle segment's last batch claims more bytes than the file has,
+    // and its index is gone: the recovery scan truncates it there.
+    let logs = segment_files(&dir, "log");
+    let middle = &logs[1];
+    let mut bytes = std::fs::read(middle).unwrap();
+    let mut pos = 0usize;
+    let mut last = 0usize;
+    while pos < bytes.len() {
+        last = pos;
+        pos += batch::peek_total_bytes(&bytes[pos..]).unwrap() as usize;
+    }
+    bytes[last + 8..last + 12].copy_from_slice(&1_000_000i32.to_be_bytes());
+    std::fs::write(middle, &bytes).unwrap();
+    std::fs::remove_file(middle.with_extension("index")).unwrap();
+    let (log, report) = PartitionLog::open(&dir, config).unwrap();
+    assert!(report.truncated_bytes > 0);
+    // Segment 0 whole, segment 6 without its last batch; 12 and 18 dropped.
+    assert_eq!(log.segment_count(), 2);
+    assert_eq!(log.log_end_offset(), 10);
+}
