@@ -21,7 +21,7 @@
 //!    batch left without records is dropped, except a producer's last batch,
 //!    which stays as an empty uncompressed batch (as Kafka does). Control and
 //!    transactional batches are kept as they are.
-//! 4. Each rewritten segment is swapped in (see [`swap_in`]); then the
+//! 4. Each rewritten segment is swapped in (see `swap_in`); then the
 //!    checkpoint moves to `map_end`.
 //!
 //! The log start offset, the offset of every kept record, and the active

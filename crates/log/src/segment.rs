@@ -1,8 +1,10 @@
 //! One segment: `<base_offset:020>.log` with its `.index` and `.timeindex`.
 //!
 //! The `.log` file is a concatenation of record batches with broker-assigned
-//! offsets, dense and increasing. Positions and relative offsets are u32, so a
-//! segment is rolled before it reaches 2 GiB or 2^32 offsets.
+//! offsets, increasing: dense as appended, with gaps in closed segments that
+//! compaction rewrote (removed records' offsets are never reused). Positions
+//! and relative offsets are u32, so a segment is rolled before it reaches
+//! 2 GiB or 2^32 offsets.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
