@@ -155,8 +155,9 @@ pub fn parse<'a>(section: &'a [u8], header: &BatchHeader) -> Result<Vec<RecordVi
 /// allocated for it (the codec allocates what the stream declares, up to 4 GiB).
 /// Xerial framing (what Kafka clients write) or raw snappy, as the codec accepts.
 fn snappy_declared_bytes(compressed: &[u8]) -> Result<u64, LogError> {
-    const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\x00";
-    const XERIAL_HEADER_BYTES: usize = 16;
+    // The whole 16-byte header, as the codec matches it to choose the framing.
+    const XERIAL_HEADER: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
+    const XERIAL_HEADER_BYTES: usize = XERIAL_HEADER.len();
     fn preamble(block: &[u8]) -> Result<u64, LogError> {
         // Raw snappy starts with the uncompressed length as a little-endian base-128 u32.
         let mut v: u64 = 0;
@@ -168,7 +169,9 @@ fn snappy_declared_bytes(compressed: &[u8]) -> Result<u64, LogError> {
         }
         Err(LogError::CorruptBatch("snappy block without a length"))
     }
-    if compressed.len() < XERIAL_HEADER_BYTES || &compressed[..8] != XERIAL_MAGIC {
+    if compressed.len() < XERIAL_HEADER_BYTES
+        || compressed[..XERIAL_HEADER_BYTES] != XERIAL_HEADER[..]
+    {
         return preamble(compressed);
     }
     let mut total = 0u64;
