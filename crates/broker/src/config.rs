@@ -29,6 +29,8 @@ pub struct BrokerConfig {
     pub log: LogConfig,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval: Duration,
+    /// `log.cleaner.backoff.ms`: how often compacted topics are checked for work.
+    pub log_cleaner_backoff: Duration,
     /// `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay: Duration,
     /// `offsets.retention.minutes`-like bound: committed-offset log compaction trigger.
@@ -58,6 +60,7 @@ impl Default for BrokerConfig {
             partitions_per_topic_max: 10_000,
             log: LogConfig::default(),
             retention_check_interval: Duration::from_secs(300),
+            log_cleaner_backoff: Duration::from_secs(15),
             group_initial_rebalance_delay: Duration::from_millis(0),
             group_min_session_timeout: Duration::from_secs(6),
             group_max_session_timeout: Duration::from_secs(1800),

@@ -1,5 +1,6 @@
 //! Periodic work: time-based flushes (`flush.ms`), segment rolls by age
-//! (`segment.ms`) and retention (`retention.ms`, `retention.bytes`).
+//! (`segment.ms`), retention (`retention.ms`, `retention.bytes`) and log
+//! compaction of `cleanup.policy=compact` topics (`log.cleaner.backoff.ms`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ const TICK: Duration = Duration::from_millis(100);
 
 pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let mut last_retention = Instant::now();
+    let mut last_cleaner = Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(TICK) => {}
@@ -22,6 +24,10 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
             last_retention = Instant::now();
         }
         let now_ms = crate::now_ms();
+        if last_cleaner.elapsed() >= broker.config.log_cleaner_backoff {
+            last_cleaner = Instant::now();
+            clean_compacted(&broker, now_ms).await;
+        }
         for topic in broker.topics.list() {
             for p in topic.partitions() {
                 let result = p.with_log(|log| {
@@ -43,6 +49,38 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
                 if let Err(e) = result {
                     tracing::debug!(topic = %topic.name, partition = p.index, error = %e, "maintenance skipped");
                 }
+            }
+        }
+    }
+}
+
+/// One cleaner round: compacts every partition of a compacted topic that has
+/// enough dirty data. A pass holds the partition's lock (appends to that
+/// partition wait), so it runs on the blocking pool, one partition at a time,
+/// to keep the runtime's workers and the other partitions free.
+async fn clean_compacted(broker: &Arc<Broker>, now_ms: i64) {
+    for topic in broker.topics.list() {
+        for p in topic.partitions() {
+            let compact = p.with_log(|l| Ok(l.config().compact)).unwrap_or(false);
+            if !compact {
+                continue;
+            }
+            let partition = p.clone();
+            let result =
+                tokio::task::spawn_blocking(move || partition.with_log(|l| l.compact(now_ms)))
+                    .await;
+            match result {
+                Ok(Ok(report)) if report.did_work() => tracing::info!(
+                    topic = %topic.name,
+                    partition = p.index,
+                    ?report,
+                    "compacted"
+                ),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "compaction failed")
+                }
+                Err(e) => tracing::error!(error = %e, "compaction task panicked"),
             }
         }
     }

@@ -57,7 +57,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "cleanup.policy",
         ConfigType::List,
         "log.cleanup.policy",
-        "delete or compact (compaction is not implemented yet: compacted topics are kept whole).",
+        "delete (retention by age and size), compact (keep the last record of every key), or both.",
     ),
     def(
         "compression.type",
@@ -207,7 +207,7 @@ pub fn broker_default(name: &str, base: &LogConfig) -> String {
             Some(Codec::Zstd) => "zstd",
         }
         .into(),
-        "delete.retention.ms" => "86400000".into(),
+        "delete.retention.ms" => ms(base.delete_retention),
         "file.delete.delay.ms" => "60000".into(),
         "flush.messages" => base.flush_messages.to_string(),
         "flush.ms" => base
@@ -223,8 +223,8 @@ pub fn broker_default(name: &str, base: &LogConfig) -> String {
             "CreateTime"
         }
         .into(),
-        "min.cleanable.dirty.ratio" => "0.5".into(),
-        "min.compaction.lag.ms" => "0".into(),
+        "min.cleanable.dirty.ratio" => base.min_cleanable_dirty_ratio.to_string(),
+        "min.compaction.lag.ms" => ms(base.min_compaction_lag),
         "min.insync.replicas" => "1".into(),
         "preallocate" => "false".into(),
         "retention.bytes" => base
@@ -357,10 +357,23 @@ pub fn log_config(overrides: &BTreeMap<String, String>, base: &LogConfig) -> Log
     if let Some(v) = overrides.get("compression.type") {
         c.compression = herald_log::compression::Codec::from_topic_config(v);
     }
-    c.compact = overrides
-        .get("cleanup.policy")
-        .is_some_and(|p| p.split(',').any(|x| x.trim() == "compact"));
-    // Compaction is not implemented: never delete data of a compacted topic by age or size.
+    if let Some(p) = overrides.get("cleanup.policy") {
+        c.compact = p.split(',').any(|x| x.trim() == "compact");
+    }
+    if let Some(v) = get_i64("delete.retention.ms") {
+        c.delete_retention = Duration::from_millis(v.max(0) as u64);
+    }
+    if let Some(v) = get_i64("min.compaction.lag.ms") {
+        c.min_compaction_lag = Duration::from_millis(v.max(0) as u64);
+    }
+    if let Some(v) = overrides
+        .get("min.cleanable.dirty.ratio")
+        .and_then(|v| v.parse::<f64>().ok())
+    {
+        c.min_cleanable_dirty_ratio = v.clamp(0.0, 1.0);
+    }
+    // Kafka: retention by age or size applies only with the `delete` policy; a
+    // `compact`-only topic keeps the last record of every key forever.
     if overrides
         .get("cleanup.policy")
         .is_some_and(|p| !p.contains("delete"))

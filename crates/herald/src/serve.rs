@@ -56,6 +56,9 @@ pub struct ServeArgs {
     /// How often retention runs (`log.retention.check.interval.ms`) [default: 300000].
     #[arg(long, env = "HERALD_RETENTION_CHECK_INTERVAL_MS")]
     pub retention_check_interval_ms: Option<u64>,
+    /// How often compacted topics are checked for cleaning (`log.cleaner.backoff.ms`) [default: 15000].
+    #[arg(long, env = "HERALD_LOG_CLEANER_BACKOFF_MS")]
+    pub log_cleaner_backoff_ms: Option<u64>,
     /// fsync after this many messages (`log.flush.interval.messages`); 1 = acks=all waits
     /// for fsync [default: 1]. A large value relaxes durability to the page cache.
     #[arg(long, env = "HERALD_FLUSH_MESSAGES")]
@@ -107,6 +110,7 @@ impl ServeArgs {
             retention_ms,
             retention_bytes,
             retention_check_interval_ms,
+            log_cleaner_backoff_ms,
             flush_messages,
             flush_ms,
             group_initial_rebalance_delay_ms,
@@ -168,6 +172,9 @@ impl ServeArgs {
         }
         if let Some(v) = a.retention_check_interval_ms {
             c.retention_check_interval = Duration::from_millis(v.max(10));
+        }
+        if let Some(v) = a.log_cleaner_backoff_ms {
+            c.log_cleaner_backoff = Duration::from_millis(v.max(10));
         }
         if let Some(v) = a.flush_messages {
             c.log.flush_messages = v.max(1);

@@ -319,3 +319,135 @@ async fn compacted_topic_refuses_records_without_key() {
         other => panic!("expected INVALID_RECORD, got {other:?}"),
     }
 }
+
+/// Reads partition 0 of `topic` from the beginning to its end: (offset, key, value).
+fn read_all(b: &BrokerProcess, topic: &str) -> Vec<(i64, String, Option<String>)> {
+    let c = b.consumer(&[("enable.partition.eof", "true")]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("tpl");
+    c.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => out.push((
+                m.offset(),
+                String::from_utf8_lossy(m.key().expect("key")).into_owned(),
+                m.payload().map(|v| String::from_utf8_lossy(v).into_owned()),
+            )),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return out,
+            Some(Err(e)) => panic!("consume error: {e}"),
+            None => {}
+        }
+    }
+    panic!("no end of partition within 20 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compacted_topic_keeps_the_last_record_of_every_key() {
+    let b = BrokerProcess::start(&["--log-cleaner-backoff-ms", "200"]);
+    create_topic_with(
+        &b,
+        "latest",
+        &[
+            ("cleanup.policy", "compact"),
+            ("segment.ms", "300"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("delete.retention.ms", "0"),
+        ],
+    )
+    .await;
+    let producer = b.producer(&[("linger.ms", "5"), ("compression.type", "lz4")]);
+    // 20 keys, 30 versions each; key-0 ends with a tombstone.
+    let mut last: HashMap<String, (i64, Option<String>)> = HashMap::new();
+    for version in 0..30 {
+        let mut futures = Vec::new();
+        for k in 0..20 {
+            let key = format!("key-{k}");
+            let value = (k != 0 || version < 29).then(|| format!("{key}=v{version}"));
+            let mut rec = FutureRecord::to("latest").key(&key);
+            if let Some(v) = &value {
+                rec = rec.payload(v);
+            }
+            let f = producer
+                .send_result(rec)
+                .map_err(|(e, _)| e)
+                .expect("enqueue");
+            futures.push((key.clone(), value.clone(), f));
+        }
+        for (key, value, f) in futures {
+            let d = f.await.expect("future").expect("delivered");
+            last.insert(key, (d.offset, value));
+        }
+    }
+    let end = last.values().map(|(o, _)| *o).max().expect("offsets") + 1;
+    assert_eq!(end, 600);
+    let latest = |last: &HashMap<String, (i64, Option<String>)>, with_tombstones: bool| {
+        let mut v: Vec<(i64, String, Option<String>)> = last
+            .iter()
+            .filter(|(_, (_, v))| with_tombstones || v.is_some())
+            .map(|(k, (o, v))| (*o, k.clone(), v.clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    // The active segment rolls after segment.ms and the cleaner runs every 200 ms:
+    // wait until only the latest record of each key is left (the tombstone
+    // too: it goes at a later pass, once it has been clean for delete.retention.ms).
+    wait_for_log(&b, "latest", &latest(&last, true), &latest(&last, false)).await;
+    // More versions of the live keys make the log dirty again; the next pass
+    // also drops the tombstone, which has been clean for longer than 0 ms.
+    for k in 1..20 {
+        let key = format!("key-{k}");
+        let value = format!("{key}=again");
+        let d = producer
+            .send(
+                FutureRecord::to("latest").key(&key).payload(&value),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("delivered");
+        last.insert(key, (d.offset, Some(value)));
+    }
+    last.remove("key-0");
+    wait_for_log(&b, "latest", &latest(&last, false), &latest(&last, false)).await;
+    // New records after compaction continue at the log end.
+    let d = producer
+        .send(
+            FutureRecord::to("latest").key("key-0").payload("back"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("delivered");
+    assert_eq!(d.offset, 619);
+}
+
+/// Waits until partition 0 of `topic` reads exactly `done`; every state on the
+/// way keeps offsets increasing and holds every record of `kept`.
+async fn wait_for_log(
+    b: &BrokerProcess,
+    topic: &str,
+    done: &[(i64, String, Option<String>)],
+    kept: &[(i64, String, Option<String>)],
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = read_all(b, topic);
+        if got == done {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not compacted within 60 s: {} records, expected {}; first {:?}",
+            got.len(),
+            done.len(),
+            got.first()
+        );
+        assert!(got.windows(2).all(|w| w[0].0 < w[1].0));
+        for r in kept {
+            assert!(got.contains(r), "{r:?} kept");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

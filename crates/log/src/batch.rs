@@ -239,7 +239,7 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     batch[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
-/// Builds a valid uncompressed batch; used by tests and tools.
+/// Builds valid batches (any codec); used by tests and tools.
 pub mod build {
     use super::*;
 
@@ -262,6 +262,27 @@ pub mod build {
         pub timestamp_ms: i64,
     }
 
+    /// Producer fields and codec of a built batch.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Options {
+        pub producer_id: i64,
+        pub producer_epoch: i16,
+        pub base_sequence: i32,
+        /// Codec id (`crate::records::COMPRESSION_*`).
+        pub compression: i16,
+    }
+
+    impl Default for Options {
+        fn default() -> Self {
+            Options {
+                producer_id: -1,
+                producer_epoch: -1,
+                base_sequence: -1,
+                compression: 0,
+            }
+        }
+    }
+
     /// Encodes `records` as one uncompressed batch with base offset 0.
     pub fn batch(
         records: &[SimpleRecord<'_>],
@@ -269,6 +290,19 @@ pub mod build {
         producer_epoch: i16,
         base_sequence: i32,
     ) -> Vec<u8> {
+        batch_with(
+            records,
+            Options {
+                producer_id,
+                producer_epoch,
+                base_sequence,
+                compression: 0,
+            },
+        )
+    }
+
+    /// Encodes `records` as one batch with base offset 0, compressed as `options` says.
+    pub fn batch_with(records: &[SimpleRecord<'_>], options: Options) -> Vec<u8> {
         assert!(!records.is_empty());
         let base_ts = records[0].timestamp_ms;
         let max_ts = records
@@ -299,19 +333,22 @@ pub mod build {
             put_varint(&mut body, rec.len() as i64);
             body.extend_from_slice(&rec);
         }
+        let body =
+            crate::records::compress(options.compression, &body).expect("a known codec compresses");
+        let attributes = options.compression & ATTRIBUTE_COMPRESSION_MASK;
         let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + body.len());
         out.extend_from_slice(&0i64.to_be_bytes());
         out.extend_from_slice(&((BATCH_LENGTH_MIN + body.len()) as i32).to_be_bytes());
         out.extend_from_slice(&(-1i32).to_be_bytes());
         out.push(2);
         out.extend_from_slice(&0u32.to_be_bytes());
-        out.extend_from_slice(&0i16.to_be_bytes());
+        out.extend_from_slice(&attributes.to_be_bytes());
         out.extend_from_slice(&((records.len() - 1) as i32).to_be_bytes());
         out.extend_from_slice(&base_ts.to_be_bytes());
         out.extend_from_slice(&max_ts.to_be_bytes());
-        out.extend_from_slice(&producer_id.to_be_bytes());
-        out.extend_from_slice(&producer_epoch.to_be_bytes());
-        out.extend_from_slice(&base_sequence.to_be_bytes());
+        out.extend_from_slice(&options.producer_id.to_be_bytes());
+        out.extend_from_slice(&options.producer_epoch.to_be_bytes());
+        out.extend_from_slice(&options.base_sequence.to_be_bytes());
         out.extend_from_slice(&(records.len() as i32).to_be_bytes());
         out.extend_from_slice(&body);
         let crc = crc32c::crc32c(&out[OFFSET_ATTRIBUTES..]);

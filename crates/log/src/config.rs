@@ -25,8 +25,25 @@ pub struct LogConfig {
     pub flush_interval: Option<Duration>,
     /// `message.timestamp.type` = LogAppendTime.
     pub log_append_time: bool,
-    /// `cleanup.policy` contains `compact`: records must have keys.
+    /// `cleanup.policy` contains `compact`: [`crate::PartitionLog::compact`] keeps
+    /// only the last record of each key in closed segments. Retention still
+    /// applies as configured (`compact,delete` is both).
     pub compact: bool,
+    /// `delete.retention.ms`: how long a tombstone (null value) stays readable
+    /// after it entered the cleaned part of the log, so that a consumer reading
+    /// from the start sees the delete before the tombstone itself goes.
+    pub delete_retention: Duration,
+    /// `min.cleanable.dirty.ratio`: compact only once the dirty (never cleaned)
+    /// bytes are at least this fraction of the cleanable bytes.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: a segment holding a record younger than this
+    /// (by record timestamp) is not cleaned, nor anything after it.
+    pub min_compaction_lag: Duration,
+    /// Memory bound of one compaction pass's key map (Kafka's
+    /// `log.cleaner.dedupe.buffer.size`, per partition here). A key costs its
+    /// length plus [`crate::compaction::KEY_MAP_ENTRY_OVERHEAD_BYTES`]; a pass
+    /// whose dirty keys do not fit cleans up to the last batch that fitted.
+    pub compaction_key_map_bytes_max: u64,
     /// `compression.type` naming a codec: batches are recompressed to it on
     /// append (None: `producer`, stored as sent).
     pub compression: Option<Codec>,
@@ -46,6 +63,10 @@ impl Default for LogConfig {
             log_append_time: false,
             compact: false,
             compression: None,
+            delete_retention: Duration::from_secs(24 * 3600),
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag: Duration::ZERO,
+            compaction_key_map_bytes_max: 64 << 20,
         }
     }
 }

@@ -3,16 +3,18 @@
 //! recovery. No networking here; the broker drives it.
 
 pub mod batch;
+pub mod compaction;
 pub mod compression;
 pub mod config;
 pub mod error;
 pub mod offset_index;
 pub mod partition_log;
 pub mod producer_state;
-pub mod record;
+pub mod records;
 pub mod segment;
 pub mod time_index;
 
+pub use compaction::CompactionReport;
 pub use config::LogConfig;
 pub use error::{LogError, Result};
 pub use partition_log::{AppendInfo, OpenReport, PartitionLog, TimestampHit};

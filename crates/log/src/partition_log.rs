@@ -5,7 +5,8 @@
 //! lost or torn at any byte until fsync returns; fsync of a file makes its data
 //! durable; rename is atomic; a directory must be fsynced for a new file name to
 //! survive a crash. Everything but `.log` files and the log start checkpoint is
-//! derived state, rebuilt after an unclean shutdown.
+//! derived state, rebuilt after an unclean shutdown (the cleaner checkpoint of
+//! compacted logs is a hint whose loss only costs work, see `compaction.rs`).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -15,11 +16,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::batch::{self, BatchHeader};
+use crate::compaction::{self, CompactionReport};
 use crate::compression;
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
 use crate::producer_state::{ProducerStateTable, SequenceVerdict};
-use crate::record;
+use crate::records;
 use crate::segment::{ReadPlan, SEGMENT_BYTES_LIMIT, Segment};
 
 const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
@@ -69,7 +71,7 @@ pub struct PartitionLog {
     last_flush: Instant,
 }
 
-fn fsync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir)?.sync_all()?;
     Ok(())
 }
@@ -93,6 +95,10 @@ impl PartitionLog {
             ..Default::default()
         };
 
+        // A compaction a crash interrupted: finish or discard its segment swap
+        // before the segments are listed.
+        compaction::recover_interrupted_swaps(dir)?;
+
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let name = entry?.file_name();
@@ -109,13 +115,17 @@ impl PartitionLog {
         let checkpoint = read_log_start(dir)?;
         let mut segments = BTreeMap::new();
         let mut expected_next: Option<i64> = None;
+        // A closed segment may end below the next one's base (compaction
+        // removed its last records), so a gap alone is no sign of loss; a
+        // segment truncated by this recovery is.
+        let mut truncated_before = false;
         let count = bases.len();
         for (i, base) in bases.iter().copied().enumerate() {
             if let Some(next) = expected_next
-                && next != base
+                && (truncated_before || base < next)
             {
-                // A gap after a truncated segment: later data cannot be trusted.
-                tracing::warn!(dir = %dir.display(), base, next, "dropping segment after a gap");
+                // After a truncated segment (or overlapping it): later data cannot be trusted.
+                tracing::warn!(dir = %dir.display(), base, next, "dropping segment after a truncated one");
                 let (seg, _) = Segment::open(dir, base, false, config.index_interval_bytes)?;
                 seg.delete()?;
                 continue;
@@ -133,6 +143,7 @@ impl PartitionLog {
                     "truncated a torn or corrupt tail"
                 );
             }
+            truncated_before |= summary.truncated_bytes > 0;
             expected_next = Some(seg.next_offset());
             segments.insert(base, seg);
         }
@@ -611,6 +622,26 @@ impl PartitionLog {
         Ok(deleted)
     }
 
+    /// One log compaction pass (`cleanup.policy=compact`, see
+    /// [`crate::compaction`]): in the closed segments, keeps only the last
+    /// record of each key (tombstones until `delete.retention.ms` after they
+    /// were cleaned). Does nothing unless `config.compact` and the dirty ratio
+    /// reaches `min.cleanable.dirty.ratio`. Offsets, the log start offset and
+    /// the active segment are unchanged. `now_ms` is the clock for
+    /// `min.compaction.lag.ms` and `delete.retention.ms`.
+    ///
+    /// Reads issued before the call keep reading the old segment files.
+    pub fn compact(&mut self, now_ms: i64) -> Result<CompactionReport> {
+        compaction::compact(
+            &self.dir,
+            &self.config,
+            &mut self.segments,
+            self.log_start_offset,
+            &self.producers,
+            now_ms,
+        )
+    }
+
     /// Handle and end offset for a group-commit fsync done without the log's lock.
     /// Data in rolled segments was synced when they were rolled.
     pub fn sync_target(&self) -> (Arc<File>, i64) {
@@ -676,10 +707,11 @@ pub const RECORDS_DECOMPRESSED_BYTES_MAX: usize = 128 << 20;
 /// Compacted topics keep the latest record per key, so a record without a key
 /// is refused (Kafka: INVALID_RECORD with one record error per such record).
 fn check_keys(b: &[u8], batch_index: usize) -> Result<()> {
+    let header = BatchHeader::parse(b)?;
     let section = compression::records_section(b, RECORDS_DECOMPRESSED_BYTES_MAX)?;
     let mut refused = Vec::new();
-    for (i, r) in record::records(&section).enumerate() {
-        if r?.key.is_none() {
+    for (i, r) in records::parse(&section, &header)?.iter().enumerate() {
+        if r.key.is_none() {
             refused.push((
                 i as i32,
                 "Compacted topic cannot accept message without key.",

@@ -4,7 +4,7 @@
 //!
 //! Derived state: rebuilt at open by reading the batch headers of the log.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::batch::BatchHeader;
 use crate::error::LogError;
@@ -190,6 +190,17 @@ impl ProducerStateTable {
         }
         (table.producers.len() == count && count <= PRODUCERS_PER_PARTITION_MAX)
             .then_some((offset, table))
+    }
+
+    /// Base offset of each producer's last batch. Compaction keeps these
+    /// batches (empty if all their records go), as Kafka does, so that a
+    /// rebuild from batch headers alone still finds each producer's epoch and
+    /// last sequence.
+    pub fn last_batch_base_offsets(&self) -> HashSet<i64> {
+        self.producers
+            .values()
+            .filter_map(|e| e.batches.back().map(|b| b.base_offset))
+            .collect()
     }
 
     /// Forgets every producer (before a rebuild from the log).

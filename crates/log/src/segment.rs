@@ -1,8 +1,10 @@
 //! One segment: `<base_offset:020>.log` with its `.index` and `.timeindex`.
 //!
 //! The `.log` file is a concatenation of record batches with broker-assigned
-//! offsets, dense and increasing. Positions and relative offsets are u32, so a
-//! segment is rolled before it reaches 2 GiB or 2^32 offsets.
+//! offsets, increasing: dense as appended, with gaps in closed segments that
+//! compaction rewrote (removed records' offsets are never reused). Positions
+//! and relative offsets are u32, so a segment is rolled before it reaches
+//! 2 GiB or 2^32 offsets.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -20,6 +22,12 @@ pub const SEGMENT_BYTES_LIMIT: u64 = (i32::MAX as u64) - (64 << 20);
 
 pub fn log_file_name(base_offset: i64) -> String {
     format!("{base_offset:020}.log")
+}
+pub fn index_file_name(base_offset: i64) -> String {
+    format!("{base_offset:020}.index")
+}
+pub fn time_index_file_name(base_offset: i64) -> String {
+    format!("{base_offset:020}.timeindex")
 }
 
 /// What a scan of a segment's `.log` found.
@@ -56,8 +64,8 @@ impl Segment {
     fn paths(dir: &Path, base_offset: i64) -> (PathBuf, PathBuf, PathBuf) {
         (
             dir.join(log_file_name(base_offset)),
-            dir.join(format!("{base_offset:020}.index")),
-            dir.join(format!("{base_offset:020}.timeindex")),
+            dir.join(index_file_name(base_offset)),
+            dir.join(time_index_file_name(base_offset)),
         )
     }
 
@@ -95,6 +103,10 @@ impl Segment {
     /// (length, CRC32C, offsets), a torn or corrupt tail is truncated, and the
     /// indexes are rebuilt. Without it, the indexes on disk are trusted if they
     /// are consistent, and only the tail after the last index entry is scanned.
+    ///
+    /// `recover` is asked only for the active segment, which is never compacted:
+    /// its offsets must be dense. Closed segments may have offset gaps (records
+    /// removed by compaction); their offsets need only increase.
     pub fn open(
         dir: &Path,
         base_offset: i64,
@@ -160,7 +172,8 @@ impl Segment {
                     // Headers only: this segment was closed cleanly. The tail
                     // must read to the end of the file, and the last time index
                     // entry must match its batch.
-                    let summary = seg.scan_from(start, false, index_interval_bytes, false)?;
+                    let summary =
+                        seg.scan_from(start, false, index_interval_bytes, false, recover)?;
                     (summary.truncated_bytes == 0 && seg.last_time_entry_matches()?)
                         .then_some(summary)
                 } else {
@@ -175,11 +188,17 @@ impl Segment {
                             segment = %seg.log_path.display(),
                             "index files do not match the log; rebuilding them"
                         );
-                        (seg.scan_from(0, true, index_interval_bytes, true)?, true)
+                        (
+                            seg.scan_from(0, true, index_interval_bytes, true, recover)?,
+                            true,
+                        )
                     }
                 }
             }
-            None => (seg.scan_from(0, recover, index_interval_bytes, true)?, true),
+            None => (
+                seg.scan_from(0, recover, index_interval_bytes, true, recover)?,
+                true,
+            ),
         };
         if summary.truncated_bytes > 0 {
             seg.log.set_len(summary.valid_bytes)?;
@@ -202,14 +221,17 @@ impl Segment {
 
     /// Walks batches from `start`. With `validate_crc`, each batch is read whole
     /// and checked; otherwise only headers are read. With `rebuild`, index
-    /// entries are added as in [`Segment::append`]. Stops at the first batch that
-    /// is torn, corrupt or out of sequence.
+    /// entries are added as in [`Segment::append`]. With `dense`, each batch must
+    /// start where the previous one ended (as appended); without, after it
+    /// (compaction leaves gaps). Stops at the first batch that is torn, corrupt
+    /// or out of sequence.
     fn scan_from(
         &mut self,
         start: u64,
         validate_crc: bool,
         index_interval_bytes: u64,
         rebuild: bool,
+        dense: bool,
     ) -> Result<ScanSummary> {
         let file_bytes = self.log.metadata()?.len();
         let mut pos = start;
@@ -236,7 +258,13 @@ impl Segment {
                 || pos + total > file_bytes
                 || header.magic != 2
                 || header.last_offset_delta < 0
-                || expected_offset.is_some_and(|e| e != header.base_offset)
+                || expected_offset.is_some_and(|e| {
+                    if dense {
+                        e != header.base_offset
+                    } else {
+                        header.base_offset < e
+                    }
+                })
                 || header.base_offset < self.base_offset
                 || header.last_offset() - self.base_offset > u32::MAX as i64
             {

@@ -2,7 +2,7 @@
 //! local (-4), and the first offset whose timestamp is >= a given time.
 
 use herald_log::partition_log::RECORDS_DECOMPRESSED_BYTES_MAX;
-use herald_log::{LogError, TimestampHit, compression, record};
+use herald_log::{LogError, TimestampHit, compression, records};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -29,8 +29,10 @@ fn record_in_batch(hit: &TimestampHit, target: Option<i64>) -> (i64, i64) {
         return fallback;
     };
     let log_append_time = h.attributes & herald_log::batch::ATTRIBUTE_LOG_APPEND_TIME != 0;
-    for r in record::records(&section) {
-        let Ok(r) = r else { break };
+    let Ok(parsed) = records::parse(&section, h) else {
+        return fallback;
+    };
+    for r in parsed {
         let ts = if log_append_time {
             h.max_timestamp
         } else {

@@ -1,0 +1,831 @@
+//! Log compaction (Kafka's `cleanup.policy=compact`): keeps, in the closed
+//! segments, only the last record of each key.
+//!
+//! One pass, as Kafka's cleaner does it:
+//! 1. The dirty range runs from the cleaner checkpoint (first dirty offset) to
+//!    the first uncleanable offset: the active segment's base, or the base of
+//!    the first dirty segment holding a record younger than
+//!    `min.compaction.lag.ms`. Nothing is done unless the dirty bytes are at
+//!    least `min.cleanable.dirty.ratio` of the cleanable bytes.
+//! 2. A key map (key → offset of its last record) is built from the dirty
+//!    range, batch by batch, within `compaction_key_map_bytes_max`. If it
+//!    fills up, the pass cleans only up to the first batch that did not fit
+//!    (`map_end`); the next pass goes on from there.
+//! 3. Every closed segment below `map_end`, from the first, is rewritten. A
+//!    record below `map_end` is kept iff it has a key, no later record of its
+//!    key is in the map, and it is not a tombstone that has been in the
+//!    cleaned part for `delete.retention.ms`. Batches are rewritten without
+//!    re-encoding records: kept records are copied verbatim, recompressed with
+//!    the batch's codec, under the same header (base offset, last offset
+//!    delta, producer fields, timestamps) with a new count, length and CRC. A
+//!    batch left without records is dropped, except a producer's last batch,
+//!    which stays as an empty uncompressed batch (as Kafka does). Control and
+//!    transactional batches are kept as they are.
+//! 4. Each rewritten segment is swapped in (see `swap_in`); then the
+//!    checkpoint moves to `map_end`.
+//!
+//! The log start offset, the offset of every kept record, and the active
+//! segment never change.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::batch::{
+    self, ATTRIBUTE_COMPRESSION_MASK, BATCH_HEADER_BYTES, BATCH_LENGTH_MIN, BatchHeader,
+    LOG_OVERHEAD_BYTES, OFFSET_ATTRIBUTES, OFFSET_CRC, OFFSET_LENGTH, OFFSET_RECORDS_COUNT,
+};
+use crate::config::LogConfig;
+use crate::error::{LogError, Result};
+use crate::partition_log::fsync_dir;
+use crate::producer_state::ProducerStateTable;
+use crate::records::{self, RecordView};
+use crate::segment::{self, SEGMENT_BYTES_LIMIT, Segment};
+
+/// Per-partition cleaner state: where the dirty part starts, and when each
+/// range of offsets became clean (for `delete.retention.ms`).
+pub const CLEANER_CHECKPOINT_FILE: &str = "cleaner-checkpoint";
+/// A checkpoint file larger than this is not read (it is corrupt).
+pub const CLEANER_CHECKPOINT_BYTES_MAX: u64 = 8 * 1024;
+/// Passes remembered in the checkpoint. Beyond it the oldest is merged into
+/// the next one, which makes tombstones below it live longer, never shorter.
+pub const CLEANER_PASSES_MAX: usize = 64;
+/// Memory charged per key map entry on top of the key's bytes (hash table
+/// slot, boxed key header, offset, allocator slack).
+pub const KEY_MAP_ENTRY_OVERHEAD_BYTES: u64 = 64;
+/// A batch's records may decompress to at most this many times
+/// max(`max.message.bytes`, the batch's size); a batch beyond is an error.
+pub const DECOMPRESSED_BYTES_FACTOR: usize = 64;
+/// `<base>.log.cleaned`: a cleaned segment being written; deleted at open.
+pub const CLEANED_SUFFIX: &str = ".cleaned";
+/// `<base>.log.swap`: a complete, fsynced cleaned segment; swapped in at open.
+pub const SWAP_SUFFIX: &str = ".swap";
+/// Verbatim runs of a segment are copied through a buffer of this size.
+const COPY_CHUNK_BYTES: usize = 1 << 20;
+
+/// What one call of [`crate::PartitionLog::compact`] did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct CompactionReport {
+    /// Segments rewritten and swapped in.
+    pub segments_cleaned: usize,
+    /// Segments deleted because compaction emptied them (never the first one).
+    pub segments_deleted: usize,
+    /// Size of the segments the pass read (rewritten or not), before and after.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// Records removed, tombstones and null-key records included.
+    pub records_removed: u64,
+    /// Tombstones (keyed records with a null value) among `records_removed`.
+    pub tombstones_removed: u64,
+    /// Batches removed whole.
+    pub batches_removed: u64,
+    /// Dirty bytes / cleanable bytes when the pass started (0 if no work).
+    pub dirty_ratio: f64,
+    /// The cleaner checkpoint after the call: offsets below it are clean.
+    pub first_dirty_offset: i64,
+    /// The key map filled up before the first uncleanable offset: calling
+    /// again cleans further.
+    pub key_map_full: bool,
+}
+
+impl CompactionReport {
+    /// Whether the pass changed anything on disk.
+    pub fn did_work(&self) -> bool {
+        self.segments_cleaned + self.segments_deleted > 0
+    }
+}
+
+/// The cleaner checkpoint: passes as `(clean end offset, cleaned at ms)`,
+/// both increasing. Offsets below a pass's end and at or above the previous
+/// pass's end became clean at that pass's time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct CleanerCheckpoint {
+    passes: Vec<(i64, i64)>,
+}
+
+impl CleanerCheckpoint {
+    pub(crate) fn first_dirty_offset(&self) -> Option<i64> {
+        self.passes.last().map(|p| p.0)
+    }
+
+    /// When `offset` entered the cleaned part; None while it is dirty.
+    fn cleaned_at_ms(&self, offset: i64) -> Option<i64> {
+        let i = self.passes.partition_point(|p| p.0 <= offset);
+        self.passes.get(i).map(|p| p.1)
+    }
+
+    fn record_pass(&mut self, clean_end: i64, now_ms: i64) {
+        let (last_end, last_ms) = self.passes.last().copied().unwrap_or((i64::MIN, i64::MIN));
+        assert!(clean_end > last_end, "a pass moves the checkpoint forward");
+        // A clock that went back must not make earlier passes look younger.
+        self.passes.push((clean_end, now_ms.max(last_ms)));
+        while self.passes.len() > CLEANER_PASSES_MAX {
+            self.passes.remove(0);
+        }
+    }
+
+    /// Line 1 `herald-cleaner-checkpoint 1 <passes>`, then one line per pass:
+    /// `<clean end offset> <cleaned at ms>`.
+    fn encode(&self) -> String {
+        let mut out = format!("herald-cleaner-checkpoint 1 {}\n", self.passes.len());
+        for (end, at) in &self.passes {
+            out.push_str(&format!("{end} {at}\n"));
+        }
+        out
+    }
+
+    fn decode(text: &str) -> Option<CleanerCheckpoint> {
+        let mut lines = text.lines();
+        let head: Vec<&str> = lines.next()?.split(' ').collect();
+        if head.len() != 3 || head[0] != "herald-cleaner-checkpoint" || head[1] != "1" {
+            return None;
+        }
+        let count: usize = head[2].parse().ok()?;
+        if count > CLEANER_PASSES_MAX {
+            return None;
+        }
+        let mut passes = Vec::with_capacity(count);
+        for line in lines {
+            let (end, at) = line.split_once(' ')?;
+            let pass: (i64, i64) = (end.parse().ok()?, at.parse().ok()?);
+            let ordered = match passes.last() {
+                Some(&(e, a)) => pass.0 > e && pass.1 >= a,
+                None => pass.0 >= 0,
+            };
+            if !ordered || passes.len() == count {
+                return None;
+            }
+            passes.push(pass);
+        }
+        (passes.len() == count).then_some(CleanerCheckpoint { passes })
+    }
+}
+
+/// Reads the checkpoint. A missing one is empty; an unreadable one too (with
+/// a warning): everything is then dirty again and every tombstone's retention
+/// restarts, which costs work and keeps tombstones longer, never loses data.
+pub(crate) fn read_checkpoint(dir: &Path) -> Result<CleanerCheckpoint> {
+    let path = dir.join(CLEANER_CHECKPOINT_FILE);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(CleanerCheckpoint::default());
+        }
+        Err(e) => return Err(LogError::Io(e)),
+    };
+    if file.metadata()?.len() <= CLEANER_CHECKPOINT_BYTES_MAX {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if let Some(c) = CleanerCheckpoint::decode(&text) {
+            return Ok(c);
+        }
+    }
+    tracing::warn!(path = %path.display(), "unreadable cleaner checkpoint; starting over");
+    Ok(CleanerCheckpoint::default())
+}
+
+/// Replaces the checkpoint atomically: tmp, fsync, rename, fsync the directory.
+fn write_checkpoint(dir: &Path, checkpoint: &CleanerCheckpoint) -> Result<()> {
+    let text = checkpoint.encode();
+    assert!(text.len() as u64 <= CLEANER_CHECKPOINT_BYTES_MAX);
+    assert_eq!(CleanerCheckpoint::decode(&text).as_ref(), Some(checkpoint));
+    let tmp = dir.join(format!("{CLEANER_CHECKPOINT_FILE}.tmp"));
+    let mut f = File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(CLEANER_CHECKPOINT_FILE))?;
+    fsync_dir(dir)?;
+    Ok(())
+}
+
+/// Key → offset of its last record in the mapped range, bounded in bytes.
+struct KeyMap {
+    latest: HashMap<Box<[u8]>, i64>,
+    bytes: u64,
+    bytes_max: u64,
+}
+
+impl KeyMap {
+    fn new(bytes_max: u64) -> KeyMap {
+        KeyMap {
+            latest: HashMap::new(),
+            bytes: 0,
+            bytes_max,
+        }
+    }
+
+    /// Adds the keys of one batch, or nothing if they do not all fit: the map
+    /// always covers whole batches, so `map_end` is a batch boundary.
+    fn try_insert_batch(&mut self, keys: &[(&[u8], i64)]) -> bool {
+        let mut new_keys: HashSet<&[u8]> = HashSet::new();
+        let mut need = 0u64;
+        for &(k, _) in keys {
+            if !self.latest.contains_key(k) && new_keys.insert(k) {
+                need += k.len() as u64 + KEY_MAP_ENTRY_OVERHEAD_BYTES;
+            }
+        }
+        if self.bytes + need > self.bytes_max {
+            return false;
+        }
+        for &(k, offset) in keys {
+            match self.latest.get_mut(k) {
+                Some(o) => {
+                    assert!(offset > *o, "batches are mapped in offset order");
+                    *o = offset;
+                }
+                None => {
+                    self.latest.insert(k.into(), offset);
+                }
+            }
+        }
+        self.bytes += need;
+        assert!(self.bytes <= self.bytes_max);
+        true
+    }
+
+    fn latest(&self, key: &[u8]) -> Option<i64> {
+        self.latest.get(key).copied()
+    }
+}
+
+/// Walks a segment's batches, checking each one (length within the file,
+/// offsets increasing, CRC32C) before it is used: corruption is an error.
+struct BatchReader<'a> {
+    segment: &'a Segment,
+    pos: u64,
+    next_offset_min: i64,
+}
+
+impl<'a> BatchReader<'a> {
+    fn new(segment: &'a Segment) -> BatchReader<'a> {
+        BatchReader {
+            segment,
+            pos: 0,
+            next_offset_min: segment.base_offset,
+        }
+    }
+
+    /// The next batch: its position, header and bytes.
+    fn next_batch(&mut self) -> Result<Option<(u64, BatchHeader, Vec<u8>)>> {
+        let size = self.segment.size_bytes();
+        if self.pos >= size {
+            return Ok(None);
+        }
+        let header = self
+            .segment
+            .header_at(self.pos)?
+            .ok_or(LogError::CorruptBatch("truncated batch header"))?;
+        if (header.batch_length as i64) < BATCH_LENGTH_MIN as i64
+            || self.pos + header.total_bytes() as u64 > size
+        {
+            return Err(LogError::CorruptBatch("batch length out of range"));
+        }
+        if header.base_offset < self.next_offset_min || header.last_offset_delta < 0 {
+            return Err(LogError::CorruptBatch("batch offsets out of order"));
+        }
+        let bytes = self.segment.read_batch(self.pos, &header)?;
+        let checked = batch::validate(&bytes)?;
+        assert_eq!(checked, header);
+        let pos = self.pos;
+        self.pos += bytes.len() as u64;
+        self.next_offset_min = header.next_offset();
+        Ok(Some((pos, header, bytes)))
+    }
+}
+
+/// What the pass decides for the records of one segment.
+struct CleanRules<'a> {
+    map: &'a KeyMap,
+    /// Batches at or above it are dirty and not cleaned by this pass.
+    map_end: i64,
+    /// The checkpoint before this pass (tombstone ages).
+    checkpoint: &'a CleanerCheckpoint,
+    now_ms: i64,
+    delete_retention_ms: i64,
+    producer_last_batches: &'a HashSet<i64>,
+    message_bytes_max: usize,
+}
+
+impl CleanRules<'_> {
+    fn keep(&self, record: &RecordView<'_>, offset: i64) -> bool {
+        let Some(key) = record.key else {
+            // A compacted topic refuses null keys (Kafka); these predate the policy.
+            return false;
+        };
+        if self.map.latest(key).is_some_and(|latest| latest > offset) {
+            return false;
+        }
+        let expired_tombstone = record.value_is_null
+            && self
+                .checkpoint
+                .cleaned_at_ms(offset)
+                .is_some_and(|at| self.now_ms.saturating_sub(at) >= self.delete_retention_ms);
+        !expired_tombstone
+    }
+}
+
+enum BatchOutcome {
+    Keep,
+    Rewrite(Vec<u8>),
+    Drop,
+}
+
+fn decompressed_bytes_max(message_bytes_max: usize, batch_bytes: usize) -> usize {
+    message_bytes_max
+        .max(batch_bytes)
+        .saturating_mul(DECOMPRESSED_BYTES_FACTOR)
+}
+
+/// The records of a data batch (decompressed and framed).
+fn with_records<T>(
+    header: &BatchHeader,
+    bytes: &[u8],
+    message_bytes_max: usize,
+    f: impl FnOnce(&[RecordView<'_>]) -> Result<T>,
+) -> Result<T> {
+    let limit = decompressed_bytes_max(message_bytes_max, bytes.len());
+    let section = records::decompress(header.compression(), &bytes[BATCH_HEADER_BYTES..], limit)?;
+    let parsed = records::parse(&section, header)?;
+    f(&parsed)
+}
+
+/// A batch with `header_of`'s header, `section` as its records, and the new
+/// count, attributes, length and CRC. Base offset, last offset delta,
+/// producer fields and timestamps stay.
+fn rebuild_batch(header_of: &[u8], section: &[u8], records_count: i32, attributes: i16) -> Vec<u8> {
+    let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + section.len());
+    out.extend_from_slice(&header_of[..BATCH_HEADER_BYTES]);
+    out.extend_from_slice(section);
+    let length = i32::try_from(out.len() - LOG_OVERHEAD_BYTES).expect("a cleaned batch is smaller");
+    out[OFFSET_LENGTH..OFFSET_LENGTH + 4].copy_from_slice(&length.to_be_bytes());
+    out[OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    out[OFFSET_RECORDS_COUNT..OFFSET_RECORDS_COUNT + 4]
+        .copy_from_slice(&records_count.to_be_bytes());
+    let crc = crc32c::crc32c(&out[OFFSET_ATTRIBUTES..]);
+    out[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    // Assert before the batch reaches the disk.
+    let before = BatchHeader::parse(header_of).expect("the original batch was validated");
+    let after = batch::validate(&out).expect("a rebuilt batch is valid");
+    assert_eq!(after.base_offset, before.base_offset);
+    assert_eq!(after.last_offset_delta, before.last_offset_delta);
+    assert_eq!(after.producer_id, before.producer_id);
+    assert_eq!(after.producer_epoch, before.producer_epoch);
+    assert_eq!(after.base_sequence, before.base_sequence);
+    assert_eq!(after.base_timestamp, before.base_timestamp);
+    assert_eq!(after.max_timestamp, before.max_timestamp);
+    assert_eq!(after.records_count, records_count);
+    out
+}
+
+fn clean_batch(
+    header: &BatchHeader,
+    bytes: &[u8],
+    rules: &CleanRules<'_>,
+    report: &mut CompactionReport,
+) -> Result<BatchOutcome> {
+    if header.last_offset() >= rules.map_end || header.is_control() || header.is_transactional() {
+        return Ok(BatchOutcome::Keep);
+    }
+    with_records(header, bytes, rules.message_bytes_max, |recs| {
+        let mut kept: Vec<&[u8]> = Vec::with_capacity(recs.len());
+        let mut tombstones_removed = 0u64;
+        for r in recs {
+            if rules.keep(r, header.base_offset + r.offset_delta as i64) {
+                kept.push(r.bytes);
+            } else if r.key.is_some() && r.value_is_null {
+                tombstones_removed += 1;
+            }
+        }
+        let is_producer_last =
+            header.has_producer_id() && rules.producer_last_batches.contains(&header.base_offset);
+        if recs.is_empty() && !is_producer_last {
+            // An empty batch kept by an earlier pass for a producer that has
+            // written since: no longer needed.
+            report.batches_removed += 1;
+            return Ok(BatchOutcome::Drop);
+        }
+        if kept.len() == recs.len() {
+            return Ok(BatchOutcome::Keep);
+        }
+        report.records_removed += (recs.len() - kept.len()) as u64;
+        report.tombstones_removed += tombstones_removed;
+        if kept.is_empty() {
+            if is_producer_last {
+                // Kept so that a rebuild from headers still finds the
+                // producer's epoch and last sequence (an empty batch, as Kafka
+                // writes it: uncompressed, no records, same last offset delta).
+                let attributes = header.attributes & !ATTRIBUTE_COMPRESSION_MASK;
+                return Ok(BatchOutcome::Rewrite(rebuild_batch(
+                    bytes,
+                    &[],
+                    0,
+                    attributes,
+                )));
+            }
+            report.batches_removed += 1;
+            return Ok(BatchOutcome::Drop);
+        }
+        let raw: Vec<u8> = kept.concat();
+        let section = records::compress(header.compression(), &raw)?;
+        let count = i32::try_from(kept.len()).expect("fewer records than the batch had");
+        Ok(BatchOutcome::Rewrite(rebuild_batch(
+            bytes,
+            &section,
+            count,
+            header.attributes,
+        )))
+    })
+}
+
+fn suffixed(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
+    dir.join(format!("{}{suffix}", segment::log_file_name(base_offset)))
+}
+
+fn remove_if_exists(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(LogError::Io(e)),
+    }
+}
+
+/// The cleaned form of a segment.
+enum CleanedSegment {
+    /// No record removed: the segment stays as it is.
+    Unchanged,
+    /// `<base>.log.cleaned` is written and fsynced: this many bytes.
+    Written { bytes: u64 },
+}
+
+/// Writes the cleaned form of `seg` to `<base>.log.cleaned`, lazily: the file
+/// is created at the first batch that changes, with the verbatim bytes before it.
+fn clean_segment(
+    dir: &Path,
+    seg: &Segment,
+    rules: &CleanRules<'_>,
+    report: &mut CompactionReport,
+) -> Result<CleanedSegment> {
+    let path = suffixed(dir, seg.base_offset, CLEANED_SUFFIX);
+    let result = write_cleaned(&path, seg, rules, report);
+    if !matches!(result, Ok(CleanedSegment::Written { .. })) {
+        // Nothing to swap in, or an error: no partial file stays behind.
+        remove_if_exists(&path)?;
+    }
+    result
+}
+
+fn write_cleaned(
+    path: &Path,
+    seg: &Segment,
+    rules: &CleanRules<'_>,
+    report: &mut CompactionReport,
+) -> Result<CleanedSegment> {
+    let source = seg.file();
+    let mut out: Option<BufWriter<File>> = None;
+    let mut written = 0u64;
+    // Start of the run of unchanged batches not yet copied.
+    let mut verbatim_from = 0u64;
+    let mut chunk = Vec::new();
+    let mut copy = |out: &mut BufWriter<File>, from: u64, to: u64| -> Result<u64> {
+        let mut at = from;
+        while at < to {
+            let n = ((to - at) as usize).min(COPY_CHUNK_BYTES);
+            chunk.resize(n, 0);
+            source.read_exact_at(&mut chunk, at)?;
+            out.write_all(&chunk)?;
+            at += n as u64;
+        }
+        Ok(to - from)
+    };
+    let mut reader = BatchReader::new(seg);
+    while let Some((pos, header, bytes)) = reader.next_batch()? {
+        let replacement = match clean_batch(&header, &bytes, rules, report)? {
+            BatchOutcome::Keep => continue,
+            BatchOutcome::Drop => None,
+            BatchOutcome::Rewrite(b) => Some(b),
+        };
+        let w = match out.as_mut() {
+            Some(w) => w,
+            None => out.insert(BufWriter::with_capacity(
+                COPY_CHUNK_BYTES,
+                File::create(path)?,
+            )),
+        };
+        written += copy(w, verbatim_from, pos)?;
+        if let Some(b) = replacement {
+            w.write_all(&b)?;
+            written += b.len() as u64;
+        }
+        verbatim_from = pos + bytes.len() as u64;
+    }
+    let Some(mut w) = out else {
+        return Ok(CleanedSegment::Unchanged);
+    };
+    written += copy(&mut w, verbatim_from, seg.size_bytes())?;
+    if written > SEGMENT_BYTES_LIMIT {
+        return Err(LogError::CorruptBatch(
+            "cleaned segment would exceed the segment size limit",
+        ));
+    }
+    w.flush()?;
+    let file = w.into_inner().map_err(|e| LogError::Io(e.into_error()))?;
+    file.sync_all()?;
+    assert_eq!(file.metadata()?.len(), written);
+    Ok(CleanedSegment::Written { bytes: written })
+}
+
+/// Swaps a fsynced `<base>.log.cleaned` in for `<base>.log`:
+/// 1. rename `.log.cleaned` → `.log.swap`, fsync the directory: the commit
+///    point (a `.swap` is complete; a `.cleaned` may not be);
+/// 2. [`complete_swap`].
+fn swap_in(dir: &Path, base_offset: i64) -> Result<()> {
+    std::fs::rename(
+        suffixed(dir, base_offset, CLEANED_SUFFIX),
+        suffixed(dir, base_offset, SWAP_SUFFIX),
+    )?;
+    fsync_dir(dir)?;
+    complete_swap(dir, base_offset)
+}
+
+/// 1. delete the segment's `.index` and `.timeindex`, fsync the directory (the
+///    old indexes must never describe the new log; missing ones are rebuilt);
+/// 2. rename `.log.swap` → `.log` (atomic replace), fsync the directory.
+fn complete_swap(dir: &Path, base_offset: i64) -> Result<()> {
+    remove_if_exists(&dir.join(segment::index_file_name(base_offset)))?;
+    remove_if_exists(&dir.join(segment::time_index_file_name(base_offset)))?;
+    fsync_dir(dir)?;
+    std::fs::rename(
+        suffixed(dir, base_offset, SWAP_SUFFIX),
+        dir.join(segment::log_file_name(base_offset)),
+    )?;
+    fsync_dir(dir)?;
+    Ok(())
+}
+
+/// Deletes a segment that compaction emptied: indexes first, so that a crash
+/// leaves at worst orphan index files (ignored), never a `.log` without its
+/// place in the order.
+fn delete_emptied(dir: &Path, base_offset: i64) -> Result<()> {
+    remove_if_exists(&dir.join(segment::index_file_name(base_offset)))?;
+    remove_if_exists(&dir.join(segment::time_index_file_name(base_offset)))?;
+    remove_if_exists(&dir.join(segment::log_file_name(base_offset)))?;
+    fsync_dir(dir)?;
+    Ok(())
+}
+
+fn parse_base(stem: &str) -> Option<i64> {
+    stem.parse::<i64>().ok().filter(|b| *b >= 0)
+}
+
+/// Finishes or discards swaps a crash interrupted (called at open, before
+/// segments are listed): a `.log.cleaned` is deleted (the old segment is
+/// intact), a `.log.swap` is completed (it is complete and durable).
+pub(crate) fn recover_interrupted_swaps(dir: &Path) -> Result<()> {
+    let mut cleaned = Vec::new();
+    let mut swaps = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(base) = name
+            .strip_suffix(&format!(".log{CLEANED_SUFFIX}"))
+            .and_then(parse_base)
+        {
+            cleaned.push(base);
+        } else if let Some(base) = name
+            .strip_suffix(&format!(".log{SWAP_SUFFIX}"))
+            .and_then(parse_base)
+        {
+            swaps.push(base);
+        }
+    }
+    for &base in &cleaned {
+        tracing::warn!(dir = %dir.display(), segment = base, "discarding an unfinished cleaned segment");
+        remove_if_exists(&suffixed(dir, base, CLEANED_SUFFIX))?;
+    }
+    for &base in &swaps {
+        if dir.join(segment::log_file_name(base)).exists() {
+            tracing::warn!(dir = %dir.display(), segment = base, "completing an interrupted segment swap");
+            complete_swap(dir, base)?;
+        } else {
+            // Not made by this protocol (the .log is replaced, never removed first).
+            tracing::warn!(dir = %dir.display(), segment = base, "removing a swap file without its segment");
+            remove_if_exists(&suffixed(dir, base, SWAP_SUFFIX))?;
+        }
+    }
+    if !cleaned.is_empty() || !swaps.is_empty() {
+        fsync_dir(dir)?;
+    }
+    Ok(())
+}
+
+fn duration_ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// One compaction pass over `segments` (the last one is the active segment).
+pub(crate) fn compact(
+    dir: &Path,
+    config: &LogConfig,
+    segments: &mut BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    producers: &ProducerStateTable,
+    now_ms: i64,
+) -> Result<CompactionReport> {
+    let mut report = CompactionReport::default();
+    let active_base = *segments
+        .keys()
+        .next_back()
+        .expect("a log always has an active segment");
+    let first_base = *segments.keys().next().expect("a log always has a segment");
+    let mut checkpoint = read_checkpoint(dir)?;
+    if checkpoint
+        .first_dirty_offset()
+        .is_some_and(|d| d > active_base)
+    {
+        // The log lost offsets the checkpoint calls clean (recovery dropped
+        // segments): offsets appended again there were never cleaned.
+        tracing::warn!(dir = %dir.display(), "cleaner checkpoint past the active segment; starting over");
+        checkpoint = CleanerCheckpoint::default();
+    }
+    let first_dirty = checkpoint
+        .first_dirty_offset()
+        .unwrap_or(log_start_offset)
+        .max(log_start_offset);
+    report.first_dirty_offset = first_dirty;
+    if !config.compact {
+        return Ok(report);
+    }
+
+    // The cleanable range, and how dirty it is.
+    let lag_ms = duration_ms(config.min_compaction_lag);
+    let mut first_uncleanable = active_base;
+    let (mut clean_bytes, mut dirty_bytes) = (0u64, 0u64);
+    for seg in segments.range(..active_base).map(|(_, s)| s) {
+        if seg.next_offset() <= first_dirty {
+            clean_bytes += seg.size_bytes();
+            continue;
+        }
+        if lag_ms > 0 && seg.max_timestamp() > now_ms.saturating_sub(lag_ms) {
+            first_uncleanable = seg.base_offset;
+            break;
+        }
+        dirty_bytes += seg.size_bytes();
+    }
+    if dirty_bytes == 0 || first_uncleanable <= first_dirty {
+        return Ok(report);
+    }
+    let dirty_ratio = dirty_bytes as f64 / (clean_bytes + dirty_bytes) as f64;
+    if dirty_ratio < config.min_cleanable_dirty_ratio {
+        return Ok(report);
+    }
+    report.dirty_ratio = dirty_ratio;
+
+    // The key map of the dirty range, as far as it fits.
+    let mut map = KeyMap::new(config.compaction_key_map_bytes_max);
+    let mut map_end = first_uncleanable;
+    'segments: for seg in segments.range(..first_uncleanable).map(|(_, s)| s) {
+        if seg.next_offset() <= first_dirty {
+            continue;
+        }
+        let mut reader = BatchReader::new(seg);
+        while let Some((_, header, bytes)) = reader.next_batch()? {
+            if header.base_offset < first_dirty || header.is_control() || header.is_transactional()
+            {
+                // Transactions are not implemented: their batches are kept as
+                // they are and do not shadow earlier records.
+                continue;
+            }
+            let fitted = with_records(&header, &bytes, config.message_bytes_max, |recs| {
+                let keys: Vec<(&[u8], i64)> = recs
+                    .iter()
+                    .filter_map(|r| {
+                        r.key
+                            .map(|k| (k, header.base_offset + r.offset_delta as i64))
+                    })
+                    .collect();
+                Ok(map.try_insert_batch(&keys))
+            })?;
+            if !fitted {
+                if header.base_offset <= first_dirty {
+                    return Err(LogError::InvalidRecord(
+                        "compaction_key_map_bytes_max cannot hold the keys of one batch",
+                    ));
+                }
+                map_end = header.base_offset;
+                report.key_map_full = true;
+                break 'segments;
+            }
+        }
+    }
+    assert!(first_dirty < map_end && map_end <= first_uncleanable);
+
+    // Rewrite every closed segment below map_end, oldest first: when a
+    // tombstone goes, the older records of its key are already gone.
+    let producer_last_batches = producers.last_batch_base_offsets();
+    let rules = CleanRules {
+        map: &map,
+        map_end,
+        checkpoint: &checkpoint,
+        now_ms,
+        delete_retention_ms: duration_ms(config.delete_retention),
+        producer_last_batches: &producer_last_batches,
+        message_bytes_max: config.message_bytes_max,
+    };
+    let bases: Vec<i64> = segments.range(..map_end).map(|(&b, _)| b).collect();
+    for base in bases {
+        assert!(base < active_base, "the active segment is never cleaned");
+        let seg = &segments[&base];
+        report.bytes_before += seg.size_bytes();
+        match clean_segment(dir, seg, &rules, &mut report)? {
+            CleanedSegment::Unchanged => report.bytes_after += seg.size_bytes(),
+            CleanedSegment::Written { bytes: 0 } if base != first_base => {
+                // Emptied: deleted, not kept as an empty file. The first
+                // segment stays (its name anchors the log start offset).
+                remove_if_exists(&suffixed(dir, base, CLEANED_SUFFIX))?;
+                delete_emptied(dir, base)?;
+                segments.remove(&base);
+                report.segments_deleted += 1;
+            }
+            CleanedSegment::Written { bytes } => {
+                let old_next = seg.next_offset();
+                swap_in(dir, base)?;
+                // Read back: the indexes are rebuilt by a scan of the new file.
+                let (cleaned, summary) =
+                    Segment::open(dir, base, false, config.index_interval_bytes)?;
+                if summary.truncated_bytes != 0 || cleaned.size_bytes() != bytes {
+                    return Err(LogError::CorruptBatch("cleaned segment does not read back"));
+                }
+                assert!(cleaned.next_offset() <= old_next);
+                segments.insert(base, cleaned);
+                report.segments_cleaned += 1;
+                report.bytes_after += bytes;
+            }
+        }
+    }
+
+    checkpoint.record_pass(map_end, now_ms);
+    write_checkpoint(dir, &checkpoint)?;
+    report.first_dirty_offset = map_end;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_round_trips_and_rejects_disorder() {
+        let mut c = CleanerCheckpoint::default();
+        assert_eq!(c.cleaned_at_ms(0), None);
+        c.record_pass(10, 100);
+        c.record_pass(20, 90); // clock went back: stays at 100
+        c.record_pass(30, 300);
+        assert_eq!(c.first_dirty_offset(), Some(30));
+        assert_eq!(c.cleaned_at_ms(0), Some(100));
+        assert_eq!(c.cleaned_at_ms(10), Some(100));
+        assert_eq!(c.cleaned_at_ms(29), Some(300));
+        assert_eq!(c.cleaned_at_ms(30), None);
+        assert_eq!(CleanerCheckpoint::decode(&c.encode()), Some(c.clone()));
+        for bad in [
+            "",
+            "herald-cleaner-checkpoint 1 2\n10 100\n",
+            "herald-cleaner-checkpoint 1 2\n10 100\n5 200\n",
+            "herald-cleaner-checkpoint 1 2\n10 100\n20 50\n",
+            "herald-cleaner-checkpoint 2 1\n10 100\n",
+            "herald-cleaner-checkpoint 1 1\n-1 100\n",
+            "herald-cleaner-checkpoint 1 1\n10 x\n",
+            "herald-cleaner-checkpoint 1 65\n",
+        ] {
+            assert_eq!(CleanerCheckpoint::decode(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn checkpoint_history_is_bounded_conservatively() {
+        let mut c = CleanerCheckpoint::default();
+        for i in 1..=(CLEANER_PASSES_MAX as i64 + 10) {
+            c.record_pass(i * 10, i * 1000);
+        }
+        assert_eq!(c.passes.len(), CLEANER_PASSES_MAX);
+        // Offsets of forgotten passes take the oldest remembered time: later, never earlier.
+        assert_eq!(c.cleaned_at_ms(0), Some(11_000));
+        assert!(c.encode().len() as u64 <= CLEANER_CHECKPOINT_BYTES_MAX);
+    }
+
+    #[test]
+    fn key_map_takes_whole_batches_within_its_bound() {
+        let mut m = KeyMap::new(2 * (KEY_MAP_ENTRY_OVERHEAD_BYTES + 1));
+        assert!(m.try_insert_batch(&[(b"a", 1), (b"a", 2)]));
+        assert!(m.try_insert_batch(&[(b"b", 3), (b"a", 4)]));
+        assert!(!m.try_insert_batch(&[(b"a", 5), (b"c", 6)]));
+        assert_eq!(
+            m.latest(b"a"),
+            Some(4),
+            "a batch that did not fit left no trace"
+        );
+        assert_eq!(m.latest(b"c"), None);
+        assert!(m.try_insert_batch(&[(b"b", 7)]));
+        assert_eq!(m.latest(b"b"), Some(7));
+    }
+}
