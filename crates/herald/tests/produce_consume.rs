@@ -451,3 +451,51 @@ async fn wait_for_log(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// KIP-74 across partitions: only the first partition with data may go past
+/// fetch.max.bytes; librdkafka refuses a response larger than
+/// receive.message.max.bytes (librdkafka's 0082 test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_max_bytes_bounds_a_response_over_partitions() {
+    let b = BrokerProcess::start(&[]);
+    create_topic(&b, "big", 3).await;
+    let producer = b.producer(&[("linger.ms", "0"), ("message.max.bytes", "1000000")]);
+    let value = vec![b'x'; 900 * 1024];
+    for p in 0..3 {
+        for _ in 0..3 {
+            producer
+                .send(
+                    FutureRecord::<(), _>::to("big")
+                        .partition(p)
+                        .payload(&value),
+                    Duration::from_secs(10),
+                )
+                .await
+                .expect("delivered");
+        }
+    }
+    let c = b.consumer(&[
+        ("max.partition.fetch.bytes", "20000000"),
+        ("fetch.max.bytes", "1000000"),
+        ("receive.message.max.bytes", "1000512"),
+    ]);
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition_offset("big", p, Offset::Beginning)
+            .expect("tpl");
+    }
+    c.assign(&tpl).expect("assign");
+    let mut got = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got < 9 {
+        assert!(Instant::now() < deadline, "only {got} of 9 within 30 s");
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                assert_eq!(m.payload().map(|p| p.len()), Some(900 * 1024));
+                got += 1;
+            }
+            Some(Err(e)) => panic!("consume error (response too large?): {e}"),
+            None => {}
+        }
+    }
+}

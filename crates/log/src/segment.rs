@@ -555,6 +555,15 @@ pub struct ReadPlan {
 }
 
 impl ReadPlan {
+    /// Bytes planned (the first batch whole, even beyond the asked maximum).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Reads the planned bytes, cut after the last whole batch.
     pub fn execute(&self) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; self.len];

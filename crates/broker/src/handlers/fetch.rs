@@ -88,11 +88,15 @@ fn collect(ctx: &Ctx, req: &FetchRequest) -> Collected {
                         .with_log(|log| {
                             let hw = log.log_end_offset();
                             let start = log.log_start_offset();
-                            // Past the budget: report offsets only, unless nothing was sent yet.
+                            // KIP-74: only the first partition with data may exceed the
+                            // budget (by its first batch); after it, a partition whose
+                            // first batch does not fit the rest of the budget sends
+                            // nothing this time (Kafka's minOneMessage=false).
                             let plan = if limit == 0 && total > 0 {
                                 None
                             } else {
                                 log.read_plan(fp.fetch_offset, limit)?
+                                    .filter(|plan| total == 0 || plan.len() <= limit)
                             };
                             Ok((hw, start, plan))
                         })
