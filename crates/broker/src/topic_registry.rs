@@ -75,6 +75,18 @@ impl Topic {
     pub fn overrides(&self) -> BTreeMap<String, String> {
         self.overrides.read().map(|o| o.clone()).unwrap_or_default()
     }
+    /// Gives every partition's log new settings.
+    fn apply_log_config(&self, config: &LogConfig) -> Result<(), LogError> {
+        for p in self.partitions() {
+            let c = config.clone();
+            p.with_log(|l| {
+                l.set_config(c);
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
     pub fn is_internal(&self) -> bool {
         self.name.starts_with("__")
     }
@@ -236,14 +248,7 @@ impl TopicRegistry {
         *self.dynamic.write().map_err(|_| poisoned())? = configs;
         *self.base_log.write().map_err(|_| poisoned())? = base.clone();
         for topic in self.list() {
-            let config = self.topic_log_config(&topic.overrides());
-            for p in topic.partitions() {
-                let c = config.clone();
-                p.with_log(|l| {
-                    l.set_config(c);
-                    Ok(())
-                })?;
-            }
+            topic.apply_log_config(&self.topic_log_config(&topic.overrides()))?;
         }
         tracing::info!("dynamic broker configs changed");
         Ok(())
@@ -410,13 +415,7 @@ impl TopicRegistry {
             .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
         let config = self.topic_log_config(&overrides);
         *topic.overrides.write().map_err(|_| poisoned())? = overrides;
-        for p in topic.partitions() {
-            let c = config.clone();
-            p.with_log(|l| {
-                l.set_config(c);
-                Ok(())
-            })?;
-        }
+        topic.apply_log_config(&config)?;
         self.persist(&topic)?;
         Ok(())
     }

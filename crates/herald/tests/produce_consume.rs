@@ -166,25 +166,38 @@ async fn every_compression_codec_round_trips_with_headers() {
         for f in futures {
             f.await.expect("future").expect("delivered");
         }
-        let c = b.consumer(&[]);
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&topic, 0, Offset::Beginning)
-            .expect("tpl");
-        c.assign(&tpl).expect("assign");
-        let mut i = 0;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while i < 500 {
-            assert!(Instant::now() < deadline, "{codec}: timed out at {i}");
-            if let Some(m) = c.poll(Duration::from_millis(200)) {
-                let m = m.expect("message");
-                let value = format!("{codec}-value-{i}-{}", "x".repeat(i % 50));
-                assert_eq!(m.payload(), Some(value.as_bytes()), "{codec} record {i}");
-                assert_eq!(m.offset(), i as i64);
-                let h = m.headers().expect("headers").get(0);
-                assert_eq!(h.key, "codec");
-                assert_eq!(h.value, Some(codec.as_bytes()));
-                i += 1;
-            }
+        consume_from_start(&b, &topic, 500, |i, m| {
+            let value = format!("{codec}-value-{i}-{}", "x".repeat(i % 50));
+            assert_eq!(m.payload(), Some(value.as_bytes()), "{codec} record {i}");
+            let h = m.headers().expect("headers").get(0);
+            assert_eq!(h.key, "codec");
+            assert_eq!(h.value, Some(codec.as_bytes()));
+        });
+    }
+}
+
+/// Reads `n` records of partition 0 of `topic` from offset 0, checking that
+/// offsets are dense and handing each to `check` with its index.
+fn consume_from_start(
+    b: &BrokerProcess,
+    topic: &str,
+    n: usize,
+    mut check: impl FnMut(usize, &rdkafka::message::BorrowedMessage<'_>),
+) {
+    let c = b.consumer(&[]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("tpl");
+    c.assign(&tpl).expect("assign");
+    let mut i = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while i < n {
+        assert!(Instant::now() < deadline, "{topic}: timed out at {i}");
+        if let Some(m) = c.poll(Duration::from_millis(200)) {
+            let m = m.expect("message");
+            assert_eq!(m.offset(), i as i64);
+            check(i, &m);
+            i += 1;
         }
     }
 }
@@ -270,26 +283,13 @@ async fn topic_compression_type_recompresses_on_append() {
             codecs.iter().all(|c| *c == id),
             "{codec}: stored as {codecs:?}"
         );
-        let c = b.consumer(&[]);
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&topic, 0, Offset::Beginning)
-            .expect("tpl");
-        c.assign(&tpl).expect("assign");
-        let mut i = 0;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while i < 300 {
-            assert!(Instant::now() < deadline, "{codec}: timed out at {i}");
-            if let Some(m) = c.poll(Duration::from_millis(200)) {
-                let m = m.expect("message");
-                let value = format!("{codec}-{i}-{}", "y".repeat(i % 40));
-                assert_eq!(m.payload(), Some(value.as_bytes()), "{codec} record {i}");
-                assert_eq!(m.offset(), i as i64);
-                let h = m.headers().expect("headers");
-                assert_eq!(h.count(), 2, "duplicate header keys kept");
-                assert_eq!(h.get(1).value, Some(&b"2"[..]));
-                i += 1;
-            }
-        }
+        consume_from_start(&b, &topic, 300, |i, m| {
+            let value = format!("{codec}-{i}-{}", "y".repeat(i % 40));
+            assert_eq!(m.payload(), Some(value.as_bytes()), "{codec} record {i}");
+            let h = m.headers().expect("headers");
+            assert_eq!(h.count(), 2, "duplicate header keys kept");
+            assert_eq!(h.get(1).value, Some(&b"2"[..]));
+        });
     }
 }
 
