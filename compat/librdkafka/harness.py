@@ -396,8 +396,6 @@ def run_number(number, entries, cfg, broker, scenario, outdir, flags=None, suffi
 
 AUTO_RULES = [
     (r"transaction|txn|init_transactions|InitProducerId.*transactional", "missing feature: transactions"),
-    (r"coordinator|group|JoinGroup|SyncGroup|OffsetCommit|OffsetFetch|commit|assign|rebalance|subscri",
-     "missing feature: groups"),
 ]
 
 
