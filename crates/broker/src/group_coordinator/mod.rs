@@ -54,6 +54,9 @@ pub struct GroupConfig {
     /// Cap on one member's protocol metadata (all protocols) and on one assignment.
     pub member_metadata_bytes_max: usize,
     pub members_per_group_max: usize,
+    /// Most groups the coordinator holds (a bound on its memory); a new group
+    /// beyond it is refused with GROUP_MAX_SIZE_REACHED.
+    pub groups_max: usize,
     /// `offset.metadata.max.bytes`.
     pub offset_metadata_bytes_max: usize,
     /// `offsets.retention.minutes`.
@@ -75,6 +78,7 @@ impl GroupConfig {
             initial_rebalance_delay: c.group_initial_rebalance_delay,
             member_metadata_bytes_max: 1024 * 1024,
             members_per_group_max: 10_000,
+            groups_max: 100_000,
             offset_metadata_bytes_max: 4096,
             offsets_retention: c.offsets_retention,
             compact_bytes_min: c.offsets_compact_bytes,
@@ -426,6 +430,14 @@ impl GroupCoordinator {
                     if !member_id.is_empty() {
                         return Answer::Now(JoinResult::error(&member_id, E::UnknownMemberId));
                     }
+                    if st.groups.len() >= self.cfg.groups_max {
+                        tracing::warn!(
+                            group = group_id,
+                            max = self.cfg.groups_max,
+                            "new group refused: too many groups"
+                        );
+                        return Answer::Now(JoinResult::error(&member_id, E::GroupMaxSizeReached));
+                    }
                     st.groups.entry(group_id.to_string()).or_insert(Group {
                         kind: Kind::Classic(ClassicGroup::new(group_id)),
                         offsets: BTreeMap::new(),
@@ -551,7 +563,10 @@ impl GroupCoordinator {
         let mut st = lock(&self.state);
         let group_error = match st.groups.get(&req.group_id) {
             None => {
-                if req.generation_or_epoch < 0 {
+                if st.groups.len() >= self.cfg.groups_max {
+                    tracing::warn!(group = %req.group_id, max = self.cfg.groups_max, "new group refused: too many groups");
+                    Some(E::GroupMaxSizeReached)
+                } else if req.generation_or_epoch < 0 {
                     None
                 } else {
                     Some(E::IllegalGeneration)
@@ -924,9 +939,24 @@ impl GroupCoordinator {
             Some(o) => std::borrow::Cow::Owned(group_configs::apply(&self.cfg, o)),
             None => std::borrow::Cow::Borrowed(&self.cfg),
         };
+        let at_capacity = st.groups.len() >= self.cfg.groups_max;
         let result = {
             let group = match st.groups.get_mut(group_id) {
                 Some(g) => g,
+                None if req.member_epoch == 0 && at_capacity => {
+                    tracing::warn!(
+                        group = group_id,
+                        max = self.cfg.groups_max,
+                        "new group refused: too many groups"
+                    );
+                    return consumer::HeartbeatResult::error(
+                        E::GroupMaxSizeReached,
+                        format!(
+                            "the coordinator holds {} groups, its limit",
+                            self.cfg.groups_max
+                        ),
+                    );
+                }
                 None if req.member_epoch == 0 => {
                     st.groups.entry(group_id.to_string()).or_insert(Group {
                         kind: Kind::Consumer(ConsumerGroup::new(group_id)),
@@ -1383,5 +1413,53 @@ mod group_config_tests {
                 .iter()
                 .all(|(_, _, overridden)| !overridden)
         );
+    }
+}
+
+#[cfg(test)]
+mod groups_max_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_new_group_beyond_the_limit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..BrokerConfig::default()
+        };
+        let topics = TopicRegistry::load(dir.path(), cfg.log.clone(), 100).unwrap();
+        topics.create("t", 1, BTreeMap::new()).unwrap();
+        let mut groups = GroupCoordinator::open(&cfg).unwrap();
+        groups.cfg.groups_max = 2;
+        let commit = |g: &GroupCoordinator, id: &str| {
+            g.commit(
+                CommitRequest {
+                    group_id: id.into(),
+                    generation_or_epoch: -1,
+                    member_id: String::new(),
+                    instance_id: None,
+                    topics: vec![(
+                        "t".into(),
+                        vec![CommitPartition {
+                            partition: 0,
+                            offset: 1,
+                            leader_epoch: -1,
+                            metadata: None,
+                        }],
+                    )],
+                    version: 8,
+                },
+                &topics,
+            )[0]
+            .1[0]
+                .1
+        };
+        assert_eq!(commit(&groups, "a"), 0);
+        assert_eq!(commit(&groups, "b"), 0);
+        assert_eq!(
+            commit(&groups, "c"),
+            ResponseError::GroupMaxSizeReached.code()
+        );
+        assert_eq!(commit(&groups, "a"), 0, "existing groups still commit");
     }
 }
