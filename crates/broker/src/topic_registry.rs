@@ -435,3 +435,54 @@ impl TopicRegistry {
 fn poisoned() -> TopicError {
     TopicError::Io(std::io::Error::other("topic registry lock poisoned"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn topic_config(reg: &TopicRegistry, name: &str) -> LogConfig {
+        let p = reg.get(name).unwrap().partition(0).unwrap();
+        p.with_log(|l| Ok(l.config().clone())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn dynamic_defaults_reach_topics_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = LogConfig::default();
+        {
+            let reg = TopicRegistry::load(dir.path(), base.clone(), 10).unwrap();
+            reg.create("plain", 1, BTreeMap::new()).unwrap();
+            let pinned = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
+            reg.create("pinned", 1, pinned).unwrap();
+            reg.set_dynamic_broker_configs(BTreeMap::from([
+                ("log.retention.ms".to_string(), "60000".to_string()),
+                (
+                    "log.cleanup.policy".to_string(),
+                    "delete,compact".to_string(),
+                ),
+            ]))
+            .unwrap();
+            let plain = topic_config(&reg, "plain");
+            assert_eq!(plain.retention_age_max, Some(Duration::from_secs(60)));
+            assert!(plain.compact);
+            let pinned = topic_config(&reg, "pinned");
+            assert_eq!(pinned.retention_age_max, Some(Duration::from_secs(1)));
+            reg.close_all();
+        }
+        let reg = TopicRegistry::load(dir.path(), base, 10).unwrap();
+        assert_eq!(
+            topic_config(&reg, "plain").retention_age_max,
+            Some(Duration::from_secs(60)),
+            "the dynamic default is read back at start-up"
+        );
+        assert!(reg.base_log_config().compact);
+        reg.set_dynamic_broker_configs(BTreeMap::new()).unwrap();
+        let plain = topic_config(&reg, "plain");
+        assert_eq!(
+            plain.retention_age_max,
+            LogConfig::default().retention_age_max
+        );
+        assert!(!plain.compact);
+    }
+}
