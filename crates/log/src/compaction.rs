@@ -33,10 +33,8 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::batch::{
-    self, ATTRIBUTE_COMPRESSION_MASK, BATCH_HEADER_BYTES, BATCH_LENGTH_MIN, BatchHeader,
-    LOG_OVERHEAD_BYTES, OFFSET_ATTRIBUTES, OFFSET_CRC, OFFSET_LENGTH, OFFSET_RECORDS_COUNT,
-};
+use crate::batch::{self, BATCH_HEADER_BYTES, BATCH_LENGTH_MIN, BatchHeader};
+use crate::compression::{self, Codec};
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
 use crate::partition_log::fsync_dir;
@@ -350,20 +348,11 @@ fn with_records<T>(
     f(&parsed)
 }
 
-/// A batch with `header_of`'s header, `section` as its records, and the new
-/// count, attributes, length and CRC. Base offset, last offset delta,
-/// producer fields and timestamps stay.
-fn rebuild_batch(header_of: &[u8], section: &[u8], records_count: i32, attributes: i16) -> Vec<u8> {
-    let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + section.len());
-    out.extend_from_slice(&header_of[..BATCH_HEADER_BYTES]);
-    out.extend_from_slice(section);
-    let length = i32::try_from(out.len() - LOG_OVERHEAD_BYTES).expect("a cleaned batch is smaller");
-    out[OFFSET_LENGTH..OFFSET_LENGTH + 4].copy_from_slice(&length.to_be_bytes());
-    out[OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
-    out[OFFSET_RECORDS_COUNT..OFFSET_RECORDS_COUNT + 4]
-        .copy_from_slice(&records_count.to_be_bytes());
-    let crc = crc32c::crc32c(&out[OFFSET_ATTRIBUTES..]);
-    out[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+/// A batch with `header_of`'s header and `section` (`records_count` records
+/// compressed with `codec`) as its records: base offset, last offset delta,
+/// producer fields and timestamps stay (see [`compression::with_records`]).
+fn rebuild_batch(header_of: &[u8], section: &[u8], records_count: i32, codec: Codec) -> Vec<u8> {
+    let out = compression::with_records(header_of, codec, section, records_count);
     // Assert before the batch reaches the disk.
     let before = BatchHeader::parse(header_of).expect("the original batch was validated");
     let after = batch::validate(&out).expect("a rebuilt batch is valid");
@@ -415,12 +404,11 @@ fn clean_batch(
                 // Kept so that a rebuild from headers still finds the
                 // producer's epoch and last sequence (an empty batch, as Kafka
                 // writes it: uncompressed, no records, same last offset delta).
-                let attributes = header.attributes & !ATTRIBUTE_COMPRESSION_MASK;
                 return Ok(BatchOutcome::Rewrite(rebuild_batch(
                     bytes,
                     &[],
                     0,
-                    attributes,
+                    Codec::None,
                 )));
             }
             report.batches_removed += 1;
@@ -433,7 +421,7 @@ fn clean_batch(
             bytes,
             &section,
             count,
-            header.attributes,
+            Codec::from_id(header.compression())?,
         )))
     })
 }

@@ -184,12 +184,18 @@ pub fn recompress(
     }
     let records = records_section(batch, bytes_max)?;
     let body = compress(target, &records)?;
-    Ok(Some(with_records(batch, target, &body)))
+    Ok(Some(with_records(
+        batch,
+        target,
+        &body,
+        header.records_count,
+    )))
 }
 
-/// `batch`'s header followed by `body` (records compressed with `codec`), with
-/// the length, codec bits and CRC made to match.
-pub fn with_records(batch: &[u8], codec: Codec, body: &[u8]) -> Vec<u8> {
+/// `batch`'s header followed by `body` (`records_count` records compressed with
+/// `codec`), with the length, codec bits, record count and CRC made to match.
+/// Every other header field (offsets, producer, sequence, timestamps) stays.
+pub fn with_records(batch: &[u8], codec: Codec, body: &[u8], records_count: i32) -> Vec<u8> {
     let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + body.len());
     out.extend_from_slice(&batch[..BATCH_HEADER_BYTES]);
     out.extend_from_slice(body);
@@ -198,6 +204,8 @@ pub fn with_records(batch: &[u8], codec: Codec, body: &[u8]) -> Vec<u8> {
     let attributes = i16::from_be_bytes([out[OFFSET_ATTRIBUTES], out[OFFSET_ATTRIBUTES + 1]]);
     let attributes = (attributes & !ATTRIBUTE_COMPRESSION_MASK) | codec as i16;
     out[OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    out[batch::OFFSET_RECORDS_COUNT..batch::OFFSET_RECORDS_COUNT + 4]
+        .copy_from_slice(&records_count.to_be_bytes());
     let crc = crc32c::crc32c(&out[OFFSET_ATTRIBUTES..]);
     out[batch::OFFSET_CRC..batch::OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
     out

@@ -283,9 +283,9 @@ impl PartitionLog {
         let batches = batch::split(records)?;
         let mut owned: Option<Vec<u8>> = None;
         for (i, b) in batches.iter().enumerate() {
-            batch::validate_produced(b)?;
+            let header = batch::validate_produced(b)?;
             if self.config.compact {
-                check_keys(b, i)?;
+                check_keys(b, &header, i)?;
             }
             if let Some(codec) = self.config.compression {
                 match compression::recompress(b, codec, RECORDS_DECOMPRESSED_BYTES_MAX)? {
@@ -706,11 +706,10 @@ pub const RECORDS_DECOMPRESSED_BYTES_MAX: usize = 128 << 20;
 
 /// Compacted topics keep the latest record per key, so a record without a key
 /// is refused (Kafka: INVALID_RECORD with one record error per such record).
-fn check_keys(b: &[u8], batch_index: usize) -> Result<()> {
-    let header = BatchHeader::parse(b)?;
+fn check_keys(b: &[u8], header: &BatchHeader, batch_index: usize) -> Result<()> {
     let section = compression::records_section(b, RECORDS_DECOMPRESSED_BYTES_MAX)?;
     let mut refused = Vec::new();
-    for (i, r) in records::parse(&section, &header)?.iter().enumerate() {
+    for (i, r) in records::parse(&section, header)?.iter().enumerate() {
         if r.key.is_none() {
             refused.push((
                 i as i32,
