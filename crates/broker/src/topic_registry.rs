@@ -107,9 +107,6 @@ pub struct TopicRegistry {
     static_log: LogConfig,
     /// Dynamic broker configs (`dynamic_config.rs`), by broker key.
     dynamic: RwLock<BTreeMap<String, String>>,
-    /// `static_log` with the dynamic topic defaults applied: what a topic
-    /// without overrides gets.
-    base_log: RwLock<LogConfig>,
     partitions_per_topic_max: i32,
     by_name: RwLock<HashMap<String, Arc<Topic>>>,
     /// Serialises create/delete/alter so disk and memory change together.
@@ -150,14 +147,11 @@ impl TopicRegistry {
             std::fs::remove_dir_all(&deleted)?;
         }
         let dynamic = crate::dynamic_config::load(data_dir)?;
-        let base =
-            topic_config::log_config(&crate::dynamic_config::topic_defaults(&dynamic), &base_log);
         let reg = TopicRegistry {
             root: root.clone(),
             data_dir: data_dir.to_path_buf(),
             static_log: base_log,
             dynamic: RwLock::new(dynamic),
-            base_log: RwLock::new(base),
             partitions_per_topic_max,
             by_name: RwLock::new(HashMap::new()),
             admin: Mutex::new(()),
@@ -207,10 +201,7 @@ impl TopicRegistry {
 
     /// What a topic without overrides gets (static settings plus dynamic defaults).
     pub fn base_log_config(&self) -> LogConfig {
-        match self.base_log.read() {
-            Ok(b) => b.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+        self.topic_log_config(&BTreeMap::new())
     }
 
     /// A topic's settings: its overrides over the dynamic defaults over the
@@ -241,12 +232,7 @@ impl TopicRegistry {
         }
         let _admin = self.admin.lock().map_err(|_| poisoned())?;
         crate::dynamic_config::store(&self.data_dir, &configs)?;
-        let base = topic_config::log_config(
-            &crate::dynamic_config::topic_defaults(&configs),
-            &self.static_log,
-        );
         *self.dynamic.write().map_err(|_| poisoned())? = configs;
-        *self.base_log.write().map_err(|_| poisoned())? = base.clone();
         for topic in self.list() {
             topic.apply_log_config(&self.topic_log_config(&topic.overrides()))?;
         }

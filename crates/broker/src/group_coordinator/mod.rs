@@ -992,17 +992,20 @@ impl GroupCoordinator {
         result
     }
 
-    /// One group's configs: (name, effective value, overridden?). Any valid
-    /// group id has them, existing or not (as in Kafka).
-    pub fn group_configs(&self, group_id: &str) -> Vec<(&'static str, String, bool)> {
+    /// One group's configs: (definition, effective value, overridden?). Any
+    /// valid group id has them, existing or not (as in Kafka).
+    pub fn group_configs(
+        &self,
+        group_id: &str,
+    ) -> Vec<(&'static group_configs::GroupConfigDef, String, bool)> {
         let st = lock(&self.state);
         let overrides = st.configs.get(group_id);
         group_configs::GROUP_CONFIGS
             .iter()
             .map(|d| match overrides.and_then(|o| o.get(d.name)) {
-                Some(v) => (d.name, v.clone(), true),
+                Some(v) => (d, v.clone(), true),
                 None => (
-                    d.name,
+                    d,
                     group_configs::broker_default(d.name, &self.cfg).unwrap_or_default(),
                     false,
                 ),
@@ -1402,7 +1405,13 @@ mod group_config_tests {
             });
             assert!(ok.is_ok());
             let described = groups.group_configs("g");
-            assert!(described.contains(&("consumer.heartbeat.interval.ms", "7000".into(), true)));
+            assert!(
+                described
+                    .iter()
+                    .any(|(d, v, o)| d.name == "consumer.heartbeat.interval.ms"
+                        && v == "7000"
+                        && *o)
+            );
         }
         let groups = GroupCoordinator::open(&cfg).unwrap();
         assert_eq!(heartbeat(&groups, &topics).heartbeat_interval_ms, 7000);

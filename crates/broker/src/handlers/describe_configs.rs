@@ -11,6 +11,7 @@ use super::{Ctx, Reply, s, sb};
 use crate::broker::Broker;
 use crate::dynamic_config;
 use crate::error::ProtocolError;
+use crate::group_coordinator::group_configs;
 use crate::topic_config::{
     self, ConfigType, SOURCE_DEFAULT, SOURCE_DYNAMIC_DEFAULT_BROKER, SOURCE_DYNAMIC_TOPIC,
     SOURCE_GROUP, SOURCE_STATIC_BROKER,
@@ -173,10 +174,41 @@ fn synonym(name: &str, value: String, source: i8) -> DescribeConfigsSynonym {
     s
 }
 
-pub fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Result<Reply, ProtocolError> {
+/// A config that is either overridden (`override_source` is Some) or falls back
+/// to a default: `default` is (the default's name, its value, its source).
+/// Synonyms, when asked for, list the override first, then the default.
+fn overridable(
+    req: &DescribeConfigsRequest,
+    version: i16,
+    (key, value): (&str, String),
+    override_source: Option<i8>,
+    (default_name, default_value, default_source): (&str, String, i8),
+    config_type: ConfigType,
+    doc: &str,
+) -> DescribeConfigsResourceResult {
+    let mut synonyms = Vec::new();
+    if req.include_synonyms {
+        if let Some(source) = override_source {
+            synonyms.push(synonym(key, value.clone(), source));
+        }
+        synonyms.push(synonym(default_name, default_value, default_source));
+    }
+    entry(
+        version,
+        key,
+        value,
+        override_source.unwrap_or(default_source),
+        config_type,
+        false,
+        synonyms,
+        req.include_documentation.then_some(doc),
+    )
+}
+
+pub fn handle(ctx: &Ctx, mut req: DescribeConfigsRequest) -> Result<Reply, ProtocolError> {
     let broker = &ctx.broker;
     let mut resp = DescribeConfigsResponse::default();
-    for res in req.resources {
+    for res in std::mem::take(&mut req.resources) {
         let mut r = DescribeConfigsResult::default();
         r.resource_type = res.resource_type;
         r.resource_name = res.resource_name.clone();
@@ -203,35 +235,21 @@ pub fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Result<Reply, ProtocolE
                         let Some(def) = topic_config::lookup(key) else {
                             continue;
                         };
-                        let default = topic_config::broker_default(key, base);
                         // A default set at runtime (kafka-configs --entity-type brokers).
                         let default_source = if dynamic.contains_key(def.broker_synonym) {
                             SOURCE_DYNAMIC_DEFAULT_BROKER
                         } else {
                             SOURCE_DEFAULT
                         };
-                        let mut synonyms = Vec::new();
-                        if req.include_synonyms {
-                            if is_override {
-                                synonyms.push(synonym(key, value.clone(), SOURCE_DYNAMIC_TOPIC));
-                            }
-                            synonyms.push(synonym(def.broker_synonym, default, default_source));
-                        }
-                        let source = if is_override {
-                            SOURCE_DYNAMIC_TOPIC
-                        } else {
-                            default_source
-                        };
-                        let doc = req.include_documentation.then_some(def.doc);
-                        r.configs.push(entry(
+                        let default = topic_config::broker_default(key, base);
+                        r.configs.push(overridable(
+                            &req,
                             ctx.version,
-                            key,
-                            value,
-                            source,
+                            (key, value),
+                            is_override.then_some(SOURCE_DYNAMIC_TOPIC),
+                            (def.broker_synonym, default, default_source),
                             def.config_type,
-                            false,
-                            synonyms,
-                            doc,
+                            def.doc,
                         ));
                     }
                 }
@@ -245,7 +263,14 @@ pub fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Result<Reply, ProtocolE
                     )));
                 } else {
                     let dynamic = broker.topics.dynamic_broker_configs();
-                    for (key, value, t) in broker_configs(broker) {
+                    // Accepted runtime settings with no Herald equivalent are
+                    // listed after the broker's own, once set.
+                    let inert = dynamic_config::INERT.iter().filter_map(|(key, _)| {
+                        dynamic
+                            .get(*key)
+                            .map(|v| (*key, v.clone(), ConfigType::Int))
+                    });
+                    for (key, value, t) in broker_configs(broker).into_iter().chain(inert) {
                         if !wanted(key) {
                             continue;
                         }
@@ -270,30 +295,6 @@ pub fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Result<Reply, ProtocolE
                             None,
                         ));
                     }
-                    // Accepted runtime settings with no Herald equivalent.
-                    for (key, _) in dynamic_config::INERT {
-                        let Some(value) = dynamic.get(*key) else {
-                            continue;
-                        };
-                        if !wanted(key) {
-                            continue;
-                        }
-                        let synonyms = if req.include_synonyms {
-                            vec![synonym(key, value.clone(), SOURCE_DYNAMIC_DEFAULT_BROKER)]
-                        } else {
-                            Vec::new()
-                        };
-                        r.configs.push(entry(
-                            ctx.version,
-                            key,
-                            value.clone(),
-                            SOURCE_DYNAMIC_DEFAULT_BROKER,
-                            ConfigType::Int,
-                            false,
-                            synonyms,
-                            None,
-                        ));
-                    }
                 }
             }
             RESOURCE_GROUP if !crate::group_coordinator::valid_group_id(&name) => {
@@ -301,38 +302,21 @@ pub fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Result<Reply, ProtocolE
                 r.error_message = Some(sb(format!("invalid group id '{name}'")));
             }
             RESOURCE_GROUP => {
-                use crate::group_coordinator::group_configs::{GROUP_CONFIGS, broker_default};
                 let groups = &broker.groups;
-                for (key, value, is_override) in groups.group_configs(&name) {
-                    if !wanted(key) {
+                for (def, value, is_override) in groups.group_configs(&name) {
+                    if !wanted(def.name) {
                         continue;
                     }
-                    let Some(def) = GROUP_CONFIGS.iter().find(|d| d.name == key) else {
-                        continue;
-                    };
-                    let mut synonyms = Vec::new();
-                    if req.include_synonyms {
-                        if is_override {
-                            synonyms.push(synonym(key, value.clone(), SOURCE_GROUP));
-                        }
-                        let default = broker_default(key, &groups.cfg).unwrap_or_default();
-                        synonyms.push(synonym(def.broker_synonym, default, SOURCE_DEFAULT));
-                    }
-                    let source = if is_override {
-                        SOURCE_GROUP
-                    } else {
-                        SOURCE_DEFAULT
-                    };
-                    let doc = req.include_documentation.then_some(def.doc);
-                    r.configs.push(entry(
+                    let default =
+                        group_configs::broker_default(def.name, &groups.cfg).unwrap_or_default();
+                    r.configs.push(overridable(
+                        &req,
                         ctx.version,
-                        key,
-                        value,
-                        source,
+                        (def.name, value),
+                        is_override.then_some(SOURCE_GROUP),
+                        (def.broker_synonym, default, SOURCE_DEFAULT),
                         ConfigType::Int,
-                        false,
-                        synonyms,
-                        doc,
+                        def.doc,
                     ));
                 }
             }
