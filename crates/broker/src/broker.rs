@@ -2,17 +2,19 @@
 //! producer id allocator, and the signal that wakes long-polling fetches.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
 use crate::group_coordinator::GroupCoordinator;
+use crate::membership::{BrokerInfo, Membership, SingleNode};
 use crate::topic_registry::TopicRegistry;
 
-/// Producer ids are reserved on disk in blocks of this size, so InitProducerId
-/// costs one fsync per block, and ids never repeat across restarts.
+/// Producer ids are reserved from the engine in blocks of this size, so
+/// InitProducerId costs one durable write per block, and ids never repeat
+/// across restarts (or, in cluster mode, across brokers).
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
 pub struct Broker {
@@ -25,7 +27,9 @@ pub struct Broker {
     pub advertised_port: i32,
     /// Bumped after every append; long-polling fetches wait on it.
     pub data_arrived: watch::Sender<u64>,
-    producer_ids: Mutex<ProducerIdBlock>,
+    /// The live brokers (this one alone, or the cluster's leases).
+    pub membership: Arc<dyn Membership>,
+    producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -40,6 +44,7 @@ struct ProducerIdBlock {
 }
 
 impl Broker {
+    /// A single-node broker: its cluster id lives in the data directory.
     pub fn new(
         config: BrokerConfig,
         topics: TopicRegistry,
@@ -48,9 +53,36 @@ impl Broker {
         advertised_port: i32,
     ) -> anyhow::Result<Broker> {
         let cluster_id = load_or_create_cluster_id(&config.data_dir, config.node_id)?;
-        let next = read_producer_id_block(&config.data_dir)?;
+        let me = BrokerInfo {
+            node_id: config.node_id,
+            host: advertised_host.clone(),
+            port: advertised_port,
+            rack: None,
+            lease_age_ms: 0,
+        };
+        Ok(Self::assemble(
+            config,
+            topics,
+            groups,
+            cluster_id,
+            Arc::new(SingleNode(me)),
+            advertised_host,
+            advertised_port,
+        ))
+    }
+
+    /// A broker of any engine, from its parts.
+    pub fn assemble(
+        config: BrokerConfig,
+        topics: TopicRegistry,
+        groups: GroupCoordinator,
+        cluster_id: String,
+        membership: Arc<dyn Membership>,
+        advertised_host: String,
+        advertised_port: i32,
+    ) -> Broker {
         let (data_arrived, _) = watch::channel(0);
-        Ok(Broker {
+        Broker {
             config,
             topics,
             groups,
@@ -58,12 +90,33 @@ impl Broker {
             advertised_host,
             advertised_port,
             data_arrived,
-            producer_ids: Mutex::new(ProducerIdBlock { next, end: next }),
-        })
+            membership,
+            producer_ids: tokio::sync::Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
+        }
     }
 
     pub fn node_id(&self) -> i32 {
         self.config.node_id
+    }
+
+    /// The broker that coordinates a group (or transactional id): a rendezvous
+    /// hash over all live brokers, so every broker agrees without asking.
+    pub fn coordinator_for(&self, key: &str) -> BrokerInfo {
+        let live = self.membership.live();
+        crate::membership::rendezvous(key.as_bytes(), &live)
+            .cloned()
+            .unwrap_or_else(|| BrokerInfo {
+                node_id: self.node_id(),
+                host: self.advertised_host.clone(),
+                port: self.advertised_port,
+                rack: None,
+                lease_age_ms: 0,
+            })
+    }
+
+    /// Whether this broker coordinates `group` now.
+    pub fn coordinates(&self, group: &str) -> bool {
+        self.coordinator_for(group).node_id == self.node_id()
     }
 
     /// Wakes fetches waiting for data.
@@ -72,14 +125,15 @@ impl Broker {
     }
 
     /// A fresh producer id (never reused, even across restarts).
-    pub fn allocate_producer_id(&self) -> std::io::Result<i64> {
-        let mut block = self
-            .producer_ids
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?;
+    pub async fn allocate_producer_id(&self) -> std::io::Result<i64> {
+        let mut block = self.producer_ids.lock().await;
         if block.next >= block.end {
-            let end = block.next + PRODUCER_ID_BLOCK;
-            write_producer_id_block(&self.config.data_dir, end)?;
+            let (start, end) = self
+                .topics
+                .engine()
+                .allocate_producer_ids(PRODUCER_ID_BLOCK)
+                .await?;
+            block.next = start;
             block.end = end;
         }
         let id = block.next;
@@ -109,19 +163,4 @@ fn load_or_create_cluster_id(dir: &Path, node_id: i32) -> anyhow::Result<String>
     };
     crate::fsutil::write_atomically(&path, &serde_json::to_vec_pretty(&meta)?)?;
     Ok(id)
-}
-
-fn read_producer_id_block(dir: &Path) -> anyhow::Result<i64> {
-    match std::fs::read_to_string(dir.join("producer-id-block")) {
-        Ok(s) => Ok(s.trim().parse::<i64>()?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn write_producer_id_block(dir: &Path, end: i64) -> std::io::Result<()> {
-    crate::fsutil::write_atomically(
-        &dir.join("producer-id-block"),
-        format!("{end}\n").as_bytes(),
-    )
 }

@@ -44,7 +44,9 @@ pub fn topic_error_code(e: &TopicError) -> i16 {
         TopicError::Unknown(_) => ResponseError::UnknownTopicOrPartition.code(),
         TopicError::InvalidName(_) => ResponseError::InvalidTopicException.code(),
         TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
-        TopicError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
+        TopicError::InvalidConfig(_) | TopicError::Unsupported(_) => {
+            ResponseError::InvalidConfig.code()
+        }
         TopicError::Storage(e) => log_error_code(e),
         TopicError::Io(_) => ResponseError::KafkaStorageError.code(),
     }

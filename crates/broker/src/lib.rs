@@ -10,8 +10,10 @@ pub mod fsutil;
 pub mod group_coordinator;
 pub mod handlers;
 pub mod maintenance;
+pub mod membership;
 pub mod partition;
 pub mod server;
+pub mod storage;
 pub mod topic_config;
 pub mod topic_registry;
 

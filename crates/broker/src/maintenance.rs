@@ -30,6 +30,7 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
         }
         for topic in broker.topics.list() {
             for p in topic.partitions() {
+                let Some(p) = p.as_local() else { continue };
                 let result = p.with_log(|log| {
                     if let Some(interval) = log.config().flush_interval
                         && log.unflushed_messages() > 0
@@ -60,15 +61,20 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
 /// to keep the runtime's workers and the other partitions free.
 async fn clean_compacted(broker: &Arc<Broker>, now_ms: i64) {
     for topic in broker.topics.list() {
-        for p in topic.partitions() {
+        for handle in topic.partitions() {
+            let Some(p) = handle.as_local() else { continue };
             let compact = p.with_log(|l| Ok(l.config().compact)).unwrap_or(false);
             if !compact {
                 continue;
             }
-            let partition = p.clone();
-            let result =
-                tokio::task::spawn_blocking(move || partition.with_log(|l| l.compact(now_ms)))
-                    .await;
+            let partition = handle.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                partition
+                    .as_local()
+                    .ok_or(herald_log::LogError::StorageUnavailable)?
+                    .with_log(|l| l.compact(now_ms))
+            })
+            .await;
             match result {
                 Ok(Ok(report)) if report.did_work() => tracing::info!(
                     topic = %topic.name,

@@ -1,20 +1,15 @@
-//! Topics and their partitions, persisted under the data directory:
-//!
-//! ```text
-//! <data>/topics/<name>/topic.json     {"name","id","partitions","configs"}
-//! <data>/topics/<name>/<partition>/   one partition log (see docs/storage-format.md)
-//! <data>/deleted/                     topics being removed
-//! ```
+//! The topic catalog: every topic and its partitions, in memory, for both
+//! storage engines. Changes go to the engine first (`storage::Engine`), then to
+//! memory; in cluster mode `reconcile` applies changes other brokers made.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use herald_log::{LogConfig, LogError};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::partition::Partition;
+use crate::storage::{Engine, PartitionStorage, TopicMeta};
 use crate::topic_config;
 
 /// Kafka's limit on topic name length.
@@ -32,38 +27,32 @@ pub enum TopicError {
     InvalidPartitions(String),
     #[error("invalid config: {0}")]
     InvalidConfig(String),
+    /// The engine does not support this (yet): Kafka's INVALID_CONFIG or
+    /// UNSUPPORTED_VERSION, with the reason.
+    #[error("{0}")]
+    Unsupported(String),
     #[error("storage error: {0}")]
     Storage(#[from] LogError),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct TopicMeta {
-    name: String,
-    id: Uuid,
-    partitions: i32,
-    #[serde(default)]
-    configs: BTreeMap<String, String>,
-}
-
 #[derive(Debug)]
 pub struct Topic {
     pub name: String,
     pub id: Uuid,
-    dir: PathBuf,
-    partitions: RwLock<Vec<Arc<Partition>>>,
+    partitions: RwLock<Vec<Arc<dyn PartitionStorage>>>,
     overrides: RwLock<BTreeMap<String, String>>,
 }
 
 impl Topic {
-    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+    pub fn partitions(&self) -> Vec<Arc<dyn PartitionStorage>> {
         self.partitions
             .read()
             .map(|p| p.clone())
             .unwrap_or_default()
     }
-    pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
+    pub fn partition(&self, index: i32) -> Option<Arc<dyn PartitionStorage>> {
         let parts = self.partitions.read().ok()?;
         usize::try_from(index)
             .ok()
@@ -75,14 +64,10 @@ impl Topic {
     pub fn overrides(&self) -> BTreeMap<String, String> {
         self.overrides.read().map(|o| o.clone()).unwrap_or_default()
     }
-    /// Gives every partition's log new settings.
+    /// Gives every partition new settings.
     fn apply_log_config(&self, config: &LogConfig) -> Result<(), LogError> {
         for p in self.partitions() {
-            let c = config.clone();
-            p.with_log(|l| {
-                l.set_config(c);
-                Ok(())
-            })?;
+            p.set_config(config.clone())?;
         }
         Ok(())
     }
@@ -90,7 +75,7 @@ impl Topic {
     pub fn is_internal(&self) -> bool {
         self.name.starts_with("__")
     }
-    fn meta(&self) -> TopicMeta {
+    pub fn meta(&self) -> TopicMeta {
         TopicMeta {
             name: self.name.clone(),
             id: self.id,
@@ -98,10 +83,17 @@ impl Topic {
             configs: self.overrides(),
         }
     }
+    fn close(&self) {
+        for p in self.partitions() {
+            if let Err(e) = p.close() {
+                tracing::warn!(topic = %self.name, partition = p.index(), error = %e, "closing partition");
+            }
+        }
+    }
 }
 
 pub struct TopicRegistry {
-    root: PathBuf,
+    engine: Arc<dyn Engine>,
     data_dir: PathBuf,
     /// The broker's static log settings (flags, env, config file).
     static_log: LogConfig,
@@ -109,8 +101,8 @@ pub struct TopicRegistry {
     dynamic: RwLock<BTreeMap<String, String>>,
     partitions_per_topic_max: i32,
     by_name: RwLock<HashMap<String, Arc<Topic>>>,
-    /// Serialises create/delete/alter so disk and memory change together.
-    admin: Mutex<()>,
+    /// Serialises create/delete/alter so storage and memory change together.
+    admin: tokio::sync::Mutex<()>,
 }
 
 pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
@@ -134,71 +126,133 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
 }
 
 impl TopicRegistry {
-    /// Loads every topic under `<data_dir>/topics`, recovering partition logs.
+    /// The local engine's catalog: loads every topic under `<data_dir>/topics`,
+    /// recovering partition logs.
     pub fn load(
         data_dir: &Path,
         base_log: LogConfig,
         partitions_per_topic_max: i32,
     ) -> Result<TopicRegistry, TopicError> {
-        let root = data_dir.join("topics");
-        std::fs::create_dir_all(&root)?;
-        let deleted = data_dir.join("deleted");
-        if deleted.exists() {
-            std::fs::remove_dir_all(&deleted)?;
-        }
+        let engine = Arc::new(crate::storage::local::LocalEngine::open(data_dir)?);
+        let metas = engine.stored_topics()?;
+        let reg = Self::empty(engine, data_dir, base_log, partitions_per_topic_max)?;
+        reg.reconcile(metas);
+        Ok(reg)
+    }
+
+    /// A catalog over any engine, holding no topics yet (see `reconcile`).
+    pub fn empty(
+        engine: Arc<dyn Engine>,
+        data_dir: &Path,
+        base_log: LogConfig,
+        partitions_per_topic_max: i32,
+    ) -> Result<TopicRegistry, TopicError> {
         let dynamic = crate::dynamic_config::load(data_dir)?;
-        let reg = TopicRegistry {
-            root: root.clone(),
+        Ok(TopicRegistry {
+            engine,
             data_dir: data_dir.to_path_buf(),
             static_log: base_log,
             dynamic: RwLock::new(dynamic),
             partitions_per_topic_max,
             by_name: RwLock::new(HashMap::new()),
-            admin: Mutex::new(()),
-        };
-        for entry in std::fs::read_dir(&root)? {
-            let dir = entry?.path();
-            let meta_path = dir.join("topic.json");
-            let Ok(bytes) = std::fs::read(&meta_path) else {
-                tracing::warn!(dir = %dir.display(), "skipping directory without topic.json");
-                continue;
-            };
-            let meta: TopicMeta = match serde_json::from_slice(&bytes) {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::error!(path = %meta_path.display(), error = %e, "unreadable topic metadata; topic skipped");
-                    continue;
-                }
-            };
-            let topic = reg.open_topic(&dir, meta)?;
-            reg.by_name
-                .write()
-                .map_err(|_| poisoned())?
-                .insert(topic.name.clone(), topic);
-        }
-        Ok(reg)
+            admin: tokio::sync::Mutex::new(()),
+        })
     }
 
-    fn open_topic(&self, dir: &Path, meta: TopicMeta) -> Result<Arc<Topic>, TopicError> {
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
+    }
+
+    fn open_partitions(
+        &self,
+        meta: &TopicMeta,
+        from: i32,
+    ) -> Result<Vec<Arc<dyn PartitionStorage>>, TopicError> {
         let config = self.topic_log_config(&meta.configs);
-        let mut parts = Vec::with_capacity(meta.partitions.max(0) as usize);
-        for i in 0..meta.partitions {
-            parts.push(Partition::open(
-                &dir.join(i.to_string()),
-                &meta.name,
-                i,
-                config.clone(),
-            )?);
+        let mut parts = Vec::with_capacity((meta.partitions - from).max(0) as usize);
+        for i in from..meta.partitions {
+            parts.push(self.engine.open_partition(meta, i, config.clone())?);
         }
-        Ok(Arc::new(Topic {
-            name: meta.name,
-            id: meta.id,
-            dir: dir.to_path_buf(),
-            partitions: RwLock::new(parts),
-            overrides: RwLock::new(meta.configs),
-        }))
+        Ok(parts)
     }
 
+    /// Makes memory match the stored topics: opens new topics and partitions,
+    /// applies changed configs, closes topics that are gone. A topic that
+    /// cannot be opened is logged and skipped.
+    pub fn reconcile(&self, stored: Vec<TopicMeta>) {
+        let mut seen = std::collections::HashSet::new();
+        for meta in stored {
+            seen.insert(meta.name.clone());
+            let current = self.get(&meta.name);
+            match current {
+                Some(t) if t.id == meta.id => {
+                    let have = t.partition_count();
+                    if meta.partitions > have {
+                        match self.open_partitions(&meta, have) {
+                            Ok(new) => {
+                                if let Ok(mut p) = t.partitions.write() {
+                                    p.extend(new);
+                                }
+                            }
+                            Err(e) => {
+                                tracing::error!(topic = %meta.name, error = %e, "opening new partitions")
+                            }
+                        }
+                    }
+                    if t.overrides() != meta.configs {
+                        let config = self.topic_log_config(&meta.configs);
+                        if let Ok(mut o) = t.overrides.write() {
+                            *o = meta.configs.clone();
+                        }
+                        if let Err(e) = t.apply_log_config(&config) {
+                            tracing::error!(topic = %meta.name, error = %e, "applying topic configs");
+                        }
+                    }
+                }
+                other => {
+                    if let Some(old) = other {
+                        old.close();
+                    }
+                    match self.open_partitions(&meta, 0) {
+                        Ok(parts) => {
+                            let topic = Arc::new(Topic {
+                                name: meta.name.clone(),
+                                id: meta.id,
+                                partitions: RwLock::new(parts),
+                                overrides: RwLock::new(meta.configs),
+                            });
+                            if let Ok(mut m) = self.by_name.write() {
+                                m.insert(meta.name, topic);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(topic = %meta.name, error = %e, "cannot open topic; skipped")
+                        }
+                    }
+                }
+            }
+        }
+        let gone: Vec<Arc<Topic>> = match self.by_name.write() {
+            Ok(mut m) => {
+                let names: Vec<String> = m.keys().filter(|n| !seen.contains(*n)).cloned().collect();
+                names.iter().filter_map(|n| m.remove(n)).collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        for t in gone {
+            t.close();
+            tracing::info!(topic = %t.name, "topic removed by another broker");
+        }
+    }
+
+    /// Reloads the stored topics and reconciles (cluster mode: after a change
+    /// notification from another broker).
+    pub async fn refresh(&self) -> Result<(), TopicError> {
+        let _admin = self.admin.lock().await;
+        let stored = self.engine.load_topics().await?;
+        self.reconcile(stored);
+        Ok(())
+    }
     /// What a topic without overrides gets (static settings plus dynamic defaults).
     pub fn base_log_config(&self) -> LogConfig {
         self.topic_log_config(&BTreeMap::new())
@@ -220,7 +274,7 @@ impl TopicRegistry {
 
     /// Replaces the dynamic broker configs (already validated), stores them and
     /// re-derives every topic's settings from the new defaults.
-    pub fn set_dynamic_broker_configs(
+    pub async fn set_dynamic_broker_configs(
         &self,
         configs: BTreeMap<String, String>,
     ) -> Result<(), TopicError> {
@@ -230,7 +284,7 @@ impl TopicRegistry {
                 crate::dynamic_config::KEYS_MAX
             )));
         }
-        let _admin = self.admin.lock().map_err(|_| poisoned())?;
+        let _admin = self.admin.lock().await;
         crate::dynamic_config::store(&self.data_dir, &configs)?;
         *self.dynamic.write().map_err(|_| poisoned())? = configs;
         for topic in self.list() {
@@ -286,27 +340,28 @@ impl TopicRegistry {
         Ok(())
     }
 
-    pub fn create(
+    pub async fn create(
         &self,
         name: &str,
         partitions: i32,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<Topic>, TopicError> {
-        let _admin = self.admin.lock().map_err(|_| poisoned())?;
+        let _admin = self.admin.lock().await;
         self.validate_create(name, partitions, &configs)?;
-        let dir = self.root.join(name);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
-        }
-        std::fs::create_dir_all(&dir)?;
         let meta = TopicMeta {
             name: name.to_string(),
             id: Uuid::new_v4(),
             partitions,
             configs,
         };
-        let topic = self.open_topic(&dir, meta)?;
-        self.persist(&topic)?;
+        self.engine.create_topic(meta.clone()).await?;
+        let parts = self.open_partitions(&meta, 0)?;
+        let topic = Arc::new(Topic {
+            name: meta.name.clone(),
+            id: meta.id,
+            partitions: RwLock::new(parts),
+            overrides: RwLock::new(meta.configs),
+        });
         self.by_name
             .write()
             .map_err(|_| poisoned())?
@@ -315,42 +370,27 @@ impl TopicRegistry {
         Ok(topic)
     }
 
-    fn persist(&self, topic: &Topic) -> Result<(), TopicError> {
-        let bytes = serde_json::to_vec_pretty(&topic.meta()).map_err(std::io::Error::other)?;
-        crate::fsutil::write_atomically(&topic.dir.join("topic.json"), &bytes)?;
-        Ok(())
-    }
-
-    pub fn delete(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
-        let _admin = self.admin.lock().map_err(|_| poisoned())?;
+    pub async fn delete(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+        let _admin = self.admin.lock().await;
         let topic = self
             .by_name
             .write()
             .map_err(|_| poisoned())?
             .remove(name)
             .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-        for p in topic.partitions() {
-            if let Err(e) = p.close() {
-                tracing::warn!(topic = name, partition = p.index, error = %e, "closing deleted partition");
-            }
-        }
-        // Rename first (atomic), then remove: a crash in between leaves only `deleted/`.
-        let trash = self.root.parent().unwrap_or(&self.root).join("deleted");
-        std::fs::create_dir_all(&trash)?;
-        let target = trash.join(format!("{}-{}", name, topic.id));
-        std::fs::rename(&topic.dir, &target)?;
-        std::fs::remove_dir_all(&target)?;
+        topic.close();
+        self.engine.delete_topic(topic.meta()).await?;
         tracing::info!(topic = name, "deleted topic");
         Ok(topic)
     }
 
-    pub fn add_partitions(
+    pub async fn add_partitions(
         &self,
         name: &str,
         count: i32,
         validate_only: bool,
     ) -> Result<(), TopicError> {
-        let _admin = self.admin.lock().map_err(|_| poisoned())?;
+        let _admin = self.admin.lock().await;
         let topic = self
             .get(name)
             .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
@@ -369,51 +409,42 @@ impl TopicRegistry {
         if validate_only {
             return Ok(());
         }
-        let config = self.topic_log_config(&topic.overrides());
-        let mut new = Vec::new();
-        for i in current..count {
-            new.push(Partition::open(
-                &topic.dir.join(i.to_string()),
-                name,
-                i,
-                config.clone(),
-            )?);
-        }
+        let mut meta = topic.meta();
+        meta.partitions = count;
+        self.engine.update_topic(meta.clone()).await?;
+        let new = self.open_partitions(&meta, current)?;
         topic
             .partitions
             .write()
             .map_err(|_| poisoned())?
             .extend(new);
-        self.persist(&topic)?;
         tracing::info!(topic = name, from = current, to = count, "added partitions");
         Ok(())
     }
 
-    /// Replaces the topic's overrides (already validated) and applies them to its logs.
-    pub fn set_overrides(
+    /// Replaces the topic's overrides (already validated) and applies them to its partitions.
+    pub async fn set_overrides(
         &self,
         name: &str,
         overrides: BTreeMap<String, String>,
     ) -> Result<(), TopicError> {
-        let _admin = self.admin.lock().map_err(|_| poisoned())?;
+        let _admin = self.admin.lock().await;
         let topic = self
             .get(name)
             .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let mut meta = topic.meta();
+        meta.configs = overrides.clone();
+        self.engine.update_topic(meta).await?;
         let config = self.topic_log_config(&overrides);
         *topic.overrides.write().map_err(|_| poisoned())? = overrides;
         topic.apply_log_config(&config)?;
-        self.persist(&topic)?;
         Ok(())
     }
 
     /// Closes every partition cleanly (shutdown).
     pub fn close_all(&self) {
         for t in self.list() {
-            for p in t.partitions() {
-                if let Err(e) = p.close() {
-                    tracing::error!(topic = %t.name, partition = p.index, error = %e, "closing partition");
-                }
-            }
+            t.close();
         }
     }
 }
@@ -429,7 +460,10 @@ mod tests {
 
     fn topic_config(reg: &TopicRegistry, name: &str) -> LogConfig {
         let p = reg.get(name).unwrap().partition(0).unwrap();
-        p.with_log(|l| Ok(l.config().clone())).unwrap()
+        p.as_local()
+            .unwrap()
+            .with_log(|l| Ok(l.config().clone()))
+            .unwrap()
     }
 
     #[tokio::test]
@@ -438,9 +472,9 @@ mod tests {
         let base = LogConfig::default();
         {
             let reg = TopicRegistry::load(dir.path(), base.clone(), 10).unwrap();
-            reg.create("plain", 1, BTreeMap::new()).unwrap();
+            reg.create("plain", 1, BTreeMap::new()).await.unwrap();
             let pinned = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
-            reg.create("pinned", 1, pinned).unwrap();
+            reg.create("pinned", 1, pinned).await.unwrap();
             reg.set_dynamic_broker_configs(BTreeMap::from([
                 ("log.retention.ms".to_string(), "60000".to_string()),
                 (
@@ -448,6 +482,7 @@ mod tests {
                     "delete,compact".to_string(),
                 ),
             ]))
+            .await
             .unwrap();
             let plain = topic_config(&reg, "plain");
             assert_eq!(plain.retention_age_max, Some(Duration::from_secs(60)));
@@ -463,7 +498,9 @@ mod tests {
             "the dynamic default is read back at start-up"
         );
         assert!(reg.base_log_config().compact);
-        reg.set_dynamic_broker_configs(BTreeMap::new()).unwrap();
+        reg.set_dynamic_broker_configs(BTreeMap::new())
+            .await
+            .unwrap();
         let plain = topic_config(&reg, "plain");
         assert_eq!(
             plain.retention_age_max,

@@ -1227,7 +1227,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cfg = config(dir.path());
         let topics = TopicRegistry::load(dir.path(), cfg.log.clone(), 100).unwrap();
-        topics.create("t", 4, Map::new()).unwrap();
+        topics.create("t", 4, Map::new()).await.unwrap();
         {
             let groups = GroupCoordinator::open(&cfg).unwrap();
             for i in 0..300i64 {
@@ -1384,7 +1384,7 @@ mod group_config_tests {
             ..BrokerConfig::default()
         };
         let topics = TopicRegistry::load(dir.path(), cfg.log.clone(), 100).unwrap();
-        topics.create("t", 2, BTreeMap::new()).unwrap();
+        topics.create("t", 2, BTreeMap::new()).await.unwrap();
         {
             let groups = GroupCoordinator::open(&cfg).unwrap();
             let default_ms = cfg.group_consumer_heartbeat_interval.as_millis() as i32;
@@ -1437,7 +1437,7 @@ mod groups_max_tests {
             ..BrokerConfig::default()
         };
         let topics = TopicRegistry::load(dir.path(), cfg.log.clone(), 100).unwrap();
-        topics.create("t", 1, BTreeMap::new()).unwrap();
+        topics.create("t", 1, BTreeMap::new()).await.unwrap();
         let mut groups = GroupCoordinator::open(&cfg).unwrap();
         groups.cfg.groups_max = 2;
         let commit = |g: &GroupCoordinator, id: &str| {

@@ -23,10 +23,26 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
-type Outcome = Result<(), (i16, String)>;
+type Outcome = Result<Change, (i16, String)>;
+
+/// A validated change, stored after validation (storing may wait on the engine).
+enum Change {
+    None,
+    Topic(String, BTreeMap<String, String>),
+    Broker(BTreeMap<String, String>),
+}
+
+async fn store(ctx: &Ctx, outcome: Outcome) -> Result<(), (i16, String)> {
+    let stored = match outcome? {
+        Change::None => return Ok(()),
+        Change::Topic(name, overrides) => ctx.broker.topics.set_overrides(&name, overrides).await,
+        Change::Broker(configs) => ctx.broker.topics.set_dynamic_broker_configs(configs).await,
+    };
+    stored.map_err(|e| (topic_error_code(&e), e.to_string()))
+}
 
 fn apply_topic(
-    ctx: &Ctx,
+    _ctx: &Ctx,
     topic: &str,
     overrides: BTreeMap<String, String>,
     validate_only: bool,
@@ -35,12 +51,9 @@ fn apply_topic(
         topic_config::validate(k, v).map_err(|m| (ResponseError::InvalidConfig.code(), m))?;
     }
     if validate_only {
-        return Ok(());
+        return Ok(Change::None);
     }
-    ctx.broker
-        .topics
-        .set_overrides(topic, overrides)
-        .map_err(|e| (topic_error_code(&e), e.to_string()))
+    Ok(Change::Topic(topic.to_string(), overrides))
 }
 
 fn alter_group(
@@ -52,6 +65,7 @@ fn alter_group(
     ctx.broker
         .groups
         .alter_group_configs(group, validate_only, edit)
+        .map(|_| Change::None)
         .map_err(|(e, m)| (e.code(), m))
 }
 
@@ -68,11 +82,9 @@ fn alter_broker(
         dynamic_config::validate(k, v).map_err(|m| (ResponseError::InvalidConfig.code(), m))?;
     }
     if validate_only {
-        return Ok(());
+        return Ok(Change::None);
     }
-    topics
-        .set_dynamic_broker_configs(configs)
-        .map_err(|e| (topic_error_code(&e), e.to_string()))
+    Ok(Change::Broker(configs))
 }
 
 /// Applies one incremental operation to a config map. APPEND and SUBTRACT are
@@ -138,6 +150,17 @@ pub fn handle_incremental(
     ctx: &Ctx,
     req: IncrementalAlterConfigsRequest,
 ) -> Result<Reply, ProtocolError> {
+    let ctx = ctx.clone();
+    Ok(Reply::Later(Box::pin(async move {
+        let resp = handle_incremental_answer(&ctx, req).await;
+        Some(ctx.encode(&resp))
+    })))
+}
+
+async fn handle_incremental_answer(
+    ctx: &Ctx,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
     let mut resp = IncrementalAlterConfigsResponse::default();
     for res in req.resources {
         let name = s(&res.resource_name);
@@ -182,6 +205,7 @@ pub fn handle_incremental(
             }
             apply_topic(ctx, &name, overrides, req.validate_only)
         });
+        let outcome = store(ctx, outcome).await;
         let mut r = kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse::default();
         r.resource_type = res.resource_type;
         r.resource_name = res.resource_name.clone();
@@ -191,10 +215,18 @@ pub fn handle_incremental(
         }
         resp.responses.push(r);
     }
-    ctx.reply(&resp)
+    resp
 }
 
 pub fn handle_alter(ctx: &Ctx, req: AlterConfigsRequest) -> Result<Reply, ProtocolError> {
+    let ctx = ctx.clone();
+    Ok(Reply::Later(Box::pin(async move {
+        let resp = handle_alter_answer(&ctx, req).await;
+        Some(ctx.encode(&resp))
+    })))
+}
+
+async fn handle_alter_answer(ctx: &Ctx, req: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut resp = AlterConfigsResponse::default();
     for res in req.resources {
         let name = s(&res.resource_name);
@@ -219,6 +251,7 @@ pub fn handle_alter(ctx: &Ctx, req: AlterConfigsRequest) -> Result<Reply, Protoc
             }
             apply_topic(ctx, &name, overrides, req.validate_only)
         });
+        let outcome = store(ctx, outcome).await;
         let mut r =
             kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse::default(
             );
@@ -230,5 +263,5 @@ pub fn handle_alter(ctx: &Ctx, req: AlterConfigsRequest) -> Result<Reply, Protoc
         }
         resp.responses.push(r);
     }
-    ctx.reply(&resp)
+    resp
 }

@@ -8,6 +8,14 @@ use super::{Ctx, Reply, s, sb};
 use crate::error::{ProtocolError, topic_error_code};
 
 pub fn handle(ctx: &Ctx, req: CreatePartitionsRequest) -> Result<Reply, ProtocolError> {
+    let ctx = ctx.clone();
+    Ok(Reply::Later(Box::pin(async move {
+        let resp = answer(&ctx, req).await;
+        Some(ctx.encode(&resp))
+    })))
+}
+
+async fn answer(ctx: &Ctx, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let node = ctx.broker.node_id();
     let mut resp = CreatePartitionsResponse::default();
     for t in req.topics {
@@ -20,15 +28,16 @@ pub fn handle(ctx: &Ctx, req: CreatePartitionsRequest) -> Result<Reply, Protocol
         if bad_assignment {
             r.error_code = ResponseError::InvalidReplicaAssignment.code();
             r.error_message = Some(sb("replicas must be this broker only"));
-        } else if let Err(e) =
-            ctx.broker
-                .topics
-                .add_partitions(&s(&t.name.0), t.count, req.validate_only)
+        } else if let Err(e) = ctx
+            .broker
+            .topics
+            .add_partitions(&s(&t.name.0), t.count, req.validate_only)
+            .await
         {
             r.error_code = topic_error_code(&e);
             r.error_message = Some(sb(e.to_string()));
         }
         resp.results.push(r);
     }
-    ctx.reply(&resp)
+    resp
 }

@@ -13,6 +13,14 @@ use crate::error::{ProtocolError, topic_error_code};
 use crate::topic_config;
 
 pub fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> Result<Reply, ProtocolError> {
+    let ctx = ctx.clone();
+    Ok(Reply::Later(Box::pin(async move {
+        let resp = answer(&ctx, req).await;
+        Some(ctx.encode(&resp))
+    })))
+}
+
+async fn answer(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let broker = &ctx.broker;
     let node = broker.node_id();
     let mut resp = CreateTopicsResponse::default();
@@ -63,6 +71,7 @@ pub fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> Result<Reply, ProtocolErro
             broker
                 .topics
                 .create(&name, partitions, configs.clone())
+                .await
                 .map_err(|e| (topic_error_code(&e), e.to_string()))
                 .map(Some)
         };
@@ -107,5 +116,5 @@ pub fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> Result<Reply, ProtocolErro
         }
         resp.topics.push(r);
     }
-    ctx.reply(&resp)
+    resp
 }

@@ -13,6 +13,14 @@ use crate::error::{ProtocolError, log_error_code};
 const HIGH_WATERMARK: i64 = -1;
 
 pub fn handle(ctx: &Ctx, req: DeleteRecordsRequest) -> Result<Reply, ProtocolError> {
+    let ctx = ctx.clone();
+    Ok(Reply::Later(Box::pin(async move {
+        let resp = answer(&ctx, req).await;
+        Some(ctx.encode(&resp))
+    })))
+}
+
+async fn answer(ctx: &Ctx, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let mut resp = DeleteRecordsResponse::default();
     for t in req.topics {
         let topic = ctx.broker.topics.get(&s(&t.name.0));
@@ -25,14 +33,13 @@ pub fn handle(ctx: &Ctx, req: DeleteRecordsRequest) -> Result<Reply, ProtocolErr
             match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
                 None => pr.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(part) => {
-                    let r = part.with_log(|log| {
-                        let target = if p.offset == HIGH_WATERMARK {
-                            log.log_end_offset()
+                    let r = part
+                        .delete_records(if p.offset == HIGH_WATERMARK {
+                            -1
                         } else {
                             p.offset
-                        };
-                        log.delete_records_before(target)
-                    });
+                        })
+                        .await;
                     match r {
                         Ok(low) => pr.low_watermark = low,
                         Err(e) => pr.error_code = log_error_code(&e),
@@ -43,5 +50,5 @@ pub fn handle(ctx: &Ctx, req: DeleteRecordsRequest) -> Result<Reply, ProtocolErr
         }
         resp.topics.push(tr);
     }
-    ctx.reply(&resp)
+    resp
 }

@@ -8,6 +8,14 @@ use super::{Ctx, Reply, s, sb};
 use crate::error::{ProtocolError, topic_error_code};
 
 pub fn handle(ctx: &Ctx, req: DeleteTopicsRequest) -> Result<Reply, ProtocolError> {
+    let ctx = ctx.clone();
+    Ok(Reply::Later(Box::pin(async move {
+        let resp = answer(&ctx, req).await;
+        Some(ctx.encode(&resp))
+    })))
+}
+
+async fn answer(ctx: &Ctx, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let topics = &ctx.broker.topics;
     // (name if known, id) of each requested topic.
     let mut wanted: Vec<(Option<String>, uuid::Uuid)> = req
@@ -32,7 +40,7 @@ pub fn handle(ctx: &Ctx, req: DeleteTopicsRequest) -> Result<Reply, ProtocolErro
             None => r.error_code = ResponseError::UnknownTopicId.code(),
             Some(name) => {
                 r.name = Some(TopicName(sb(name.clone())));
-                let deleted = topics.delete(&name);
+                let deleted = topics.delete(&name).await;
                 if deleted.is_ok() {
                     // As Kafka does: committed offsets of a deleted topic go too,
                     // so a topic recreated under the same name starts clean.
@@ -52,5 +60,5 @@ pub fn handle(ctx: &Ctx, req: DeleteTopicsRequest) -> Result<Reply, ProtocolErro
         }
         resp.responses.push(r);
     }
-    ctx.reply(&resp)
+    resp
 }

@@ -31,14 +31,15 @@ pub fn handle(ctx: &Ctx, req: DescribeLogDirsRequest) -> Result<Reply, ProtocolE
         let mut t = DescribeLogDirsTopic::default();
         t.name = TopicName(sb(topic.name.clone()));
         for p in topic.partitions() {
-            if parts.as_ref().is_some_and(|want| !want.contains(&p.index)) {
+            if parts
+                .as_ref()
+                .is_some_and(|want| !want.contains(&p.index()))
+            {
                 continue;
             }
-            let Ok(size) = p.with_log(|l| Ok(l.size_bytes())) else {
-                continue;
-            };
+            let size = p.size_bytes();
             let mut e = DescribeLogDirsPartition::default();
-            e.partition_index = p.index;
+            e.partition_index = p.index();
             e.partition_size = size as i64;
             t.partitions.push(e);
         }

@@ -8,13 +8,13 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 
 use super::{Ctx, Reply, s, sb};
 use crate::error::{ProtocolError, log_error_code};
+use crate::storage::ReadRequest;
 
 /// Upper bound on one fetch's wait, whatever the client asks.
 const FETCH_WAIT_MAX: Duration = Duration::from_secs(30);
@@ -27,18 +27,20 @@ struct Collected {
     has_error: bool,
 }
 
-fn collect(ctx: &Ctx, req: &FetchRequest) -> Collected {
+/// Reads every requested partition (one `Engine::read` call) and builds the response.
+async fn collect(ctx: &Ctx, req: &FetchRequest) -> Collected {
     let broker = &ctx.broker;
     let max_bytes = if req.max_bytes <= 0 {
         FETCH_RESPONSE_BYTES_MAX
     } else {
         (req.max_bytes as usize).min(FETCH_RESPONSE_BYTES_MAX)
     };
-    let mut budget = max_bytes;
-    let mut total = 0usize;
     let mut has_error = false;
     let read_committed = req.isolation_level == 1;
     let mut responses = Vec::with_capacity(req.topics.len());
+    // The reads to make, and where each answer goes: (topic idx, partition idx).
+    let mut reads = Vec::new();
+    let mut slots = Vec::new();
     for ft in &req.topics {
         let topic = if ctx.version >= 13 {
             broker.topics.get_by_id(ft.topic_id)
@@ -76,67 +78,53 @@ fn collect(ctx: &Ctx, req: &FetchRequest) -> Collected {
                     has_error = true;
                 }
                 Some(_) if fp.current_leader_epoch > 0 => {
-                    // Herald's single leader is always in epoch 0.
+                    // Herald's partitions are always in leader epoch 0.
                     pd.error_code = ResponseError::UnknownLeaderEpoch.code();
                     has_error = true;
                 }
                 Some(p) => {
-                    let limit = (fp.partition_max_bytes.max(0) as usize).min(budget);
-                    // Plan under the lock, read after it: producers of this
-                    // partition do not wait for a consumer's disk read.
-                    let result = p
-                        .with_log(|log| {
-                            let hw = log.log_end_offset();
-                            let start = log.log_start_offset();
-                            // KIP-74: only the first partition with data may exceed the
-                            // budget (by its first batch); after it, a partition whose
-                            // first batch does not fit the rest of the budget sends
-                            // nothing this time (Kafka's minOneMessage=false).
-                            let plan = if limit == 0 && total > 0 {
-                                None
-                            } else {
-                                log.read_plan(fp.fetch_offset, limit)?
-                                    .filter(|plan| total == 0 || plan.len() <= limit)
-                            };
-                            Ok((hw, start, plan))
-                        })
-                        .and_then(|(hw, start, plan)| {
-                            let data = match plan {
-                                Some(plan) => plan.execute()?,
-                                None => Vec::new(),
-                            };
-                            Ok((hw, start, data))
-                        });
-                    match result {
-                        Ok((hw, start, data)) => {
-                            pd.high_watermark = hw;
-                            pd.last_stable_offset = hw;
-                            if ctx.version >= 5 {
-                                pd.log_start_offset = start;
-                            }
-                            total += data.len();
-                            budget = budget.saturating_sub(data.len());
-                            pd.records = Some(Bytes::from(data));
-                        }
-                        Err(e) => {
-                            pd.error_code = log_error_code(&e);
-                            if let Ok((hw, start)) =
-                                p.with_log(|l| Ok((l.log_end_offset(), l.log_start_offset())))
-                            {
-                                pd.high_watermark = hw;
-                                pd.last_stable_offset = hw;
-                                if ctx.version >= 5 {
-                                    pd.log_start_offset = start;
-                                }
-                            }
-                            has_error = true;
-                        }
-                    }
+                    slots.push((responses.len(), tr.partitions.len()));
+                    reads.push(ReadRequest {
+                        partition: p,
+                        offset: fp.fetch_offset,
+                        max_bytes: fp.partition_max_bytes.max(0) as usize,
+                    });
                 }
             }
             tr.partitions.push(pd);
         }
         responses.push(tr);
+    }
+    let partitions: Vec<_> = reads.iter().map(|r| r.partition.clone()).collect();
+    let results = match broker.topics.engine().read(reads, max_bytes).await {
+        Ok(r) => r,
+        Err(e) => partitions.iter().map(|_| Err(clone_error(&e))).collect(),
+    };
+    let mut total = 0usize;
+    for (((ti, pi), result), p) in slots.into_iter().zip(results).zip(partitions) {
+        let pd = &mut responses[ti].partitions[pi];
+        match result {
+            Ok(r) => {
+                pd.high_watermark = r.offsets.high_watermark;
+                pd.last_stable_offset = r.offsets.high_watermark;
+                if ctx.version >= 5 {
+                    pd.log_start_offset = r.offsets.log_start;
+                }
+                total += r.records.len();
+                pd.records = Some(r.records);
+            }
+            Err(e) => {
+                pd.error_code = log_error_code(&e);
+                if let Ok(o) = p.offsets().await {
+                    pd.high_watermark = o.high_watermark;
+                    pd.last_stable_offset = o.high_watermark;
+                    if ctx.version >= 5 {
+                        pd.log_start_offset = o.log_start;
+                    }
+                }
+                has_error = true;
+            }
+        }
     }
     let mut response = FetchResponse::default();
     response.responses = responses;
@@ -148,25 +136,39 @@ fn collect(ctx: &Ctx, req: &FetchRequest) -> Collected {
     }
 }
 
+/// An engine-wide read failure, repeated for each partition.
+fn clone_error(e: &herald_log::LogError) -> herald_log::LogError {
+    match e {
+        herald_log::LogError::OffsetOutOfRange { offset, start, end } => {
+            herald_log::LogError::OffsetOutOfRange {
+                offset: *offset,
+                start: *start,
+                end: *end,
+            }
+        }
+        _ => herald_log::LogError::StorageUnavailable,
+    }
+}
+
 pub fn handle(ctx: &Ctx, req: FetchRequest) -> Result<Reply, ProtocolError> {
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MAX);
     let min_bytes = req.min_bytes.max(0) as usize;
     // Subscribe before reading, so an append between the read and the wait is not missed.
     let mut arrivals = ctx.broker.data_arrived.subscribe();
-    let first = collect(ctx, &req);
-    if first.bytes >= min_bytes.max(1) || first.has_error || wait.is_zero() || min_bytes == 0 {
-        return ctx.reply(&first.response);
-    }
     let ctx = ctx.clone();
     let deadline = Instant::now() + wait;
     Ok(Reply::Later(Box::pin(async move {
+        let first = collect(&ctx, &req).await;
+        if first.bytes >= min_bytes.max(1) || first.has_error || wait.is_zero() || min_bytes == 0 {
+            return Some(ctx.encode(&first.response));
+        }
         loop {
             // Timed out, or the broker is shutting down (sender gone): answer with what there is.
             let done = !matches!(
                 tokio::time::timeout_at(deadline.into(), arrivals.changed()).await,
                 Ok(Ok(()))
             );
-            let c = collect(&ctx, &req);
+            let c = collect(&ctx, &req).await;
             if done || c.bytes >= min_bytes || c.has_error {
                 return Some(ctx.encode(&c.response));
             }

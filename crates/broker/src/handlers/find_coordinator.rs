@@ -1,5 +1,6 @@
-//! FindCoordinator (key 10): this single node coordinates every group (key
-//! type 0) and every transactional id (key type 1). v4+ batches keys.
+//! FindCoordinator (key 10): the coordinator of a group (key type 0) or a
+//! transactional id (key type 1) is a rendezvous hash of the key over the live
+//! brokers (`Broker::coordinator_for`); a single node is its own. v4+ batches keys.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -23,9 +24,10 @@ pub fn handle(ctx: &Ctx, req: FindCoordinatorRequest) -> Result<Reply, ProtocolE
                 let mut c = Coordinator::default();
                 c.key = k.clone();
                 if key_type_ok {
-                    c.node_id = BrokerId(broker.node_id());
-                    c.host = sb(broker.advertised_host.clone());
-                    c.port = broker.advertised_port;
+                    let b = broker.coordinator_for(k.as_str());
+                    c.node_id = BrokerId(b.node_id);
+                    c.host = sb(b.host);
+                    c.port = b.port;
                 } else {
                     c.node_id = BrokerId(-1);
                     c.port = -1;
@@ -36,9 +38,10 @@ pub fn handle(ctx: &Ctx, req: FindCoordinatorRequest) -> Result<Reply, ProtocolE
             })
             .collect();
     } else if key_type_ok {
-        resp.node_id = BrokerId(broker.node_id());
-        resp.host = sb(broker.advertised_host.clone());
-        resp.port = broker.advertised_port;
+        let b = broker.coordinator_for(req.key.as_str());
+        resp.node_id = BrokerId(b.node_id);
+        resp.host = sb(b.host);
+        resp.port = b.port;
     } else {
         resp.node_id = BrokerId(-1);
         resp.port = -1;

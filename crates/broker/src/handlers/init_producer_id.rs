@@ -23,15 +23,18 @@ pub fn handle(ctx: &Ctx, req: InitProducerIdRequest) -> Result<Reply, ProtocolEr
         resp.producer_epoch = req.producer_epoch + 1;
         return ctx.reply(&resp);
     }
-    match ctx.broker.allocate_producer_id() {
-        Ok(id) => {
-            resp.producer_id = ProducerId(id);
-            resp.producer_epoch = 0;
+    let ctx = ctx.clone();
+    Ok(Reply::Later(Box::pin(async move {
+        match ctx.broker.allocate_producer_id().await {
+            Ok(id) => {
+                resp.producer_id = ProducerId(id);
+                resp.producer_epoch = 0;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot persist the producer id block");
+                resp.error_code = ResponseError::KafkaStorageError.code();
+            }
         }
-        Err(e) => {
-            tracing::error!(error = %e, "cannot persist the producer id block");
-            resp.error_code = ResponseError::KafkaStorageError.code();
-        }
-    }
-    ctx.reply(&resp)
+        Some(ctx.encode(&resp))
+    })))
 }

@@ -12,6 +12,7 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 
 use super::{Ctx, Reply, s, sb};
 use crate::error::{ProtocolError, topic_error_code};
+use crate::membership::{self, BrokerInfo};
 use crate::topic_registry::{Topic, TopicError};
 
 /// Bits of the topic operations Herald allows (no ACLs yet: all of them).
@@ -24,8 +25,32 @@ const CLUSTER_OPERATIONS_ALL: i32 =
 /// Kafka's "not requested" value for authorized operations.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
-pub fn topic_entry(ctx: &Ctx, topic: &Topic, with_ops: bool) -> MetadataResponseTopic {
-    let node = ctx.broker.node_id();
+/// The brokers a client is routed to: the live ones, limited to its zone when
+/// its `client.id` names one (see `membership::client_zone`).
+pub fn routing_brokers(ctx: &Ctx) -> Vec<BrokerInfo> {
+    membership::eligible(
+        ctx.broker.membership.live(),
+        membership::client_zone(ctx.client_id.as_deref()),
+    )
+}
+
+/// The broker named leader of a partition: a rendezvous hash over `brokers`.
+pub fn partition_leader(brokers: &[BrokerInfo], topic: &Topic, partition: i32, me: i32) -> i32 {
+    if brokers.len() <= 1 {
+        return brokers.first().map(|b| b.node_id).unwrap_or(me);
+    }
+    membership::rendezvous(&membership::partition_key(&topic.id, partition), brokers)
+        .map(|b| b.node_id)
+        .unwrap_or(me)
+}
+
+pub fn topic_entry(
+    ctx: &Ctx,
+    topic: &Topic,
+    with_ops: bool,
+    brokers: &[BrokerInfo],
+) -> MetadataResponseTopic {
+    let me = ctx.broker.node_id();
     let mut t = MetadataResponseTopic::default();
     t.name = Some(TopicName(sb(topic.name.clone())));
     if ctx.version >= 10 {
@@ -40,6 +65,9 @@ pub fn topic_entry(ctx: &Ctx, topic: &Topic, with_ops: bool) -> MetadataResponse
     t.partitions = (0..topic.partition_count())
         .map(|i| {
             let mut p = MetadataResponsePartition::default();
+            // Every broker can serve every partition (cluster mode stores
+            // records once, in object storage), so the leader is its only replica.
+            let node = partition_leader(brokers, topic, i, me);
             p.partition_index = i;
             p.leader_id = BrokerId(node);
             if ctx.version >= 7 {
@@ -63,6 +91,14 @@ fn error_entry(name: Option<String>, id: uuid::Uuid, code: i16) -> MetadataRespo
 }
 
 pub fn handle(ctx: &Ctx, req: MetadataRequest) -> Result<Reply, ProtocolError> {
+    let ctx = ctx.clone();
+    Ok(Reply::Later(Box::pin(async move {
+        let resp = answer(&ctx, req).await;
+        Some(ctx.encode(&resp))
+    })))
+}
+
+async fn answer(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
     let broker = &ctx.broker;
     let with_ops = req.include_topic_authorized_operations;
     // v0: an empty list means all topics; v1+: null means all.
@@ -74,11 +110,12 @@ pub fn handle(ctx: &Ctx, req: MetadataRequest) -> Result<Reply, ProtocolError> {
     // Auto-creation is allowed by default before v4 (no flag yet).
     let allow_create =
         broker.config.auto_create_topics && (ctx.version < 4 || req.allow_auto_topic_creation);
+    let routed = routing_brokers(ctx);
     let mut topics = Vec::new();
     match requested {
         None => {
             for t in broker.topics.list() {
-                topics.push(topic_entry(ctx, &t, with_ops));
+                topics.push(topic_entry(ctx, &t, with_ops, &routed));
             }
         }
         Some(list) => {
@@ -90,7 +127,7 @@ pub fn handle(ctx: &Ctx, req: MetadataRequest) -> Result<Reply, ProtocolError> {
                             Some(t) => Ok(t),
                             None if allow_create => {
                                 let n = broker.config.default_partitions;
-                                match broker.topics.create(&name, n, BTreeMap::new()) {
+                                match broker.topics.create(&name, n, BTreeMap::new()).await {
                                     Ok(t) => Ok(t),
                                     // Lost a race with another creator: fine.
                                     Err(TopicError::AlreadyExists(_)) => {
@@ -113,7 +150,7 @@ pub fn handle(ctx: &Ctx, req: MetadataRequest) -> Result<Reply, ProtocolError> {
                         .ok_or((None, ResponseError::UnknownTopicId.code())),
                 };
                 match found {
-                    Ok(t) => topics.push(topic_entry(ctx, &t, with_ops)),
+                    Ok(t) => topics.push(topic_entry(ctx, &t, with_ops, &routed)),
                     Err((name, code)) => topics.push(error_entry(
                         name,
                         if ctx.version >= 10 {
@@ -128,16 +165,26 @@ pub fn handle(ctx: &Ctx, req: MetadataRequest) -> Result<Reply, ProtocolError> {
         }
     }
     let mut resp = MetadataResponse::default();
-    let mut b = MetadataResponseBroker::default();
-    b.node_id = BrokerId(broker.node_id());
-    b.host = sb(broker.advertised_host.clone());
-    b.port = broker.advertised_port;
-    resp.brokers = vec![b];
+    resp.brokers = broker
+        .membership
+        .live()
+        .into_iter()
+        .map(|info| {
+            let mut b = MetadataResponseBroker::default();
+            b.node_id = BrokerId(info.node_id);
+            b.host = sb(info.host);
+            b.port = info.port;
+            if ctx.version >= 1 {
+                b.rack = info.rack.map(sb);
+            }
+            b
+        })
+        .collect();
     if ctx.version >= 2 {
         resp.cluster_id = Some(sb(broker.cluster_id.clone()));
     }
     if ctx.version >= 1 {
-        resp.controller_id = BrokerId(broker.node_id());
+        resp.controller_id = BrokerId(broker.membership.controller());
     }
     resp.topics = topics;
     resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
@@ -145,5 +192,5 @@ pub fn handle(ctx: &Ctx, req: MetadataRequest) -> Result<Reply, ProtocolError> {
     } else {
         OPERATIONS_NOT_REQUESTED
     };
-    ctx.reply(&resp)
+    resp
 }

@@ -12,6 +12,14 @@ use super::{Ctx, Reply, s};
 use crate::error::{ProtocolError, log_error_code};
 
 pub fn handle(ctx: &Ctx, req: OffsetForLeaderEpochRequest) -> Result<Reply, ProtocolError> {
+    let ctx = ctx.clone();
+    Ok(Reply::Later(Box::pin(async move {
+        let resp = answer(&ctx, req).await;
+        Some(ctx.encode(&resp))
+    })))
+}
+
+async fn answer(ctx: &Ctx, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
     let mut resp = OffsetForLeaderEpochResponse::default();
     for t in req.topics {
         let topic = ctx.broker.topics.get(&s(&t.topic.0));
@@ -29,10 +37,10 @@ pub fn handle(ctx: &Ctx, req: OffsetForLeaderEpochRequest) -> Result<Reply, Prot
                 }
                 Some(part) => {
                     if p.leader_epoch == 0 {
-                        match part.log_end_offset() {
-                            Ok(end) => {
+                        match part.offsets().await {
+                            Ok(o) => {
                                 e.leader_epoch = 0;
-                                e.end_offset = end;
+                                e.end_offset = o.high_watermark;
                             }
                             Err(err) => e.error_code = log_error_code(&err),
                         }
@@ -44,5 +52,5 @@ pub fn handle(ctx: &Ctx, req: OffsetForLeaderEpochRequest) -> Result<Reply, Prot
         }
         resp.topics.push(tr);
     }
-    ctx.reply(&resp)
+    resp
 }

@@ -13,7 +13,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use super::{Ctx, Reply, s, sb};
 use crate::error::{ProtocolError, log_error_code};
 
-/// Bound on how long an acks=all produce waits for its fsync.
+/// Bound on how long a produce waits for its records to be durable.
 const DURABILITY_WAIT_MAX: Duration = Duration::from_secs(300);
 
 pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
@@ -23,9 +23,9 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
     let transactional = req.transactional_id.is_some();
     let now = crate::now_ms();
     let mut responses = Vec::with_capacity(req.topic_data.len());
-    // Partitions whose acknowledgement waits for fsync: (topic idx, partition idx, partition, end offset).
-    let mut waits = Vec::new();
-    let mut appended = false;
+    // Appends in flight: (topic idx, partition idx, its future). Each append is
+    // ordered when it is called, here, in request order; only its answer waits.
+    let mut pending = Vec::new();
     for (ti, td) in req.topic_data.into_iter().enumerate() {
         let name = s(&td.name.0);
         let topic = broker.topics.get(&name);
@@ -50,43 +50,11 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
             } else if let Some(p) = partition {
                 match pd.records {
                     None => pr.error_code = ResponseError::InvalidRecord.code(),
-                    Some(records) => match p.append(&records, now) {
-                        Ok((info, fsync_on_ack)) => {
-                            appended |= !info.duplicate;
-                            pr.base_offset = info.base_offset;
-                            pr.log_append_time_ms = info.log_append_time_ms;
-                            if ctx.version >= 5 {
-                                pr.log_start_offset =
-                                    p.with_log(|l| Ok(l.log_start_offset())).unwrap_or(-1);
-                            }
-                            if acks == -1 && fsync_on_ack {
-                                waits.push((
-                                    ti,
-                                    tr.partition_responses.len(),
-                                    p.clone(),
-                                    info.last_offset + 1,
-                                ));
-                            }
-                        }
-                        Err(e) => {
-                            tracing::debug!(topic = %name, partition = pd.index, error = %e, "produce rejected");
-                            pr.error_code = log_error_code(&e);
-                            if ctx.version >= 8 {
-                                pr.error_message = Some(sb(e.to_string()));
-                                if let herald_log::LogError::InvalidRecords { records, .. } = &e {
-                                    pr.record_errors = records
-                                        .iter()
-                                        .map(|(index, why)| {
-                                            let mut r = BatchIndexAndErrorMessage::default();
-                                            r.batch_index = *index;
-                                            r.batch_index_error_message = Some(sb(*why));
-                                            r
-                                        })
-                                        .collect();
-                                }
-                            }
-                        }
-                    },
+                    Some(records) => pending.push((
+                        ti,
+                        tr.partition_responses.len(),
+                        p.append(records, acks, now),
+                    )),
                 }
             } else {
                 pr.error_code = ResponseError::UnknownTopicOrPartition.code();
@@ -95,33 +63,57 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
         }
         responses.push(tr);
     }
-    if appended {
-        broker.notify_data_arrived();
-    }
-    if acks == 0 {
-        return Ok(Reply::Now(None));
-    }
-    let mut resp = ProduceResponse::default();
-    resp.responses = responses;
-    if waits.is_empty() {
-        return ctx.reply(&resp);
-    }
     let ctx = ctx.clone();
     let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64)
         .clamp(Duration::from_secs(1), DURABILITY_WAIT_MAX);
-    Ok(Reply::Later(Box::pin(async move {
-        for (ti, pi, p, end) in waits {
-            let code = match tokio::time::timeout(timeout, p.wait_durable(end)).await {
-                Ok(Ok(())) => 0,
-                Ok(Err(e)) => log_error_code(&e),
-                Err(_) => ResponseError::RequestTimedOut.code(),
-            };
-            if code != 0 {
-                let pr = &mut resp.responses[ti].partition_responses[pi];
-                pr.error_code = code;
-                pr.base_offset = -1;
+    let version = ctx.version;
+    let answer = async move {
+        let mut appended = false;
+        for (ti, pi, fut) in pending {
+            let pr = &mut responses[ti].partition_responses[pi];
+            match tokio::time::timeout(timeout, fut).await {
+                Ok(Ok(a)) => {
+                    appended = true;
+                    pr.base_offset = a.base_offset;
+                    pr.log_append_time_ms = a.log_append_time_ms;
+                    if version >= 5 {
+                        pr.log_start_offset = a.log_start_offset;
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(partition = pr.index, error = %e, "produce rejected");
+                    set_error(pr, &e, version);
+                }
+                Err(_) => pr.error_code = ResponseError::RequestTimedOut.code(),
             }
         }
+        if appended {
+            ctx.broker.notify_data_arrived();
+        }
+        if acks == 0 {
+            return None;
+        }
+        let mut resp = ProduceResponse::default();
+        resp.responses = responses;
         Some(ctx.encode(&resp))
-    })))
+    };
+    Ok(Reply::Later(Box::pin(answer)))
+}
+
+fn set_error(pr: &mut PartitionProduceResponse, e: &herald_log::LogError, version: i16) {
+    pr.error_code = log_error_code(e);
+    if version >= 8 {
+        pr.error_message = Some(sb(e.to_string()));
+        if let herald_log::LogError::InvalidRecords { records, .. } = e {
+            pr.record_errors = records
+                .iter()
+                .map(|(index, why)| {
+                    let mut r = BatchIndexAndErrorMessage::default();
+                    r.batch_index = *index;
+                    r.batch_index_error_message = Some(sb(*why));
+                    r
+                })
+                .collect();
+        }
+    }
 }

@@ -1,0 +1,328 @@
+//! The local engine (the embedded default): one `herald_log::PartitionLog` per
+//! partition under the data directory, topic metadata in `topic.json`.
+//!
+//! ```text
+//! <data>/topics/<name>/topic.json     {"name","id","partitions","configs"}
+//! <data>/topics/<name>/<partition>/   one partition log (see docs/storage-format.md)
+//! <data>/deleted/                     topics being removed
+//! <data>/producer-id-block            end of the reserved producer id block
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use herald_log::partition_log::RECORDS_DECOMPRESSED_BYTES_MAX;
+use herald_log::{LogConfig, LogError, TimestampHit, compression, records};
+
+use super::{
+    Appended, Engine, OffsetQuery, Offsets, PartitionStorage, ReadRequest, ReadResult,
+    StorageFuture, TopicMeta,
+};
+use crate::partition::Partition;
+use crate::topic_registry::TopicError;
+
+/// Bound on how long an acks=all produce waits for its fsync.
+const DURABILITY_WAIT_MAX: Duration = Duration::from_secs(300);
+
+pub struct LocalEngine {
+    root: PathBuf,
+    data_dir: PathBuf,
+}
+
+impl LocalEngine {
+    /// Prepares `<data>/topics` and finishes removing topics deleted before a crash.
+    pub fn open(data_dir: &Path) -> Result<LocalEngine, TopicError> {
+        let root = data_dir.join("topics");
+        std::fs::create_dir_all(&root)?;
+        let deleted = data_dir.join("deleted");
+        if deleted.exists() {
+            std::fs::remove_dir_all(&deleted)?;
+        }
+        Ok(LocalEngine {
+            root,
+            data_dir: data_dir.to_path_buf(),
+        })
+    }
+
+    fn persist(&self, meta: &TopicMeta) -> Result<(), TopicError> {
+        let bytes = serde_json::to_vec_pretty(meta).map_err(std::io::Error::other)?;
+        crate::fsutil::write_atomically(&self.root.join(&meta.name).join("topic.json"), &bytes)?;
+        Ok(())
+    }
+
+    pub fn stored_topics(&self) -> Result<Vec<TopicMeta>, TopicError> {
+        let mut metas = Vec::new();
+        for entry in std::fs::read_dir(&self.root)? {
+            let dir = entry?.path();
+            let meta_path = dir.join("topic.json");
+            let Ok(bytes) = std::fs::read(&meta_path) else {
+                tracing::warn!(dir = %dir.display(), "skipping directory without topic.json");
+                continue;
+            };
+            match serde_json::from_slice::<TopicMeta>(&bytes) {
+                Ok(m) => metas.push(m),
+                Err(e) => {
+                    tracing::error!(path = %meta_path.display(), error = %e, "unreadable topic metadata; topic skipped");
+                }
+            }
+        }
+        Ok(metas)
+    }
+
+    fn delete_sync(&self, meta: &TopicMeta) -> Result<(), TopicError> {
+        // Rename first (atomic), then remove: a crash in between leaves only `deleted/`.
+        let trash = self.data_dir.join("deleted");
+        std::fs::create_dir_all(&trash)?;
+        let target = trash.join(format!("{}-{}", meta.name, meta.id));
+        std::fs::rename(self.root.join(&meta.name), &target)?;
+        std::fs::remove_dir_all(&target)?;
+        Ok(())
+    }
+
+    fn allocate_sync(&self, count: i64) -> std::io::Result<(i64, i64)> {
+        let path = self.data_dir.join("producer-id-block");
+        let start = match std::fs::read_to_string(&path) {
+            Ok(s) => s.trim().parse::<i64>().map_err(std::io::Error::other)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        let end = start + count;
+        crate::fsutil::write_atomically(&path, format!("{end}\n").as_bytes())?;
+        Ok((start, end))
+    }
+}
+
+fn ready<T: Send + 'static, E: Send + 'static>(r: Result<T, E>) -> StorageFuture<T, E> {
+    Box::pin(std::future::ready(r))
+}
+
+impl Engine for LocalEngine {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    fn load_topics(&self) -> StorageFuture<Vec<TopicMeta>, TopicError> {
+        ready(self.stored_topics())
+    }
+
+    fn create_topic(&self, meta: TopicMeta) -> StorageFuture<(), TopicError> {
+        let dir = self.root.join(&meta.name);
+        let r = (|| {
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)?;
+            }
+            std::fs::create_dir_all(&dir)?;
+            self.persist(&meta)
+        })();
+        ready(r)
+    }
+
+    fn update_topic(&self, meta: TopicMeta) -> StorageFuture<(), TopicError> {
+        ready(self.persist(&meta))
+    }
+
+    fn delete_topic(&self, meta: TopicMeta) -> StorageFuture<(), TopicError> {
+        ready(self.delete_sync(&meta))
+    }
+
+    fn open_partition(
+        &self,
+        topic: &TopicMeta,
+        index: i32,
+        config: LogConfig,
+    ) -> Result<Arc<dyn PartitionStorage>, TopicError> {
+        let dir = self.root.join(&topic.name).join(index.to_string());
+        Ok(Partition::open(&dir, &topic.name, index, config)?)
+    }
+
+    fn topics_changed(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(std::future::pending())
+    }
+
+    fn read(
+        &self,
+        reads: Vec<ReadRequest>,
+        budget: usize,
+    ) -> StorageFuture<Vec<Result<ReadResult, LogError>>, LogError> {
+        let mut budget = budget;
+        let mut total = 0usize;
+        let mut out = Vec::with_capacity(reads.len());
+        for r in reads {
+            let Some(p) = r.partition.as_local() else {
+                out.push(Err(LogError::StorageUnavailable));
+                continue;
+            };
+            let limit = r.max_bytes.min(budget);
+            // Plan under the lock, read after it: producers of this partition
+            // do not wait for a consumer's disk read.
+            let result = p
+                .with_log(|log| {
+                    let offsets = Offsets {
+                        log_start: log.log_start_offset(),
+                        high_watermark: log.log_end_offset(),
+                    };
+                    let plan = if limit == 0 && total > 0 {
+                        None
+                    } else {
+                        log.read_plan(r.offset, limit)?
+                            .filter(|plan| total == 0 || plan.len() <= limit)
+                    };
+                    Ok((offsets, plan))
+                })
+                .and_then(|(offsets, plan)| {
+                    let data = match plan {
+                        Some(plan) => plan.execute()?,
+                        None => Vec::new(),
+                    };
+                    Ok((offsets, data))
+                });
+            out.push(match result {
+                Ok((offsets, data)) => {
+                    total += data.len();
+                    budget = budget.saturating_sub(data.len());
+                    Ok(ReadResult {
+                        offsets,
+                        records: Bytes::from(data),
+                    })
+                }
+                Err(e) => Err(e),
+            });
+        }
+        ready(Ok(out))
+    }
+
+    fn allocate_producer_ids(&self, count: i64) -> StorageFuture<(i64, i64), std::io::Error> {
+        ready(self.allocate_sync(count))
+    }
+}
+
+/// Within the batch found by timestamp, the first record at or after `target`
+/// (the batch header only bounds the batch). `target` None: the record holding
+/// the batch's max timestamp. Falls back to the batch's base offset if its
+/// records cannot be read (decompression is bounded, see herald_log::compression).
+pub fn record_in_batch(hit: &TimestampHit, target: Option<i64>) -> (i64, i64) {
+    let h = &hit.header;
+    let fallback = (h.base_offset, h.max_timestamp);
+    let Ok(section) = compression::records_section(&hit.batch, RECORDS_DECOMPRESSED_BYTES_MAX)
+    else {
+        return fallback;
+    };
+    let log_append_time = h.attributes & herald_log::batch::ATTRIBUTE_LOG_APPEND_TIME != 0;
+    let Ok(parsed) = records::parse(&section, h) else {
+        return fallback;
+    };
+    for r in parsed {
+        let ts = if log_append_time {
+            h.max_timestamp
+        } else {
+            h.base_timestamp.saturating_add(r.timestamp_delta)
+        };
+        let matches = match target {
+            Some(t) => ts >= t,
+            None => ts == h.max_timestamp,
+        };
+        if matches {
+            return (h.base_offset + r.offset_delta as i64, ts);
+        }
+    }
+    fallback
+}
+
+impl PartitionStorage for Partition {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    fn index(&self) -> i32 {
+        self.index
+    }
+
+    fn append(self: Arc<Self>, records: Bytes, acks: i16, now_ms: i64) -> StorageFuture<Appended> {
+        // Appended now, in call order; only the durability wait is deferred.
+        let (info, fsync_on_ack) = match Partition::append(&self, &records, now_ms) {
+            Ok(v) => v,
+            Err(e) => return ready(Err(e)),
+        };
+        let log_start_offset = self.with_log(|l| Ok(l.log_start_offset())).unwrap_or(-1);
+        let appended = Appended {
+            base_offset: info.base_offset,
+            log_append_time_ms: info.log_append_time_ms,
+            log_start_offset,
+        };
+        if !(acks == -1 && fsync_on_ack) {
+            return ready(Ok(appended));
+        }
+        let end = info.last_offset + 1;
+        Box::pin(async move {
+            match tokio::time::timeout(DURABILITY_WAIT_MAX, self.wait_durable(end)).await {
+                Ok(Ok(())) => Ok(appended),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(LogError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "fsync did not finish in time",
+                ))),
+            }
+        })
+    }
+
+    fn offsets(self: Arc<Self>) -> StorageFuture<Offsets> {
+        ready(self.with_log(|l| {
+            Ok(Offsets {
+                log_start: l.log_start_offset(),
+                high_watermark: l.log_end_offset(),
+            })
+        }))
+    }
+
+    fn lookup(self: Arc<Self>, query: OffsetQuery) -> StorageFuture<(i64, i64)> {
+        ready(self.with_log(|log| {
+            Ok(match query {
+                OffsetQuery::Latest => (log.log_end_offset(), -1),
+                OffsetQuery::Earliest => (log.log_start_offset(), -1),
+                OffsetQuery::MaxTimestamp => match log.find_max_timestamp()? {
+                    Some(hit) => record_in_batch(&hit, None),
+                    None => (-1, -1),
+                },
+                OffsetQuery::AtOrAfter(t) => match log.find_timestamp(t)? {
+                    Some(hit) => {
+                        let (offset, ts) = record_in_batch(&hit, Some(t));
+                        (offset.max(log.log_start_offset()), ts)
+                    }
+                    None => (-1, -1),
+                },
+            })
+        }))
+    }
+
+    fn delete_records(self: Arc<Self>, before: i64) -> StorageFuture<i64> {
+        ready(self.with_log(|log| {
+            let target = if before == -1 {
+                log.log_end_offset()
+            } else {
+                before
+            };
+            log.delete_records_before(target)
+        }))
+    }
+
+    fn size_bytes(&self) -> u64 {
+        self.with_log(|l| Ok(l.size_bytes())).unwrap_or(0)
+    }
+
+    fn set_config(&self, config: LogConfig) -> Result<(), LogError> {
+        self.with_log(|l| {
+            l.set_config(config);
+            Ok(())
+        })
+    }
+
+    fn close(&self) -> Result<(), LogError> {
+        Partition::close(self)
+    }
+
+    fn as_local(&self) -> Option<&Partition> {
+        Some(self)
+    }
+}

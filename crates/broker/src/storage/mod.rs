@@ -1,0 +1,146 @@
+//! The storage seam: everything a Kafka handler needs from where records and
+//! topic metadata live, and nothing more.
+//!
+//! Two engines implement it:
+//! - `local` (the embedded default): segmented logs in the data directory,
+//!   topic metadata in `topic.json` files (`storage/local.rs`, `herald-log`).
+//! - `cluster` (crate `herald-cluster`): record batches in S3-compatible object
+//!   storage, offsets, topics and producer state in PostgreSQL.
+//!
+//! Handlers see a topic's partitions as `Arc<dyn PartitionStorage>` (append,
+//! offsets, lookups, DeleteRecords) and call `Engine::read` for a whole Fetch,
+//! so an engine can serve many partitions with one query. The catalog
+//! (`TopicRegistry`) keeps topics in memory for both engines and persists
+//! changes through `Engine`.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use herald_log::{LogConfig, LogError};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::partition::Partition;
+use crate::topic_registry::TopicError;
+
+pub mod local;
+
+/// A storage operation that finishes later.
+pub type StorageFuture<T, E = LogError> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+/// A topic as stored: what every broker must agree on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicMeta {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: i32,
+    #[serde(default)]
+    pub configs: BTreeMap<String, String>,
+}
+
+/// A partition's bounds: records live in `[log_start, high_watermark)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offsets {
+    pub log_start: i64,
+    pub high_watermark: i64,
+}
+
+/// The answer to one appended produce payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: i64,
+    /// Broker time stamped into `LogAppendTime` batches, else -1.
+    pub log_append_time_ms: i64,
+    pub log_start_offset: i64,
+}
+
+/// ListOffsets' questions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetQuery {
+    Earliest,
+    Latest,
+    /// The record with the largest timestamp.
+    MaxTimestamp,
+    /// The first record whose timestamp is at or after this (ms).
+    AtOrAfter(i64),
+}
+
+/// One partition's part of a Fetch.
+pub struct ReadRequest {
+    pub partition: Arc<dyn PartitionStorage>,
+    pub offset: i64,
+    /// `partition_max_bytes` (already bounded by the broker's own limit).
+    pub max_bytes: usize,
+}
+
+/// What a read found: whole record batches starting with the one holding the
+/// fetch offset (empty when there is nothing new), and the partition's bounds.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    pub offsets: Offsets,
+    pub records: Bytes,
+}
+
+/// One partition of one topic, as a storage engine keeps it.
+pub trait PartitionStorage: Send + Sync + std::fmt::Debug {
+    fn topic(&self) -> &str;
+    fn index(&self) -> i32;
+    /// Appends one produce payload (stored as sent, after validation and the
+    /// idempotent-producer checks). Resolves once the records are as durable as
+    /// `acks` and the topic's flush policy require.
+    fn append(self: Arc<Self>, records: Bytes, acks: i16, now_ms: i64) -> StorageFuture<Appended>;
+    fn offsets(self: Arc<Self>) -> StorageFuture<Offsets>;
+    /// (offset, timestamp) answering a ListOffsets query; (-1, -1) if none.
+    fn lookup(self: Arc<Self>, query: OffsetQuery) -> StorageFuture<(i64, i64)>;
+    /// DeleteRecords: advances the log start to `before` (-1: the high
+    /// watermark) and returns the new log start.
+    fn delete_records(self: Arc<Self>, before: i64) -> StorageFuture<i64>;
+    /// Bytes stored for this partition (DescribeLogDirs), best effort.
+    fn size_bytes(&self) -> u64;
+    /// New topic settings (AlterConfigs, dynamic broker defaults).
+    fn set_config(&self, config: LogConfig) -> Result<(), LogError>;
+    /// Releases the partition (shutdown, topic deleted); later calls fail.
+    fn close(&self) -> Result<(), LogError>;
+    /// The local log, for the local engine's maintenance (retention, rolls,
+    /// compaction). Other engines run their own.
+    fn as_local(&self) -> Option<&Partition> {
+        None
+    }
+}
+
+/// A storage engine: where topics and records are persisted.
+pub trait Engine: Send + Sync {
+    /// "local" or "cluster" (logs, DescribeConfigs).
+    fn kind(&self) -> &'static str;
+    /// Every stored topic (at start-up, and when `topics_changed` fires).
+    fn load_topics(&self) -> StorageFuture<Vec<TopicMeta>, TopicError>;
+    /// Stores a new topic; AlreadyExists if another broker stored one first.
+    fn create_topic(&self, meta: TopicMeta) -> StorageFuture<(), TopicError>;
+    /// Stores a topic's new partition count or configs.
+    fn update_topic(&self, meta: TopicMeta) -> StorageFuture<(), TopicError>;
+    /// Removes a topic and, eventually, its records (its partitions are closed first).
+    fn delete_topic(&self, meta: TopicMeta) -> StorageFuture<(), TopicError>;
+    /// A handle on one partition of a stored topic.
+    fn open_partition(
+        &self,
+        topic: &TopicMeta,
+        index: i32,
+        config: LogConfig,
+    ) -> Result<Arc<dyn PartitionStorage>, TopicError>;
+    /// Resolves when another broker changed the stored topics (never, for a
+    /// single node): the catalog then reloads them.
+    fn topics_changed(&self) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+    /// One Fetch's reads. `budget` is the response's byte limit: KIP-74, only
+    /// the first partition with data may exceed it (by its first batch); after
+    /// it a partition whose next batch does not fit the rest sends nothing.
+    fn read(
+        &self,
+        reads: Vec<ReadRequest>,
+        budget: usize,
+    ) -> StorageFuture<Vec<Result<ReadResult, LogError>>, LogError>;
+    /// A block of never-used producer ids, `[start, end)`.
+    fn allocate_producer_ids(&self, count: i64) -> StorageFuture<(i64, i64), std::io::Error>;
+}
