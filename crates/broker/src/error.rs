@@ -35,6 +35,7 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
         LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),
         LogError::DuplicateSequence { .. } => ResponseError::DuplicateSequenceNumber.code(),
+        LogError::Coded { code, .. } => *code,
     }
 }
 

@@ -60,11 +60,7 @@ impl RunningBroker {
 pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     std::fs::create_dir_all(&config.data_dir)?;
     let listener = TcpListener::bind(config.listen).await?;
-    let addr = listener.local_addr()?;
-    let (host, port) = match &config.advertised {
-        Some((h, p)) => (h.clone(), if *p == 0 { addr.port() } else { *p }),
-        None => (addr.ip().to_string(), addr.port()),
-    };
+    let (host, port) = advertised(&config, &listener)?;
     let started = std::time::Instant::now();
     let topics = TopicRegistry::load(
         &config.data_dir,
@@ -74,20 +70,54 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     let groups = crate::group_coordinator::GroupCoordinator::open(&config)?;
     let broker = Arc::new(Broker::new(config, topics, groups, host, port as i32)?);
     tracing::info!(
-        listen = %addr,
         data_dir = %broker.config.data_dir.display(),
         topics = broker.topics.list().len(),
         open_ms = started.elapsed().as_millis() as u64,
+        "opened the local storage engine"
+    );
+    Ok(serve_broker(listener, broker))
+}
+
+/// The host and port clients are given for this listener.
+pub fn advertised(config: &BrokerConfig, listener: &TcpListener) -> std::io::Result<(String, u16)> {
+    let addr = listener.local_addr()?;
+    Ok(match &config.advertised {
+        Some((h, p)) => (h.clone(), if *p == 0 { addr.port() } else { *p }),
+        None => (addr.ip().to_string(), addr.port()),
+    })
+}
+
+/// Serves an assembled broker (of any engine) on a bound listener.
+pub fn serve_broker(listener: TcpListener, broker: Arc<Broker>) -> RunningBroker {
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    tracing::info!(
+        listen = %addr,
+        engine = broker.topics.engine().kind(),
         "herald broker listening"
     );
     let (shutdown, shutdown_rx) = watch::channel(false);
     let task = tokio::spawn(serve(listener, broker.clone(), shutdown_rx));
-    Ok(RunningBroker {
+    RunningBroker {
         addr,
         broker,
         shutdown,
         task,
-    })
+    }
+}
+
+/// Reloads the topic catalog whenever the engine says another broker changed it.
+async fn follow_topics(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = broker.topics.engine().topics_changed() => {}
+            _ = shutdown.changed() => return,
+        }
+        if let Err(e) = broker.topics.refresh().await {
+            tracing::warn!(error = %e, "reloading topics failed");
+        }
+    }
 }
 
 async fn serve(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
@@ -97,6 +127,7 @@ async fn serve(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::
         broker.clone(),
         shutdown.clone(),
     ));
+    let topic_follower = tokio::spawn(follow_topics(broker.clone(), shutdown.clone()));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -126,6 +157,7 @@ async fn serve(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::
     }
     let _ = maintenance.await;
     let _ = group_timers.await;
+    let _ = topic_follower.await;
     broker.groups.close();
     broker.topics.close_all();
     tracing::info!("herald broker stopped");

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use herald_broker::BrokerConfig;
+use herald_cluster::ClusterConfig;
 use serde::Deserialize;
 
 #[derive(Args, Debug, Default, Deserialize)]
@@ -82,6 +83,33 @@ pub struct ServeArgs {
     /// Committed offsets of an empty group expire after this (`offsets.retention.minutes`) [default: 10080].
     #[arg(long, env = "HERALD_OFFSETS_RETENTION_MINUTES")]
     pub offsets_retention_minutes: Option<u64>,
+    /// Cluster mode: the PostgreSQL database that orders records, `postgres://USER@HOST:PORT/DB`.
+    /// With `--object-store`, this broker is one of a cluster (see docs/cluster.md).
+    #[arg(long, env = "HERALD_CLUSTER_DB")]
+    pub cluster_db: Option<String>,
+    /// Cluster mode: where record batches live, `s3://BUCKET[/PREFIX]` (credentials and
+    /// region from the AWS_* variables).
+    #[arg(long, env = "HERALD_OBJECT_STORE")]
+    pub object_store: Option<String>,
+    /// Cluster mode: an S3-compatible endpoint (`http://127.0.0.1:8333`); path-style addressing.
+    #[arg(long, env = "HERALD_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// Cluster mode: this broker's rack or zone; clients with `herald_az=ZONE` in their
+    /// client.id are routed to brokers of their zone.
+    #[arg(long, env = "HERALD_RACK")]
+    pub rack: Option<String>,
+    /// Cluster mode: a WAL object is cut after this many ms [default: 250].
+    #[arg(long, env = "HERALD_CLUSTER_FLUSH_MS")]
+    pub cluster_flush_ms: Option<u64>,
+    /// Cluster mode: ...or once it holds this many bytes [default: 8388608].
+    #[arg(long, env = "HERALD_CLUSTER_FLUSH_BYTES")]
+    pub cluster_flush_bytes: Option<usize>,
+    /// Cluster mode: bytes of object blocks each broker caches [default: 268435456].
+    #[arg(long, env = "HERALD_CLUSTER_CACHE_BYTES")]
+    pub cluster_cache_bytes: Option<usize>,
+    /// Cluster mode: WAL objects older than this (seconds) that were never committed are deleted [default: 3600].
+    #[arg(long, env = "HERALD_CLUSTER_ORPHAN_AGE_SECS")]
+    pub cluster_orphan_age_secs: Option<u64>,
 }
 
 impl ServeArgs {
@@ -117,13 +145,48 @@ impl ServeArgs {
             group_min_session_timeout_ms,
             group_consumer_session_timeout_ms,
             group_consumer_heartbeat_interval_ms,
-            offsets_retention_minutes
+            offsets_retention_minutes,
+            cluster_db,
+            object_store,
+            s3_endpoint,
+            rack,
+            cluster_flush_ms,
+            cluster_flush_bytes,
+            cluster_cache_bytes,
+            cluster_orphan_age_secs
         );
         Ok(self)
     }
 
-    pub fn into_config(self) -> anyhow::Result<BrokerConfig> {
+    pub fn into_config(self) -> anyhow::Result<(BrokerConfig, Option<ClusterConfig>)> {
         let a = self.merged_with_file()?;
+        let cluster = match (&a.cluster_db, &a.object_store) {
+            (None, None) => None,
+            (Some(db), Some(store)) => {
+                let mut cc = ClusterConfig::new(db.clone(), store.clone());
+                cc.s3_endpoint = a.s3_endpoint.clone();
+                cc.rack = a.rack.clone();
+                if let Some(v) = a.cluster_flush_ms {
+                    anyhow::ensure!((1..=60_000).contains(&v), "--cluster-flush-ms must be in 1..=60000");
+                    cc.flush_interval = Duration::from_millis(v);
+                }
+                if let Some(v) = a.cluster_flush_bytes {
+                    anyhow::ensure!(
+                        (1024..=256 * 1024 * 1024).contains(&v),
+                        "--cluster-flush-bytes must be in 1 KiB..=256 MiB"
+                    );
+                    cc.flush_bytes = v;
+                }
+                if let Some(v) = a.cluster_cache_bytes {
+                    cc.cache_bytes = v;
+                }
+                if let Some(v) = a.cluster_orphan_age_secs {
+                    cc.orphan_age = Duration::from_secs(v.max(1));
+                }
+                Some(cc)
+            }
+            _ => anyhow::bail!("cluster mode needs both --cluster-db and --object-store"),
+        };
         let mut c = BrokerConfig::default();
         if let Some(v) = a.listen {
             c.listen = v;
@@ -206,7 +269,7 @@ impl ServeArgs {
             anyhow::ensure!(v >= 1, "--offsets-retention-minutes must be at least 1");
             c.offsets_retention = Duration::from_secs(v * 60);
         }
-        Ok(c)
+        Ok((c, cluster))
     }
 }
 
@@ -219,12 +282,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let config = args.into_config()?;
+    let (config, cluster) = args.into_config()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let broker = herald_broker::start(config).await?;
+        let broker = match cluster {
+            None => herald_broker::start(config).await?,
+            Some(cluster) => herald_cluster::start(config, cluster).await?,
+        };
         wait_for_signal().await;
         tracing::info!("signal received, shutting down");
         broker.shutdown().await;

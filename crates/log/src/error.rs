@@ -31,6 +31,10 @@ pub enum LogError {
     },
     #[error("log is closed or its disk failed")]
     StorageUnavailable,
+    /// A refusal another storage engine reports with its Kafka error code
+    /// (for example an unknown partition found at commit time in cluster mode).
+    #[error("{message}")]
+    Coded { code: i16, message: String },
 }
 
 pub type Result<T> = std::result::Result<T, LogError>;

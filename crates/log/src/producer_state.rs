@@ -47,6 +47,10 @@ fn next_sequence(seq: i32) -> i32 {
 }
 
 impl ProducerStateTable {
+    /// Puts back a producer's state read from elsewhere (another engine's store).
+    pub fn insert(&mut self, producer_id: i64, entry: ProducerEntry) {
+        self.producers.insert(producer_id, entry);
+    }
     pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
         self.producers.get(&producer_id)
     }

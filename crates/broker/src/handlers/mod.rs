@@ -139,6 +139,9 @@ pub async fn dispatch(
         client_id: header.client_id.map(|c| c.to_string()),
         client_host: format!("/{}", peer.ip()),
     };
+    if api_key == ApiKey::Produce {
+        broker.topics.engine().admit(buf.len()).await;
+    }
     let b = &mut buf;
     match api_key {
         ApiKey::ApiVersions => api_versions::handle(&ctx, decode(b, raw_key, version)?),

@@ -325,4 +325,8 @@ impl PartitionStorage for Partition {
     fn as_local(&self) -> Option<&Partition> {
         Some(self)
     }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }

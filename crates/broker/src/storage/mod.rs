@@ -91,6 +91,11 @@ pub trait PartitionStorage: Send + Sync + std::fmt::Debug {
     /// Appends one produce payload (stored as sent, after validation and the
     /// idempotent-producer checks). Resolves once the records are as durable as
     /// `acks` and the topic's flush policy require.
+    ///
+    /// The append is ordered when this is called, not when the future is
+    /// polled: appends called in order on one partition apply in that order
+    /// (a pipelining producer relies on it). Dropping the future does not
+    /// cancel the append.
     fn append(self: Arc<Self>, records: Bytes, acks: i16, now_ms: i64) -> StorageFuture<Appended>;
     fn offsets(self: Arc<Self>) -> StorageFuture<Offsets>;
     /// (offset, timestamp) answering a ListOffsets query; (-1, -1) if none.
@@ -104,6 +109,8 @@ pub trait PartitionStorage: Send + Sync + std::fmt::Debug {
     fn set_config(&self, config: LogConfig) -> Result<(), LogError>;
     /// Releases the partition (shutdown, topic deleted); later calls fail.
     fn close(&self) -> Result<(), LogError>;
+    /// The engine's own type, for the engine that opened it.
+    fn as_any(&self) -> &dyn std::any::Any;
     /// The local log, for the local engine's maintenance (retention, rolls,
     /// compaction). Other engines run their own.
     fn as_local(&self) -> Option<&Partition> {
@@ -141,6 +148,12 @@ pub trait Engine: Send + Sync {
         reads: Vec<ReadRequest>,
         budget: usize,
     ) -> StorageFuture<Vec<Result<ReadResult, LogError>>, LogError>;
+    /// Waits until the engine can take `bytes` more of produce data (cluster
+    /// mode bounds what is buffered and uploading); the connection reads no
+    /// further request meanwhile, which is how a producer is slowed down.
+    fn admit(&self, _bytes: usize) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(std::future::ready(()))
+    }
     /// A block of never-used producer ids, `[start, end)`.
     fn allocate_producer_ids(&self, count: i64) -> StorageFuture<(i64, i64), std::io::Error>;
 }
