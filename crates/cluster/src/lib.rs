@@ -8,6 +8,7 @@
 //! - `wal.rs` + `commit.rs`: the write path (one object per flush, one commit each)
 //! - `read.rs` + `cache.rs`: the read path (one query per fetch, ranged GETs, block cache)
 //! - `maintenance.rs`: retention, object garbage collection, the orphan reconciler
+//! - `groups.rs`: group coordinators' records, fenced by owner epochs
 //! - `notify.rs`: LISTEN/NOTIFY (long polls woken, topic changes seen at once)
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub mod cache;
 pub mod commit;
 pub mod db;
 pub mod engine;
+pub mod groups;
 pub mod maintenance;
 pub mod membership;
 pub mod notify;
@@ -69,6 +71,21 @@ impl ClusterConfig {
 /// Starts a cluster broker: migrates the schema, probes the object store,
 /// registers the broker's lease, loads the topics and serves.
 pub async fn start(config: BrokerConfig, cluster: ClusterConfig) -> anyhow::Result<RunningBroker> {
+    let (write_store, prefix) = objects::s3(&cluster.object_store, cluster.s3_endpoint.as_deref())?;
+    // Reads get their own client (own connection pool): a backlog of lagging
+    // consumers does not queue in front of uploads.
+    let (read_store, _) = objects::s3(&cluster.object_store, cluster.s3_endpoint.as_deref())?;
+    start_with_stores(config, cluster, write_store, read_store, prefix).await
+}
+
+/// `start` with the object store clients given (tests wrap them to inject faults).
+pub async fn start_with_stores(
+    config: BrokerConfig,
+    cluster: ClusterConfig,
+    write_store: objects::Store,
+    read_store: objects::Store,
+    prefix: String,
+) -> anyhow::Result<RunningBroker> {
     std::fs::create_dir_all(&config.data_dir)?;
     let listener = TcpListener::bind(config.listen).await?;
     let (host, port) = herald_broker::server::advertised(&config, &listener)?;
@@ -80,10 +97,6 @@ pub async fn start(config: BrokerConfig, cluster: ClusterConfig) -> anyhow::Resu
         .with_context(|| format!("preparing the cluster database {}", redact(&cluster.database_url)))?;
     let cluster_id = cluster_id(&pool).await?;
 
-    let (write_store, prefix) = objects::s3(&cluster.object_store, cluster.s3_endpoint.as_deref())?;
-    // Reads get their own client (own connection pool): a backlog of lagging
-    // consumers does not queue in front of uploads.
-    let (read_store, _) = objects::s3(&cluster.object_store, cluster.s3_endpoint.as_deref())?;
     objects::probe_conditional_writes(&write_store, &prefix)
         .await
         .context("checking the object store")?;
@@ -127,7 +140,15 @@ pub async fn start(config: BrokerConfig, cluster: ClusterConfig) -> anyhow::Resu
         config.partitions_per_topic_max,
     )?;
     topics.refresh().await?;
-    let groups = herald_broker::group_coordinator::GroupCoordinator::open(&config)?;
+    let cluster_groups = groups::start(pool.clone(), config.node_id, leases.clone());
+    let group_epochs = cluster_groups.epochs();
+    let group_ownership = cluster_groups.ownership.clone();
+    let groups = herald_broker::group_coordinator::GroupCoordinator::open_with(
+        &config,
+        Box::new(cluster_groups.store),
+        Vec::new(),
+        group_ownership.clone(),
+    )?;
     let broker = Arc::new(Broker::assemble(
         config,
         topics,
@@ -148,6 +169,13 @@ pub async fn start(config: BrokerConfig, cluster: ClusterConfig) -> anyhow::Resu
     let running = herald_broker::server::serve_broker(listener, broker.clone());
     let shutdown = running.shutdown_handle().subscribe();
     tokio::spawn(membership::run(leases, pool.clone(), shutdown.clone()));
+    tokio::spawn(groups::Groups::follow(
+        pool.clone(),
+        group_epochs,
+        group_ownership,
+        broker.clone(),
+        shutdown.clone(),
+    ));
     tokio::spawn(notify::listen(
         pg_config,
         topics_notify,

@@ -15,6 +15,7 @@ pub mod consumer;
 pub mod group;
 pub mod group_configs;
 pub mod offset_store;
+pub mod store;
 pub mod topic_regex;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -28,7 +29,6 @@ use tokio::sync::watch;
 
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
-use crate::partition::Partition;
 use crate::topic_registry::TopicRegistry;
 use consumer::ConsumerGroup;
 use group::{Answer, ClassicGroup, ClassicState, JoinRequest, JoinResult, SyncResult};
@@ -148,14 +148,15 @@ impl Group {
 
 struct State {
     groups: HashMap<String, Group>,
-    store: OffsetStore,
+    store: Box<dyn store::GroupStore>,
     configs: group_configs::GroupConfigStore,
     last_cleanup: Instant,
 }
 
 pub struct GroupCoordinator {
     state: Mutex<State>,
-    log: Arc<Partition>,
+    durability: Arc<dyn store::Durability>,
+    ownership: Arc<dyn store::GroupOwnership>,
     pub cfg: GroupConfig,
 }
 
@@ -261,6 +262,70 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Rebuilds groups from their records, in write order (last write wins; a
+/// group tombstone drops the group's offsets too).
+fn replay(records: Vec<Record>) -> HashMap<String, Group> {
+    let mut offsets: HashMap<String, BTreeMap<String, BTreeMap<i32, OffsetValue>>> = HashMap::new();
+    let mut metas: HashMap<String, Option<GroupValue>> = HashMap::new();
+    for r in records {
+        match r {
+            Record::Offset {
+                group,
+                topic,
+                partition,
+                value,
+            } => match value {
+                Some(v) => {
+                    offsets
+                        .entry(group)
+                        .or_default()
+                        .entry(topic)
+                        .or_default()
+                        .insert(partition, v);
+                }
+                None => {
+                    if let Some(g) = offsets.get_mut(&group)
+                        && let Some(t) = g.get_mut(&topic)
+                    {
+                        t.remove(&partition);
+                        if t.is_empty() {
+                            g.remove(&topic);
+                        }
+                    }
+                }
+            },
+            Record::Group { group, value } => {
+                if value.is_none() {
+                    offsets.remove(&group);
+                }
+                metas.insert(group, value);
+            }
+        }
+    }
+    let now = Instant::now();
+    let mut groups = HashMap::new();
+    let ids: BTreeSet<String> = offsets.keys().chain(metas.keys()).cloned().collect();
+    for id in ids {
+        let offs = offsets.remove(&id).unwrap_or_default();
+        let kind = match metas.get(&id) {
+            Some(Some(v)) if v.group_type == GROUP_TYPE_CONSUMER => {
+                Kind::Consumer(ConsumerGroup::restore(&id, v))
+            }
+            Some(Some(v)) => Kind::Classic(ClassicGroup::restore(&id, v, now)),
+            Some(None) if offs.is_empty() => continue,
+            _ => Kind::Classic(ClassicGroup::new(&id)),
+        };
+        groups.insert(
+            id,
+            Group {
+                kind,
+                offsets: offs,
+            },
+        );
+    }
+    groups
+}
+
 impl State {
     /// Appends what the state machine produced; errors are logged (the
     /// in-memory state stays authoritative until restart).
@@ -294,70 +359,23 @@ impl GroupCoordinator {
     /// Opens the internal log under the data directory and replays it.
     pub fn open(config: &BrokerConfig) -> anyhow::Result<GroupCoordinator> {
         let cfg = GroupConfig::from_broker(config);
-        let started = Instant::now();
         let (store, records) = OffsetStore::open(&config.data_dir, cfg.compact_bytes_min)?;
+        Self::open_with(config, Box::new(store), records, Arc::new(store::AllMine))
+    }
+
+    /// A coordinator over any store, starting from `records` (in write order),
+    /// coordinating the groups `ownership` says are this broker's.
+    pub fn open_with(
+        config: &BrokerConfig,
+        store: Box<dyn store::GroupStore>,
+        records: Vec<Record>,
+        ownership: Arc<dyn store::GroupOwnership>,
+    ) -> anyhow::Result<GroupCoordinator> {
+        let cfg = GroupConfig::from_broker(config);
+        let started = Instant::now();
         let configs = group_configs::GroupConfigStore::open(&config.data_dir)?;
-        let log = store.partition();
-        let mut offsets: HashMap<String, BTreeMap<String, BTreeMap<i32, OffsetValue>>> =
-            HashMap::new();
-        let mut metas: HashMap<String, Option<GroupValue>> = HashMap::new();
         let n = records.len();
-        for r in records {
-            match r {
-                Record::Offset {
-                    group,
-                    topic,
-                    partition,
-                    value,
-                } => match value {
-                    Some(v) => {
-                        offsets
-                            .entry(group)
-                            .or_default()
-                            .entry(topic)
-                            .or_default()
-                            .insert(partition, v);
-                    }
-                    None => {
-                        if let Some(g) = offsets.get_mut(&group)
-                            && let Some(t) = g.get_mut(&topic)
-                        {
-                            t.remove(&partition);
-                            if t.is_empty() {
-                                g.remove(&topic);
-                            }
-                        }
-                    }
-                },
-                Record::Group { group, value } => {
-                    if value.is_none() {
-                        offsets.remove(&group);
-                    }
-                    metas.insert(group, value);
-                }
-            }
-        }
-        let now = Instant::now();
-        let mut groups = HashMap::new();
-        let ids: BTreeSet<String> = offsets.keys().chain(metas.keys()).cloned().collect();
-        for id in ids {
-            let offs = offsets.remove(&id).unwrap_or_default();
-            let kind = match metas.get(&id) {
-                Some(Some(v)) if v.group_type == GROUP_TYPE_CONSUMER => {
-                    Kind::Consumer(ConsumerGroup::restore(&id, v))
-                }
-                Some(Some(v)) => Kind::Classic(ClassicGroup::restore(&id, v, now)),
-                Some(None) if offs.is_empty() => continue,
-                _ => Kind::Classic(ClassicGroup::new(&id)),
-            };
-            groups.insert(
-                id,
-                Group {
-                    kind,
-                    offsets: offs,
-                },
-            );
-        }
+        let groups = replay(records);
         tracing::info!(
             groups = groups.len(),
             records = n,
@@ -366,28 +384,65 @@ impl GroupCoordinator {
             "loaded group state"
         );
         Ok(GroupCoordinator {
+            durability: store.durability(),
             state: Mutex::new(State {
                 groups,
                 store,
                 configs,
                 last_cleanup: Instant::now(),
             }),
-            log,
+            ownership,
             cfg,
         })
+    }
+
+    /// Takes a group's stored state over (cluster mode: this broker became
+    /// its coordinator), replacing whatever was in memory.
+    pub fn install_group(&self, group_id: &str, records: Vec<Record>) {
+        let mut loaded = replay(records);
+        let mut st = lock(&self.state);
+        match loaded.remove(group_id) {
+            Some(g) => {
+                st.groups.insert(group_id.to_string(), g);
+            }
+            None => {
+                st.groups.remove(group_id);
+            }
+        }
+    }
+
+    /// Forgets a group (cluster mode: another broker coordinates it now).
+    pub fn unload_group(&self, group_id: &str) {
+        lock(&self.state).groups.remove(group_id);
+    }
+
+    /// The groups held in memory.
+    pub fn loaded_groups(&self) -> Vec<String> {
+        lock(&self.state).groups.keys().cloned().collect()
+    }
+
+    /// InvalidGroupId, NotCoordinator, CoordinatorLoadInProgress, or Ok.
+    pub fn check_group(&self, group_id: &str) -> Result<(), ResponseError> {
+        if !valid_group_id(group_id) {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        match self.ownership.ownership(group_id) {
+            store::Ownership::Mine => Ok(()),
+            store::Ownership::NotMine => Err(ResponseError::NotCoordinator),
+            store::Ownership::Loading => Err(ResponseError::CoordinatorLoadInProgress),
+        }
     }
 
     /// The log end offset once every operation that started before now has
     /// appended its records: wait for it to be durable before answering.
     pub fn sync_point(&self) -> i64 {
-        let _g = lock(&self.state);
-        self.log.log_end_offset().unwrap_or(0)
+        lock(&self.state).store.sync_point()
     }
 
-    /// Waits until all group state written so far is on disk.
+    /// Waits until all group state written so far is durable.
     pub async fn wait_durable(&self) -> Result<(), LogError> {
         let end = self.sync_point();
-        OffsetStore::wait_durable(&self.log, end).await
+        self.durability.wait(end).await
     }
 
     pub fn close(&self) {
@@ -398,8 +453,8 @@ impl GroupCoordinator {
     pub fn join(&self, group_id: &str, req: JoinRequest) -> Answer<JoinResult> {
         use ResponseError as E;
         let member_id = req.member_id.clone();
-        if !valid_group_id(group_id) {
-            return Answer::Now(JoinResult::error(&member_id, E::InvalidGroupId));
+        if let Err(e) = self.check_group(group_id) {
+            return Answer::Now(JoinResult::error(&member_id, e));
         }
         if req.session_timeout < self.cfg.session_timeout_min
             || req.session_timeout > self.cfg.session_timeout_max
@@ -477,8 +532,8 @@ impl GroupCoordinator {
         protocol_name: Option<&str>,
         assignments: Vec<(String, Bytes)>,
     ) -> Answer<SyncResult> {
-        if !valid_group_id(group_id) {
-            return Answer::Now(SyncResult::error(ResponseError::InvalidGroupId));
+        if let Err(e) = self.check_group(group_id) {
+            return Answer::Now(SyncResult::error(e));
         }
         let now = Instant::now();
         let mut st = lock(&self.state);
@@ -508,8 +563,8 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         generation: i32,
     ) -> i16 {
-        if !valid_group_id(group_id) {
-            return ResponseError::InvalidGroupId.code();
+        if let Err(e) = self.check_group(group_id) {
+            return e.code();
         }
         let mut st = lock(&self.state);
         match st.groups.get_mut(group_id).map(|g| &mut g.kind) {
@@ -526,8 +581,8 @@ impl GroupCoordinator {
         group_id: &str,
         members: &[(String, Option<String>)],
     ) -> Result<Vec<i16>, i16> {
-        if !valid_group_id(group_id) {
-            return Err(ResponseError::InvalidGroupId.code());
+        if let Err(e) = self.check_group(group_id) {
+            return Err(e.code());
         }
         let now = Instant::now();
         let mut st = lock(&self.state);
@@ -557,8 +612,8 @@ impl GroupCoordinator {
                 .map(|(t, ps)| (t.clone(), ps.iter().map(|p| (p.partition, code)).collect()))
                 .collect()
         };
-        if !valid_group_id(&req.group_id) {
-            return all(E::InvalidGroupId.code());
+        if let Err(e) = self.check_group(&req.group_id) {
+            return all(e.code());
         }
         let mut st = lock(&self.state);
         let group_error = match st.groups.get(&req.group_id) {
@@ -664,6 +719,11 @@ impl GroupCoordinator {
         topics: Option<Vec<(String, Vec<i32>)>>,
         member: Option<(String, i32)>,
     ) -> (i16, Vec<(String, Vec<FetchedOffset>)>) {
+        if let Err(e) = self.check_group(group_id)
+            && e != ResponseError::InvalidGroupId
+        {
+            return (e.code(), Vec::new());
+        }
         let st = lock(&self.state);
         let group = st.groups.get(group_id);
         if let Some((member_id, epoch)) = &member
@@ -718,8 +778,8 @@ impl GroupCoordinator {
         topics: &[(String, Vec<i32>)],
     ) -> Result<PartitionErrors, i16> {
         use ResponseError as E;
-        if !valid_group_id(group_id) {
-            return Err(E::InvalidGroupId.code());
+        if let Err(e) = self.check_group(group_id) {
+            return Err(e.code());
         }
         let mut st = lock(&self.state);
         let Some(group) = st.groups.get_mut(group_id) else {
@@ -807,7 +867,9 @@ impl GroupCoordinator {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let code = match st.groups.get(id) {
-                _ if !valid_group_id(id) => E::InvalidGroupId.code(),
+                _ if self.check_group(id).is_err() => {
+                    self.check_group(id).err().map(|e| e.code()).unwrap_or(0)
+                }
                 None => E::GroupIdNotFound.code(),
                 Some(g) if g.has_members() => E::NonEmptyGroup.code(),
                 Some(g) => {
@@ -851,6 +913,14 @@ impl GroupCoordinator {
                     state: "Dead".to_string(),
                     ..Default::default()
                 };
+                if let Err(e) = self.check_group(id)
+                    && e != ResponseError::InvalidGroupId
+                {
+                    return DescribedGroup {
+                        error: e.code(),
+                        ..dead
+                    };
+                }
                 match st.groups.get(id).map(|g| &g.kind) {
                     Some(Kind::Classic(g)) => {
                         let stable = g.state == ClassicState::Stable;
@@ -930,6 +1000,9 @@ impl GroupCoordinator {
         topics: &TopicRegistry,
     ) -> consumer::HeartbeatResult {
         use ResponseError as E;
+        if let Err(e) = self.check_group(group_id) {
+            return consumer::HeartbeatResult::error(e, "this broker does not coordinate the group now");
+        }
         let now = Instant::now();
         let mut guard = lock(&self.state);
         let st = &mut *guard;
