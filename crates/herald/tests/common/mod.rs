@@ -19,11 +19,21 @@ pub struct BrokerProcess {
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     extra_args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl BrokerProcess {
     /// Starts a broker with a fresh data directory.
     pub fn start(extra_args: &[&str]) -> BrokerProcess {
+        Self::start_with_env(extra_args, &[], "127.0.0.1:0")
+    }
+
+    /// Starts a broker with extra environment variables on `listen`.
+    pub fn start_with_env(
+        extra_args: &[&str],
+        env: &[(String, String)],
+        listen: &str,
+    ) -> BrokerProcess {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
         let mut b = BrokerProcess {
@@ -32,8 +42,9 @@ impl BrokerProcess {
             data_dir: dir,
             _tmp: Some(tmp),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            env: env.to_vec(),
         };
-        b.spawn("127.0.0.1:0");
+        b.spawn(listen);
         b
     }
 
@@ -45,6 +56,7 @@ impl BrokerProcess {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.extra_args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env(
                 "RUST_LOG",
                 std::env::var("HERALD_TEST_LOG").unwrap_or_else(|_| "info".into()),

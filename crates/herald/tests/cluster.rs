@@ -1,0 +1,358 @@
+//! Cluster mode end to end: three `herald` processes on one real PostgreSQL
+//! and one real S3 server (SeaweedFS), driven by librdkafka.
+//! - An idempotent acks=all producer on 6 partitions while brokers are
+//!   SIGKILLed and restarted at random: every acknowledged record is present
+//!   exactly once, in order per partition, and every broker serves the same
+//!   record at every offset.
+//! - A 3-member consumer group keeps consuming when its coordinator is killed.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use common::BrokerProcess;
+use herald_broker::membership::{BrokerInfo, rendezvous};
+use herald_testkit::{Postgres, S3, free_port};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+struct Cluster {
+    _pg: Postgres,
+    _s3: S3,
+    brokers: Vec<BrokerProcess>,
+}
+
+impl Cluster {
+    fn start(n: i32, flush_ms: u64) -> Cluster {
+        let pg = Postgres::start().expect("PostgreSQL");
+        let s3 = S3::start().expect("SeaweedFS");
+        let mut brokers = Vec::new();
+        for id in 1..=n {
+            let listen = format!("127.0.0.1:{}", free_port());
+            let node = id.to_string();
+            let rack = format!("zone-{id}");
+            let store = format!("s3://{}", s3.bucket);
+            let flush = flush_ms.to_string();
+            let args = [
+                "--node-id",
+                node.as_str(),
+                "--rack",
+                rack.as_str(),
+                "--cluster-db",
+                pg.url.as_str(),
+                "--object-store",
+                store.as_str(),
+                "--s3-endpoint",
+                s3.endpoint.as_str(),
+                "--cluster-flush-ms",
+                flush.as_str(),
+                "--num-partitions",
+                "6",
+            ];
+            brokers.push(BrokerProcess::start_with_env(&args, &s3.env(), &listen));
+        }
+        Cluster {
+            _pg: pg,
+            _s3: s3,
+            brokers,
+        }
+    }
+
+    fn bootstrap(&self) -> String {
+        self.brokers
+            .iter()
+            .map(|b| b.addr.clone())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn client(&self, extra: &[(&str, &str)]) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", self.bootstrap())
+            .set("reconnect.backoff.ms", "20")
+            .set("reconnect.backoff.max.ms", "500")
+            .set("topic.metadata.refresh.interval.ms", "1000");
+        for (k, v) in extra {
+            c.set(*k, *v);
+        }
+        c
+    }
+}
+
+fn pseudo_random(bound: u64) -> u64 {
+    let n = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(7) as u64;
+    (n.wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        >> 33)
+        % bound
+}
+
+async fn create_topic(cluster: &Cluster, name: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<_> = cluster.client(&[]).create().expect("admin");
+    for r in admin
+        .create_topics(
+            &[NewTopic::new(name, partitions, TopicReplication::Fixed(-1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create_topics")
+    {
+        r.expect("topic created");
+    }
+}
+
+/// Every record of every partition of `topic`, read from one broker only
+/// (`herald_az=zone-N` routes every partition to broker N).
+fn read_all(cluster: &Cluster, via: usize, topic: &str, partitions: i32) -> BTreeMap<i32, Vec<(i64, String)>> {
+    let zone = format!("verify,herald_az=zone-{}", via + 1);
+    let consumer: BaseConsumer = cluster
+        .client(&[
+            ("group.id", "verify-unused"),
+            ("enable.auto.commit", "false"),
+            ("client.id", zone.as_str()),
+        ])
+        .create()
+        .expect("consumer");
+    let mut out = BTreeMap::new();
+    for p in 0..partitions {
+        let (_, end) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(20))
+            .expect("watermarks");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+        consumer.assign(&tpl).expect("assign");
+        let mut records = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = -1;
+        while last + 1 < end {
+            assert!(Instant::now() < deadline, "reading partition {p} via broker {via}: stuck at {last} of {end}");
+            if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+                let m = m.expect("message");
+                last = m.offset();
+                let v = String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string();
+                records.push((m.offset(), v));
+            }
+        }
+        out.insert(p, records);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_records_survive_broker_kills_exactly_once_in_order() {
+    let mut cluster = Cluster::start(3, 50);
+    const TOPIC: &str = "orders";
+    const PARTITIONS: i32 = 6;
+    create_topic(&cluster, TOPIC, PARTITIONS).await;
+    let producer: FutureProducer = cluster
+        .client(&[
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("linger.ms", "5"),
+            ("message.timeout.ms", "120000"),
+            ("retry.backoff.ms", "20"),
+        ])
+        .create()
+        .expect("producer");
+    let acked: Arc<Mutex<Vec<(i32, u64)>>> = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (producer, acked, stop) = (producer.clone(), acked.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut pending = tokio::task::JoinSet::new();
+            let mut seq = [0u64; PARTITIONS as usize];
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let p = (i % PARTITIONS as u64) as i32;
+                let n = seq[p as usize];
+                let value = format!("{p}-{n:09}");
+                match producer.send_result(FutureRecord::<(), _>::to(TOPIC).partition(p).payload(&value)) {
+                    Ok(f) => {
+                        seq[p as usize] += 1;
+                        i += 1;
+                        let acked = acked.clone();
+                        pending.spawn(async move {
+                            if let Ok(Ok(_)) = f.await {
+                                acked.lock().unwrap().push((p, n));
+                            }
+                        });
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                }
+                if i.is_multiple_of(50) {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            while pending.join_next().await.is_some() {}
+            i
+        })
+    };
+    // A consumer group reads meanwhile.
+    let group_seen = Arc::new(Mutex::new(0u64));
+    let group_reader = {
+        let consumer: BaseConsumer = cluster
+            .client(&[
+                ("group.id", "analytics"),
+                ("auto.offset.reset", "earliest"),
+                ("session.timeout.ms", "10000"),
+            ])
+            .create()
+            .expect("group consumer");
+        consumer.subscribe(&[TOPIC]).expect("subscribe");
+        let (seen, stop) = (group_seen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
+                    *seen.lock().unwrap() += 1;
+                }
+            }
+        })
+    };
+
+    for round in 0..5 {
+        tokio::time::sleep(Duration::from_millis(800 + pseudo_random(1200))).await;
+        let victim = pseudo_random(3) as usize;
+        let before = acked.lock().unwrap().len();
+        cluster.brokers[victim].kill9();
+        tokio::time::sleep(Duration::from_millis(200 + pseudo_random(1500))).await;
+        cluster.brokers[victim].restart();
+        eprintln!("round {round}: killed broker {} after {before} acks, restarted", victim + 1);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::SeqCst);
+    let sent = tokio::time::timeout(Duration::from_secs(150), sender)
+        .await
+        .expect("producer drained")
+        .expect("join");
+    group_reader.join().unwrap();
+    let acked = acked.lock().unwrap().clone();
+    eprintln!("sent {sent}, acknowledged {}, group consumer saw {}", acked.len(), group_seen.lock().unwrap());
+    assert!(acked.len() > 500, "too little acknowledged to mean anything: {}", acked.len());
+    assert!(*group_seen.lock().unwrap() > 0, "the consumer group read nothing");
+
+    let views: Vec<_> = (0..3).map(|b| read_all(&cluster, b, TOPIC, PARTITIONS)).collect();
+    for b in 1..3 {
+        assert_eq!(views[b], views[0], "broker {} serves different records than broker 1", b + 1);
+    }
+    let mut acked_by: HashMap<i32, HashSet<u64>> = HashMap::new();
+    for (p, n) in &acked {
+        acked_by.entry(*p).or_default().insert(*n);
+    }
+    for (p, records) in &views[0] {
+        let mut prev: Option<u64> = None;
+        let mut present = HashSet::new();
+        for (i, (offset, v)) in records.iter().enumerate() {
+            assert_eq!(*offset, i as i64, "partition {p}: offsets dense from 0");
+            let (vp, n) = v.split_once('-').expect("value format");
+            assert_eq!(vp.parse::<i32>().unwrap(), *p, "record in the wrong partition");
+            let n: u64 = n.parse().unwrap();
+            if let Some(q) = prev {
+                assert!(n > q, "partition {p}: {q} then {n}: out of order or duplicated");
+            }
+            prev = Some(n);
+            present.insert(n);
+        }
+        let missing: Vec<_> = acked_by.get(p).into_iter().flatten().filter(|n| !present.contains(n)).collect();
+        assert!(missing.is_empty(), "partition {p}: {} acknowledged records lost: {:?}", missing.len(), &missing[..missing.len().min(10)]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_group_keeps_consuming_when_its_coordinator_is_killed() {
+    let mut cluster = Cluster::start(3, 25);
+    const TOPIC: &str = "payments";
+    const GROUP: &str = "payment-service";
+    create_topic(&cluster, TOPIC, 6).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer: FutureProducer = cluster
+        .client(&[("acks", "all"), ("linger.ms", "5"), ("message.timeout.ms", "60000")])
+        .create()
+        .expect("producer");
+    let produced = Arc::new(Mutex::new(0u64));
+    let sender = {
+        let (stop, produced) = (stop.clone(), produced.clone());
+        tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let v = format!("{i}");
+                if let Ok(f) = producer.send_result(FutureRecord::<(), _>::to(TOPIC).payload(&v))
+                    && let Ok(Ok(_)) = f.await
+                {
+                    *produced.lock().unwrap() += 1;
+                }
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    // Three members; each counts what it consumed, with the time.
+    let consumed: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::new()));
+    let mut members = Vec::new();
+    for m in 0..3 {
+        let consumer: BaseConsumer = cluster
+            .client(&[
+                ("group.id", GROUP),
+                ("client.id", &format!("member-{m}")),
+                ("auto.offset.reset", "earliest"),
+                ("session.timeout.ms", "10000"),
+                ("heartbeat.interval.ms", "500"),
+            ])
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&[TOPIC]).expect("subscribe");
+        let (stop, consumed) = (stop.clone(), consumed.clone());
+        members.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
+                    consumed.lock().unwrap().push(Instant::now());
+                }
+            }
+        }));
+    }
+    // Wait for the group to consume.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while consumed.lock().unwrap().len() < 50 {
+        assert!(Instant::now() < deadline, "the group never started consuming");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Kill the group's coordinator: the rendezvous hash every broker computes.
+    let live: Vec<BrokerInfo> = (1..=3)
+        .map(|id| BrokerInfo {
+            node_id: id,
+            host: String::new(),
+            port: 0,
+            rack: None,
+            lease_age_ms: 0,
+        })
+        .collect();
+    let coordinator = rendezvous(GROUP.as_bytes(), &live).unwrap().node_id;
+    let killed_at = Instant::now();
+    cluster.brokers[(coordinator - 1) as usize].kill9();
+    eprintln!("killed coordinator broker {coordinator}");
+    // Consumption must go on without it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let after = consumed.lock().unwrap().iter().filter(|t| **t > killed_at + Duration::from_secs(6)).count();
+        if after >= 100 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the group stopped consuming after its coordinator died ({after} since)");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    sender.await.unwrap();
+    for m in members {
+        m.join().unwrap();
+    }
+    assert!(*produced.lock().unwrap() > 0);
+}
