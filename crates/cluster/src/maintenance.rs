@@ -37,9 +37,10 @@ pub async fn run(
 ) {
     let mut last_retention = Instant::now();
     let mut last_orphans = Instant::now();
+    let tick = GC_INTERVAL.min(broker.config.retention_check_interval);
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(GC_INTERVAL) => {}
+            _ = tokio::time::sleep(tick) => {}
             _ = shutdown.changed() => return,
         }
         if last_retention.elapsed() >= broker.config.retention_check_interval {

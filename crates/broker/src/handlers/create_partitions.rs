@@ -21,9 +21,16 @@ async fn answer(ctx: &Ctx, req: CreatePartitionsRequest) -> CreatePartitionsResp
     for t in req.topics {
         let mut r = CreatePartitionsTopicResult::default();
         r.name = t.name.clone();
+        let shared = ctx.broker.topics.engine().kind() != "local";
+        let live: Vec<i32> = ctx.broker.membership.live().iter().map(|b| b.node_id).collect();
         let bad_assignment = t.assignments.as_ref().is_some_and(|a| {
-            a.iter()
-                .any(|x| x.broker_ids.len() > 1 || x.broker_ids.iter().any(|b| b.0 != node))
+            a.iter().any(|x| {
+                if shared {
+                    x.broker_ids.iter().any(|b| !live.contains(&b.0))
+                } else {
+                    x.broker_ids.len() > 1 || x.broker_ids.iter().any(|b| b.0 != node)
+                }
+            })
         });
         if bad_assignment {
             r.error_code = ResponseError::InvalidReplicaAssignment.code();

@@ -43,12 +43,20 @@ async fn answer(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse {
         } else {
             ct.num_partitions
         };
+        // In cluster mode every broker serves every partition from one copy in
+        // object storage: any replication factor and any live brokers in an
+        // assignment are accepted (and reported as 1).
+        let shared = broker.topics.engine().kind() != "local";
+        let live: Vec<i32> = broker.membership.live().iter().map(|b| b.node_id).collect();
         let bad_assignment = ct.assignments.iter().enumerate().any(|(i, a)| {
             a.partition_index != i as i32
-                || a.broker_ids.iter().any(|b| b.0 != node)
-                || a.broker_ids.len() > 1
+                || if shared {
+                    a.broker_ids.iter().any(|b| !live.contains(&b.0))
+                } else {
+                    a.broker_ids.iter().any(|b| b.0 != node) || a.broker_ids.len() > 1
+                }
         });
-        let result = if !matches!(ct.replication_factor, -1 | 1) {
+        let result = if !shared && !matches!(ct.replication_factor, -1 | 1) {
             Err((
                 ResponseError::InvalidReplicationFactor.code(),
                 format!(
@@ -59,7 +67,11 @@ async fn answer(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse {
         } else if bad_assignment {
             Err((
                 ResponseError::InvalidReplicaAssignment.code(),
-                "replicas must be this broker only".to_string(),
+                if shared {
+                    "replicas must be live brokers".to_string()
+                } else {
+                    "replicas must be this broker only".to_string()
+                },
             ))
         } else if req.validate_only {
             broker

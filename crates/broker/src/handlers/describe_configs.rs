@@ -22,6 +22,30 @@ pub const RESOURCE_BROKER: i8 = 4;
 /// KIP-848 group configs.
 pub const RESOURCE_GROUP: i8 = 32;
 
+/// What membership says of a broker: `broker.rack`, and in cluster mode
+/// `herald.lease.age.ms` (time since its lease was last renewed, as this
+/// broker last read it) and `herald.storage.engine`.
+fn membership_configs(
+    b: &Broker,
+    info: &crate::membership::BrokerInfo,
+) -> Vec<(&'static str, String, ConfigType)> {
+    let mut v = vec![(
+        "broker.rack",
+        info.rack.clone().unwrap_or_default(),
+        ConfigType::String,
+    )];
+    let engine = b.topics.engine().kind();
+    if engine != "local" {
+        v.push((
+            "herald.lease.age.ms",
+            info.lease_age_ms.to_string(),
+            ConfigType::Long,
+        ));
+        v.push(("herald.storage.engine", engine.to_string(), ConfigType::String));
+    }
+    v
+}
+
 /// The broker's settings as Kafka names them: (name, value, type).
 pub fn broker_configs(b: &Broker) -> Vec<(&'static str, String, ConfigType)> {
     let c = &b.config;
@@ -255,7 +279,33 @@ pub fn handle(ctx: &Ctx, mut req: DescribeConfigsRequest) -> Result<Reply, Proto
                 }
             },
             RESOURCE_BROKER => {
-                if !name.is_empty() && name != broker.node_id().to_string() {
+                let other = (!name.is_empty() && name != broker.node_id().to_string())
+                    .then(|| {
+                        broker
+                            .membership
+                            .live()
+                            .into_iter()
+                            .find(|b| b.node_id.to_string() == name)
+                    })
+                    .flatten();
+                if let Some(info) = other {
+                    // Another live broker of the cluster: what this broker
+                    // knows of it (its rack and lease), read-only.
+                    for (key, value, t) in membership_configs(broker, &info) {
+                        if wanted(key) {
+                            r.configs.push(entry(
+                                ctx.version,
+                                key,
+                                value,
+                                SOURCE_STATIC_BROKER,
+                                t,
+                                true,
+                                Vec::new(),
+                                None,
+                            ));
+                        }
+                    }
+                } else if !name.is_empty() && name != broker.node_id().to_string() {
                     r.error_code = ResponseError::InvalidRequest.code();
                     r.error_message = Some(sb(format!(
                         "this is broker {}, not '{name}'",
@@ -270,7 +320,19 @@ pub fn handle(ctx: &Ctx, mut req: DescribeConfigsRequest) -> Result<Reply, Proto
                             .get(*key)
                             .map(|v| (*key, v.clone(), ConfigType::Int))
                     });
-                    for (key, value, t) in broker_configs(broker).into_iter().chain(inert) {
+                    let me = broker
+                        .membership
+                        .live()
+                        .into_iter()
+                        .find(|b| b.node_id == broker.node_id());
+                    let mine = me
+                        .map(|info| membership_configs(broker, &info))
+                        .unwrap_or_default();
+                    for (key, value, t) in broker_configs(broker)
+                        .into_iter()
+                        .chain(inert)
+                        .chain(mine)
+                    {
                         if !wanted(key) {
                             continue;
                         }

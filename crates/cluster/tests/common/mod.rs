@@ -65,6 +65,7 @@ pub async fn broker(
         data_dir: dir.join(format!("broker-{node_id}")),
         node_id,
         default_partitions: 1,
+        retention_check_interval: Duration::from_millis(300),
         ..BrokerConfig::default()
     };
     herald_cluster::start_with_stores(config, cluster, write_store, store(&env.s3), String::new())
