@@ -145,6 +145,13 @@ lines.append("Raw results (one JSON object per run):\n")
 lines.append("```")
 lines.extend(json.dumps(r) for r in rows)
 lines.append("```")
+# Keep the cluster-mode section (bench/cluster.sh writes it).
+import os, re
+if os.path.exists(out):
+    m = re.search(r"<!-- cluster:begin -->.*?<!-- cluster:end -->\n?", open(out).read(), flags=re.S)
+    if m:
+        lines.append("")
+        lines.append(m.group(0).rstrip("\n"))
 with open(out, "w") as f:
     f.write("\n".join(lines) + "\n")
 print("\n".join(lines[:14]))

@@ -248,8 +248,22 @@ async fn write_responses(
     mut rx: mpsc::Receiver<PendingResponse>,
 ) {
     let mut w = BufWriter::with_capacity(64 * 1024, wr);
-    while let Some(pending) = rx.recv().await {
-        if let Some(bytes) = pending.await {
+    while let Some(mut pending) = rx.recv().await {
+        // Answers already written wait in the buffer only while the next one
+        // is ready too: if it is not (a produce waiting for its fsync or
+        // commit, a long poll), send what is buffered first. Without this an
+        // answer sat in the buffer for as long as the next one took.
+        let answer = tokio::select! {
+            biased;
+            a = &mut pending => a,
+            _ = std::future::ready(()) => {
+                if w.flush().await.is_err() {
+                    return;
+                }
+                pending.await
+            }
+        };
+        if let Some(bytes) = answer {
             // Empty: the response could not be encoded (see handlers::encode_response).
             if bytes.is_empty() || w.write_all(&bytes).await.is_err() {
                 let _ = w.flush().await;

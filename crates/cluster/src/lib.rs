@@ -33,6 +33,12 @@ pub mod objects;
 pub mod read;
 pub mod wal;
 
+/// Requests of one connection in flight in cluster mode (at least).
+pub const CLUSTER_REQUESTS_IN_FLIGHT_MIN: usize = 1024;
+/// Produce bytes buffered or uploading per broker, in flushes: enough to keep
+/// uploads and commits pipelined (Little's law: rate × object round trip).
+pub const WAL_BUFFERED_FLUSHES_MAX: usize = 8;
+
 /// Cluster-mode settings (flags `--cluster-db`, `--object-store`, ...).
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
@@ -80,13 +86,18 @@ pub async fn start(config: BrokerConfig, cluster: ClusterConfig) -> anyhow::Resu
 
 /// `start` with the object store clients given (tests wrap them to inject faults).
 pub async fn start_with_stores(
-    config: BrokerConfig,
+    mut config: BrokerConfig,
     cluster: ClusterConfig,
     write_store: objects::Store,
     read_store: objects::Store,
     prefix: String,
 ) -> anyhow::Result<RunningBroker> {
     std::fs::create_dir_all(&config.data_dir)?;
+    // Every produce waits for a flush, an upload and a commit (hundreds of ms),
+    // so a producer that sends small requests back to back (linger.ms=0) needs
+    // many in flight per connection to keep its rate; produce bytes stay
+    // bounded by the WAL's admission limit, not by this count.
+    config.requests_in_flight_max = config.requests_in_flight_max.max(CLUSTER_REQUESTS_IN_FLIGHT_MIN);
     let listener = TcpListener::bind(config.listen).await?;
     let (host, port) = herald_broker::server::advertised(&config, &listener)?;
 
@@ -115,7 +126,7 @@ pub async fn start_with_stores(
         wal::WalConfig {
             flush_interval: cluster.flush_interval,
             flush_bytes: cluster.flush_bytes,
-            buffered_bytes_max: cluster.flush_bytes * 4,
+            buffered_bytes_max: cluster.flush_bytes * WAL_BUFFERED_FLUSHES_MAX,
             node_id: config.node_id,
             cluster_id: cluster_id.clone(),
             key_prefix: prefix.clone(),

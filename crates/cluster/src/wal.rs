@@ -24,7 +24,7 @@ use crate::commit::{self, AppendResult, CommitInput};
 use crate::objects::{self, Store};
 
 /// Objects uploading while older ones wait for their commit.
-const UPLOADS_IN_FLIGHT_MAX: usize = 4;
+const UPLOADS_IN_FLIGHT_MAX: usize = 8;
 /// Upload attempts before the appends of an object fail.
 const UPLOAD_ATTEMPTS_MAX: u32 = 5;
 /// Commit attempts (an ambiguous failure is retried: commits are idempotent by key).
@@ -144,6 +144,7 @@ impl Wal {
 
 /// An object on its way: its upload, and the appends it carries.
 struct Flight {
+    cut_at: std::time::Instant,
     key: object_store::path::Path,
     size: usize,
     appends: Vec<PendingAppend>,
@@ -182,6 +183,7 @@ async fn flusher(
         cache.insert_object(key.as_ref(), &body);
         let upload = tokio::spawn(upload(store.clone(), key.clone(), body));
         let flight = Flight {
+            cut_at: std::time::Instant::now(),
             key,
             size,
             appends,
@@ -229,6 +231,8 @@ async fn committer(wal: Arc<Wal>, pool: deadpool_postgres::Pool, mut rx: mpsc::R
                 None => return,
             },
         };
+        let cut_at = flight.cut_at;
+        let waited = cut_at.elapsed();
         let uploaded = match flight.upload.await {
             Ok(r) => r,
             Err(e) => Err(format!("upload task failed: {e}")),
@@ -267,7 +271,17 @@ async fn committer(wal: Arc<Wal>, pool: deadpool_postgres::Pool, mut rx: mpsc::R
                 })
                 .collect(),
         };
+        let uploaded_after = cut_at.elapsed();
         let results = commit_with_retries(&pool, &input).await;
+        tracing::debug!(
+            key = %input.key,
+            bytes = size,
+            appends = input.appends.len(),
+            queued_ms = waited.as_millis() as u64,
+            uploaded_ms = uploaded_after.as_millis() as u64,
+            committed_ms = cut_at.elapsed().as_millis() as u64,
+            "object committed"
+        );
         for (a, r) in appends.into_iter().zip(results) {
             let _ = a.reply.send(match r {
                 AppendResult::Ok(appended) => Ok(appended),
