@@ -103,7 +103,12 @@ pub struct TopicRegistry {
     by_name: RwLock<HashMap<String, Arc<Topic>>>,
     /// Serialises create/delete/alter so storage and memory change together.
     admin: tokio::sync::Mutex<()>,
+    /// When the catalog was last reloaded from the engine.
+    refreshed_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// Least time between two catalog reloads caused by lookups of unknown topics.
+const MISS_REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
 
 pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
     if name.is_empty() || name == "." || name == ".." {
@@ -156,6 +161,7 @@ impl TopicRegistry {
             partitions_per_topic_max,
             by_name: RwLock::new(HashMap::new()),
             admin: tokio::sync::Mutex::new(()),
+            refreshed_at: std::sync::Mutex::new(None),
         })
     }
 
@@ -251,7 +257,33 @@ impl TopicRegistry {
         let _admin = self.admin.lock().await;
         let stored = self.engine.load_topics().await?;
         self.reconcile(stored);
+        if let Ok(mut t) = self.refreshed_at.lock() {
+            *t = Some(std::time::Instant::now());
+        }
         Ok(())
+    }
+
+    /// `get`, but a topic another broker created an instant ago (its change
+    /// notification not applied yet) is loaded first: a client that creates a
+    /// topic on one broker and asks another at once finds it. Misses reload
+    /// the catalog at most every `MISS_REFRESH_INTERVAL`.
+    pub async fn get_fresh(&self, name: &str) -> Option<Arc<Topic>> {
+        if let Some(t) = self.get(name) {
+            return Some(t);
+        }
+        if self.engine.kind() == "local" {
+            return None;
+        }
+        let recent = self
+            .refreshed_at
+            .lock()
+            .ok()
+            .and_then(|t| *t)
+            .is_some_and(|t| t.elapsed() < MISS_REFRESH_INTERVAL);
+        if !recent && let Err(e) = self.refresh().await {
+            tracing::warn!(error = %e, "reloading topics after a miss failed");
+        }
+        self.get(name)
     }
     /// What a topic without overrides gets (static settings plus dynamic defaults).
     pub fn base_log_config(&self) -> LogConfig {

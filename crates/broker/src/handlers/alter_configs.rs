@@ -161,6 +161,12 @@ async fn handle_incremental_answer(
     ctx: &Ctx,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
+    // Topics another broker created an instant ago are loaded before the checks.
+    for res in &req.resources {
+        if res.resource_type == RESOURCE_TOPIC {
+            ctx.broker.topics.get_fresh(&s(&res.resource_name)).await;
+        }
+    }
     let mut resp = IncrementalAlterConfigsResponse::default();
     for res in req.resources {
         let name = s(&res.resource_name);
@@ -227,6 +233,12 @@ pub fn handle_alter(ctx: &Ctx, req: AlterConfigsRequest) -> Result<Reply, Protoc
 }
 
 async fn handle_alter_answer(ctx: &Ctx, req: AlterConfigsRequest) -> AlterConfigsResponse {
+    // Topics another broker created an instant ago are loaded before the checks.
+    for res in &req.resources {
+        if res.resource_type == RESOURCE_TOPIC {
+            ctx.broker.topics.get_fresh(&s(&res.resource_name)).await;
+        }
+    }
     let mut resp = AlterConfigsResponse::default();
     for res in req.resources {
         let name = s(&res.resource_name);

@@ -23,7 +23,7 @@ pub fn handle(ctx: &Ctx, req: DeleteRecordsRequest) -> Result<Reply, ProtocolErr
 async fn answer(ctx: &Ctx, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let mut resp = DeleteRecordsResponse::default();
     for t in req.topics {
-        let topic = ctx.broker.topics.get(&s(&t.name.0));
+        let topic = ctx.broker.topics.get_fresh(&s(&t.name.0)).await;
         let mut tr = DeleteRecordsTopicResult::default();
         tr.name = t.name.clone();
         for p in t.partitions {

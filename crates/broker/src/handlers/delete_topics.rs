@@ -40,6 +40,7 @@ async fn answer(ctx: &Ctx, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
             None => r.error_code = ResponseError::UnknownTopicId.code(),
             Some(name) => {
                 r.name = Some(TopicName(sb(name.clone())));
+                topics.get_fresh(&name).await;
                 let deleted = topics.delete(&name).await;
                 if deleted.is_ok() {
                     // As Kafka does: committed offsets of a deleted topic go too,

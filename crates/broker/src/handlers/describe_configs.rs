@@ -229,7 +229,15 @@ fn overridable(
     )
 }
 
-pub fn handle(ctx: &Ctx, mut req: DescribeConfigsRequest) -> Result<Reply, ProtocolError> {
+pub fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Result<Reply, ProtocolError> {
+    let ctx = ctx.clone();
+    Ok(Reply::Later(Box::pin(async move {
+        let resp = answer(&ctx, req).await;
+        Some(ctx.encode(&resp))
+    })))
+}
+
+async fn answer(ctx: &Ctx, mut req: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let broker = &ctx.broker;
     let mut resp = DescribeConfigsResponse::default();
     for res in std::mem::take(&mut req.resources) {
@@ -243,7 +251,7 @@ pub fn handle(ctx: &Ctx, mut req: DescribeConfigsRequest) -> Result<Reply, Proto
         let wanted = |name: &str| keys.as_ref().is_none_or(|k| k.iter().any(|x| x == name));
         let name = s(&res.resource_name);
         match res.resource_type {
-            RESOURCE_TOPIC => match broker.topics.get(&name) {
+            RESOURCE_TOPIC => match broker.topics.get_fresh(&name).await {
                 None => {
                     r.error_code = ResponseError::UnknownTopicOrPartition.code();
                     r.error_message = Some(sb(format!("unknown topic '{name}'")));
@@ -389,5 +397,5 @@ pub fn handle(ctx: &Ctx, mut req: DescribeConfigsRequest) -> Result<Reply, Proto
         }
         resp.results.push(r);
     }
-    ctx.reply(&resp)
+    resp
 }

@@ -37,7 +37,7 @@ pub fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> Result<Reply, ProtocolError
 async fn answer(ctx: &Ctx, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let mut resp = ListOffsetsResponse::default();
     for lt in req.topics {
-        let topic = ctx.broker.topics.get(&s(&lt.name.0));
+        let topic = ctx.broker.topics.get_fresh(&s(&lt.name.0)).await;
         let mut tr = ListOffsetsTopicResponse::default();
         tr.name = lt.name.clone();
         for lp in lt.partitions {

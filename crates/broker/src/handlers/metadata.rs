@@ -123,7 +123,7 @@ async fn answer(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
                 let found: Result<Arc<Topic>, (Option<String>, i16)> = match &rt.name {
                     Some(name) => {
                         let name = s(&name.0);
-                        match broker.topics.get(&name) {
+                        match broker.topics.get_fresh(&name).await {
                             Some(t) => Ok(t),
                             None if allow_create => {
                                 let n = broker.config.default_partitions;

@@ -22,7 +22,7 @@ pub fn handle(ctx: &Ctx, req: OffsetForLeaderEpochRequest) -> Result<Reply, Prot
 async fn answer(ctx: &Ctx, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
     let mut resp = OffsetForLeaderEpochResponse::default();
     for t in req.topics {
-        let topic = ctx.broker.topics.get(&s(&t.topic.0));
+        let topic = ctx.broker.topics.get_fresh(&s(&t.topic.0)).await;
         let mut tr = OffsetForLeaderTopicResult::default();
         tr.topic = t.topic.clone();
         for p in t.partitions {
