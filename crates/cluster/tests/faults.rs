@@ -245,3 +245,96 @@ async fn objects_uploaded_but_never_committed_are_reconciled_away() {
     assert!(store.head(&committed).await.is_ok(), "a committed object stays");
     assert!(store.head(&fresh).await.is_ok(), "a young object (commit maybe in flight) stays");
 }
+
+/// A store that ignores `If-None-Match: *` (writes over what is there).
+#[derive(Debug)]
+struct Overwriting(Store);
+
+impl std::fmt::Display for Overwriting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Overwriting({})", self.0)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for Overwriting {
+    async fn put_opts(&self, location: &Path, payload: PutPayload, _opts: PutOptions) -> object_store::Result<PutResult> {
+        self.0.put_opts(location, payload, PutOptions::default()).await
+    }
+    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.0.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+        self.0.get_opts(location, options).await
+    }
+    fn delete_stream(&self, locations: BoxStream<'static, object_store::Result<Path>>) -> BoxStream<'static, object_store::Result<Path>> {
+        self.0.delete_stream(locations)
+    }
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.0.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.0.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
+        self.0.copy_opts(from, to, options).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_without_conditional_writes_is_refused_at_start() {
+    let env = common::env();
+    let dir = tempfile::tempdir().unwrap();
+    let store: Store = Arc::new(Overwriting(common::store(&env.s3)));
+    let config = herald_broker::BrokerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        ..herald_broker::BrokerConfig::default()
+    };
+    let started = herald_cluster::start_with_stores(
+        config,
+        common::cluster_config(&env),
+        store.clone(),
+        store,
+        String::new(),
+    )
+    .await;
+    let err = match started {
+        Ok(_) => panic!("a broker started on a store that overwrites"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("If-None-Match") && err.contains("refuses to start"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreferenced_objects_are_deleted_after_their_grace_period() {
+    let env = common::env();
+    let pool = common::pool(&env.pg).await;
+    let store = common::store(&env.s3);
+    let due = Path::from("wal/c1/due");
+    let waiting = Path::from("wal/c1/waiting");
+    for k in [&due, &waiting] {
+        store.put(k, PutPayload::from_static(b"x")).await.unwrap();
+    }
+    let c = pool.get().await.unwrap();
+    c.execute(
+        "INSERT INTO objects (key, size, broker_id, results, state, delete_after) VALUES
+           ('wal/c1/due', 1, 1, '', 'deleting', now() - interval '1 second'),
+           ('wal/c1/waiting', 1, 1, '', 'deleting', now() + interval '1 hour')",
+        &[],
+    )
+    .await
+    .unwrap();
+    let n = herald_cluster::maintenance::collect_garbage(&pool, &store).await.unwrap();
+    assert_eq!(n, 1);
+    assert!(store.head(&due).await.is_err());
+    assert!(store.head(&waiting).await.is_ok(), "still in its grace period");
+    let left: Vec<String> = c
+        .query("SELECT key FROM objects", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(left, vec!["wal/c1/waiting".to_string()]);
+}

@@ -319,6 +319,30 @@ async fn a_group_keeps_consuming_when_its_coordinator_is_killed() {
             }
         }));
     }
+    // `herald cluster info` shows the three brokers, their racks and leases
+    // (a broker's view of the others is at most one heartbeat old).
+    let info_deadline = Instant::now() + Duration::from_secs(10);
+    let info = loop {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["cluster", "info", "--format", "json", "-b", &cluster.brokers[0].addr])
+            .output()
+            .expect("herald cluster info");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let info: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        if info["brokers"].as_array().is_some_and(|b| b.len() == 3) {
+            break info;
+        }
+        assert!(Instant::now() < info_deadline, "cluster info never listed 3 brokers: {info}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(info["storage_engine"], "cluster");
+    let brokers = info["brokers"].as_array().expect("brokers");
+    for (i, b) in brokers.iter().enumerate() {
+        assert_eq!(b["id"], i as i64 + 1);
+        assert_eq!(b["rack"], format!("zone-{}", i + 1));
+        let age = b["lease_age_ms"].as_i64().expect("lease age");
+        assert!((0..5000).contains(&age), "lease age {age} ms");
+    }
     // Wait for the group to consume.
     let deadline = Instant::now() + Duration::from_secs(60);
     while consumed.lock().unwrap().len() < 50 {
