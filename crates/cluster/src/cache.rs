@@ -67,7 +67,11 @@ impl BlockCache {
         let len = body.len() as u64;
         while start < len {
             let end = (start + BLOCK_BYTES).min(len);
-            self.insert(key, start / BLOCK_BYTES, body.slice(start as usize..end as usize));
+            self.insert(
+                key,
+                start / BLOCK_BYTES,
+                body.slice(start as usize..end as usize),
+            );
             start = end;
         }
     }

@@ -16,9 +16,7 @@ use anyhow::Context;
 use herald_broker::storage::Appended;
 use herald_log::LogError;
 use herald_log::batch::BatchHeader;
-use herald_log::producer_state::{
-    CachedBatch, ProducerEntry, ProducerStateTable, SequenceVerdict,
-};
+use herald_log::producer_state::{CachedBatch, ProducerEntry, ProducerStateTable, SequenceVerdict};
 use uuid::Uuid;
 
 use crate::wal::kafka_protocol_codes as codes;

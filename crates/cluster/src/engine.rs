@@ -94,7 +94,9 @@ impl ClusterEngine {
         )
         .await
         .map_err(db_error)?;
-        tx.execute("NOTIFY herald_topics", &[]).await.map_err(db_error)?;
+        tx.execute("NOTIFY herald_topics", &[])
+            .await
+            .map_err(db_error)?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -120,7 +122,9 @@ impl ClusterEngine {
         )
         .await
         .map_err(db_error)?;
-        tx.execute("NOTIFY herald_topics", &[]).await.map_err(db_error)?;
+        tx.execute("NOTIFY herald_topics", &[])
+            .await
+            .map_err(db_error)?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -145,14 +149,19 @@ impl ClusterEngine {
         let mut objects: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
         objects.sort_unstable();
         objects.dedup();
-        tx.execute("DELETE FROM producer_state WHERE topic_id = $1", &[&meta.id])
-            .await
-            .map_err(db_error)?;
+        tx.execute(
+            "DELETE FROM producer_state WHERE topic_id = $1",
+            &[&meta.id],
+        )
+        .await
+        .map_err(db_error)?;
         tx.execute("DELETE FROM topics WHERE topic_id = $1", &[&meta.id])
             .await
             .map_err(db_error)?;
         mark_unreferenced(&tx, &objects).await.map_err(db_error)?;
-        tx.execute("NOTIFY herald_topics", &[]).await.map_err(db_error)?;
+        tx.execute("NOTIFY herald_topics", &[])
+            .await
+            .map_err(db_error)?;
         tx.commit().await.map_err(db_error)
     }
 }
@@ -251,7 +260,10 @@ impl Engine for ClusterEngine {
         boxed(async move {
             let client = pool.get().await.map_err(db_error)?;
             let rows = client
-                .query("SELECT topic_id, name, partitions, configs FROM topics", &[])
+                .query(
+                    "SELECT topic_id, name, partitions, configs FROM topics",
+                    &[],
+                )
                 .await
                 .map_err(db_error)?;
             let mut metas = Vec::with_capacity(rows.len());
@@ -313,7 +325,12 @@ impl Engine for ClusterEngine {
         let mut plan = Vec::with_capacity(reads.len());
         let mut refused = Vec::with_capacity(reads.len());
         for r in &reads {
-            match r.partition.as_any().downcast_ref::<ClusterPartition>().map(|p| p.topic_id) {
+            match r
+                .partition
+                .as_any()
+                .downcast_ref::<ClusterPartition>()
+                .map(|p| p.topic_id)
+            {
                 Some(topic_id) => {
                     refused.push(false);
                     plan.push(PartitionRead {
@@ -445,7 +462,15 @@ impl ClusterPartition {
         };
         let client = self.pool.get().await.map_err(log_db_error)?;
         let row = client
-            .query_opt(sql, &[&self.topic_id, &self.index, &o.log_start, &target.unwrap_or(i64::MIN)])
+            .query_opt(
+                sql,
+                &[
+                    &self.topic_id,
+                    &self.index,
+                    &o.log_start,
+                    &target.unwrap_or(i64::MIN),
+                ],
+            )
             .await
             .map_err(log_db_error)?;
         drop(client);
@@ -499,7 +524,12 @@ impl PartitionStorage for ClusterPartition {
         self.index
     }
 
-    fn append(self: Arc<Self>, records: Bytes, _acks: i16, _now_ms: i64) -> StorageFuture<Appended> {
+    fn append(
+        self: Arc<Self>,
+        records: Bytes,
+        _acks: i16,
+        _now_ms: i64,
+    ) -> StorageFuture<Appended> {
         if self.closed.load(Ordering::SeqCst) {
             return boxed(std::future::ready(Err(LogError::StorageUnavailable)));
         }
@@ -537,7 +567,10 @@ impl PartitionStorage for ClusterPartition {
     }
 
     fn set_config(&self, config: LogConfig) -> Result<(), LogError> {
-        *self.config.write().map_err(|_| LogError::StorageUnavailable)? = config;
+        *self
+            .config
+            .write()
+            .map_err(|_| LogError::StorageUnavailable)? = config;
         Ok(())
     }
 

@@ -253,7 +253,10 @@ async fn write_batch(
                 allowed.insert(g);
             }
             (Some(_), _) => {
-                tracing::warn!(group = g, "group writes fenced: another broker took the group over");
+                tracing::warn!(
+                    group = g,
+                    "group writes fenced: another broker took the group over"
+                );
                 if let Ok(mut e) = epochs.lock() {
                     e.remove(g);
                 }
@@ -313,7 +316,11 @@ impl Groups {
                 _ = shutdown.changed() => return,
             }
             let live = ownership.leases.live();
-            let ready = ownership.ready.read().map(|r| r.clone()).unwrap_or_default();
+            let ready = ownership
+                .ready
+                .read()
+                .map(|r| r.clone())
+                .unwrap_or_default();
             let ids = |v: &[BrokerInfo]| v.iter().map(|b| b.node_id).collect::<Vec<_>>();
             if ids(&live) == ids(&ready) {
                 continue;
@@ -325,7 +332,9 @@ impl Groups {
                         *r = live;
                     }
                 }
-                Err(e) => tracing::warn!(error = %format!("{e:#}"), "loading groups failed; retrying"),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "loading groups failed; retrying")
+                }
             }
         }
     }
@@ -373,7 +382,10 @@ async fn load_owned(
         let tx = client.transaction().await?;
         let epoch = claim(&tx, g, me).await?;
         let rows = tx
-            .query("SELECT key, value FROM group_records WHERE group_id = $1", &[g])
+            .query(
+                "SELECT key, value FROM group_records WHERE group_id = $1",
+                &[g],
+            )
             .await?;
         tx.commit().await?;
         let records: Vec<Record> = rows
@@ -385,8 +397,9 @@ async fn load_owned(
             })
             .collect();
         // Group metadata before offsets, as written.
-        let (mut metas, offsets): (Vec<Record>, Vec<Record>) =
-            records.into_iter().partition(|r| matches!(r, Record::Group { .. }));
+        let (mut metas, offsets): (Vec<Record>, Vec<Record>) = records
+            .into_iter()
+            .partition(|r| matches!(r, Record::Group { .. }));
         metas.extend(offsets);
         broker.groups.install_group(g, metas);
         if let Ok(mut e) = epochs.lock() {

@@ -97,15 +97,20 @@ pub async fn start_with_stores(
     // so a producer that sends small requests back to back (linger.ms=0) needs
     // many in flight per connection to keep its rate; produce bytes stay
     // bounded by the WAL's admission limit, not by this count.
-    config.requests_in_flight_max = config.requests_in_flight_max.max(CLUSTER_REQUESTS_IN_FLIGHT_MIN);
+    config.requests_in_flight_max = config
+        .requests_in_flight_max
+        .max(CLUSTER_REQUESTS_IN_FLIGHT_MIN);
     let listener = TcpListener::bind(config.listen).await?;
     let (host, port) = herald_broker::server::advertised(&config, &listener)?;
 
     let pg_config = db::parse_config(&cluster.database_url)?;
     let pool = db::pool(pg_config.clone())?;
-    let version = db::migrate(&pool)
-        .await
-        .with_context(|| format!("preparing the cluster database {}", redact(&cluster.database_url)))?;
+    let version = db::migrate(&pool).await.with_context(|| {
+        format!(
+            "preparing the cluster database {}",
+            redact(&cluster.database_url)
+        )
+    })?;
     let cluster_id = cluster_id(&pool).await?;
 
     objects::probe_conditional_writes(&write_store, &prefix)

@@ -58,7 +58,10 @@ pub async fn run(
             last_orphans = Instant::now();
             match reconcile_orphans(&pool, &store, &prefix, &broker.cluster_id, orphan_age).await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(objects = n, "deleted orphan objects (uploaded, never committed)"),
+                Ok(n) => tracing::info!(
+                    objects = n,
+                    "deleted orphan objects (uploaded, never committed)"
+                ),
                 Err(e) => tracing::warn!(error = %format!("{e:#}"), "orphan reconciliation failed"),
             }
         }
@@ -121,7 +124,10 @@ pub async fn retention_pass(broker: &Broker, pool: &deadpool_postgres::Pool) -> 
 
 /// Deletes objects whose grace period is over, and marks objects that lost
 /// their last batch without being marked (two deletions racing on one object).
-pub async fn collect_garbage(pool: &deadpool_postgres::Pool, store: &Store) -> anyhow::Result<usize> {
+pub async fn collect_garbage(
+    pool: &deadpool_postgres::Pool,
+    store: &Store,
+) -> anyhow::Result<usize> {
     let client = pool.get().await?;
     client
         .execute(
@@ -179,9 +185,15 @@ pub async fn reconcile_orphans(
         if seen > ORPHAN_LIST_MAX {
             break;
         }
-        let Some(name) = meta.location.filename() else { continue };
-        let Ok(id) = uuid::Uuid::parse_str(name) else { continue };
-        let Some(ts) = id.get_timestamp() else { continue };
+        let Some(name) = meta.location.filename() else {
+            continue;
+        };
+        let Ok(id) = uuid::Uuid::parse_str(name) else {
+            continue;
+        };
+        let Some(ts) = id.get_timestamp() else {
+            continue;
+        };
         let (secs, nanos) = ts.to_unix();
         let ms = secs as i64 * 1000 + i64::from(nanos / 1_000_000);
         if ms < cutoff_ms {

@@ -31,7 +31,10 @@ impl Membership for Leases {
 
 impl Leases {
     /// Registers this broker; returns its leases handle.
-    pub async fn register(pool: &deadpool_postgres::Pool, me: BrokerInfo) -> anyhow::Result<Arc<Leases>> {
+    pub async fn register(
+        pool: &deadpool_postgres::Pool,
+        me: BrokerInfo,
+    ) -> anyhow::Result<Arc<Leases>> {
         let client = pool.get().await?;
         let lease = LEASE.as_secs_f64();
         let row = client
@@ -46,7 +49,11 @@ impl Leases {
             )
             .await?;
         let incarnation: i64 = row.get(0);
-        tracing::info!(node_id = me.node_id, incarnation, "registered in the cluster");
+        tracing::info!(
+            node_id = me.node_id,
+            incarnation,
+            "registered in the cluster"
+        );
         let leases = Arc::new(Leases {
             me,
             incarnation,
@@ -116,7 +123,11 @@ impl Leases {
 }
 
 /// Renews the lease every heartbeat until shutdown.
-pub async fn run(leases: Arc<Leases>, pool: deadpool_postgres::Pool, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(
+    leases: Arc<Leases>,
+    pool: deadpool_postgres::Pool,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let mut ticker = tokio::time::interval(HEARTBEAT);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut known = leases.node_ids();

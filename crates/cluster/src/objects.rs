@@ -86,12 +86,15 @@ pub async fn probe_conditional_writes(store: &Store, prefix: &str) -> anyhow::Re
     let second = put_new(store, &key, Bytes::from_static(b"herald probe 2")).await;
     let _ = store.delete(&key).await;
     match second {
-        Err(object_store::Error::AlreadyExists { .. }) | Err(object_store::Error::Precondition { .. }) => Ok(()),
+        Err(object_store::Error::AlreadyExists { .. })
+        | Err(object_store::Error::Precondition { .. }) => Ok(()),
         Ok(()) => anyhow::bail!(
             "the object store overwrote an object written with If-None-Match: * ; \
              Herald needs atomic conditional writes (AWS S3, MinIO, SeaweedFS >= 4.17, Ceph RGW) \
              and refuses to start on this store"
         ),
-        Err(e) => Err(anyhow::anyhow!(e).context("probing the object store for conditional writes")),
+        Err(e) => {
+            Err(anyhow::anyhow!(e).context("probing the object store for conditional writes"))
+        }
     }
 }

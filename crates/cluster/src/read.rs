@@ -217,7 +217,12 @@ impl Reader {
         Ok(out)
     }
 
-    async fn fetch_blocks(&self, key: String, size: u64, blocks: BTreeSet<u64>) -> Result<(), LogError> {
+    async fn fetch_blocks(
+        &self,
+        key: String,
+        size: u64,
+        blocks: BTreeSet<u64>,
+    ) -> Result<(), LogError> {
         let _permit = self.gets.acquire().await.map_err(storage_error)?;
         let ranges: Vec<std::ops::Range<u64>> = blocks
             .iter()
@@ -251,7 +256,10 @@ impl Reader {
                 let in_block = (pos - blk * BLOCK_BYTES) as usize;
                 let take = ((end - pos) as usize).min(block.len().saturating_sub(in_block));
                 if take == 0 {
-                    return Err(storage_error(format!("object {} is shorter than recorded", row.key)));
+                    return Err(storage_error(format!(
+                        "object {} is shorter than recorded",
+                        row.key
+                    )));
                 }
                 out.extend_from_slice(&block[in_block..in_block + take]);
                 pos += take as u64;
@@ -272,7 +280,9 @@ pub fn patch_offsets(bytes: &mut [u8], base: i64) -> Result<(), LogError> {
     while pos < bytes.len() {
         let rest = &bytes[pos..];
         if rest.len() < HEADER_BYTES {
-            return Err(LogError::CorruptBatch("stored batch shorter than its header"));
+            return Err(LogError::CorruptBatch(
+                "stored batch shorter than its header",
+            ));
         }
         let length = i32::from_be_bytes([
             rest[LENGTH_AT],

@@ -153,12 +153,7 @@ struct Flight {
     upload: tokio::task::JoinHandle<Result<(), String>>,
 }
 
-async fn flusher(
-    wal: Arc<Wal>,
-    store: Store,
-    cache: Arc<BlockCache>,
-    tx: mpsc::Sender<Flight>,
-) {
+async fn flusher(wal: Arc<Wal>, store: Store, cache: Arc<BlockCache>, tx: mpsc::Sender<Flight>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(wal.config.flush_interval) => {}
@@ -295,7 +290,10 @@ async fn committer(wal: Arc<Wal>, pool: deadpool_postgres::Pool, mut rx: mpsc::R
 /// Commits, retrying failures: a retry after an ambiguous failure (the
 /// connection lost around COMMIT) finds the object's row and reads the
 /// original answers, so an object is never applied twice.
-async fn commit_with_retries(pool: &deadpool_postgres::Pool, input: &CommitInput) -> Vec<AppendResult> {
+async fn commit_with_retries(
+    pool: &deadpool_postgres::Pool,
+    input: &CommitInput,
+) -> Vec<AppendResult> {
     let mut delay = Duration::from_millis(50);
     let mut last = String::new();
     for attempt in 1..=COMMIT_ATTEMPTS_MAX {

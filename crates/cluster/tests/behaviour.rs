@@ -57,8 +57,22 @@ fn watermarks(c: &BaseConsumer, topic: &str) -> (i64, i64) {
 async fn cluster_brokers_behave_like_kafka() {
     let env = common::env();
     let dir = tempfile::tempdir().unwrap();
-    let a = common::broker(&env, 1, dir.path(), common::cluster_config(&env), common::store(&env.s3)).await;
-    let b = common::broker(&env, 2, dir.path(), common::cluster_config(&env), common::store(&env.s3)).await;
+    let a = common::broker(
+        &env,
+        1,
+        dir.path(),
+        common::cluster_config(&env),
+        common::store(&env.s3),
+    )
+    .await;
+    let b = common::broker(
+        &env,
+        2,
+        dir.path(),
+        common::cluster_config(&env),
+        common::store(&env.s3),
+    )
+    .await;
     let (addr_a, addr_b) = (a.addr.to_string(), b.addr.to_string());
     let admin_a: AdminClient<DefaultClientContext> = config(&addr_a).create().unwrap();
     let admin_b: AdminClient<DefaultClientContext> = config(&addr_b).create().unwrap();
@@ -66,7 +80,10 @@ async fn cluster_brokers_behave_like_kafka() {
 
     // Created on A, with replication factor 3: seen by B at once.
     for r in admin_a
-        .create_topics(&[NewTopic::new("orders", 2, TopicReplication::Fixed(3))], &opts)
+        .create_topics(
+            &[NewTopic::new("orders", 2, TopicReplication::Fixed(3))],
+            &opts,
+        )
         .await
         .unwrap()
     {
@@ -78,20 +95,30 @@ async fn cluster_brokers_behave_like_kafka() {
         if md.is_some_and(|t| t.partition_count() == 2) {
             break;
         }
-        assert!(seen_by_b.elapsed() < Duration::from_secs(2), "broker 2 did not see the topic");
+        assert!(
+            seen_by_b.elapsed() < Duration::from_secs(2),
+            "broker 2 did not see the topic"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    eprintln!("topic seen by the other broker after {:?}", seen_by_b.elapsed());
+    eprintln!(
+        "topic seen by the other broker after {:?}",
+        seen_by_b.elapsed()
+    );
 
     // Compaction is refused in cluster mode, with Kafka's code.
     let r = admin_b
         .create_topics(
-            &[NewTopic::new("compacted", 1, TopicReplication::Fixed(1)).set("cleanup.policy", "compact")],
+            &[NewTopic::new("compacted", 1, TopicReplication::Fixed(1))
+                .set("cleanup.policy", "compact")],
             &opts,
         )
         .await
         .unwrap();
-    assert!(matches!(&r[0], Err((_, RDKafkaErrorCode::InvalidConfig))), "{r:?}");
+    assert!(
+        matches!(&r[0], Err((_, RDKafkaErrorCode::InvalidConfig))),
+        "{r:?}"
+    );
 
     // ListOffsets: latest and by timestamp, asked of the other broker.
     produce(&addr_a, "orders", 100, Some(1_000_000)).await;
@@ -104,19 +131,30 @@ async fn cluster_brokers_behave_like_kafka() {
     let (low, high) = watermarks(&consumer, "orders");
     assert_eq!((low, high), (0, 100));
     let mut q = TopicPartitionList::new();
-    q.add_partition_offset("orders", 0, Offset::Offset(1_000_042)).unwrap();
-    let found = consumer.offsets_for_times(q, Duration::from_secs(10)).unwrap();
-    assert_eq!(found.find_partition("orders", 0).unwrap().offset(), Offset::Offset(42));
+    q.add_partition_offset("orders", 0, Offset::Offset(1_000_042))
+        .unwrap();
+    let found = consumer
+        .offsets_for_times(q, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(
+        found.find_partition("orders", 0).unwrap().offset(),
+        Offset::Offset(42)
+    );
 
     // DeleteRecords through B; then a fetch below the log start is out of range.
     let mut del = TopicPartitionList::new();
-    del.add_partition_offset("orders", 0, Offset::Offset(40)).unwrap();
+    del.add_partition_offset("orders", 0, Offset::Offset(40))
+        .unwrap();
     let deleted = admin_b.delete_records(&del, &opts).await.unwrap();
-    assert_eq!(deleted.find_partition("orders", 0).unwrap().offset(), Offset::Offset(40));
+    assert_eq!(
+        deleted.find_partition("orders", 0).unwrap().offset(),
+        Offset::Offset(40)
+    );
     let (low, high) = watermarks(&consumer, "orders");
     assert_eq!((low, high), (40, 100));
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("orders", 0, Offset::Offset(10)).unwrap();
+    tpl.add_partition_offset("orders", 0, Offset::Offset(10))
+        .unwrap();
     consumer.assign(&tpl).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -130,7 +168,8 @@ async fn cluster_brokers_behave_like_kafka() {
     }
     // Reading from the log start gives offsets 40.. with their values.
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("orders", 0, Offset::Offset(40)).unwrap();
+    tpl.add_partition_offset("orders", 0, Offset::Offset(40))
+        .unwrap();
     consumer.assign(&tpl).unwrap();
     let m = loop {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
@@ -142,7 +181,10 @@ async fn cluster_brokers_behave_like_kafka() {
 
     // Retention by time: old records go, in a pass of the maintenance task.
     for r in admin_a
-        .create_topics(&[NewTopic::new("short", 1, TopicReplication::Fixed(1)).set("retention.ms", "1000")], &opts)
+        .create_topics(
+            &[NewTopic::new("short", 1, TopicReplication::Fixed(1)).set("retention.ms", "1000")],
+            &opts,
+        )
         .await
         .unwrap()
     {
@@ -158,7 +200,10 @@ async fn cluster_brokers_behave_like_kafka() {
         if low == 10 {
             break;
         }
-        assert!(Instant::now() < deadline, "retention did not advance the log start (at {low})");
+        assert!(
+            Instant::now() < deadline,
+            "retention did not advance the log start (at {low})"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -168,11 +213,21 @@ async fn cluster_brokers_behave_like_kafka() {
     }
     let gone = Instant::now();
     while a.broker.topics.get("orders").is_some() {
-        assert!(gone.elapsed() < Duration::from_secs(2), "broker 1 still has the deleted topic");
+        assert!(
+            gone.elapsed() < Duration::from_secs(2),
+            "broker 1 still has the deleted topic"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let c = common::pool(&env.pg).await.get().await.unwrap();
-    let rows: i64 = c.query_one("SELECT count(*) FROM batches b JOIN topics t USING (topic_id) WHERE t.name = 'orders'", &[]).await.unwrap().get(0);
+    let rows: i64 = c
+        .query_one(
+            "SELECT count(*) FROM batches b JOIN topics t USING (topic_id) WHERE t.name = 'orders'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(rows, 0);
     a.shutdown().await;
     b.shutdown().await;

@@ -42,7 +42,11 @@ fn code(r: &AppendResult) -> i16 {
 }
 
 /// (base, last) of every stored batch of a partition, in offset order, and its high watermark.
-async fn stored(pool: &deadpool_postgres::Pool, topic: Uuid, partition: i32) -> (Vec<(i64, i64)>, i64) {
+async fn stored(
+    pool: &deadpool_postgres::Pool,
+    topic: Uuid,
+    partition: i32,
+) -> (Vec<(i64, i64)>, i64) {
     let c = pool.get().await.unwrap();
     let rows = c
         .query(
@@ -112,10 +116,16 @@ async fn concurrent_committers_leave_offsets_contiguous_and_unique() {
         let mut answered = by_partition.remove(&p).unwrap_or_default();
         answered.sort();
         let (rows, hwm) = stored(&pool, topic, p).await;
-        assert_eq!(answered, rows, "partition {p}: the answers are exactly the stored batches");
+        assert_eq!(
+            answered, rows,
+            "partition {p}: the answers are exactly the stored batches"
+        );
         let mut next = 0;
         for (b, l) in &rows {
-            assert_eq!(*b, next, "partition {p}: offsets contiguous, no gap or overlap");
+            assert_eq!(
+                *b, next,
+                "partition {p}: offsets contiguous, no gap or overlap"
+            );
             next = l + 1;
         }
         assert_eq!(next, hwm, "partition {p}: high watermark at the end");
@@ -130,9 +140,12 @@ async fn idempotent_producers_follow_kafkas_rules() {
     let h = |seq: i32, epoch: i16| common::idempotent_header(5, 42, epoch, seq);
     let mut bases = Vec::new();
     for (i, seq) in [0, 5, 10, 15, 20, 25].into_iter().enumerate() {
-        let r = commit::commit(&pool, &input(&format!("k{i}"), vec![append(topic, 0, h(seq, 0))]))
-            .await
-            .unwrap();
+        let r = commit::commit(
+            &pool,
+            &input(&format!("k{i}"), vec![append(topic, 0, h(seq, 0))]),
+        )
+        .await
+        .unwrap();
         bases.push(base(&r[0]));
     }
     assert_eq!(bases, vec![0, 5, 10, 15, 20, 25]);
@@ -175,7 +188,10 @@ async fn idempotent_producers_follow_kafkas_rules() {
     // Only the last five batches per producer are kept.
     let c = pool.get().await.unwrap();
     let n: i64 = c
-        .query_one("SELECT count(*) FROM producer_state WHERE producer_id = 42", &[])
+        .query_one(
+            "SELECT count(*) FROM producer_state WHERE producer_id = 42",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -202,7 +218,11 @@ async fn a_commit_retried_after_an_ambiguous_failure_applies_once() {
     let again = commit::commit(&pool, &make()).await.unwrap();
     let bases = |r: &[AppendResult]| r.iter().map(base).collect::<Vec<_>>();
     assert_eq!(bases(&first), vec![0, 0, 3]);
-    assert_eq!(bases(&again), bases(&first), "the retry reads the original answers");
+    assert_eq!(
+        bases(&again),
+        bases(&first),
+        "the retry reads the original answers"
+    );
     assert_eq!(stored(&pool, topic, 0).await.1, 4);
     assert_eq!(stored(&pool, topic, 1).await.1, 2);
     // Many brokers migrating at once do not fail.

@@ -60,33 +60,53 @@ async fn latency(n: u64) {
 
 #[async_trait]
 impl ObjectStore for Faulty {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
         let n = self.faults.puts.fetch_add(1, Ordering::SeqCst);
         latency(n).await;
         // The start-up probe (n 0 and 1) must see the real store.
-        if n > 2 && n % 5 == 0 {
+        if n > 2 && n.is_multiple_of(5) {
             self.faults.failed.fetch_add(1, Ordering::SeqCst);
             return Err(unavailable("put refused"));
         }
         let r = self.inner.put_opts(location, payload, opts).await;
-        if n > 2 && n % 7 == 0 && r.is_ok() {
+        if n > 2 && n.is_multiple_of(7) && r.is_ok() {
             self.faults.lost.fetch_add(1, Ordering::SeqCst);
             return Err(unavailable("response lost after the write"));
         }
         r
     }
-    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> object_store::Result<Box<dyn MultipartUpload>> {
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
         self.inner.put_multipart_opts(location, opts).await
     }
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
         latency(3).await;
         self.inner.get_opts(location, options).await
     }
-    async fn get_ranges(&self, location: &Path, ranges: &[std::ops::Range<u64>]) -> object_store::Result<Vec<Bytes>> {
+    async fn get_ranges(
+        &self,
+        location: &Path,
+        ranges: &[std::ops::Range<u64>],
+    ) -> object_store::Result<Vec<Bytes>> {
         latency(5).await;
         self.inner.get_ranges(location, ranges).await
     }
-    fn delete_stream(&self, locations: BoxStream<'static, object_store::Result<Path>>) -> BoxStream<'static, object_store::Result<Path>> {
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
         self.inner.delete_stream(locations)
     }
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
@@ -95,7 +115,12 @@ impl ObjectStore for Faulty {
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
         self.inner.list_with_delimiter(prefix).await
     }
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
         self.inner.copy_opts(from, to, options).await
     }
 }
@@ -133,7 +158,9 @@ async fn acknowledged_records_survive_object_store_and_database_faults() {
     let killer = {
         let (url, stop) = (env.pg.url.clone(), stop.clone());
         tokio::spawn(async move {
-            let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+            let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
             tokio::spawn(conn);
             let mut killed = 0u64;
             while !stop.load(Ordering::SeqCst) {
@@ -159,7 +186,9 @@ async fn acknowledged_records_survive_object_store_and_database_faults() {
     let mut i = 0u64;
     while started.elapsed() < Duration::from_secs(8) {
         let v = format!("{i:09}");
-        if let Ok(f) = producer.send_result(FutureRecord::<(), _>::to("faulty").partition(0).payload(&v)) {
+        if let Ok(f) =
+            producer.send_result(FutureRecord::<(), _>::to("faulty").partition(0).payload(&v))
+        {
             let acked = acked.clone();
             let n = i;
             pending.spawn(async move {
@@ -186,31 +215,62 @@ async fn acknowledged_records_survive_object_store_and_database_faults() {
         faults.failed.load(Ordering::SeqCst),
         faults.lost.load(Ordering::SeqCst)
     );
-    assert!(acked.len() > 200, "too little acknowledged: {}", acked.len());
+    assert!(
+        acked.len() > 200,
+        "too little acknowledged: {}",
+        acked.len()
+    );
     assert!(faults.failed.load(Ordering::SeqCst) > 0 && faults.lost.load(Ordering::SeqCst) > 0);
 
-    let consumer: BaseConsumer = client(&[("group.id", "verify"), ("enable.auto.commit", "false")]).create().unwrap();
-    let (_, end) = consumer.fetch_watermarks("faulty", 0, Duration::from_secs(20)).unwrap();
+    let consumer: BaseConsumer = client(&[("group.id", "verify"), ("enable.auto.commit", "false")])
+        .create()
+        .unwrap();
+    let (_, end) = consumer
+        .fetch_watermarks("faulty", 0, Duration::from_secs(20))
+        .unwrap();
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("faulty", 0, Offset::Beginning).unwrap();
+    tpl.add_partition_offset("faulty", 0, Offset::Beginning)
+        .unwrap();
     consumer.assign(&tpl).unwrap();
     let mut log = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = -1;
     while last + 1 < end {
-        assert!(Instant::now() < deadline, "stuck reading at {last} of {end}");
+        assert!(
+            Instant::now() < deadline,
+            "stuck reading at {last} of {end}"
+        );
         if let Some(m) = consumer.poll(Duration::from_millis(200)) {
             let m = m.unwrap();
             last = m.offset();
-            log.push(std::str::from_utf8(m.payload().unwrap()).unwrap().parse::<u64>().unwrap());
+            log.push(
+                std::str::from_utf8(m.payload().unwrap())
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap(),
+            );
         }
     }
     for w in log.windows(2) {
-        assert!(w[0] < w[1], "out of order or doubled: {} then {}", w[0], w[1]);
+        assert!(
+            w[0] < w[1],
+            "out of order or doubled: {} then {}",
+            w[0],
+            w[1]
+        );
     }
     let present: HashSet<u64> = log.iter().copied().collect();
-    let missing: Vec<u64> = acked.iter().copied().filter(|n| !present.contains(n)).collect();
-    assert!(missing.is_empty(), "{} acknowledged records lost: {:?}", missing.len(), &missing[..missing.len().min(10)]);
+    let missing: Vec<u64> = acked
+        .iter()
+        .copied()
+        .filter(|n| !present.contains(n))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged records lost: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
     broker.shutdown().await;
 }
 
@@ -228,7 +288,10 @@ async fn objects_uploaded_but_never_committed_are_reconciled_away() {
     let committed = herald_cluster::objects::wal_key("", cluster_id, uuid::Uuid::new_v7(ts));
     let fresh = herald_cluster::objects::wal_key("", cluster_id, uuid::Uuid::now_v7());
     for k in [&orphan, &committed, &fresh] {
-        store.put(k, PutPayload::from_static(b"batches")).await.unwrap();
+        store
+            .put(k, PutPayload::from_static(b"batches"))
+            .await
+            .unwrap();
     }
     let c = pool.get().await.unwrap();
     c.execute(
@@ -237,13 +300,25 @@ async fn objects_uploaded_but_never_committed_are_reconciled_away() {
     )
     .await
     .unwrap();
-    let deleted = herald_cluster::maintenance::reconcile_orphans(&pool, &store, "", cluster_id, Duration::from_secs(3600))
-        .await
-        .unwrap();
+    let deleted = herald_cluster::maintenance::reconcile_orphans(
+        &pool,
+        &store,
+        "",
+        cluster_id,
+        Duration::from_secs(3600),
+    )
+    .await
+    .unwrap();
     assert_eq!(deleted, 1);
     assert!(store.head(&orphan).await.is_err(), "the orphan is gone");
-    assert!(store.head(&committed).await.is_ok(), "a committed object stays");
-    assert!(store.head(&fresh).await.is_ok(), "a young object (commit maybe in flight) stays");
+    assert!(
+        store.head(&committed).await.is_ok(),
+        "a committed object stays"
+    );
+    assert!(
+        store.head(&fresh).await.is_ok(),
+        "a young object (commit maybe in flight) stays"
+    );
 }
 
 /// A store that ignores `If-None-Match: *` (writes over what is there).
@@ -258,16 +333,34 @@ impl std::fmt::Display for Overwriting {
 
 #[async_trait]
 impl ObjectStore for Overwriting {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, _opts: PutOptions) -> object_store::Result<PutResult> {
-        self.0.put_opts(location, payload, PutOptions::default()).await
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        _opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.0
+            .put_opts(location, payload, PutOptions::default())
+            .await
     }
-    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> object_store::Result<Box<dyn MultipartUpload>> {
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
         self.0.put_multipart_opts(location, opts).await
     }
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
         self.0.get_opts(location, options).await
     }
-    fn delete_stream(&self, locations: BoxStream<'static, object_store::Result<Path>>) -> BoxStream<'static, object_store::Result<Path>> {
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
         self.0.delete_stream(locations)
     }
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
@@ -276,7 +369,12 @@ impl ObjectStore for Overwriting {
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
         self.0.list_with_delimiter(prefix).await
     }
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
         self.0.copy_opts(from, to, options).await
     }
 }
@@ -303,7 +401,10 @@ async fn a_store_without_conditional_writes_is_refused_at_start() {
         Ok(_) => panic!("a broker started on a store that overwrites"),
         Err(e) => format!("{e:#}"),
     };
-    assert!(err.contains("If-None-Match") && err.contains("refuses to start"), "{err}");
+    assert!(
+        err.contains("If-None-Match") && err.contains("refuses to start"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,10 +426,15 @@ async fn unreferenced_objects_are_deleted_after_their_grace_period() {
     )
     .await
     .unwrap();
-    let n = herald_cluster::maintenance::collect_garbage(&pool, &store).await.unwrap();
+    let n = herald_cluster::maintenance::collect_garbage(&pool, &store)
+        .await
+        .unwrap();
     assert_eq!(n, 1);
     assert!(store.head(&due).await.is_err());
-    assert!(store.head(&waiting).await.is_ok(), "still in its grace period");
+    assert!(
+        store.head(&waiting).await.is_ok(),
+        "still in its grace period"
+    );
     let left: Vec<String> = c
         .query("SELECT key FROM objects", &[])
         .await

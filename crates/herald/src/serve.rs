@@ -167,7 +167,10 @@ impl ServeArgs {
                 cc.s3_endpoint = a.s3_endpoint.clone();
                 cc.rack = a.rack.clone();
                 if let Some(v) = a.cluster_flush_ms {
-                    anyhow::ensure!((1..=60_000).contains(&v), "--cluster-flush-ms must be in 1..=60000");
+                    anyhow::ensure!(
+                        (1..=60_000).contains(&v),
+                        "--cluster-flush-ms must be in 1..=60000"
+                    );
                     cc.flush_interval = Duration::from_millis(v);
                 }
                 if let Some(v) = a.cluster_flush_bytes {

@@ -113,7 +113,12 @@ async fn create_topic(cluster: &Cluster, name: &str, partitions: i32) {
 
 /// Every record of every partition of `topic`, read from one broker only
 /// (`herald_az=zone-N` routes every partition to broker N).
-fn read_all(cluster: &Cluster, via: usize, topic: &str, partitions: i32) -> BTreeMap<i32, Vec<(i64, String)>> {
+fn read_all(
+    cluster: &Cluster,
+    via: usize,
+    topic: &str,
+    partitions: i32,
+) -> BTreeMap<i32, Vec<(i64, String)>> {
     let zone = format!("verify,herald_az=zone-{}", via + 1);
     let consumer: BaseConsumer = cluster
         .client(&[
@@ -129,13 +134,17 @@ fn read_all(cluster: &Cluster, via: usize, topic: &str, partitions: i32) -> BTre
             .fetch_watermarks(topic, p, Duration::from_secs(20))
             .expect("watermarks");
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
         consumer.assign(&tpl).expect("assign");
         let mut records = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut last = -1;
         while last + 1 < end {
-            assert!(Instant::now() < deadline, "reading partition {p} via broker {via}: stuck at {last} of {end}");
+            assert!(
+                Instant::now() < deadline,
+                "reading partition {p} via broker {via}: stuck at {last} of {end}"
+            );
             if let Some(m) = consumer.poll(Duration::from_millis(200)) {
                 let m = m.expect("message");
                 last = m.offset();
@@ -176,7 +185,11 @@ async fn acknowledged_records_survive_broker_kills_exactly_once_in_order() {
                 let p = (i % PARTITIONS as u64) as i32;
                 let n = seq[p as usize];
                 let value = format!("{p}-{n:09}");
-                match producer.send_result(FutureRecord::<(), _>::to(TOPIC).partition(p).payload(&value)) {
+                match producer.send_result(
+                    FutureRecord::<(), _>::to(TOPIC)
+                        .partition(p)
+                        .payload(&value),
+                ) {
                     Ok(f) => {
                         seq[p as usize] += 1;
                         i += 1;
@@ -226,7 +239,10 @@ async fn acknowledged_records_survive_broker_kills_exactly_once_in_order() {
         cluster.brokers[victim].kill9();
         tokio::time::sleep(Duration::from_millis(200 + pseudo_random(1500))).await;
         cluster.brokers[victim].restart();
-        eprintln!("round {round}: killed broker {} after {before} acks, restarted", victim + 1);
+        eprintln!(
+            "round {round}: killed broker {} after {before} acks, restarted",
+            victim + 1
+        );
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::SeqCst);
@@ -236,13 +252,31 @@ async fn acknowledged_records_survive_broker_kills_exactly_once_in_order() {
         .expect("join");
     group_reader.join().unwrap();
     let acked = acked.lock().unwrap().clone();
-    eprintln!("sent {sent}, acknowledged {}, group consumer saw {}", acked.len(), group_seen.lock().unwrap());
-    assert!(acked.len() > 500, "too little acknowledged to mean anything: {}", acked.len());
-    assert!(*group_seen.lock().unwrap() > 0, "the consumer group read nothing");
+    eprintln!(
+        "sent {sent}, acknowledged {}, group consumer saw {}",
+        acked.len(),
+        group_seen.lock().unwrap()
+    );
+    assert!(
+        acked.len() > 500,
+        "too little acknowledged to mean anything: {}",
+        acked.len()
+    );
+    assert!(
+        *group_seen.lock().unwrap() > 0,
+        "the consumer group read nothing"
+    );
 
-    let views: Vec<_> = (0..3).map(|b| read_all(&cluster, b, TOPIC, PARTITIONS)).collect();
+    let views: Vec<_> = (0..3)
+        .map(|b| read_all(&cluster, b, TOPIC, PARTITIONS))
+        .collect();
     for b in 1..3 {
-        assert_eq!(views[b], views[0], "broker {} serves different records than broker 1", b + 1);
+        assert_eq!(
+            views[b],
+            views[0],
+            "broker {} serves different records than broker 1",
+            b + 1
+        );
     }
     let mut acked_by: HashMap<i32, HashSet<u64>> = HashMap::new();
     for (p, n) in &acked {
@@ -254,16 +288,33 @@ async fn acknowledged_records_survive_broker_kills_exactly_once_in_order() {
         for (i, (offset, v)) in records.iter().enumerate() {
             assert_eq!(*offset, i as i64, "partition {p}: offsets dense from 0");
             let (vp, n) = v.split_once('-').expect("value format");
-            assert_eq!(vp.parse::<i32>().unwrap(), *p, "record in the wrong partition");
+            assert_eq!(
+                vp.parse::<i32>().unwrap(),
+                *p,
+                "record in the wrong partition"
+            );
             let n: u64 = n.parse().unwrap();
             if let Some(q) = prev {
-                assert!(n > q, "partition {p}: {q} then {n}: out of order or duplicated");
+                assert!(
+                    n > q,
+                    "partition {p}: {q} then {n}: out of order or duplicated"
+                );
             }
             prev = Some(n);
             present.insert(n);
         }
-        let missing: Vec<_> = acked_by.get(p).into_iter().flatten().filter(|n| !present.contains(n)).collect();
-        assert!(missing.is_empty(), "partition {p}: {} acknowledged records lost: {:?}", missing.len(), &missing[..missing.len().min(10)]);
+        let missing: Vec<_> = acked_by
+            .get(p)
+            .into_iter()
+            .flatten()
+            .filter(|n| !present.contains(n))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "partition {p}: {} acknowledged records lost: {:?}",
+            missing.len(),
+            &missing[..missing.len().min(10)]
+        );
     }
 }
 
@@ -275,7 +326,11 @@ async fn a_group_keeps_consuming_when_its_coordinator_is_killed() {
     create_topic(&cluster, TOPIC, 6).await;
     let stop = Arc::new(AtomicBool::new(false));
     let producer: FutureProducer = cluster
-        .client(&[("acks", "all"), ("linger.ms", "5"), ("message.timeout.ms", "60000")])
+        .client(&[
+            ("acks", "all"),
+            ("linger.ms", "5"),
+            ("message.timeout.ms", "60000"),
+        ])
         .create()
         .expect("producer");
     let produced = Arc::new(Mutex::new(0u64));
@@ -324,15 +379,29 @@ async fn a_group_keeps_consuming_when_its_coordinator_is_killed() {
     let info_deadline = Instant::now() + Duration::from_secs(10);
     let info = loop {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-            .args(["cluster", "info", "--format", "json", "-b", &cluster.brokers[0].addr])
+            .args([
+                "cluster",
+                "info",
+                "--format",
+                "json",
+                "-b",
+                &cluster.brokers[0].addr,
+            ])
             .output()
             .expect("herald cluster info");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let info: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
         if info["brokers"].as_array().is_some_and(|b| b.len() == 3) {
             break info;
         }
-        assert!(Instant::now() < info_deadline, "cluster info never listed 3 brokers: {info}");
+        assert!(
+            Instant::now() < info_deadline,
+            "cluster info never listed 3 brokers: {info}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(info["storage_engine"], "cluster");
@@ -346,7 +415,10 @@ async fn a_group_keeps_consuming_when_its_coordinator_is_killed() {
     // Wait for the group to consume.
     let deadline = Instant::now() + Duration::from_secs(60);
     while consumed.lock().unwrap().len() < 50 {
-        assert!(Instant::now() < deadline, "the group never started consuming");
+        assert!(
+            Instant::now() < deadline,
+            "the group never started consuming"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Kill the group's coordinator: the rendezvous hash every broker computes.
@@ -366,11 +438,19 @@ async fn a_group_keeps_consuming_when_its_coordinator_is_killed() {
     // Consumption must go on without it.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let after = consumed.lock().unwrap().iter().filter(|t| **t > killed_at + Duration::from_secs(6)).count();
+        let after = consumed
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|t| **t > killed_at + Duration::from_secs(6))
+            .count();
         if after >= 100 {
             break;
         }
-        assert!(Instant::now() < deadline, "the group stopped consuming after its coordinator died ({after} since)");
+        assert!(
+            Instant::now() < deadline,
+            "the group stopped consuming after its coordinator died ({after} since)"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     stop.store(true, Ordering::SeqCst);

@@ -1001,7 +1001,10 @@ impl GroupCoordinator {
     ) -> consumer::HeartbeatResult {
         use ResponseError as E;
         if let Err(e) = self.check_group(group_id) {
-            return consumer::HeartbeatResult::error(e, "this broker does not coordinate the group now");
+            return consumer::HeartbeatResult::error(
+                e,
+                "this broker does not coordinate the group now",
+            );
         }
         let now = Instant::now();
         let mut guard = lock(&self.state);

@@ -22,7 +22,13 @@ async fn answer(ctx: &Ctx, req: CreatePartitionsRequest) -> CreatePartitionsResp
         let mut r = CreatePartitionsTopicResult::default();
         r.name = t.name.clone();
         let shared = ctx.broker.topics.engine().kind() != "local";
-        let live: Vec<i32> = ctx.broker.membership.live().iter().map(|b| b.node_id).collect();
+        let live: Vec<i32> = ctx
+            .broker
+            .membership
+            .live()
+            .iter()
+            .map(|b| b.node_id)
+            .collect();
         let bad_assignment = t.assignments.as_ref().is_some_and(|a| {
             a.iter().any(|x| {
                 if shared {

@@ -41,7 +41,11 @@ fn membership_configs(
             info.lease_age_ms.to_string(),
             ConfigType::Long,
         ));
-        v.push(("herald.storage.engine", engine.to_string(), ConfigType::String));
+        v.push((
+            "herald.storage.engine",
+            engine.to_string(),
+            ConfigType::String,
+        ));
     }
     v
 }
@@ -336,10 +340,8 @@ async fn answer(ctx: &Ctx, mut req: DescribeConfigsRequest) -> DescribeConfigsRe
                     let mine = me
                         .map(|info| membership_configs(broker, &info))
                         .unwrap_or_default();
-                    for (key, value, t) in broker_configs(broker)
-                        .into_iter()
-                        .chain(inert)
-                        .chain(mine)
+                    for (key, value, t) in
+                        broker_configs(broker).into_iter().chain(inert).chain(mine)
                     {
                         if !wanted(key) {
                             continue;

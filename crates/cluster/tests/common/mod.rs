@@ -78,7 +78,12 @@ pub fn header(records: i32) -> BatchHeader {
     idempotent_header(records, -1, -1, -1)
 }
 
-pub fn idempotent_header(records: i32, producer_id: i64, epoch: i16, base_sequence: i32) -> BatchHeader {
+pub fn idempotent_header(
+    records: i32,
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+) -> BatchHeader {
     BatchHeader {
         base_offset: 0,
         batch_length: 100,
@@ -96,7 +101,11 @@ pub fn idempotent_header(records: i32, producer_id: i64, epoch: i16, base_sequen
     }
 }
 
-pub async fn create_topic(pool: &deadpool_postgres::Pool, name: &str, partitions: i32) -> uuid::Uuid {
+pub async fn create_topic(
+    pool: &deadpool_postgres::Pool,
+    name: &str,
+    partitions: i32,
+) -> uuid::Uuid {
     let id = uuid::Uuid::new_v4();
     let c = pool.get().await.unwrap();
     c.execute(

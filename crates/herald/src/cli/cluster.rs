@@ -51,7 +51,10 @@ pub fn info(common: &Common) -> anyhow::Result<()> {
     let engine = described
         .as_ref()
         .and_then(|d| {
-            d.results.iter().flat_map(|r| r.configs.iter()).find(|c| c.name.as_str() == "herald.storage.engine")
+            d.results
+                .iter()
+                .flat_map(|r| r.configs.iter())
+                .find(|c| c.name.as_str() == "herald.storage.engine")
         })
         .and_then(|c| c.value.as_ref().map(|v| v.to_string()))
         .unwrap_or_else(|| "local".to_string());
@@ -95,7 +98,10 @@ pub fn info(common: &Common) -> anyhow::Result<()> {
             br.node_id.0.to_string(),
             br.host.to_string(),
             br.port.to_string(),
-            br.rack.as_ref().map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
+            br.rack
+                .as_ref()
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "-".into()),
             lease_of(br.node_id.0)
                 .map(|ms| format!("{ms} ms"))
                 .unwrap_or_else(|| "-".into()),
