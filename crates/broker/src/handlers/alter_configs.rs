@@ -150,11 +150,9 @@ pub fn handle_incremental(
     ctx: &Ctx,
     req: IncrementalAlterConfigsRequest,
 ) -> Result<Reply, ProtocolError> {
-    let ctx = ctx.clone();
-    Ok(Reply::Later(Box::pin(async move {
-        let resp = handle_incremental_answer(&ctx, req).await;
-        Some(ctx.encode(&resp))
-    })))
+    super::reply_later(ctx, |ctx| async move {
+        handle_incremental_answer(&ctx, req).await
+    })
 }
 
 async fn handle_incremental_answer(
@@ -225,11 +223,10 @@ async fn handle_incremental_answer(
 }
 
 pub fn handle_alter(ctx: &Ctx, req: AlterConfigsRequest) -> Result<Reply, ProtocolError> {
-    let ctx = ctx.clone();
-    Ok(Reply::Later(Box::pin(async move {
-        let resp = handle_alter_answer(&ctx, req).await;
-        Some(ctx.encode(&resp))
-    })))
+    super::reply_later(
+        ctx,
+        |ctx| async move { handle_alter_answer(&ctx, req).await },
+    )
 }
 
 async fn handle_alter_answer(ctx: &Ctx, req: AlterConfigsRequest) -> AlterConfigsResponse {

@@ -13,11 +13,7 @@ use crate::error::{ProtocolError, topic_error_code};
 use crate::topic_config;
 
 pub fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> Result<Reply, ProtocolError> {
-    let ctx = ctx.clone();
-    Ok(Reply::Later(Box::pin(async move {
-        let resp = answer(&ctx, req).await;
-        Some(ctx.encode(&resp))
-    })))
+    super::reply_later(ctx, |ctx| async move { answer(&ctx, req).await })
 }
 
 async fn answer(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse {

@@ -13,11 +13,7 @@ use crate::error::{ProtocolError, log_error_code};
 const HIGH_WATERMARK: i64 = -1;
 
 pub fn handle(ctx: &Ctx, req: DeleteRecordsRequest) -> Result<Reply, ProtocolError> {
-    let ctx = ctx.clone();
-    Ok(Reply::Later(Box::pin(async move {
-        let resp = answer(&ctx, req).await;
-        Some(ctx.encode(&resp))
-    })))
+    super::reply_later(ctx, |ctx| async move { answer(&ctx, req).await })
 }
 
 async fn answer(ctx: &Ctx, req: DeleteRecordsRequest) -> DeleteRecordsResponse {

@@ -8,11 +8,7 @@ use super::{Ctx, Reply, s, sb};
 use crate::error::{ProtocolError, topic_error_code};
 
 pub fn handle(ctx: &Ctx, req: DeleteTopicsRequest) -> Result<Reply, ProtocolError> {
-    let ctx = ctx.clone();
-    Ok(Reply::Later(Box::pin(async move {
-        let resp = answer(&ctx, req).await;
-        Some(ctx.encode(&resp))
-    })))
+    super::reply_later(ctx, |ctx| async move { answer(&ctx, req).await })
 }
 
 async fn answer(ctx: &Ctx, req: DeleteTopicsRequest) -> DeleteTopicsResponse {

@@ -234,11 +234,7 @@ fn overridable(
 }
 
 pub fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Result<Reply, ProtocolError> {
-    let ctx = ctx.clone();
-    Ok(Reply::Later(Box::pin(async move {
-        let resp = answer(&ctx, req).await;
-        Some(ctx.encode(&resp))
-    })))
+    super::reply_later(ctx, |ctx| async move { answer(&ctx, req).await })
 }
 
 async fn answer(ctx: &Ctx, mut req: DescribeConfigsRequest) -> DescribeConfigsResponse {

@@ -27,11 +27,7 @@ fn query(timestamp: i64) -> Option<OffsetQuery> {
 }
 
 pub fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> Result<Reply, ProtocolError> {
-    let ctx = ctx.clone();
-    Ok(Reply::Later(Box::pin(async move {
-        let resp = answer(&ctx, req).await;
-        Some(ctx.encode(&resp))
-    })))
+    super::reply_later(ctx, |ctx| async move { answer(&ctx, req).await })
 }
 
 async fn answer(ctx: &Ctx, req: ListOffsetsRequest) -> ListOffsetsResponse {

@@ -91,11 +91,7 @@ fn error_entry(name: Option<String>, id: uuid::Uuid, code: i16) -> MetadataRespo
 }
 
 pub fn handle(ctx: &Ctx, req: MetadataRequest) -> Result<Reply, ProtocolError> {
-    let ctx = ctx.clone();
-    Ok(Reply::Later(Box::pin(async move {
-        let resp = answer(&ctx, req).await;
-        Some(ctx.encode(&resp))
-    })))
+    super::reply_later(ctx, |ctx| async move { answer(&ctx, req).await })
 }
 
 async fn answer(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {

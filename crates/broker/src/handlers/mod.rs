@@ -185,6 +185,21 @@ pub async fn dispatch(
     }
 }
 
+/// Answers with what `answer` computes, later: for handlers that wait on
+/// storage (an engine may be remote) or on other requests.
+pub fn reply_later<R, F>(ctx: &Ctx, answer: impl FnOnce(Ctx) -> F) -> Result<Reply, ProtocolError>
+where
+    R: Encodable + HeaderVersion,
+    F: std::future::Future<Output = R> + Send + 'static,
+{
+    let encoder = ctx.clone();
+    let pending = answer(ctx.clone());
+    Ok(Reply::Later(Box::pin(async move {
+        let response = pending.await;
+        Some(encoder.encode(&response))
+    })))
+}
+
 /// Encodes `response` once the group state log is durable (so that an
 /// acknowledged commit or generation survives a crash).
 pub fn reply_when_durable<R>(ctx: &Ctx, response: R) -> Reply

@@ -12,11 +12,7 @@ use super::{Ctx, Reply, s};
 use crate::error::{ProtocolError, log_error_code};
 
 pub fn handle(ctx: &Ctx, req: OffsetForLeaderEpochRequest) -> Result<Reply, ProtocolError> {
-    let ctx = ctx.clone();
-    Ok(Reply::Later(Box::pin(async move {
-        let resp = answer(&ctx, req).await;
-        Some(ctx.encode(&resp))
-    })))
+    super::reply_later(ctx, |ctx| async move { answer(&ctx, req).await })
 }
 
 async fn answer(ctx: &Ctx, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {

@@ -63,6 +63,10 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
         }
         responses.push(tr);
     }
+    if !pending.is_empty() && broker.topics.engine().readable_on_append() {
+        // Consumers may read the records now (before their fsync): wake them.
+        broker.notify_data_arrived();
+    }
     let ctx = ctx.clone();
     let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64)
         .clamp(Duration::from_secs(1), DURABILITY_WAIT_MAX);

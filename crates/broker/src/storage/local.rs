@@ -196,6 +196,10 @@ impl Engine for LocalEngine {
     fn allocate_producer_ids(&self, count: i64) -> StorageFuture<(i64, i64), std::io::Error> {
         ready(self.allocate_sync(count))
     }
+
+    fn readable_on_append(&self) -> bool {
+        true
+    }
 }
 
 /// Within the batch found by timestamp, the first record at or after `target`

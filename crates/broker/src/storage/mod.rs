@@ -154,6 +154,12 @@ pub trait Engine: Send + Sync {
     fn admit(&self, _bytes: usize) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(std::future::ready(()))
     }
+    /// Whether appended records are readable before `append`'s future
+    /// resolves (the local log: at once, fsync or not), so Produce can wake
+    /// long-polling fetches right away.
+    fn readable_on_append(&self) -> bool {
+        false
+    }
     /// A block of never-used producer ids, `[start, end)`.
     fn allocate_producer_ids(&self, count: i64) -> StorageFuture<(i64, i64), std::io::Error>;
 }
