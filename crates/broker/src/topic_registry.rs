@@ -263,6 +263,25 @@ impl TopicRegistry {
         Ok(())
     }
 
+    /// `list`, after reloading the catalog if another engine's broker may
+    /// have changed it and it was not reloaded in the last
+    /// `MISS_REFRESH_INTERVAL` (a client that lists topics right after
+    /// creating one through another broker sees it).
+    pub async fn list_fresh(&self) -> Vec<Arc<Topic>> {
+        if self.engine.kind() != "local" {
+            let recent = self
+                .refreshed_at
+                .lock()
+                .ok()
+                .and_then(|t| *t)
+                .is_some_and(|t| t.elapsed() < MISS_REFRESH_INTERVAL);
+            if !recent && let Err(e) = self.refresh().await {
+                tracing::warn!(error = %e, "reloading topics for a listing failed");
+            }
+        }
+        self.list()
+    }
+
     /// `get`, but a topic another broker created an instant ago (its change
     /// notification not applied yet) is loaded first: a client that creates a
     /// topic on one broker and asks another at once finds it. Misses reload

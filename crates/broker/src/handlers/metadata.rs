@@ -110,7 +110,7 @@ async fn answer(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
     let mut topics = Vec::new();
     match requested {
         None => {
-            for t in broker.topics.list() {
+            for t in broker.topics.list_fresh().await {
                 topics.push(topic_entry(ctx, &t, with_ops, &routed));
             }
         }
