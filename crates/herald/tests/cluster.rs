@@ -232,7 +232,12 @@ async fn acknowledged_records_survive_broker_kills_exactly_once_in_order() {
         })
     };
 
-    for round in 0..5 {
+    // HERALD_CLUSTER_KILL_ROUNDS sets a longer sweep (run by hand; CI does 5).
+    let rounds: u32 = std::env::var("HERALD_CLUSTER_KILL_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    for round in 0..rounds {
         tokio::time::sleep(Duration::from_millis(800 + pseudo_random(1200))).await;
         let victim = pseudo_random(3) as usize;
         let before = acked.lock().unwrap().len();
