@@ -263,35 +263,12 @@ impl TopicRegistry {
         Ok(())
     }
 
-    /// `list`, after reloading the catalog if another engine's broker may
-    /// have changed it and it was not reloaded in the last
-    /// `MISS_REFRESH_INTERVAL` (a client that lists topics right after
-    /// creating one through another broker sees it).
-    pub async fn list_fresh(&self) -> Vec<Arc<Topic>> {
-        if self.engine.kind() != "local" {
-            let recent = self
-                .refreshed_at
-                .lock()
-                .ok()
-                .and_then(|t| *t)
-                .is_some_and(|t| t.elapsed() < MISS_REFRESH_INTERVAL);
-            if !recent && let Err(e) = self.refresh().await {
-                tracing::warn!(error = %e, "reloading topics for a listing failed");
-            }
-        }
-        self.list()
-    }
-
-    /// `get`, but a topic another broker created an instant ago (its change
-    /// notification not applied yet) is loaded first: a client that creates a
-    /// topic on one broker and asks another at once finds it. Misses reload
-    /// the catalog at most every `MISS_REFRESH_INTERVAL`.
-    pub async fn get_fresh(&self, name: &str) -> Option<Arc<Topic>> {
-        if let Some(t) = self.get(name) {
-            return Some(t);
-        }
+    /// Reloads the catalog unless the engine is the local one (no other
+    /// broker changes it) or it was reloaded in the last
+    /// `MISS_REFRESH_INTERVAL`.
+    async fn refresh_if_stale(&self, why: &'static str) {
         if self.engine.kind() == "local" {
-            return None;
+            return;
         }
         let recent = self
             .refreshed_at
@@ -300,10 +277,28 @@ impl TopicRegistry {
             .and_then(|t| *t)
             .is_some_and(|t| t.elapsed() < MISS_REFRESH_INTERVAL);
         if !recent && let Err(e) = self.refresh().await {
-            tracing::warn!(error = %e, "reloading topics after a miss failed");
+            tracing::warn!(error = %e, why, "reloading topics failed");
         }
+    }
+
+    /// `list`, after a reload if the catalog may be stale: a client that lists
+    /// topics right after creating one through another broker sees it.
+    pub async fn list_fresh(&self) -> Vec<Arc<Topic>> {
+        self.refresh_if_stale("listing").await;
+        self.list()
+    }
+
+    /// `get`, but a topic another broker created an instant ago (its change
+    /// notification not applied yet) is loaded first: a client that creates a
+    /// topic on one broker and asks another at once finds it.
+    pub async fn get_fresh(&self, name: &str) -> Option<Arc<Topic>> {
+        if let Some(t) = self.get(name) {
+            return Some(t);
+        }
+        self.refresh_if_stale("unknown topic").await;
         self.get(name)
     }
+
     /// What a topic without overrides gets (static settings plus dynamic defaults).
     pub fn base_log_config(&self) -> LogConfig {
         self.topic_log_config(&BTreeMap::new())
