@@ -19,7 +19,7 @@ use herald_log::batch::BatchHeader;
 use herald_log::producer_state::{CachedBatch, ProducerEntry, ProducerStateTable, SequenceVerdict};
 use uuid::Uuid;
 
-use crate::wal::kafka_protocol_codes as codes;
+use kafka_protocol::ResponseError;
 
 pub struct AppendInput {
     pub topic_id: Uuid,
@@ -82,16 +82,6 @@ fn decode_results(bytes: &[u8], expected: usize) -> anyhow::Result<Vec<AppendRes
             }
         })
         .collect())
-}
-
-fn error_code(e: &LogError) -> i16 {
-    match e {
-        LogError::OutOfOrderSequence { .. } => 45,
-        LogError::InvalidProducerEpoch { .. } => 47,
-        LogError::InvalidRecord(_) => 87,
-        LogError::Coded { code, .. } => *code,
-        _ => codes::KAFKA_STORAGE_ERROR,
-    }
 }
 
 struct PartitionRow {
@@ -216,16 +206,16 @@ pub async fn commit(
     for a in &input.appends {
         let Some(ps) = state.get_mut(&(a.topic_id, a.partition)) else {
             let e = LogError::Coded {
-                code: codes::UNKNOWN_TOPIC_OR_PARTITION,
+                code: ResponseError::UnknownTopicOrPartition.code(),
                 message: "the partition was deleted".into(),
             };
-            answers.push((error_code(&e), -1, -1));
+            answers.push((herald_broker::error::log_error_code(&e), -1, -1));
             results.push(AppendResult::Err(e));
             continue;
         };
         match check_append(&ps.producers, &a.headers) {
             Err(e) => {
-                answers.push((error_code(&e), -1, -1));
+                answers.push((herald_broker::error::log_error_code(&e), -1, -1));
                 results.push(AppendResult::Err(e));
             }
             Ok(Some(original)) => {

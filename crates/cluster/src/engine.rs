@@ -19,7 +19,8 @@ use tokio::sync::{Notify, oneshot};
 use uuid::Uuid;
 
 use crate::read::{PartitionRead, Reader};
-use crate::wal::{PendingAppend, Wal, kafka_protocol_codes as codes};
+use crate::wal::{PendingAppend, Wal};
+use kafka_protocol::ResponseError;
 
 /// How long an object no batch references is kept before deletion: longer than
 /// the slowest fetch (fetch waits are capped at 30 s) so no reader loses it.
@@ -39,7 +40,7 @@ fn db_error(e: impl std::fmt::Display) -> TopicError {
 fn log_db_error(e: impl std::fmt::Display) -> LogError {
     tracing::warn!(error = %e, "cluster database error");
     LogError::Coded {
-        code: codes::KAFKA_STORAGE_ERROR,
+        code: ResponseError::KafkaStorageError.code(),
         message: format!("cluster database: {e}"),
     }
 }
@@ -88,16 +89,7 @@ impl ClusterEngine {
         if inserted == 0 {
             return Err(TopicError::AlreadyExists(meta.name));
         }
-        tx.execute(
-            "INSERT INTO partitions (topic_id, partition) SELECT $1, generate_series(0, $2 - 1)",
-            &[&meta.id, &meta.partitions],
-        )
-        .await
-        .map_err(db_error)?;
-        tx.execute("NOTIFY herald_topics", &[])
-            .await
-            .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)
+        partition_rows_and_notify(tx, &meta).await
     }
 
     async fn update(pool: deadpool_postgres::Pool, meta: TopicMeta) -> Result<(), TopicError> {
@@ -115,17 +107,7 @@ impl ClusterEngine {
         if n == 0 {
             return Err(TopicError::Unknown(meta.name));
         }
-        tx.execute(
-            "INSERT INTO partitions (topic_id, partition) SELECT $1, generate_series(0, $2 - 1)
-             ON CONFLICT DO NOTHING",
-            &[&meta.id, &meta.partitions],
-        )
-        .await
-        .map_err(db_error)?;
-        tx.execute("NOTIFY herald_topics", &[])
-            .await
-            .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)
+        partition_rows_and_notify(tx, &meta).await
     }
 
     async fn delete(pool: deadpool_postgres::Pool, meta: TopicMeta) -> Result<(), TopicError> {
@@ -166,6 +148,25 @@ impl ClusterEngine {
     }
 }
 
+/// Gives a topic a row for each of its partitions (new ones only: a count
+/// only grows), tells every broker, and commits.
+async fn partition_rows_and_notify(
+    tx: deadpool_postgres::Transaction<'_>,
+    meta: &TopicMeta,
+) -> Result<(), TopicError> {
+    tx.execute(
+        "INSERT INTO partitions (topic_id, partition) SELECT $1, generate_series(0, $2 - 1)
+         ON CONFLICT DO NOTHING",
+        &[&meta.id, &meta.partitions],
+    )
+    .await
+    .map_err(db_error)?;
+    tx.execute("NOTIFY herald_topics", &[])
+        .await
+        .map_err(db_error)?;
+    tx.commit().await.map_err(db_error)
+}
+
 /// Marks the objects among `ids` that no batch references any more for deletion.
 pub async fn mark_unreferenced(
     tx: &deadpool_postgres::Transaction<'_>,
@@ -203,7 +204,7 @@ pub async fn advance_log_start(
         .await
         .map_err(log_db_error)?
         .ok_or(LogError::Coded {
-            code: codes::UNKNOWN_TOPIC_OR_PARTITION,
+            code: ResponseError::UnknownTopicOrPartition.code(),
             message: "unknown partition".into(),
         })?;
     let (start, hwm): (i64, i64) = (row.get(0), row.get(1));
@@ -431,7 +432,7 @@ impl ClusterPartition {
             .await
             .map_err(log_db_error)?
             .ok_or(LogError::Coded {
-                code: codes::UNKNOWN_TOPIC_OR_PARTITION,
+                code: ResponseError::UnknownTopicOrPartition.code(),
                 message: "unknown partition".into(),
             })?;
         let size: i64 = row.get(2);

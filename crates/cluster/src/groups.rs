@@ -80,7 +80,7 @@ impl GroupStore for PgGroupStore {
         }
         if self.queued.load(Ordering::Relaxed) >= QUEUED_WRITES_MAX {
             return Err(LogError::Coded {
-                code: 15, // COORDINATOR_NOT_AVAILABLE
+                code: kafka_protocol::ResponseError::CoordinatorNotAvailable.code(),
                 message: "the cluster database is not keeping up with group writes".into(),
             });
         }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::cache::{BLOCK_BYTES, BlockCache};
 use crate::objects::Store;
-use crate::wal::kafka_protocol_codes as codes;
+use kafka_protocol::ResponseError;
 
 /// Batch rows one partition may contribute to one fetch.
 const ROWS_PER_PARTITION_MAX: i64 = 1000;
@@ -56,7 +56,7 @@ struct Row {
 fn storage_error(e: impl std::fmt::Display) -> LogError {
     tracing::warn!(error = %e, "cluster read failed");
     LogError::Coded {
-        code: codes::KAFKA_STORAGE_ERROR,
+        code: ResponseError::KafkaStorageError.code(),
         message: format!("cluster storage read failed: {e}"),
     }
 }
@@ -150,7 +150,7 @@ impl Reader {
         for (i, req) in reads.iter().enumerate() {
             let Some(b) = bounds[i] else {
                 plans.push(Err(LogError::Coded {
-                    code: codes::UNKNOWN_TOPIC_OR_PARTITION,
+                    code: ResponseError::UnknownTopicOrPartition.code(),
                     message: "unknown partition".into(),
                 }));
                 continue;

@@ -17,6 +17,7 @@ use bytes::{Bytes, BytesMut};
 use herald_broker::storage::Appended;
 use herald_log::LogError;
 use herald_log::batch::BatchHeader;
+use kafka_protocol::ResponseError;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::cache::BlockCache;
@@ -243,7 +244,7 @@ async fn committer(wal: Arc<Wal>, pool: deadpool_postgres::Pool, mut rx: mpsc::R
             tracing::error!(%key, error = %e, "object upload failed; its produce requests fail");
             for a in appends {
                 let _ = a.reply.send(Err(LogError::Coded {
-                    code: kafka_protocol_codes::KAFKA_STORAGE_ERROR,
+                    code: ResponseError::KafkaStorageError.code(),
                     message: format!("object storage write failed: {e}"),
                 }));
             }
@@ -315,18 +316,9 @@ async fn commit_with_retries(
         .iter()
         .map(|_| {
             AppendResult::Err(LogError::Coded {
-                code: kafka_protocol_codes::REQUEST_TIMED_OUT,
+                code: ResponseError::RequestTimedOut.code(),
                 message: format!("the cluster database did not confirm the commit: {last}"),
             })
         })
         .collect()
-}
-
-/// The Kafka error codes the cluster engine answers with.
-pub mod kafka_protocol_codes {
-    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    pub const REQUEST_TIMED_OUT: i16 = 7;
-    pub const NOT_COORDINATOR: i16 = 16;
-    pub const KAFKA_STORAGE_ERROR: i16 = 56;
 }
