@@ -9,7 +9,9 @@ use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
 use crate::group_coordinator::GroupCoordinator;
+use crate::listener::Endpoint;
 use crate::membership::{BrokerInfo, Membership, SingleNode};
+use crate::security::Security;
 use crate::topic_registry::TopicRegistry;
 
 /// Producer ids are reserved from the engine in blocks of this size, so
@@ -23,12 +25,17 @@ pub struct Broker {
     /// Consumer groups and committed offsets.
     pub groups: GroupCoordinator,
     pub cluster_id: String,
+    /// The first listener's endpoint (a single address for logs and tools).
     pub advertised_host: String,
     pub advertised_port: i32,
     /// Bumped after every append; long-polling fetches wait on it.
     pub data_arrived: watch::Sender<u64>,
     /// The live brokers (this one alone, or the cluster's leases).
     pub membership: Arc<dyn Membership>,
+    /// Users, ACLs, TLS and principal mapping.
+    pub security: Security,
+    /// This broker's endpoint on each listener.
+    pub endpoints: Vec<Endpoint>,
     producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
 }
 
@@ -49,25 +56,20 @@ impl Broker {
         config: BrokerConfig,
         topics: TopicRegistry,
         groups: GroupCoordinator,
-        advertised_host: String,
-        advertised_port: i32,
+        endpoints: Vec<Endpoint>,
     ) -> anyhow::Result<Broker> {
         let cluster_id = load_or_create_cluster_id(&config.data_dir, config.node_id)?;
-        let me = BrokerInfo {
-            node_id: config.node_id,
-            host: advertised_host.clone(),
-            port: advertised_port,
-            rack: None,
-            lease_age_ms: 0,
-        };
+        let store = Arc::new(herald_security::store::FileStore::new(&config.data_dir));
+        let security = Security::new(&config.security, store)?;
+        let me = BrokerInfo::new(config.node_id, None, endpoints.clone());
         Ok(Self::assemble(
             config,
             topics,
             groups,
             cluster_id,
             Arc::new(SingleNode(me)),
-            advertised_host,
-            advertised_port,
+            security,
+            endpoints,
         ))
     }
 
@@ -78,10 +80,14 @@ impl Broker {
         groups: GroupCoordinator,
         cluster_id: String,
         membership: Arc<dyn Membership>,
-        advertised_host: String,
-        advertised_port: i32,
+        security: Security,
+        endpoints: Vec<Endpoint>,
     ) -> Broker {
         let (data_arrived, _) = watch::channel(0);
+        let (advertised_host, advertised_port) = endpoints
+            .first()
+            .map(|e| (e.host.clone(), e.port))
+            .unwrap_or_default();
         Broker {
             config,
             topics,
@@ -91,6 +97,8 @@ impl Broker {
             advertised_port,
             data_arrived,
             membership,
+            security,
+            endpoints,
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
         }
     }
@@ -105,13 +113,7 @@ impl Broker {
         let live = self.membership.live();
         crate::membership::rendezvous(key.as_bytes(), &live)
             .cloned()
-            .unwrap_or_else(|| BrokerInfo {
-                node_id: self.node_id(),
-                host: self.advertised_host.clone(),
-                port: self.advertised_port,
-                rack: None,
-                lease_age_ms: 0,
-            })
+            .unwrap_or_else(|| BrokerInfo::new(self.node_id(), None, self.endpoints.clone()))
     }
 
     /// Whether this broker coordinates `group` now.

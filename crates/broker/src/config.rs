@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use herald_log::LogConfig;
+use herald_security::tls::TlsSettings;
+
+use crate::listener::ListenerConfig;
 
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -12,6 +15,11 @@ pub struct BrokerConfig {
     pub listen: SocketAddr,
     /// Host and port given to clients in Metadata; None: the bound address.
     pub advertised: Option<(String, u16)>,
+    /// Kafka's `listeners`; empty: one PLAINTEXT listener on `listen`, told
+    /// to clients as `advertised`.
+    pub listeners: Vec<ListenerConfig>,
+    /// TLS, SASL and ACLs.
+    pub security: SecurityConfig,
     pub data_dir: PathBuf,
     /// `node.id`.
     pub node_id: i32,
@@ -19,6 +27,8 @@ pub struct BrokerConfig {
     pub frame_bytes_max: usize,
     /// Requests of one connection being processed or waiting to be answered.
     pub requests_in_flight_max: usize,
+    /// Open connections over all listeners (`max.connections`); more are closed at once.
+    pub connections_max: usize,
     /// `auto.create.topics.enable`.
     pub auto_create_topics: bool,
     /// `num.partitions` for auto-created topics and CreateTopics without a count.
@@ -51,10 +61,13 @@ impl Default for BrokerConfig {
         BrokerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
             advertised: None,
+            listeners: Vec::new(),
+            security: SecurityConfig::default(),
             data_dir: PathBuf::from("./herald-data"),
             node_id: 1,
             frame_bytes_max: 100 * 1024 * 1024,
             requests_in_flight_max: 64,
+            connections_max: 10_000,
             auto_create_topics: true,
             default_partitions: 1,
             partitions_per_topic_max: 10_000,
@@ -69,5 +82,68 @@ impl Default for BrokerConfig {
             offsets_retention: Duration::from_secs(7 * 24 * 3600),
             offsets_compact_bytes: 64 * 1024 * 1024,
         }
+    }
+}
+
+/// SASL mechanisms Herald serves.
+pub const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+
+#[derive(Debug, Clone)]
+pub struct SecurityConfig {
+    /// Certificate, key, CA and client authentication of SSL and SASL_SSL listeners.
+    pub tls: Option<TlsSettings>,
+    /// How often TLS files are checked for changes (reloaded without a restart).
+    pub tls_reload_interval: Duration,
+    /// `ssl.principal.mapping.rules`.
+    pub principal_mapping_rules: String,
+    /// `sasl.enabled.mechanisms`.
+    pub sasl_mechanisms: Vec<String>,
+    /// `connections.max.reauth.ms` (KIP-368); zero: sessions do not expire.
+    pub reauth_max: Duration,
+    /// A SASL connection that has not authenticated within this is closed.
+    pub sasl_auth_timeout: Duration,
+    /// `connection.failed.authentication.delay.ms`: a failed login is
+    /// answered after this, to slow password guessing.
+    pub auth_failure_delay: Duration,
+    /// `sasl.server.max.receive.size`: frame cap before authentication.
+    pub sasl_frame_bytes_max: usize,
+    /// `authorizer.class.name` set: ACLs are checked.
+    pub authorizer: bool,
+    /// `super.users`.
+    pub super_users: Vec<String>,
+    /// `allow.everyone.if.no.acl.found`.
+    pub allow_everyone_if_no_acl_found: bool,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            tls: None,
+            tls_reload_interval: Duration::from_secs(10),
+            principal_mapping_rules: "DEFAULT".into(),
+            sasl_mechanisms: SASL_MECHANISMS.iter().map(|m| m.to_string()).collect(),
+            reauth_max: Duration::ZERO,
+            sasl_auth_timeout: Duration::from_secs(10),
+            auth_failure_delay: Duration::from_millis(100),
+            sasl_frame_bytes_max: 512 * 1024,
+            authorizer: false,
+            super_users: Vec::new(),
+            allow_everyone_if_no_acl_found: false,
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// The listeners to bind: `listeners`, or the one PLAINTEXT default.
+    pub fn effective_listeners(&self) -> Vec<ListenerConfig> {
+        if !self.listeners.is_empty() {
+            return self.listeners.clone();
+        }
+        vec![ListenerConfig {
+            name: "PLAINTEXT".into(),
+            protocol: crate::listener::SecurityProtocol::Plaintext,
+            bind: self.listen,
+            advertised: self.advertised.clone(),
+        }]
     }
 }

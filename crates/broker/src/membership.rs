@@ -8,6 +8,8 @@
 //! leaving moves only its own share of partitions, so the others' block caches
 //! stay warm.
 
+use crate::listener::Endpoint;
+
 /// A live broker as clients see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerInfo {
@@ -17,6 +19,38 @@ pub struct BrokerInfo {
     pub rack: Option<String>,
     /// Milliseconds since the broker last renewed its lease (0 for a single node).
     pub lease_age_ms: i64,
+    /// Its endpoint on each listener; `host`/`port` is the first.
+    pub endpoints: Vec<Endpoint>,
+}
+
+impl BrokerInfo {
+    pub fn new(node_id: i32, rack: Option<String>, endpoints: Vec<Endpoint>) -> BrokerInfo {
+        let (host, port) = endpoints
+            .first()
+            .map(|e| (e.host.clone(), e.port))
+            .unwrap_or_default();
+        BrokerInfo {
+            node_id,
+            host,
+            port,
+            rack,
+            lease_age_ms: 0,
+            endpoints,
+        }
+    }
+
+    /// Where a client connected to `listener` reaches this broker; None if
+    /// the broker has no such listener (Kafka then leaves it out of Metadata).
+    /// A broker that registered no listeners (older rows) has one: its host.
+    pub fn endpoint(&self, listener: &str) -> Option<(&str, i32)> {
+        if self.endpoints.is_empty() {
+            return Some((&self.host, self.port));
+        }
+        self.endpoints
+            .iter()
+            .find(|e| e.listener == listener)
+            .map(|e| (e.host.as_str(), e.port))
+    }
 }
 
 pub trait Membership: Send + Sync {
@@ -109,6 +143,7 @@ mod tests {
                 port: 1,
                 rack: Some(if id % 2 == 0 { "a" } else { "b" }.into()),
                 lease_age_ms: 0,
+                endpoints: Vec::new(),
             })
             .collect()
     }

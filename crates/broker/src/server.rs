@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use kafka_protocol::messages::ApiKey;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -21,6 +22,8 @@ use tokio::task::JoinSet;
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
 use crate::handlers::{self, Reply};
+use crate::listener::{Endpoint, ListenerConfig, SecurityProtocol};
+use crate::sasl::{Authentication, Step};
 use crate::topic_registry::TopicRegistry;
 
 /// A response that may not be ready yet; None means no response (acks=0).
@@ -33,7 +36,10 @@ const FRAME_BYTES_MIN: usize = 10;
 
 /// A broker running in this process.
 pub struct RunningBroker {
+    /// The first listener's address.
     pub addr: SocketAddr,
+    /// Every listener's name and bound address.
+    pub listeners: Vec<(String, SocketAddr)>,
     pub broker: Arc<Broker>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -54,13 +60,59 @@ impl RunningBroker {
     pub async fn wait(self) {
         let _ = self.task.await;
     }
+
+    /// The bound address of the listener named `name` (`SASL_SSL`).
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, a)| *a)
+    }
 }
 
-/// Opens the data directory, recovers logs, binds the listener and starts serving.
+/// A listener bound to its socket.
+pub struct BoundListener {
+    pub config: ListenerConfig,
+    pub socket: TcpListener,
+    pub endpoint: Endpoint,
+}
+
+/// Binds every listener of `config`; a TLS listener needs TLS settings.
+pub async fn bind_listeners(config: &BrokerConfig) -> anyhow::Result<Vec<BoundListener>> {
+    let mut out = Vec::new();
+    for l in config.effective_listeners() {
+        anyhow::ensure!(
+            !l.protocol.tls() || config.security.tls.is_some(),
+            "listener {} ({}) needs a certificate and key (--ssl-cert, --ssl-key)",
+            l.name,
+            l.protocol.name()
+        );
+        let socket = TcpListener::bind(l.bind)
+            .await
+            .map_err(|e| anyhow::anyhow!("binding listener {} on {}: {e}", l.name, l.bind))?;
+        let addr = socket.local_addr()?;
+        let (host, port) = match &l.advertised {
+            Some((h, p)) => (h.clone(), if *p == 0 { addr.port() } else { *p }),
+            None => (addr.ip().to_string(), addr.port()),
+        };
+        out.push(BoundListener {
+            endpoint: Endpoint {
+                listener: l.name.clone(),
+                host,
+                port: port as i32,
+            },
+            config: l,
+            socket,
+        });
+    }
+    Ok(out)
+}
+
+/// Opens the data directory, recovers logs, binds the listeners and starts serving.
 pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let listener = TcpListener::bind(config.listen).await?;
-    let (host, port) = advertised(&config, &listener)?;
+    let listeners = bind_listeners(&config).await?;
+    let endpoints = listeners.iter().map(|l| l.endpoint.clone()).collect();
     let started = std::time::Instant::now();
     let topics = TopicRegistry::load(
         &config.data_dir,
@@ -68,39 +120,48 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         config.partitions_per_topic_max,
     )?;
     let groups = crate::group_coordinator::GroupCoordinator::open(&config)?;
-    let broker = Arc::new(Broker::new(config, topics, groups, host, port as i32)?);
+    let broker = Arc::new(Broker::new(config, topics, groups, endpoints)?);
+    broker.security.reload().await?;
     tracing::info!(
         data_dir = %broker.config.data_dir.display(),
         topics = broker.topics.list().len(),
         open_ms = started.elapsed().as_millis() as u64,
         "opened the local storage engine"
     );
-    Ok(serve_broker(listener, broker))
+    Ok(serve_broker(listeners, broker))
 }
 
-/// The host and port clients are given for this listener.
-pub fn advertised(config: &BrokerConfig, listener: &TcpListener) -> std::io::Result<(String, u16)> {
-    let addr = listener.local_addr()?;
-    Ok(match &config.advertised {
-        Some((h, p)) => (h.clone(), if *p == 0 { addr.port() } else { *p }),
-        None => (addr.ip().to_string(), addr.port()),
-    })
-}
-
-/// Serves an assembled broker (of any engine) on a bound listener.
-pub fn serve_broker(listener: TcpListener, broker: Arc<Broker>) -> RunningBroker {
-    let addr = listener
-        .local_addr()
-        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    tracing::info!(
-        listen = %addr,
-        engine = broker.topics.engine().kind(),
-        "herald broker listening"
-    );
+/// Serves an assembled broker (of any engine) on bound listeners.
+pub fn serve_broker(listeners: Vec<BoundListener>, broker: Arc<Broker>) -> RunningBroker {
+    let bound: Vec<(String, SocketAddr)> = listeners
+        .iter()
+        .map(|l| {
+            let addr = l
+                .socket
+                .local_addr()
+                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+            (l.config.name.clone(), addr)
+        })
+        .collect();
+    for (l, (_, addr)) in listeners.iter().zip(&bound) {
+        tracing::info!(
+            listener = %l.config.name,
+            protocol = l.config.protocol.name(),
+            listen = %addr,
+            engine = broker.topics.engine().kind(),
+            authorizer = broker.security.authorizer.is_some(),
+            "herald broker listening"
+        );
+    }
+    let addr = bound
+        .first()
+        .map(|b| b.1)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let task = tokio::spawn(serve(listener, broker.clone(), shutdown_rx));
+    let task = tokio::spawn(serve(listeners, broker.clone(), shutdown_rx));
     RunningBroker {
         addr,
+        listeners: bound,
         broker,
         shutdown,
         task,
@@ -120,7 +181,68 @@ async fn follow_topics(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>)
     }
 }
 
-async fn serve(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+/// Reloads users and ACLs when another broker changed them, and TLS files
+/// when they change on disk.
+async fn follow_security(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let interval = broker.security.config.tls_reload_interval;
+    let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = broker.security.changed() => {
+                if let Err(e) = broker.security.reload().await {
+                    tracing::warn!(error = %e, "reloading users and ACLs failed");
+                }
+            }
+            _ = tick.tick() => {
+                if let Some(tls) = &broker.security.tls {
+                    match tls.reload_if_changed() {
+                        Ok(true) => tracing::info!("TLS certificate, key or CA reloaded"),
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(error = %e, "TLS files changed but cannot be loaded; keeping the previous ones"),
+                    }
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// A listener as its connections see it.
+struct ListenerMeta {
+    name: Arc<str>,
+    protocol: SecurityProtocol,
+}
+
+async fn accept_loop(
+    socket: TcpListener,
+    meta: Arc<ListenerMeta>,
+    tx: mpsc::Sender<(TcpStream, SocketAddr, Arc<ListenerMeta>)>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = socket.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    if tx.send((stream, peer, meta.clone())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(listener = %meta.name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn serve(
+    listeners: Vec<BoundListener>,
+    broker: Arc<Broker>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut connections = JoinSet::new();
     let maintenance = tokio::spawn(crate::maintenance::run(broker.clone(), shutdown.clone()));
     let group_timers = tokio::spawn(crate::group_coordinator::run_timers(
@@ -128,22 +250,46 @@ async fn serve(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::
         shutdown.clone(),
     ));
     let topic_follower = tokio::spawn(follow_topics(broker.clone(), shutdown.clone()));
+    let security_follower = tokio::spawn(follow_security(broker.clone(), shutdown.clone()));
+    let (accepted_tx, mut accepted) = mpsc::channel(64);
+    let mut acceptors = Vec::new();
+    for l in listeners {
+        let meta = Arc::new(ListenerMeta {
+            name: l.config.name.clone().into(),
+            protocol: l.config.protocol,
+        });
+        acceptors.push(tokio::spawn(accept_loop(
+            l.socket,
+            meta,
+            accepted_tx.clone(),
+            shutdown.clone(),
+        )));
+    }
+    drop(accepted_tx);
+    let slots = Arc::new(tokio::sync::Semaphore::new(broker.config.connections_max));
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    connections.spawn(serve_connection(broker.clone(), stream, peer, shutdown.clone()));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+            a = accepted.recv() => match a {
+                Some((stream, peer, meta)) => match slots.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        connections.spawn(accept_connection(broker.clone(), stream, peer, meta, shutdown.clone(), permit));
+                    }
+                    Err(_) => {
+                        if let Some(suppressed) = broker.security.connection_refusals.admit() {
+                            tracing::warn!(%peer, max = broker.config.connections_max, suppressed, "refusing a connection: too many connections");
+                        }
+                        drop(stream);
+                    }
+                },
+                None => break,
             },
             _ = shutdown.changed() => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
-    drop(listener);
+    for a in acceptors {
+        let _ = a.await;
+    }
     tracing::info!(
         connections = connections.len(),
         "shutting down: answering in-flight requests"
@@ -158,37 +304,186 @@ async fn serve(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::
     let _ = maintenance.await;
     let _ = group_timers.await;
     let _ = topic_follower.await;
+    let _ = security_follower.await;
     broker.groups.close();
     broker.topics.close_all();
     tracing::info!("herald broker stopped");
 }
 
-async fn serve_connection(
+/// A client that does not finish its TLS handshake within this is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TLS if the listener speaks it, then the request loop.
+async fn accept_connection(
     broker: Arc<Broker>,
     stream: TcpStream,
     peer: SocketAddr,
-    mut shutdown: watch::Receiver<bool>,
+    listener: Arc<ListenerMeta>,
+    shutdown: watch::Receiver<bool>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
-    let (rd, wr) = stream.into_split();
+    let anonymous: Arc<str> = Arc::from(herald_security::ANONYMOUS);
+    if !listener.protocol.tls() {
+        let (rd, wr) = stream.into_split();
+        serve_connection(broker, rd, wr, peer, listener, anonymous, shutdown).await;
+        return;
+    }
+    let Some(tls) = broker.security.tls.clone() else {
+        return; // bind_listeners refuses this configuration
+    };
+    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            broker.security.tls_handshake_failed(&peer.to_string(), &e.to_string());
+            return;
+        }
+        Err(_) => {
+            broker.security.tls_handshake_failed(&peer.to_string(), "handshake timed out");
+            return;
+        }
+    };
+    // On SSL the client certificate names the principal; on SASL_SSL, SASL does.
+    let principal = if listener.protocol == SecurityProtocol::Ssl {
+        let cert = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first().cloned());
+        match cert {
+            None => anonymous,
+            Some(der) => {
+                let dn = herald_security::tls::subject_dn(&der);
+                match dn.as_deref().and_then(|d| broker.security.mapper.map(d)) {
+                    Some(name) => Arc::from(format!("User:{name}")),
+                    None => {
+                        broker.security.tls_handshake_failed(
+                            &peer.to_string(),
+                            &format!("no ssl.principal.mapping.rules rule matches the certificate subject {dn:?}"),
+                        );
+                        return;
+                    }
+                }
+            }
+        }
+    } else {
+        anonymous
+    };
+    let (rd, wr) = tokio::io::split(stream);
+    serve_connection(broker, rd, wr, peer, listener, principal, shutdown).await;
+}
+
+async fn serve_connection<R, W>(
+    broker: Arc<Broker>,
+    rd: R,
+    wr: W,
+    peer: SocketAddr,
+    listener: Arc<ListenerMeta>,
+    principal: Arc<str>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
     let (tx, rx) = mpsc::channel::<PendingResponse>(broker.config.requests_in_flight_max.max(1));
     let writer = tokio::spawn(write_responses(wr, rx));
     let frame_max = broker.config.frame_bytes_max;
+    let security = &broker.security;
+    let sasl_frame_max = security.config.sasl_frame_bytes_max.min(frame_max);
+    let mut auth = Authentication::new(listener.protocol.sasl(), principal);
+    let auth_deadline = tokio::time::Instant::now() + security.config.sasl_auth_timeout;
+    let peer_name = peer.to_string();
     loop {
+        let raw = auth.expects_raw_token();
+        // Before authentication frames are small (sasl.server.max.receive.size),
+        // and a bare v0 token may be shorter than a request header.
+        let (min, max) = match (auth.authenticated(), raw) {
+            (true, false) => (FRAME_BYTES_MIN, frame_max),
+            (_, true) => (0, sasl_frame_max),
+            (false, false) => (FRAME_BYTES_MIN, sasl_frame_max),
+        };
         let frame = tokio::select! {
-            f = read_frame(&mut rd, frame_max) => f,
+            f = read_frame(&mut rd, min, max) => f,
             _ = shutdown.changed() => break,
+            _ = tokio::time::sleep_until(auth_deadline), if !auth.authenticated() => {
+                security.authentication_failed(&peer_name, "", "", "not authenticated in time");
+                break;
+            }
         };
         let frame = match frame {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) => {
-                tracing::warn!(%peer, error = %e, "closing connection: bad frame");
+                tracing::warn!(%peer, listener = %listener.name, error = %e, "closing connection: bad frame");
                 break;
             }
         };
-        match handlers::dispatch(&broker, frame, peer).await {
+        if raw {
+            match auth.raw_token(security, &peer_name, frame).await {
+                Some(answer) => {
+                    if tx.send(Box::pin(std::future::ready(Some(answer)))).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                None => break,
+            }
+        }
+        let mut req = match handlers::parse(frame) {
+            Ok(Ok(r)) => r,
+            Ok(Err(answer)) => {
+                if tx.send(Box::pin(std::future::ready(Some(answer)))).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "closing connection: bad request");
+                break;
+            }
+        };
+        if let Some(why) = auth.refuse(req.api_key) {
+            security.authentication_failed(&peer_name, "", "", why);
+            tracing::debug!(%peer, api = ?req.api_key, why, "closing connection");
+            break;
+        }
+        let step = match req.api_key {
+            ApiKey::SaslHandshake => match handlers::decode_body(&mut req) {
+                Ok(body) => Some(auth.handshake(security, req.correlation_id, req.version, body)),
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "closing connection: bad request");
+                    break;
+                }
+            },
+            ApiKey::SaslAuthenticate => match handlers::decode_body(&mut req) {
+                Ok(body) => Some(
+                    auth.authenticate(security, &peer_name, req.correlation_id, req.version, body)
+                        .await,
+                ),
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "closing connection: bad request");
+                    break;
+                }
+            },
+            _ => None,
+        };
+        if let Some(step) = step {
+            let (bytes, close) = match step {
+                Step::Reply(b) => (b, false),
+                Step::ReplyAndClose(b) => (b, true),
+            };
+            if tx.send(Box::pin(std::future::ready(Some(bytes)))).await.is_err() || close {
+                break;
+            }
+            continue;
+        }
+        let conn = handlers::Connection {
+            peer,
+            listener: listener.name.clone(),
+            principal: auth.principal.clone(),
+        };
+        match handlers::dispatch(&broker, req, &conn).await {
             Ok(Reply::Now(bytes)) => {
                 if tx.send(Box::pin(std::future::ready(bytes))).await.is_err() {
                     break;
@@ -212,6 +507,7 @@ async fn serve_connection(
 /// Reads one size-prefixed frame; None at a clean end of stream.
 async fn read_frame<R: AsyncReadExt + Unpin>(
     rd: &mut R,
+    frame_min: usize,
     frame_max: usize,
 ) -> std::io::Result<Option<Bytes>> {
     let mut size = [0u8; 4];
@@ -221,10 +517,10 @@ async fn read_frame<R: AsyncReadExt + Unpin>(
         Err(e) => return Err(e),
     }
     let size = i32::from_be_bytes(size);
-    if size < FRAME_BYTES_MIN as i32 || size as i64 > frame_max as i64 {
+    if size < frame_min as i32 || size as i64 > frame_max as i64 {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("frame size {size} outside [{FRAME_BYTES_MIN}, {frame_max}]"),
+            format!("frame size {size} outside [{frame_min}, {frame_max}]"),
         ));
     }
     // Read into uninitialised capacity: zeroing a large produce frame first cost
@@ -243,8 +539,8 @@ async fn read_frame<R: AsyncReadExt + Unpin>(
     Ok(Some(buf.freeze()))
 }
 
-async fn write_responses(
-    wr: tokio::net::tcp::OwnedWriteHalf,
+async fn write_responses<W: AsyncWrite + Unpin>(
+    wr: W,
     mut rx: mpsc::Receiver<PendingResponse>,
 ) {
     let mut w = BufWriter::with_capacity(64 * 1024, wr);

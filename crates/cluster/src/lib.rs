@@ -18,7 +18,6 @@ use anyhow::Context;
 use herald_broker::membership::BrokerInfo;
 use herald_broker::topic_registry::TopicRegistry;
 use herald_broker::{Broker, BrokerConfig, RunningBroker};
-use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 pub mod cache;
@@ -31,6 +30,7 @@ pub mod membership;
 pub mod notify;
 pub mod objects;
 pub mod read;
+pub mod security_store;
 pub mod wal;
 
 /// Requests of one connection in flight in cluster mode (at least).
@@ -100,8 +100,9 @@ pub async fn start_with_stores(
     config.requests_in_flight_max = config
         .requests_in_flight_max
         .max(CLUSTER_REQUESTS_IN_FLIGHT_MIN);
-    let listener = TcpListener::bind(config.listen).await?;
-    let (host, port) = herald_broker::server::advertised(&config, &listener)?;
+    let listeners = herald_broker::server::bind_listeners(&config).await?;
+    let endpoints: Vec<herald_broker::listener::Endpoint> =
+        listeners.iter().map(|l| l.endpoint.clone()).collect();
 
     let pg_config = db::parse_config(&cluster.database_url)?;
     let pool = db::pool(pg_config.clone())?;
@@ -117,13 +118,7 @@ pub async fn start_with_stores(
         .await
         .context("checking the object store")?;
 
-    let me = BrokerInfo {
-        node_id: config.node_id,
-        host: host.clone(),
-        port: port as i32,
-        rack: cluster.rack.clone(),
-        lease_age_ms: 0,
-    };
+    let me = BrokerInfo::new(config.node_id, cluster.rack.clone(), endpoints.clone());
     let leases = membership::Leases::register(&pool, me).await?;
 
     let cache = Arc::new(cache::BlockCache::new(cluster.cache_bytes));
@@ -143,6 +138,14 @@ pub async fn start_with_stores(
     let reader = Arc::new(read::Reader::new(pool.clone(), read_store, cache));
     let topics_notify = Arc::new(Notify::new());
     let hwm_notify = Arc::new(Notify::new());
+    let security_notify = Arc::new(Notify::new());
+    let security = herald_broker::security::Security::new(
+        &config.security,
+        Arc::new(security_store::PgSecurityStore::new(
+            pool.clone(),
+            security_notify.clone(),
+        )),
+    )?;
     let engine = Arc::new(engine::ClusterEngine {
         pool: pool.clone(),
         wal,
@@ -171,9 +174,10 @@ pub async fn start_with_stores(
         groups,
         cluster_id.clone(),
         leases.clone(),
-        host,
-        port as i32,
+        security,
+        endpoints,
     ));
+    broker.security.reload().await?;
     tracing::info!(
         node_id = broker.node_id(),
         cluster_id,
@@ -182,7 +186,7 @@ pub async fn start_with_stores(
         brokers = ?leases.node_ids(),
         "cluster mode"
     );
-    let running = herald_broker::server::serve_broker(listener, broker.clone());
+    let running = herald_broker::server::serve_broker(listeners, broker.clone());
     let shutdown = running.shutdown_handle().subscribe();
     tokio::spawn(membership::run(leases, pool.clone(), shutdown.clone()));
     tokio::spawn(groups::Groups::follow(
@@ -196,6 +200,7 @@ pub async fn start_with_stores(
         pg_config,
         topics_notify,
         hwm_notify.clone(),
+        security_notify,
         shutdown.clone(),
     ));
     {

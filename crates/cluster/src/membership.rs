@@ -39,13 +39,20 @@ impl Leases {
         let lease = LEASE.as_secs_f64();
         let row = client
             .query_one(
-                "INSERT INTO brokers (node_id, host, port, rack, incarnation, lease_expires, renewed_at, started_at)
-                 VALUES ($1, $2, $3, $4, 1, now() + make_interval(secs => $5), now(), now())
-                 ON CONFLICT (node_id) DO UPDATE SET host = $2, port = $3, rack = $4,
+                "INSERT INTO brokers (node_id, host, port, rack, incarnation, lease_expires, renewed_at, started_at, listeners)
+                 VALUES ($1, $2, $3, $4, 1, now() + make_interval(secs => $5), now(), now(), $6)
+                 ON CONFLICT (node_id) DO UPDATE SET host = $2, port = $3, rack = $4, listeners = $6,
                      incarnation = brokers.incarnation + 1,
                      lease_expires = now() + make_interval(secs => $5), renewed_at = now(), started_at = now()
                  RETURNING incarnation",
-                &[&me.node_id, &me.host, &me.port, &me.rack, &lease],
+                &[
+                    &me.node_id,
+                    &me.host,
+                    &me.port,
+                    &me.rack,
+                    &lease,
+                    &serde_json::to_value(&me.endpoints)?,
+                ],
             )
             .await?;
         let incarnation: i64 = row.get(0);
@@ -84,7 +91,7 @@ impl Leases {
         let rows = client
             .query(
                 "SELECT node_id, host, port, rack,
-                        (extract(epoch FROM now() - renewed_at) * 1000)::bigint
+                        (extract(epoch FROM now() - renewed_at) * 1000)::bigint, listeners
                  FROM brokers WHERE lease_expires > now() ORDER BY node_id",
                 &[],
             )
@@ -97,6 +104,9 @@ impl Leases {
                 port: r.get(2),
                 rack: r.get(3),
                 lease_age_ms: r.get(4),
+                // A row the broker wrote is well-formed; an unreadable one
+                // falls back to host and port (BrokerInfo::endpoint).
+                endpoints: serde_json::from_value(r.get(5)).unwrap_or_default(),
             })
             .collect();
         if let Ok(mut l) = self.live.write() {

@@ -1,6 +1,7 @@
 //! LISTEN/NOTIFY on a dedicated connection: `herald_hwm` (a commit advanced
 //! high watermarks: wake long-polling fetches) and `herald_topics` (another
-//! broker changed topics: reload the catalog). After a reconnect both fire,
+//! broker changed topics: reload the catalog) and `herald_security` (users or
+//! ACLs changed: reload them). After a reconnect both fire,
 //! since notifications sent meanwhile are lost.
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ pub async fn listen(
     config: tokio_postgres::Config,
     topics: Arc<Notify>,
     hwm: Arc<Notify>,
+    security: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -22,7 +24,7 @@ pub async fn listen(
             let mut messages =
                 futures::stream::poll_fn(move |cx| connection.poll_message(cx)).boxed();
             {
-                let listen = client.batch_execute("LISTEN herald_hwm; LISTEN herald_topics");
+                let listen = client.batch_execute("LISTEN herald_hwm; LISTEN herald_topics; LISTEN herald_security");
                 // The connection must be driven while LISTEN runs.
                 let mut listen = std::pin::pin!(listen);
                 loop {
@@ -38,11 +40,13 @@ pub async fn listen(
             }
             topics.notify_one();
             hwm.notify_one();
+            security.notify_one();
             while let Some(m) = messages.next().await {
                 if let AsyncMessage::Notification(n) = m? {
                     match n.channel() {
                         "herald_hwm" => hwm.notify_one(),
                         "herald_topics" => topics.notify_one(),
+                        "herald_security" => security.notify_one(),
                         _ => {}
                     }
                 }

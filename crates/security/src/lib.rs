@@ -13,3 +13,14 @@ pub mod tls;
 /// The principal of a connection that did not authenticate (PLAINTEXT, SSL
 /// without a client certificate).
 pub const ANONYMOUS: &str = "User:ANONYMOUS";
+
+/// Random bytes from the operating system's generator (nonces, salts, secrets).
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    // The OS generator failing is not recoverable for a security component;
+    // aws-lc aborts internally in that case, so this error path is theoretical.
+    if aws_lc_rs::rand::fill(&mut out).is_err() {
+        panic!("the operating system's random generator failed");
+    }
+    out
+}

@@ -128,6 +128,12 @@ fn apply_op(
 }
 
 fn check_resource(ctx: &Ctx, resource_type: i8, name: &str) -> Result<(), (i16, String)> {
+    super::describe_configs::config_access(
+        ctx,
+        resource_type,
+        name,
+        herald_security::acl::Operation::AlterConfigs,
+    )?;
     match resource_type {
         RESOURCE_TOPIC if ctx.broker.topics.get(name).is_none() => Err((
             ResponseError::UnknownTopicOrPartition.code(),

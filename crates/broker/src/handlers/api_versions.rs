@@ -43,6 +43,14 @@ const VERSIONS: &[(ApiKey, i16, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 0, 5),
     (ApiKey::ConsumerGroupHeartbeat, 0, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 0, 0),
+    // Served by the connection (sasl.rs), not dispatched.
+    (ApiKey::SaslHandshake, 0, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 0, 2),
+    (ApiKey::DescribeAcls, 1, 1, 3),
+    (ApiKey::CreateAcls, 1, 1, 3),
+    (ApiKey::DeleteAcls, 1, 1, 3),
+    (ApiKey::DescribeUserScramCredentials, 0, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0, 0),
 ];
 
 /// The versions Herald decodes for `api_key`, if it serves it at all.

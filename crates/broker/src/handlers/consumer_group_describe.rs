@@ -8,6 +8,8 @@ use kafka_protocol::messages::{
     ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, GroupId, TopicName,
 };
 
+use herald_security::acl::{Operation, ResourceType};
+
 use super::{Ctx, Reply, s, sb};
 use crate::error::ProtocolError;
 
@@ -41,6 +43,12 @@ pub fn handle(ctx: &Ctx, req: ConsumerGroupDescribeRequest) -> Result<Reply, Pro
         .into_iter()
         .map(|d| {
             let mut g = DescribedGroup::default();
+            if !ctx.authorize(Operation::Describe, ResourceType::Group, &d.group_id) {
+                g.error_code = kafka_protocol::ResponseError::GroupAuthorizationFailed.code();
+                g.group_id = GroupId(sb(d.group_id));
+                g.authorized_operations = i32::MIN;
+                return g;
+            }
             g.error_code = d.error;
             g.error_message = d.error_message.map(sb);
             g.group_id = GroupId(sb(d.group_id));
@@ -48,7 +56,11 @@ pub fn handle(ctx: &Ctx, req: ConsumerGroupDescribeRequest) -> Result<Reply, Pro
             g.group_epoch = d.group_epoch;
             g.assignment_epoch = d.assignment_epoch;
             g.assignor_name = sb(d.assignor);
-            g.authorized_operations = ops;
+            g.authorized_operations = if ops == i32::MIN {
+                ops
+            } else {
+                super::authorized_operations(ctx, ResourceType::Group, &g.group_id.0, super::GROUP_OPERATIONS)
+            };
             g.members = d
                 .members
                 .into_iter()

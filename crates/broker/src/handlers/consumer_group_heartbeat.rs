@@ -5,6 +5,8 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 
+use herald_security::acl::{Operation, ResourceType};
+
 use super::{Ctx, Reply, s, sb};
 use crate::error::ProtocolError;
 use crate::group_coordinator::consumer::{HeartbeatRequest, HeartbeatResult};
@@ -79,7 +81,9 @@ fn validate(version: i16, req: &ConsumerGroupHeartbeatRequest) -> Option<Heartbe
 }
 
 pub fn handle(ctx: &Ctx, req: ConsumerGroupHeartbeatRequest) -> Result<Reply, ProtocolError> {
-    let result = match validate(ctx.version, &req) {
+    let denied = (!ctx.authorize(Operation::Read, ResourceType::Group, &s(&req.group_id.0)))
+        .then(|| invalid(ResponseError::GroupAuthorizationFailed, "Not authorized to read the group."));
+    let result = match denied.or_else(|| validate(ctx.version, &req)) {
         Some(err) => err,
         None => {
             let hb = HeartbeatRequest {

@@ -4,6 +4,8 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
+use herald_security::acl::{Operation, ResourceType};
+
 use super::{Ctx, Reply, s, sb};
 use crate::error::{ProtocolError, topic_error_code};
 
@@ -34,7 +36,10 @@ async fn answer(ctx: &Ctx, req: CreatePartitionsRequest) -> CreatePartitionsResp
                 }
             })
         });
-        if bad_assignment {
+        if !ctx.authorize(Operation::Alter, ResourceType::Topic, &s(&t.name.0)) {
+            r.error_code = ResponseError::TopicAuthorizationFailed.code();
+            r.error_message = Some(sb("Authorization failed."));
+        } else if bad_assignment {
             r.error_code = ResponseError::InvalidReplicaAssignment.code();
             r.error_message = Some(sb("replicas must be this broker only"));
         } else if let Err(e) = ctx

@@ -8,6 +8,8 @@ use kafka_protocol::messages::create_topics_response::{
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
+use herald_security::acl::{Operation, ResourceType};
+
 use super::{Ctx, Reply, s, sb};
 use crate::error::{ProtocolError, topic_error_code};
 use crate::topic_config;
@@ -20,6 +22,8 @@ async fn answer(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let broker = &ctx.broker;
     let node = broker.node_id();
     let mut resp = CreateTopicsResponse::default();
+    // CREATE on the cluster covers every topic; else it is checked per topic.
+    let cluster_create = ctx.may(Operation::Create, ResourceType::Cluster, herald_security::acl::CLUSTER_NAME);
     for ct in req.topics {
         let name = s(&ct.name.0);
         let mut r = CreatableTopicResult::default();
@@ -52,7 +56,14 @@ async fn answer(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse {
                     a.broker_ids.iter().any(|b| b.0 != node) || a.broker_ids.len() > 1
                 }
         });
-        let result = if !shared && !matches!(ct.replication_factor, -1 | 1) {
+        let result = if !cluster_create
+            && !ctx.authorize(Operation::Create, ResourceType::Topic, &name)
+        {
+            Err((
+                ResponseError::TopicAuthorizationFailed.code(),
+                "Authorization failed.".to_string(),
+            ))
+        } else if !shared && !matches!(ct.replication_factor, -1 | 1) {
             Err((
                 ResponseError::InvalidReplicationFactor.code(),
                 format!(

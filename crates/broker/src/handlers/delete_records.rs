@@ -6,6 +6,8 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
+use herald_security::acl::{Operation, ResourceType};
+
 use super::{Ctx, Reply, s};
 use crate::error::{ProtocolError, log_error_code};
 
@@ -19,7 +21,13 @@ pub fn handle(ctx: &Ctx, req: DeleteRecordsRequest) -> Result<Reply, ProtocolErr
 async fn answer(ctx: &Ctx, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let mut resp = DeleteRecordsResponse::default();
     for t in req.topics {
-        let topic = ctx.broker.topics.get_fresh(&s(&t.name.0)).await;
+        let name = s(&t.name.0);
+        let allowed = ctx.authorize(Operation::Delete, ResourceType::Topic, &name);
+        let topic = if allowed {
+            ctx.broker.topics.get_fresh(&name).await
+        } else {
+            None
+        };
         let mut tr = DeleteRecordsTopicResult::default();
         tr.name = t.name.clone();
         for p in t.partitions {
@@ -27,6 +35,7 @@ async fn answer(ctx: &Ctx, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
             pr.partition_index = p.partition_index;
             pr.low_watermark = -1;
             match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
+                _ if !allowed => pr.error_code = ResponseError::TopicAuthorizationFailed.code(),
                 None => pr.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(part) => {
                     let r = part

@@ -4,6 +4,8 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 
+use herald_security::acl::{Operation, ResourceType};
+
 use super::{Ctx, Reply, s, sb};
 use crate::error::{ProtocolError, topic_error_code};
 
@@ -34,6 +36,10 @@ async fn answer(ctx: &Ctx, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
         r.topic_id = id;
         match name {
             None => r.error_code = ResponseError::UnknownTopicId.code(),
+            Some(name) if !ctx.authorize(Operation::Delete, ResourceType::Topic, &name) => {
+                r.name = Some(TopicName(sb(name)));
+                r.error_code = ResponseError::TopicAuthorizationFailed.code();
+            }
             Some(name) => {
                 r.name = Some(TopicName(sb(name.clone())));
                 topics.get_fresh(&name).await;

@@ -3,6 +3,8 @@
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
+use herald_security::acl::ResourceType;
+
 use super::{Ctx, Reply, sb};
 use crate::error::ProtocolError;
 
@@ -16,17 +18,23 @@ pub fn handle(ctx: &Ctx, req: DescribeClusterRequest) -> Result<Reply, ProtocolE
         .membership
         .live()
         .into_iter()
-        .map(|info| {
+        .filter_map(|info| {
+            let (host, port) = info.endpoint(&ctx.listener)?;
             let mut b = DescribeClusterBroker::default();
             b.broker_id = BrokerId(info.node_id);
-            b.host = sb(info.host);
-            b.port = info.port;
-            b.rack = info.rack.map(sb);
-            b
+            b.host = sb(host);
+            b.port = port;
+            b.rack = info.rack.clone().map(sb);
+            Some(b)
         })
         .collect();
     resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
-        (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12)
+        super::authorized_operations(
+            ctx,
+            ResourceType::Cluster,
+            herald_security::acl::CLUSTER_NAME,
+            super::CLUSTER_OPERATIONS,
+        )
     } else {
         i32::MIN
     };

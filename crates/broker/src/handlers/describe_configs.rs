@@ -7,6 +7,8 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
+use herald_security::acl::{Operation, ResourceType};
+
 use super::{Ctx, Reply, s, sb};
 use crate::broker::Broker;
 use crate::dynamic_config;
@@ -61,7 +63,11 @@ pub fn broker_configs(b: &Broker) -> Vec<(&'static str, String, ConfigType)> {
     vec![
         (
             "advertised.listeners",
-            format!("PLAINTEXT://{}:{}", b.advertised_host, b.advertised_port),
+            b.endpoints
+                .iter()
+                .map(|e| format!("{}://{}:{}", e.listener, e.host, e.port))
+                .collect::<Vec<_>>()
+                .join(","),
             ConfigType::String,
         ),
         (
@@ -250,6 +256,14 @@ async fn answer(ctx: &Ctx, mut req: DescribeConfigsRequest) -> DescribeConfigsRe
             .map(|k| k.iter().map(s).collect());
         let wanted = |name: &str| keys.as_ref().is_none_or(|k| k.iter().any(|x| x == name));
         let name = s(&res.resource_name);
+        if let Err((code, message)) =
+            config_access(ctx, res.resource_type, &name, Operation::DescribeConfigs)
+        {
+            r.error_code = code;
+            r.error_message = Some(sb(message));
+            resp.results.push(r);
+            continue;
+        }
         match res.resource_type {
             RESOURCE_TOPIC => match broker.topics.get_fresh(&name).await {
                 None => {
@@ -396,4 +410,29 @@ async fn answer(ctx: &Ctx, mut req: DescribeConfigsRequest) -> DescribeConfigsRe
         resp.results.push(r);
     }
     resp
+}
+
+/// Whether the principal may describe or alter the configs of a resource:
+/// a topic's, a group's, or the brokers' (the cluster resource).
+pub fn config_access(
+    ctx: &Ctx,
+    resource_type: i8,
+    name: &str,
+    operation: Operation,
+) -> Result<(), (i16, String)> {
+    let (resource, acl_name, code) = match resource_type {
+        RESOURCE_TOPIC => (ResourceType::Topic, name, ResponseError::TopicAuthorizationFailed),
+        RESOURCE_GROUP => (ResourceType::Group, name, ResponseError::GroupAuthorizationFailed),
+        RESOURCE_BROKER => (
+            ResourceType::Cluster,
+            herald_security::acl::CLUSTER_NAME,
+            ResponseError::ClusterAuthorizationFailed,
+        ),
+        _ => return Ok(()),
+    };
+    if ctx.authorize(operation, resource, acl_name) {
+        Ok(())
+    } else {
+        Err((code.code(), "Authorization failed.".into()))
+    }
 }

@@ -4,6 +4,8 @@
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
 
+use herald_security::acl::{Operation, ResourceType};
+
 use super::{Ctx, Reply, s, sb};
 use crate::error::ProtocolError;
 
@@ -25,12 +27,22 @@ pub fn handle(ctx: &Ctx, req: DescribeGroupsRequest) -> Result<Reply, ProtocolEr
         .into_iter()
         .map(|d| {
             let mut g = DescribedGroup::default();
+            if !ctx.authorize(Operation::Describe, ResourceType::Group, &d.group_id) {
+                g.error_code = kafka_protocol::ResponseError::GroupAuthorizationFailed.code();
+                g.group_id = GroupId(sb(d.group_id));
+                g.authorized_operations = i32::MIN;
+                return g;
+            }
             g.error_code = d.error;
             g.group_id = GroupId(sb(d.group_id));
             g.group_state = sb(d.state);
             g.protocol_type = sb(d.protocol_type);
             g.protocol_data = sb(d.protocol_data);
-            g.authorized_operations = ops;
+            g.authorized_operations = if ops == i32::MIN {
+                ops
+            } else {
+                super::authorized_operations(ctx, ResourceType::Group, &g.group_id.0, super::GROUP_OPERATIONS)
+            };
             g.members = d
                 .members
                 .into_iter()

@@ -5,11 +5,20 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 };
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
 
+use herald_security::acl::Operation;
+
 use super::{Ctx, Reply, s, sb};
 use crate::error::ProtocolError;
 
 pub fn handle(ctx: &Ctx, req: DescribeLogDirsRequest) -> Result<Reply, ProtocolError> {
     let topics = &ctx.broker.topics;
+    if !ctx.authorize_cluster(Operation::Describe) {
+        let mut resp = DescribeLogDirsResponse::default();
+        if ctx.version >= 3 {
+            resp.error_code = kafka_protocol::ResponseError::ClusterAuthorizationFailed.code();
+        }
+        return ctx.reply(&resp);
+    }
     // (topic, requested partitions or all)
     let wanted: Vec<(
         std::sync::Arc<crate::topic_registry::Topic>,

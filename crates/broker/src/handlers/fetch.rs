@@ -12,6 +12,8 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 
+use herald_security::acl::{Operation, ResourceType};
+
 use super::{Ctx, Reply, s, sb};
 use crate::error::{ProtocolError, log_error_code};
 use crate::storage::ReadRequest;
@@ -47,6 +49,13 @@ async fn collect(ctx: &Ctx, req: &FetchRequest) -> Collected {
         } else {
             broker.topics.get(&s(&ft.topic.0))
         };
+        // Unknown topic ids stay UNKNOWN_TOPIC_ID; by name, READ is checked
+        // first so that a denied client learns nothing of what exists.
+        let allowed = match (&topic, ctx.version >= 13) {
+            (Some(t), _) => ctx.authorize(Operation::Read, ResourceType::Topic, &t.name),
+            (None, true) => true,
+            (None, false) => ctx.authorize(Operation::Read, ResourceType::Topic, &s(&ft.topic.0)),
+        };
         let mut tr = FetchableTopicResponse::default();
         tr.topic = ft.topic.clone();
         tr.topic_id = ft.topic_id;
@@ -69,6 +78,10 @@ async fn collect(ctx: &Ctx, req: &FetchRequest) -> Collected {
             };
             let partition = topic.as_ref().and_then(|t| t.partition(fp.partition));
             match partition {
+                _ if !allowed => {
+                    pd.error_code = ResponseError::TopicAuthorizationFailed.code();
+                    has_error = true;
+                }
                 None => {
                     pd.error_code = if ctx.version >= 13 && topic.is_none() {
                         ResponseError::UnknownTopicId.code()

@@ -6,6 +6,8 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 
+use herald_security::acl::{Operation, ResourceType};
+
 use super::{Ctx, Reply, sb};
 use crate::error::ProtocolError;
 
@@ -23,11 +25,24 @@ pub fn handle(ctx: &Ctx, req: FindCoordinatorRequest) -> Result<Reply, ProtocolE
             .map(|k| {
                 let mut c = Coordinator::default();
                 c.key = k.clone();
-                if key_type_ok {
+                if key_type_ok && !authorized(ctx, req.key_type, k.as_str()) {
+                    c.node_id = BrokerId(-1);
+                    c.port = -1;
+                    c.error_code = denied_code(req.key_type);
+                } else if key_type_ok {
                     let b = broker.coordinator_for(k.as_str());
-                    c.node_id = BrokerId(b.node_id);
-                    c.host = sb(b.host);
-                    c.port = b.port;
+                    match b.endpoint(&ctx.listener) {
+                        Some((host, port)) => {
+                            c.node_id = BrokerId(b.node_id);
+                            c.host = sb(host);
+                            c.port = port;
+                        }
+                        None => {
+                            c.node_id = BrokerId(-1);
+                            c.port = -1;
+                            c.error_code = ResponseError::CoordinatorNotAvailable.code();
+                        }
+                    }
                 } else {
                     c.node_id = BrokerId(-1);
                     c.port = -1;
@@ -37,11 +52,24 @@ pub fn handle(ctx: &Ctx, req: FindCoordinatorRequest) -> Result<Reply, ProtocolE
                 c
             })
             .collect();
+    } else if key_type_ok && !authorized(ctx, req.key_type, req.key.as_str()) {
+        resp.node_id = BrokerId(-1);
+        resp.port = -1;
+        resp.error_code = denied_code(req.key_type);
     } else if key_type_ok {
         let b = broker.coordinator_for(req.key.as_str());
-        resp.node_id = BrokerId(b.node_id);
-        resp.host = sb(b.host);
-        resp.port = b.port;
+        match b.endpoint(&ctx.listener) {
+            Some((host, port)) => {
+                resp.node_id = BrokerId(b.node_id);
+                resp.host = sb(host);
+                resp.port = port;
+            }
+            None => {
+                resp.node_id = BrokerId(-1);
+                resp.port = -1;
+                resp.error_code = ResponseError::CoordinatorNotAvailable.code();
+            }
+        }
     } else {
         resp.node_id = BrokerId(-1);
         resp.port = -1;
@@ -51,4 +79,22 @@ pub fn handle(ctx: &Ctx, req: FindCoordinatorRequest) -> Result<Reply, ProtocolE
         }
     }
     ctx.reply(&resp)
+}
+
+/// DESCRIBE on the group or transactional id the key names.
+fn authorized(ctx: &Ctx, key_type: i8, key: &str) -> bool {
+    let resource = if key_type == KEY_TYPE_GROUP {
+        ResourceType::Group
+    } else {
+        ResourceType::TransactionalId
+    };
+    ctx.authorize(Operation::Describe, resource, key)
+}
+
+fn denied_code(key_type: i8) -> i16 {
+    if key_type == KEY_TYPE_GROUP {
+        ResponseError::GroupAuthorizationFailed.code()
+    } else {
+        ResponseError::TransactionalIdAuthorizationFailed.code()
+    }
 }

@@ -3,6 +3,8 @@
 
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
+use herald_security::acl::{Operation, ResourceType};
+
 use super::{Ctx, Reply, s};
 use crate::error::ProtocolError;
 
@@ -13,6 +15,10 @@ pub fn handle(ctx: &Ctx, req: HeartbeatRequest) -> Result<Reply, ProtocolError> 
         None
     };
     let mut resp = HeartbeatResponse::default();
+    if !ctx.authorize(Operation::Read, ResourceType::Group, &s(&req.group_id.0)) {
+        resp.error_code = kafka_protocol::ResponseError::GroupAuthorizationFailed.code();
+        return ctx.reply(&resp);
+    }
     resp.error_code = ctx.broker.groups.heartbeat(
         &s(&req.group_id.0),
         &s(&req.member_id),

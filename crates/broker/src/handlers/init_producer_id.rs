@@ -5,6 +5,8 @@
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
+use herald_security::acl::{Operation, ResourceType};
+
 use super::{Ctx, Reply};
 use crate::error::ProtocolError;
 
@@ -15,6 +17,21 @@ pub fn handle(ctx: &Ctx, req: InitProducerIdRequest) -> Result<Reply, ProtocolEr
     if req.transactional_id.is_some() {
         tracing::info!(client = ?ctx.client_id, "refusing a transactional producer: transactions are not implemented");
         resp.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        return ctx.reply(&resp);
+    }
+    // KIP-679: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic.
+    if !ctx.may(
+        Operation::IdempotentWrite,
+        ResourceType::Cluster,
+        herald_security::acl::CLUSTER_NAME,
+    ) && !ctx.broker.security.authorize_any(
+        &ctx.principal,
+        &ctx.client_ip,
+        Operation::Write,
+        ResourceType::Topic,
+    ) {
+        ctx.authorize_cluster(Operation::IdempotentWrite); // counted and logged
+        resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
         return ctx.reply(&resp);
     }
     let existing = req.producer_id.0;

@@ -7,6 +7,8 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
+use herald_security::acl::{Operation, ResourceType};
+
 use super::{Ctx, Reply, s, sb};
 use crate::error::ProtocolError;
 use crate::group_coordinator::group::{Answer, JoinRequest, JoinResult};
@@ -46,6 +48,10 @@ fn response(version: i16, r: JoinResult) -> JoinGroupResponse {
 pub fn handle(ctx: &Ctx, req: JoinGroupRequest) -> Result<Reply, ProtocolError> {
     let v = ctx.version;
     let member_id = s(&req.member_id);
+    if !ctx.authorize(Operation::Read, ResourceType::Group, &s(&req.group_id.0)) {
+        let r = JoinResult::error(&member_id, ResponseError::GroupAuthorizationFailed);
+        return ctx.reply(&response(v, r));
+    }
     let join = JoinRequest {
         member_id: member_id.clone(),
         instance_id: if v >= 5 {

@@ -4,6 +4,8 @@
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
+use herald_security::acl::{Operation, ResourceType};
+
 use super::{Ctx, Reply, s};
 use crate::error::ProtocolError;
 
@@ -17,6 +19,10 @@ pub fn handle(ctx: &Ctx, req: LeaveGroupRequest) -> Result<Reply, ProtocolError>
         vec![(s(&req.member_id), None)]
     };
     let mut resp = LeaveGroupResponse::default();
+    if !ctx.authorize(Operation::Read, ResourceType::Group, &s(&req.group_id.0)) {
+        resp.error_code = kafka_protocol::ResponseError::GroupAuthorizationFailed.code();
+        return ctx.reply(&resp);
+    }
     match ctx.broker.groups.leave(&s(&req.group_id.0), &members) {
         Err(code) => resp.error_code = code,
         Ok(codes) => {

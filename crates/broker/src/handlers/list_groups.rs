@@ -3,6 +3,8 @@
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
+use herald_security::acl::{CLUSTER_NAME, Operation, ResourceType};
+
 use super::{Ctx, Reply, s, sb};
 use crate::error::ProtocolError;
 
@@ -10,11 +12,14 @@ pub fn handle(ctx: &Ctx, req: ListGroupsRequest) -> Result<Reply, ProtocolError>
     let states: Vec<String> = req.states_filter.iter().map(s).collect();
     let types: Vec<String> = req.types_filter.iter().map(s).collect();
     let mut resp = ListGroupsResponse::default();
+    // DESCRIBE on the cluster shows every group; else those the principal may describe.
+    let all = ctx.may(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME);
     resp.groups = ctx
         .broker
         .groups
         .list(&states, &types)
         .into_iter()
+        .filter(|g| all || ctx.may(Operation::Describe, ResourceType::Group, &g.group_id))
         .map(|g| {
             let mut l = ListedGroup::default();
             l.group_id = GroupId(sb(g.group_id));

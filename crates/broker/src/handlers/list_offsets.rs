@@ -7,6 +7,8 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
+use herald_security::acl::{Operation, ResourceType};
+
 use super::{Ctx, Reply, s};
 use crate::error::{ProtocolError, log_error_code};
 use crate::storage::OffsetQuery;
@@ -33,7 +35,13 @@ pub fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> Result<Reply, ProtocolError
 async fn answer(ctx: &Ctx, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let mut resp = ListOffsetsResponse::default();
     for lt in req.topics {
-        let topic = ctx.broker.topics.get_fresh(&s(&lt.name.0)).await;
+        let name = s(&lt.name.0);
+        let allowed = ctx.authorize(Operation::Describe, ResourceType::Topic, &name);
+        let topic = if allowed {
+            ctx.broker.topics.get_fresh(&name).await
+        } else {
+            None
+        };
         let mut tr = ListOffsetsTopicResponse::default();
         tr.name = lt.name.clone();
         for lp in lt.partitions {
@@ -45,6 +53,7 @@ async fn answer(ctx: &Ctx, req: ListOffsetsRequest) -> ListOffsetsResponse {
                 pr.leader_epoch = 0;
             }
             match topic.as_ref().and_then(|t| t.partition(lp.partition_index)) {
+                _ if !allowed => pr.error_code = ResponseError::TopicAuthorizationFailed.code(),
                 None => pr.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(_) if lp.current_leader_epoch > 0 => {
                     pr.error_code = ResponseError::UnknownLeaderEpoch.code();

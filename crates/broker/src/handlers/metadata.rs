@@ -10,20 +10,14 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 
+use herald_security::acl::{Operation, ResourceType};
+
 use super::{Ctx, Reply, s, sb};
 use crate::error::{ProtocolError, topic_error_code};
 use crate::membership::{self, BrokerInfo};
 use crate::topic_registry::{Topic, TopicError};
 
-/// Bits of the topic operations Herald allows (no ACLs yet: all of them).
-/// READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11.
-const TOPIC_OPERATIONS_ALL: i32 =
-    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
-/// ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12, CREATE 5.
-const CLUSTER_OPERATIONS_ALL: i32 =
-    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
-/// Kafka's "not requested" value for authorized operations.
-const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+use super::OPERATIONS_NOT_REQUESTED;
 
 /// The brokers a client is routed to: the live ones, limited to its zone when
 /// its `client.id` names one (see `membership::client_zone`).
@@ -58,7 +52,7 @@ pub fn topic_entry(
     }
     t.is_internal = topic.is_internal() && ctx.version >= 1;
     t.topic_authorized_operations = if with_ops {
-        TOPIC_OPERATIONS_ALL
+        super::authorized_operations(ctx, ResourceType::Topic, &topic.name, super::TOPIC_OPERATIONS)
     } else {
         OPERATIONS_NOT_REQUESTED
     };
@@ -110,8 +104,11 @@ async fn answer(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
     let mut topics = Vec::new();
     match requested {
         None => {
+            // Topics the principal may not describe are left out.
             for t in broker.topics.list_fresh().await {
-                topics.push(topic_entry(ctx, &t, with_ops, &routed));
+                if ctx.may(Operation::Describe, ResourceType::Topic, &t.name) {
+                    topics.push(topic_entry(ctx, &t, with_ops, &routed));
+                }
             }
         }
         Some(list) => {
@@ -119,9 +116,19 @@ async fn answer(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
                 let found: Result<Arc<Topic>, (Option<String>, i16)> = match &rt.name {
                     Some(name) => {
                         let name = s(&name.0);
+                        // Kafka checks DESCRIBE first, existing or not, so a
+                        // denied client cannot probe which topics exist.
+                        if !ctx.authorize(Operation::Describe, ResourceType::Topic, &name) {
+                            topics.push(error_entry(
+                                Some(name),
+                                uuid::Uuid::nil(),
+                                ResponseError::TopicAuthorizationFailed.code(),
+                            ));
+                            continue;
+                        }
                         match broker.topics.get_fresh(&name).await {
                             Some(t) => Ok(t),
-                            None if allow_create => {
+                            None if allow_create && may_create(ctx, &name) => {
                                 let n = broker.config.default_partitions;
                                 match broker.topics.create(&name, n, BTreeMap::new()).await {
                                     Ok(t) => Ok(t),
@@ -143,6 +150,7 @@ async fn answer(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
                     None => broker
                         .topics
                         .get_by_id(rt.topic_id)
+                        .filter(|t| ctx.may(Operation::Describe, ResourceType::Topic, &t.name))
                         .ok_or((None, ResponseError::UnknownTopicId.code())),
                 };
                 match found {
@@ -165,15 +173,17 @@ async fn answer(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
         .membership
         .live()
         .into_iter()
-        .map(|info| {
+        .filter_map(|info| {
+            // The endpoints of the listener this client came in on.
+            let (host, port) = info.endpoint(&ctx.listener)?;
             let mut b = MetadataResponseBroker::default();
             b.node_id = BrokerId(info.node_id);
-            b.host = sb(info.host);
-            b.port = info.port;
+            b.host = sb(host);
+            b.port = port;
             if ctx.version >= 1 {
-                b.rack = info.rack.map(sb);
+                b.rack = info.rack.clone().map(sb);
             }
-            b
+            Some(b)
         })
         .collect();
     if ctx.version >= 2 {
@@ -184,9 +194,23 @@ async fn answer(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
     }
     resp.topics = topics;
     resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
-        CLUSTER_OPERATIONS_ALL
+        super::authorized_operations(
+            ctx,
+            ResourceType::Cluster,
+            herald_security::acl::CLUSTER_NAME,
+            super::CLUSTER_OPERATIONS,
+        )
     } else {
         OPERATIONS_NOT_REQUESTED
     };
     resp
+}
+
+/// Auto-creation needs CREATE on the cluster or on the topic.
+fn may_create(ctx: &Ctx, name: &str) -> bool {
+    ctx.may(
+        Operation::Create,
+        ResourceType::Cluster,
+        herald_security::acl::CLUSTER_NAME,
+    ) || ctx.authorize(Operation::Create, ResourceType::Topic, name)
 }

@@ -8,23 +8,30 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
+use herald_security::acl::{CLUSTER_NAME, Operation, ResourceType};
+
 use crate::broker::Broker;
 use crate::error::ProtocolError;
 use crate::server::PendingResponse;
 
 pub mod alter_configs;
+pub mod alter_user_scram_credentials;
+pub mod create_acls;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_user_scram_credentials;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -57,9 +64,35 @@ pub struct Ctx {
     pub client_id: Option<String>,
     /// The peer as Kafka shows it in group descriptions ("/127.0.0.1").
     pub client_host: String,
+    /// The peer's address as ACLs name hosts ("127.0.0.1").
+    pub client_ip: Arc<str>,
+    /// The listener the request came in on (Metadata gives its endpoints).
+    pub listener: Arc<str>,
+    /// `User:NAME`, or `User:ANONYMOUS`.
+    pub principal: Arc<str>,
 }
 
 impl Ctx {
+    /// Whether this request's principal may do `operation` on the resource
+    /// (always, without an authorizer); denials are counted and logged.
+    pub fn authorize(&self, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
+        self.broker
+            .security
+            .authorize(&self.principal, &self.client_ip, operation, resource_type, name)
+    }
+
+    /// `authorize` without logging a denial (for filtering lists).
+    pub fn may(&self, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
+        self.broker
+            .security
+            .allowed_quietly(&self.principal, &self.client_ip, operation, resource_type, name)
+    }
+
+    /// On the cluster resource.
+    pub fn authorize_cluster(&self, operation: Operation) -> bool {
+        self.authorize(operation, ResourceType::Cluster, CLUSTER_NAME)
+    }
+
     /// Encodes a response with its header and size prefix.
     pub fn encode<R: Encodable + HeaderVersion>(&self, response: &R) -> Bytes {
         encode_response(self.correlation_id, self.api_key, self.version, response)
@@ -105,11 +138,19 @@ fn decode<T: Decodable>(buf: &mut Bytes, api_key: i16, version: i16) -> Result<T
     })
 }
 
-pub async fn dispatch(
-    broker: &Arc<Broker>,
-    frame: Bytes,
-    peer: std::net::SocketAddr,
-) -> Result<Reply, ProtocolError> {
+/// A request frame whose header is read.
+pub struct Request {
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub correlation_id: i32,
+    pub client_id: Option<String>,
+    /// The body after the header.
+    pub body: Bytes,
+}
+
+/// Reads a frame's header: Ok(Err(bytes)) is an answer given at once (an
+/// ApiVersions of a version Herald does not know, KIP-511).
+pub fn parse(frame: Bytes) -> Result<Result<Request, Bytes>, ProtocolError> {
     let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
@@ -120,8 +161,8 @@ pub async fn dispatch(
     if version < range.0 || version > range.1 {
         if api_key == ApiKey::ApiVersions {
             // KIP-511: answer an unknown ApiVersions version with v0 and our ranges.
-            return Ok(Reply::Now(Some(
-                api_versions::unsupported_version_response(correlation_id),
+            return Ok(Err(api_versions::unsupported_version_response(
+                correlation_id,
             )));
         }
         return Err(ProtocolError::UnsupportedVersion {
@@ -131,13 +172,51 @@ pub async fn dispatch(
     }
     let mut buf = frame;
     let header: RequestHeader = decode(&mut buf, raw_key, api_key.request_header_version(version))?;
+    Ok(Ok(Request {
+        api_key,
+        version,
+        correlation_id,
+        client_id: header.client_id.map(|c| c.to_string()),
+        body: buf,
+    }))
+}
+
+/// Decodes a request body of the given type.
+pub fn decode_body<T: Decodable>(req: &mut Request) -> Result<T, ProtocolError> {
+    decode(&mut req.body, req.api_key as i16, req.version)
+}
+
+/// Who sent a request, on which listener.
+#[derive(Clone)]
+pub struct Connection {
+    pub peer: std::net::SocketAddr,
+    pub listener: Arc<str>,
+    pub principal: Arc<str>,
+}
+
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    req: Request,
+    conn: &Connection,
+) -> Result<Reply, ProtocolError> {
+    let Request {
+        api_key,
+        version,
+        correlation_id,
+        client_id,
+        body: mut buf,
+    } = req;
+    let raw_key = api_key as i16;
     let ctx = Ctx {
         broker: broker.clone(),
         api_key,
         version,
         correlation_id,
-        client_id: header.client_id.map(|c| c.to_string()),
-        client_host: format!("/{}", peer.ip()),
+        client_id,
+        client_host: format!("/{}", conn.peer.ip()),
+        client_ip: conn.peer.ip().to_string().into(),
+        listener: conn.listener.clone(),
+        principal: conn.principal.clone(),
     };
     if api_key == ApiKey::Produce {
         broker.topics.engine().admit(buf.len()).await;
@@ -181,6 +260,15 @@ pub async fn dispatch(
         ApiKey::ConsumerGroupDescribe => {
             consumer_group_describe::handle(&ctx, decode(b, raw_key, version)?)
         }
+        ApiKey::CreateAcls => create_acls::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::DescribeAcls => describe_acls::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::DeleteAcls => delete_acls::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::DescribeUserScramCredentials => {
+            describe_user_scram_credentials::handle(&ctx, decode(b, raw_key, version)?)
+        }
+        ApiKey::AlterUserScramCredentials => {
+            alter_user_scram_credentials::handle(&ctx, decode(b, raw_key, version)?)
+        }
         _ => Err(ProtocolError::UnknownApiKey(raw_key)),
     }
 }
@@ -223,4 +311,43 @@ pub fn s(v: &kafka_protocol::protocol::StrBytes) -> String {
 /// Builds a protocol string.
 pub fn sb(v: impl Into<String>) -> kafka_protocol::protocol::StrBytes {
     kafka_protocol::protocol::StrBytes::from_string(v.into())
+}
+
+/// Kafka's "not requested" value of authorized-operations fields.
+pub const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+/// The operations Kafka reports for each resource type.
+pub const TOPIC_OPERATIONS: &[Operation] = &[
+    Operation::Read,
+    Operation::Write,
+    Operation::Create,
+    Operation::Delete,
+    Operation::Alter,
+    Operation::Describe,
+    Operation::DescribeConfigs,
+    Operation::AlterConfigs,
+];
+pub const GROUP_OPERATIONS: &[Operation] =
+    &[Operation::Read, Operation::Describe, Operation::Delete];
+pub const CLUSTER_OPERATIONS: &[Operation] = &[
+    Operation::Create,
+    Operation::Alter,
+    Operation::Describe,
+    Operation::ClusterAction,
+    Operation::DescribeConfigs,
+    Operation::AlterConfigs,
+    Operation::IdempotentWrite,
+];
+
+/// The bit set (1 << operation code) of `operations` the principal may do
+/// on the resource (KIP-430's authorized operations).
+pub fn authorized_operations(
+    ctx: &Ctx,
+    resource_type: ResourceType,
+    name: &str,
+    operations: &[Operation],
+) -> i32 {
+    operations
+        .iter()
+        .filter(|op| ctx.may(**op, resource_type, name))
+        .fold(0, |bits, op| bits | (1 << op.code()))
 }

@@ -7,6 +7,8 @@ use kafka_protocol::messages::offset_commit_response::{
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, TopicName};
 
+use herald_security::acl::{Operation, ResourceType};
+
 use super::{Ctx, Reply, s, sb};
 use crate::error::ProtocolError;
 use crate::group_coordinator::{CommitPartition, CommitRequest};
@@ -42,7 +44,28 @@ pub fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> Result<Reply, ProtocolErro
             .collect(),
         version: v,
     };
-    let results = ctx.broker.groups.commit(commit, &ctx.broker.topics);
+    let mut commit = commit;
+    let group_code = (!ctx.authorize(Operation::Read, ResourceType::Group, &commit.group_id))
+        .then(|| kafka_protocol::ResponseError::GroupAuthorizationFailed.code());
+    // A group it may not READ: every partition refused. Else the topics it may
+    // not READ are refused and the rest is committed.
+    let (allowed, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut commit.topics)
+        .into_iter()
+        .partition(|(t, _)| {
+            group_code.is_none() && ctx.authorize(Operation::Read, ResourceType::Topic, t)
+        });
+    commit.topics = allowed;
+    let denied_code = group_code
+        .unwrap_or_else(|| kafka_protocol::ResponseError::TopicAuthorizationFailed.code());
+    let denied = denied
+        .into_iter()
+        .map(|(t, ps)| (t, ps.iter().map(|p| (p.partition, denied_code)).collect()));
+    let mut results = if commit.topics.is_empty() {
+        Vec::new()
+    } else {
+        ctx.broker.groups.commit(commit, &ctx.broker.topics)
+    };
+    results.extend(denied);
     let mut resp = OffsetCommitResponse::default();
     resp.topics = results
         .into_iter()

@@ -6,6 +6,8 @@ use kafka_protocol::messages::offset_delete_response::{
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse, TopicName};
 
+use herald_security::acl::{Operation, ResourceType};
+
 use super::{Ctx, Reply, s, sb};
 use crate::error::ProtocolError;
 
@@ -21,6 +23,14 @@ pub fn handle(ctx: &Ctx, req: OffsetDeleteRequest) -> Result<Reply, ProtocolErro
         })
         .collect();
     let mut resp = OffsetDeleteResponse::default();
+    if !ctx.authorize(Operation::Delete, ResourceType::Group, &s(&req.group_id.0)) {
+        resp.error_code = kafka_protocol::ResponseError::GroupAuthorizationFailed.code();
+        return ctx.reply(&resp);
+    }
+    // Partitions of topics the principal may not READ are refused one by one.
+    let (topics, denied): (Vec<_>, Vec<_>) = topics
+        .into_iter()
+        .partition(|(t, _)| ctx.authorize(Operation::Read, ResourceType::Topic, t));
     match ctx
         .broker
         .groups
@@ -28,8 +38,13 @@ pub fn handle(ctx: &Ctx, req: OffsetDeleteRequest) -> Result<Reply, ProtocolErro
     {
         Err(code) => resp.error_code = code,
         Ok(results) => {
+            let denied = denied.into_iter().map(|(t, ps)| {
+                let code = kafka_protocol::ResponseError::TopicAuthorizationFailed.code();
+                (t, ps.into_iter().map(|p| (p, code)).collect::<Vec<_>>())
+            });
             resp.topics = results
                 .into_iter()
+                .chain(denied)
                 .map(|(name, parts)| {
                     let mut t = OffsetDeleteResponseTopic::default();
                     t.name = TopicName(sb(name));

@@ -7,11 +7,12 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 
+use herald_security::acl::{Operation, ResourceType};
+
 use super::{Ctx, Reply, s, sb};
 use crate::error::ProtocolError;
 
 pub fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Result<Reply, ProtocolError> {
-    let groups = &ctx.broker.groups;
     let mut resp = OffsetFetchResponse::default();
     if ctx.version >= 8 {
         resp.groups = req
@@ -27,7 +28,7 @@ pub fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Result<Reply, ProtocolError
                     (Some(m), true) if !m.is_empty() => Some((s(m), g.member_epoch)),
                     _ => None,
                 };
-                let (error, offsets) = groups.fetch_offsets(&s(&g.group_id.0), topics, member);
+                let (error, offsets) = fetch(ctx, &s(&g.group_id.0), topics, member);
                 let mut rg = OffsetFetchResponseGroup::default();
                 rg.group_id = g.group_id.clone();
                 rg.error_code = error;
@@ -61,7 +62,7 @@ pub fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Result<Reply, ProtocolError
             .map(|t| (s(&t.name.0), t.partition_indexes.clone()))
             .collect()
     });
-    let (error, offsets) = groups.fetch_offsets(&s(&req.group_id.0), topics, None);
+    let (error, offsets) = fetch(ctx, &s(&req.group_id.0), topics, None);
     if ctx.version >= 2 {
         resp.error_code = error;
     }
@@ -90,4 +91,38 @@ pub fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Result<Reply, ProtocolError
         })
         .collect();
     ctx.reply(&resp)
+}
+
+type Offsets = Vec<(String, Vec<crate::group_coordinator::FetchedOffset>)>;
+
+/// The group's offsets as the principal may see them: DESCRIBE on the group,
+/// and on each topic (asked-for topics it may not describe are refused, the
+/// others of an all-topics fetch are left out).
+fn fetch(
+    ctx: &Ctx,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+    member: Option<(String, i32)>,
+) -> (i16, Offsets) {
+    use kafka_protocol::ResponseError as E;
+    if !ctx.authorize(Operation::Describe, ResourceType::Group, group) {
+        return (E::GroupAuthorizationFailed.code(), Vec::new());
+    }
+    let listed = topics.is_some();
+    let (error, mut offsets) = ctx.broker.groups.fetch_offsets(group, topics, member);
+    if listed {
+        for (t, parts) in &mut offsets {
+            if !ctx.authorize(Operation::Describe, ResourceType::Topic, t) {
+                for p in parts {
+                    p.offset = -1;
+                    p.leader_epoch = -1;
+                    p.metadata.clear();
+                    p.error = E::TopicAuthorizationFailed.code();
+                }
+            }
+        }
+    } else {
+        offsets.retain(|(t, _)| ctx.may(Operation::Describe, ResourceType::Topic, t));
+    }
+    (error, offsets)
 }

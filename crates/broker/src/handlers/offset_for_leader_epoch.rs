@@ -8,6 +8,8 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
+use herald_security::acl::{Operation, ResourceType};
+
 use super::{Ctx, Reply, s};
 use crate::error::{ProtocolError, log_error_code};
 
@@ -18,7 +20,13 @@ pub fn handle(ctx: &Ctx, req: OffsetForLeaderEpochRequest) -> Result<Reply, Prot
 async fn answer(ctx: &Ctx, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
     let mut resp = OffsetForLeaderEpochResponse::default();
     for t in req.topics {
-        let topic = ctx.broker.topics.get_fresh(&s(&t.topic.0)).await;
+        let name = s(&t.topic.0);
+        let allowed = ctx.authorize(Operation::Describe, ResourceType::Topic, &name);
+        let topic = if allowed {
+            ctx.broker.topics.get_fresh(&name).await
+        } else {
+            None
+        };
         let mut tr = OffsetForLeaderTopicResult::default();
         tr.topic = t.topic.clone();
         for p in t.partitions {
@@ -27,6 +35,7 @@ async fn answer(ctx: &Ctx, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderE
             e.leader_epoch = -1;
             e.end_offset = -1;
             match topic.as_ref().and_then(|t| t.partition(p.partition)) {
+                _ if !allowed => e.error_code = ResponseError::TopicAuthorizationFailed.code(),
                 None => e.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(_) if p.current_leader_epoch > 0 => {
                     e.error_code = ResponseError::UnknownLeaderEpoch.code()

@@ -10,6 +10,8 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
+use herald_security::acl::{Operation, ResourceType};
+
 use super::{Ctx, Reply, s, sb};
 use crate::error::{ProtocolError, log_error_code};
 
@@ -29,6 +31,7 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
     for (ti, td) in req.topic_data.into_iter().enumerate() {
         let name = s(&td.name.0);
         let topic = broker.topics.get(&name);
+        let allowed = ctx.authorize(Operation::Write, ResourceType::Topic, &name);
         let mut tr = TopicProduceResponse::default();
         tr.name = td.name.clone();
         for pd in td.partition_data {
@@ -40,6 +43,8 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
             let partition = topic.as_ref().and_then(|t| t.partition(pd.index));
             if !valid_acks {
                 pr.error_code = ResponseError::InvalidRequiredAcks.code();
+            } else if !allowed {
+                pr.error_code = ResponseError::TopicAuthorizationFailed.code();
             } else if transactional {
                 // Transactions are not implemented yet: refuse rather than pretend.
                 pr.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();

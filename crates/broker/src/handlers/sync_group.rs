@@ -4,6 +4,8 @@
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
+use herald_security::acl::{Operation, ResourceType};
+
 use super::{Ctx, Reply, s, sb};
 use crate::error::ProtocolError;
 use crate::group_coordinator::group::{Answer, SyncResult};
@@ -21,6 +23,10 @@ fn response(version: i16, r: SyncResult) -> SyncGroupResponse {
 
 pub fn handle(ctx: &Ctx, req: SyncGroupRequest) -> Result<Reply, ProtocolError> {
     let v = ctx.version;
+    if !ctx.authorize(Operation::Read, ResourceType::Group, &s(&req.group_id.0)) {
+        let r = SyncResult::error(ResponseError::GroupAuthorizationFailed);
+        return ctx.reply(&response(v, r));
+    }
     let instance = if v >= 3 {
         req.group_instance_id.as_ref().map(s)
     } else {

@@ -1,0 +1,156 @@
+//! AlterUserScramCredentials (key 51, KIP-554): deletions and upsertions of
+//! SCRAM credentials. The client sends the salted password, so the password
+//! never reaches the broker; StoredKey and ServerKey are derived here and the
+//! salted password is dropped. Needs ALTER on the cluster.
+
+use std::collections::HashMap;
+
+use herald_security::acl::Operation;
+use herald_security::scram::{self, ScramCredential, ScramMechanism};
+use herald_security::store::Change;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
+use kafka_protocol::messages::{AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse};
+
+use super::{Ctx, Reply, s, sb};
+use crate::error::ProtocolError;
+
+/// Changes one request may carry; salts are at most this long.
+const ALTERATIONS_MAX: usize = 1000;
+const SALT_BYTES_MAX: usize = 1024;
+
+pub fn handle(ctx: &Ctx, req: AlterUserScramCredentialsRequest) -> Result<Reply, ProtocolError> {
+    super::reply_later(ctx, |ctx| async move { answer(&ctx, req).await })
+}
+
+async fn answer(ctx: &Ctx, req: AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse {
+    use ResponseError as E;
+    let mut resp = AlterUserScramCredentialsResponse::default();
+    // Results per user, in first-seen order; a user's first error wins.
+    let mut order: Vec<String> = Vec::new();
+    let mut errors: HashMap<String, (E, String)> = HashMap::new();
+    let mut note = |order: &mut Vec<String>, user: &str, err: Option<(E, String)>| {
+        if !order.iter().any(|u| u == user) {
+            order.push(user.to_string());
+        }
+        if let Some(e) = err {
+            errors.entry(user.to_string()).or_insert(e);
+        }
+    };
+    let authorized = ctx.authorize_cluster(Operation::Alter);
+    let too_many = req.deletions.len() + req.upsertions.len() > ALTERATIONS_MAX;
+    let state = ctx.broker.security.state();
+    let mut changes: Vec<(String, Change)> = Vec::new();
+    let mut seen: HashMap<(String, i8), usize> = HashMap::new();
+    for d in &req.deletions {
+        let user = s(&d.name);
+        *seen.entry((user.clone(), d.mechanism)).or_default() += 1;
+        let err = if !authorized {
+            Some((E::ClusterAuthorizationFailed, "Authorization failed.".into()))
+        } else if too_many {
+            Some((E::InvalidRequest, format!("at most {ALTERATIONS_MAX} alterations per request")))
+        } else if user.is_empty() {
+            Some((E::UnacceptableCredential, "Username must not be empty".into()))
+        } else {
+            match ScramMechanism::from_kafka_type(d.mechanism) {
+                None => Some((E::UnsupportedSaslMechanism, "Unknown SCRAM mechanism".into())),
+                Some(m) if state.credential(&user, m).is_none() => Some((
+                    E::ResourceNotFound,
+                    "Attempt to delete a user credential that does not exist".into(),
+                )),
+                Some(m) => {
+                    changes.push((user.clone(), Change::DeleteCredential { user: user.clone(), mechanism: m }));
+                    None
+                }
+            }
+        };
+        note(&mut order, &user, err);
+    }
+    for u in &req.upsertions {
+        let user = s(&u.name);
+        *seen.entry((user.clone(), u.mechanism)).or_default() += 1;
+        let err = if !authorized {
+            Some((E::ClusterAuthorizationFailed, "Authorization failed.".into()))
+        } else if too_many {
+            Some((E::InvalidRequest, format!("at most {ALTERATIONS_MAX} alterations per request")))
+        } else if user.is_empty() {
+            Some((E::UnacceptableCredential, "Username must not be empty".into()))
+        } else {
+            match ScramMechanism::from_kafka_type(u.mechanism) {
+                None => Some((E::UnsupportedSaslMechanism, "Unknown SCRAM mechanism".into())),
+                Some(_) if !(scram::ITERATIONS_MIN as i32..=scram::ITERATIONS_MAX as i32).contains(&u.iterations) => Some((
+                    E::UnacceptableCredential,
+                    format!(
+                        "Iterations must be in {}..={}",
+                        scram::ITERATIONS_MIN,
+                        scram::ITERATIONS_MAX
+                    ),
+                )),
+                Some(_) if u.salt.is_empty() || u.salt.len() > SALT_BYTES_MAX => Some((
+                    E::UnacceptableCredential,
+                    "Salt must not be empty".into(),
+                )),
+                Some(m) if u.salted_password.len() != m.digest_bytes() => Some((
+                    E::UnacceptableCredential,
+                    "Salted password has the wrong length for the mechanism".into(),
+                )),
+                Some(m) => {
+                    let credential = ScramCredential::from_salted_password(
+                        m,
+                        &u.salted_password,
+                        u.salt.to_vec(),
+                        u.iterations as u32,
+                    );
+                    changes.push((user.clone(), Change::UpsertCredential { user: user.clone(), credential }));
+                    None
+                }
+            }
+        };
+        note(&mut order, &user, err);
+    }
+    // A user named twice for one mechanism: all its alterations are refused.
+    for ((user, _), n) in &seen {
+        if *n > 1 {
+            errors.insert(
+                user.clone(),
+                (E::DuplicateResource, "A user credential cannot be altered twice in the same request".into()),
+            );
+        }
+    }
+    let changes: Vec<Change> = changes
+        .into_iter()
+        .filter(|(u, _)| !errors.contains_key(u))
+        .map(|(_, c)| c)
+        .collect();
+    let stored = if changes.is_empty() {
+        Ok(())
+    } else {
+        ctx.broker.security.apply(changes).await
+    };
+    if let Err(e) = &stored {
+        tracing::error!(error = %e, "storing SCRAM credentials failed");
+    }
+    resp.results = order
+        .into_iter()
+        .map(|user| {
+            let mut r = AlterUserScramCredentialsResult::default();
+            match errors.get(&user) {
+                Some((code, msg)) => {
+                    r.error_code = code.code();
+                    r.error_message = Some(sb(msg.clone()));
+                }
+                None => {
+                    if let Err(e) = &stored {
+                        r.error_code = E::UnknownServerError.code();
+                        r.error_message = Some(sb(format!("storing credentials failed: {e}")));
+                    } else {
+                        tracing::info!(principal = %ctx.principal, user = %user, "SCRAM credentials altered");
+                    }
+                }
+            }
+            r.user = sb(user);
+            r
+        })
+        .collect();
+    resp
+}
