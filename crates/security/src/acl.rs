@@ -3,7 +3,8 @@
 //! authorizer that decides (DENY over ALLOW, implied operations, super users,
 //! `allow.everyone.if.no.acl.found`).
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -60,57 +61,214 @@ pub enum PatternFilter {
     Prefixed,
 }
 
+/// Whether `input` spells `canonical` (lower case, no separators) ignoring
+/// case, `-` and `_`, so "describe-configs", "DescribeConfigs" and
+/// "DESCRIBE_CONFIGS" all read as "describeconfigs". No allocation.
+fn name_is(input: &str, canonical: &str) -> bool {
+    let mut letters = input
+        .trim()
+        .bytes()
+        .filter(|b| *b != b'-' && *b != b'_')
+        .map(|b| b.to_ascii_lowercase());
+    let mut want = canonical.bytes();
+    loop {
+        match (letters.next(), want.next()) {
+            (None, None) => return true,
+            (Some(a), Some(b)) if a == b => {}
+            _ => return false,
+        }
+    }
+}
+
 // Wire codes (Kafka's `ResourceType`, `PatternType`, `AclOperation`,
 // `AclPermissionType`): `code()` gives it, `from_code()` parses it, and
 // `parse()` reads the CLI's names ("topic", "TransactionalId", "describe-configs",
 // "IDEMPOTENT_WRITE": case-insensitive, `-`/`_` alike).
 impl ResourceType {
+    const ALL: [ResourceType; 6] = [
+        ResourceType::Topic,
+        ResourceType::Group,
+        ResourceType::Cluster,
+        ResourceType::TransactionalId,
+        ResourceType::DelegationToken,
+        ResourceType::User,
+    ];
+
     pub fn code(self) -> i8 {
-        todo!()
+        match self {
+            ResourceType::Topic => 2,
+            ResourceType::Group => 3,
+            ResourceType::Cluster => 4,
+            ResourceType::TransactionalId => 5,
+            ResourceType::DelegationToken => 6,
+            ResourceType::User => 7,
+        }
     }
     pub fn from_code(code: i8) -> Option<ResourceType> {
-        todo!()
+        Self::ALL.into_iter().find(|t| t.code() == code)
     }
     pub fn parse(name: &str) -> Option<ResourceType> {
-        todo!()
+        Self::ALL
+            .into_iter()
+            .find(|t| name_is(name, t.canonical_name()))
+    }
+    fn canonical_name(self) -> &'static str {
+        match self {
+            ResourceType::Topic => "topic",
+            ResourceType::Group => "group",
+            ResourceType::Cluster => "cluster",
+            ResourceType::TransactionalId => "transactionalid",
+            ResourceType::DelegationToken => "delegationtoken",
+            ResourceType::User => "user",
+        }
+    }
+    /// Slot in the authorizer's per-type index.
+    fn slot(self) -> usize {
+        match self {
+            ResourceType::Topic => 0,
+            ResourceType::Group => 1,
+            ResourceType::Cluster => 2,
+            ResourceType::TransactionalId => 3,
+            ResourceType::DelegationToken => 4,
+            ResourceType::User => 5,
+        }
     }
 }
 impl PatternType {
     pub fn code(self) -> i8 {
-        todo!()
+        match self {
+            PatternType::Literal => 3,
+            PatternType::Prefixed => 4,
+        }
     }
     pub fn from_code(code: i8) -> Option<PatternType> {
-        todo!()
+        match code {
+            3 => Some(PatternType::Literal),
+            4 => Some(PatternType::Prefixed),
+            _ => None,
+        }
     }
     pub fn parse(name: &str) -> Option<PatternType> {
-        todo!()
+        if name_is(name, "literal") {
+            Some(PatternType::Literal)
+        } else if name_is(name, "prefixed") {
+            Some(PatternType::Prefixed)
+        } else {
+            None
+        }
     }
 }
 impl Operation {
+    const EVERY: [Operation; 13] = [
+        Operation::All,
+        Operation::Read,
+        Operation::Write,
+        Operation::Create,
+        Operation::Delete,
+        Operation::Alter,
+        Operation::Describe,
+        Operation::ClusterAction,
+        Operation::DescribeConfigs,
+        Operation::AlterConfigs,
+        Operation::IdempotentWrite,
+        Operation::CreateTokens,
+        Operation::DescribeTokens,
+    ];
+
     pub fn code(self) -> i8 {
-        todo!()
+        match self {
+            Operation::All => 2,
+            Operation::Read => 3,
+            Operation::Write => 4,
+            Operation::Create => 5,
+            Operation::Delete => 6,
+            Operation::Alter => 7,
+            Operation::Describe => 8,
+            Operation::ClusterAction => 9,
+            Operation::DescribeConfigs => 10,
+            Operation::AlterConfigs => 11,
+            Operation::IdempotentWrite => 12,
+            Operation::CreateTokens => 13,
+            Operation::DescribeTokens => 14,
+        }
     }
     pub fn from_code(code: i8) -> Option<Operation> {
-        todo!()
+        Self::EVERY.into_iter().find(|o| o.code() == code)
     }
     pub fn parse(name: &str) -> Option<Operation> {
-        todo!()
+        Self::EVERY
+            .into_iter()
+            .find(|o| name_is(name, o.canonical_name()))
+    }
+    fn canonical_name(self) -> &'static str {
+        match self {
+            Operation::All => "all",
+            Operation::Read => "read",
+            Operation::Write => "write",
+            Operation::Create => "create",
+            Operation::Delete => "delete",
+            Operation::Alter => "alter",
+            Operation::Describe => "describe",
+            Operation::ClusterAction => "clusteraction",
+            Operation::DescribeConfigs => "describeconfigs",
+            Operation::AlterConfigs => "alterconfigs",
+            Operation::IdempotentWrite => "idempotentwrite",
+            Operation::CreateTokens => "createtokens",
+            Operation::DescribeTokens => "describetokens",
+        }
+    }
+    /// Whether an ALLOW of `self` grants `requested`: the same operation, ALL,
+    /// or one implying it (Kafka: READ/WRITE/DELETE/ALTER imply DESCRIBE,
+    /// ALTER_CONFIGS implies DESCRIBE_CONFIGS).
+    fn grants(self, requested: Operation) -> bool {
+        self == requested
+            || self == Operation::All
+            || (requested == Operation::Describe
+                && matches!(
+                    self,
+                    Operation::Read | Operation::Write | Operation::Delete | Operation::Alter
+                ))
+            || (requested == Operation::DescribeConfigs && self == Operation::AlterConfigs)
+    }
+    /// Whether a DENY of `self` refuses `requested`: only the same operation
+    /// or ALL (a DENY of READ leaves DESCRIBE alone, as in Kafka).
+    fn refuses(self, requested: Operation) -> bool {
+        self == requested || self == Operation::All
     }
 }
 impl Permission {
     pub fn code(self) -> i8 {
-        todo!()
+        match self {
+            Permission::Deny => 2,
+            Permission::Allow => 3,
+        }
     }
     pub fn from_code(code: i8) -> Option<Permission> {
-        todo!()
+        match code {
+            2 => Some(Permission::Deny),
+            3 => Some(Permission::Allow),
+            _ => None,
+        }
     }
     pub fn parse(name: &str) -> Option<Permission> {
-        todo!()
+        if name_is(name, "allow") {
+            Some(Permission::Allow)
+        } else if name_is(name, "deny") {
+            Some(Permission::Deny)
+        } else {
+            None
+        }
     }
 }
 impl PatternFilter {
     pub fn from_code(code: i8) -> Option<PatternFilter> {
-        todo!()
+        match code {
+            1 => Some(PatternFilter::Any),
+            2 => Some(PatternFilter::Match),
+            3 => Some(PatternFilter::Literal),
+            4 => Some(PatternFilter::Prefixed),
+            _ => None,
+        }
     }
 }
 
@@ -135,12 +293,58 @@ pub enum AclError {
     Invalid(String),
 }
 
+/// The principal every ACL may name to mean "every user".
+const WILDCARD_PRINCIPAL: &str = "User:*";
+
 impl AclBinding {
     /// What CreateAcls refuses: an empty name, a cluster resource not named
     /// `kafka-cluster`, a principal not of the form `User:NAME`, an empty host,
     /// a DelegationToken/User resource (Herald has none).
     pub fn validate(&self) -> Result<(), AclError> {
-        todo!()
+        let invalid = |msg: String| Err(AclError::Invalid(msg));
+        match self.resource_type {
+            ResourceType::DelegationToken => {
+                return invalid(
+                    "Herald does not support DelegationToken ACLs: it has no delegation tokens"
+                        .to_string(),
+                );
+            }
+            ResourceType::User => {
+                return invalid(
+                    "Herald does not support User ACLs: they govern delegation tokens, \
+                     which Herald does not have"
+                        .to_string(),
+                );
+            }
+            _ => {}
+        }
+        if self.resource_name.is_empty() {
+            return invalid("The ACL's resource name must not be empty".to_string());
+        }
+        if self.resource_type == ResourceType::Cluster && self.resource_name != CLUSTER_NAME {
+            return invalid(format!(
+                "The only valid name for the Cluster resource is {CLUSTER_NAME}, not '{}'",
+                self.resource_name
+            ));
+        }
+        match self.principal.strip_prefix("User:") {
+            Some(name) if !name.is_empty() => {}
+            _ => {
+                return invalid(format!(
+                    "The ACL's principal must be User:NAME (User:* for everyone), not '{}'",
+                    self.principal
+                ));
+            }
+        }
+        if self.host.is_empty() {
+            return invalid("The ACL's host must be '*' or an IP address, not empty".to_string());
+        }
+        Ok(())
+    }
+
+    fn applies_to(&self, principal: &str, host: &str) -> bool {
+        (self.principal == principal || self.principal == WILDCARD_PRINCIPAL)
+            && (self.host == host || self.host == WILDCARD)
     }
 }
 
@@ -158,7 +362,8 @@ pub struct AclFilter {
 
 impl AclFilter {
     /// From the wire codes (resource type ANY = 1, operation ANY = 1,
-    /// permission ANY = 1); unknown codes and MATCH without a name are errors.
+    /// permission ANY = 1); unknown codes are errors. MATCH without a name
+    /// matches every binding, as in Kafka's `ResourcePatternFilter`.
     #[allow(clippy::too_many_arguments)]
     pub fn from_wire(
         resource_type: i8,
@@ -169,12 +374,145 @@ impl AclFilter {
         operation: i8,
         permission: i8,
     ) -> Result<AclFilter, AclError> {
-        todo!()
+        let resource_type =
+            match resource_type {
+                1 => None,
+                code => Some(ResourceType::from_code(code).ok_or_else(|| {
+                    AclError::Invalid(format!("Unknown ACL resource type {code}"))
+                })?),
+            };
+        let pattern = PatternFilter::from_code(pattern)
+            .ok_or_else(|| AclError::Invalid(format!("Unknown ACL pattern type {pattern}")))?;
+        let operation = match operation {
+            1 => None,
+            code => Some(
+                Operation::from_code(code)
+                    .ok_or_else(|| AclError::Invalid(format!("Unknown ACL operation {code}")))?,
+            ),
+        };
+        let permission =
+            match permission {
+                1 => None,
+                code => Some(Permission::from_code(code).ok_or_else(|| {
+                    AclError::Invalid(format!("Unknown ACL permission type {code}"))
+                })?),
+            };
+        Ok(AclFilter {
+            resource_type,
+            resource_name,
+            pattern,
+            principal,
+            host,
+            operation,
+            permission,
+        })
     }
     /// Kafka's `AclBindingFilter.matches`: MATCH selects the LITERAL binding of
     /// that name, LITERAL `*`, and every PREFIXED binding that is a prefix of it.
     pub fn matches(&self, binding: &AclBinding) -> bool {
-        todo!()
+        if self
+            .resource_type
+            .is_some_and(|t| t != binding.resource_type)
+        {
+            return false;
+        }
+        let pattern_ok = match self.pattern {
+            PatternFilter::Any => self
+                .resource_name
+                .as_deref()
+                .is_none_or(|n| n == binding.resource_name),
+            PatternFilter::Literal | PatternFilter::Prefixed => {
+                let wanted = if self.pattern == PatternFilter::Literal {
+                    PatternType::Literal
+                } else {
+                    PatternType::Prefixed
+                };
+                binding.pattern_type == wanted
+                    && self
+                        .resource_name
+                        .as_deref()
+                        .is_none_or(|n| n == binding.resource_name)
+            }
+            PatternFilter::Match => match self.resource_name.as_deref() {
+                None => true,
+                Some(name) => match binding.pattern_type {
+                    PatternType::Literal => {
+                        binding.resource_name == name || binding.resource_name == WILDCARD
+                    }
+                    PatternType::Prefixed => name.starts_with(binding.resource_name.as_str()),
+                },
+            },
+        };
+        // The entry filter compares exactly: a filter for User:alice does not
+        // select User:* bindings (that is what DeleteAcls relies on).
+        pattern_ok
+            && self
+                .principal
+                .as_deref()
+                .is_none_or(|p| p == binding.principal)
+            && self.host.as_deref().is_none_or(|h| h == binding.host)
+            && self.operation.is_none_or(|o| o == binding.operation)
+            && self.permission.is_none_or(|p| p == binding.permission)
+    }
+}
+
+/// The bindings of one resource type, indexed so that `authorize` finds those
+/// matching a name without scanning every ACL: one hash lookup for the literal
+/// name, one for LITERAL `*`, and one per distinct PREFIXED length that fits.
+#[derive(Default)]
+struct TypeIndex {
+    /// LITERAL bindings by name (`*` included), as positions in `Snapshot::acls`.
+    literal: HashMap<String, Vec<usize>>,
+    /// PREFIXED bindings by prefix.
+    prefixed: HashMap<String, Vec<usize>>,
+    /// The distinct byte lengths of the prefixes, ascending.
+    prefix_lens: Vec<usize>,
+    /// Every binding of the type (for `authorize_any`).
+    all: Vec<usize>,
+}
+
+impl TypeIndex {
+    /// Positions of the bindings whose pattern matches `name`. A name of `*`
+    /// itself may yield the LITERAL `*` bindings twice, which changes no decision.
+    fn matching<'a>(&'a self, name: &'a str) -> impl Iterator<Item = usize> + 'a {
+        let literal = self.literal.get(name).into_iter().flatten();
+        let wildcard = self.literal.get(WILDCARD).into_iter().flatten();
+        let prefixed = self
+            .prefix_lens
+            .iter()
+            .take_while(move |&&len| len <= name.len())
+            .filter(move |&&len| name.is_char_boundary(len))
+            .filter_map(move |&len| self.prefixed.get(&name[..len]))
+            .flatten();
+        literal.chain(wildcard).chain(prefixed).copied()
+    }
+}
+
+/// One installed set of ACLs with its index; swapped whole so that a reader
+/// never sees an index of other ACLs than the ones it holds.
+struct Snapshot {
+    acls: Arc<Vec<AclBinding>>,
+    types: [TypeIndex; 6],
+}
+
+impl Snapshot {
+    fn new(acls: Arc<Vec<AclBinding>>) -> Snapshot {
+        let mut types: [TypeIndex; 6] = Default::default();
+        for (i, b) in acls.iter().enumerate() {
+            let t = &mut types[b.resource_type.slot()];
+            t.all.push(i);
+            let by_name = match b.pattern_type {
+                PatternType::Literal => &mut t.literal,
+                PatternType::Prefixed => &mut t.prefixed,
+            };
+            by_name.entry(b.resource_name.clone()).or_default().push(i);
+        }
+        for t in &mut types {
+            t.prefix_lens = t.prefixed.keys().map(String::len).collect();
+            t.prefix_lens.sort_unstable();
+            t.prefix_lens.dedup();
+        }
+        Snapshot { acls, types }
     }
 }
 
@@ -182,23 +520,34 @@ impl AclFilter {
 pub struct Authorizer {
     super_users: Vec<String>,
     allow_if_no_acl: bool,
-    acls: std::sync::RwLock<Arc<Vec<AclBinding>>>,
+    /// The ACLs (`acls()` hands out this `Arc<Vec>`) together with their index.
+    state: RwLock<Arc<Snapshot>>,
 }
 
 impl Authorizer {
     /// `super_users`: principals (`User:admin`) that skip every check.
     pub fn new(super_users: Vec<String>, allow_everyone_if_no_acl_found: bool) -> Authorizer {
-        todo!()
+        Authorizer {
+            super_users,
+            allow_if_no_acl: allow_everyone_if_no_acl_found,
+            state: RwLock::new(Arc::new(Snapshot::new(Arc::new(Vec::new())))),
+        }
     }
     /// Installs the current ACLs (after a load or a change).
     pub fn replace(&self, acls: Vec<AclBinding>) {
-        todo!()
+        // Index outside the lock; readers keep deciding on the old snapshot.
+        let snapshot = Arc::new(Snapshot::new(Arc::new(acls)));
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
     }
     pub fn acls(&self) -> Arc<Vec<AclBinding>> {
-        todo!()
+        self.snapshot().acls.clone()
     }
     pub fn is_super_user(&self, principal: &str) -> bool {
-        todo!()
+        self.super_users.iter().any(|s| s == principal)
+    }
+    /// The current snapshot; the lock is held only for an `Arc` clone.
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
     /// Kafka's `AclAuthorizer.authorize`: super user → allowed; any matching
     /// DENY (operation or ALL) → denied; a matching ALLOW of the operation, of
@@ -213,7 +562,26 @@ impl Authorizer {
         resource_type: ResourceType,
         resource_name: &str,
     ) -> bool {
-        todo!()
+        if self.is_super_user(principal) {
+            return true;
+        }
+        let snap = self.snapshot();
+        let mut any_acl = false;
+        let mut allowed = false;
+        for i in snap.types[resource_type.slot()].matching(resource_name) {
+            any_acl = true;
+            let b = &snap.acls[i];
+            if !b.applies_to(principal, host) {
+                continue;
+            }
+            match b.permission {
+                // A DENY decides at once; an ALLOW must wait for every DENY.
+                Permission::Deny if b.operation.refuses(operation) => return false,
+                Permission::Deny => {}
+                Permission::Allow => allowed |= b.operation.grants(operation),
+            }
+        }
+        allowed || (!any_acl && self.allow_if_no_acl)
     }
     /// Kafka's `authorizeByResourceType` (KIP-679: an idempotent producer may
     /// write if it may WRITE some topic): whether some ALLOW binding of the
@@ -226,6 +594,624 @@ impl Authorizer {
         operation: Operation,
         resource_type: ResourceType,
     ) -> bool {
-        todo!()
+        if self.is_super_user(principal) {
+            return true;
+        }
+        // The cluster has one name, so "some cluster" is that one.
+        if resource_type == ResourceType::Cluster {
+            return self.authorize(principal, host, operation, resource_type, CLUSTER_NAME);
+        }
+        let snap = self.snapshot();
+        let index = &snap.types[resource_type.slot()];
+        let relevant = || {
+            index
+                .all
+                .iter()
+                .map(|&i| &snap.acls[i])
+                .filter(|b| b.applies_to(principal, host))
+        };
+
+        let mut deny_literal: HashSet<&str> = HashSet::new();
+        let mut deny_prefixed: HashSet<&str> = HashSet::new();
+        for b in relevant().filter(|b| b.permission == Permission::Deny) {
+            if !b.operation.refuses(operation) {
+                continue;
+            }
+            match b.pattern_type {
+                PatternType::Literal if b.resource_name == WILDCARD => return false,
+                PatternType::Literal => deny_literal.insert(&b.resource_name),
+                PatternType::Prefixed => deny_prefixed.insert(&b.resource_name),
+            };
+        }
+        // Whether a DENY PREFIXED covers every name starting with `name`.
+        let prefix_denied = |name: &str| {
+            (1..=name.len())
+                .filter(|&len| name.is_char_boundary(len))
+                .any(|len| deny_prefixed.contains(&name[..len]))
+        };
+        let uncovered_allow = relevant()
+            .filter(|b| b.permission == Permission::Allow && b.operation.grants(operation))
+            .any(|b| match b.pattern_type {
+                // LITERAL `*` covers names no DENY prefix reaches, and the DENY
+                // of `*` itself was ruled out above.
+                PatternType::Literal if b.resource_name == WILDCARD => true,
+                PatternType::Literal => {
+                    !deny_literal.contains(b.resource_name.as_str())
+                        && !prefix_denied(&b.resource_name)
+                }
+                PatternType::Prefixed => !prefix_denied(&b.resource_name),
+            });
+        if uncovered_allow {
+            return true;
+        }
+        // allow.everyone.if.no.acl.found: allowed when some resource of the type
+        // has no ACL at all. Without a LITERAL `*` (from anyone) a name beyond
+        // every literal and prefix exists; this is what Kafka's check of a
+        // hard-coded name ("hardcode") approximates.
+        self.allow_if_no_acl && !index.literal.contains_key(WILDCARD)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Operation::*;
+    use PatternType::{Literal, Prefixed};
+    use Permission::{Allow, Deny};
+    use ResourceType::{Cluster, Group, Topic, TransactionalId};
+
+    const HOST: &str = "10.0.0.1";
+
+    fn acl(
+        rt: ResourceType,
+        name: &str,
+        pt: PatternType,
+        principal: &str,
+        host: &str,
+        op: Operation,
+        perm: Permission,
+    ) -> AclBinding {
+        AclBinding {
+            resource_type: rt,
+            resource_name: name.to_string(),
+            pattern_type: pt,
+            principal: principal.to_string(),
+            host: host.to_string(),
+            operation: op,
+            permission: perm,
+        }
+    }
+
+    /// A topic ACL for any host.
+    fn topic(
+        name: &str,
+        pt: PatternType,
+        principal: &str,
+        op: Operation,
+        perm: Permission,
+    ) -> AclBinding {
+        acl(Topic, name, pt, principal, WILDCARD, op, perm)
+    }
+
+    fn authorizer(acls: Vec<AclBinding>, allow_if_no_acl: bool) -> Authorizer {
+        let a = Authorizer::new(vec!["User:admin".to_string()], allow_if_no_acl);
+        a.replace(acls);
+        a
+    }
+
+    #[test]
+    fn codes_round_trip() {
+        for t in ResourceType::ALL {
+            assert_eq!(ResourceType::from_code(t.code()), Some(t));
+        }
+        for o in Operation::EVERY {
+            assert_eq!(Operation::from_code(o.code()), Some(o));
+        }
+        for p in [Literal, Prefixed] {
+            assert_eq!(PatternType::from_code(p.code()), Some(p));
+        }
+        for p in [Allow, Deny] {
+            assert_eq!(Permission::from_code(p.code()), Some(p));
+        }
+        assert_eq!(Topic.code(), 2);
+        assert_eq!(ResourceType::User.code(), 7);
+        assert_eq!(IdempotentWrite.code(), 12);
+        assert_eq!(DescribeTokens.code(), 14);
+        assert_eq!(Allow.code(), 3);
+        assert_eq!(Prefixed.code(), 4);
+        // ANY, UNKNOWN and MATCH exist only in filters.
+        for code in [0, 1, 8, -1] {
+            assert_eq!(ResourceType::from_code(code), None);
+        }
+        for code in [0, 1, 15] {
+            assert_eq!(Operation::from_code(code), None);
+        }
+        for code in [0, 1, 2, 5] {
+            assert_eq!(PatternType::from_code(code), None);
+        }
+        for code in [0, 1, 4] {
+            assert_eq!(Permission::from_code(code), None);
+        }
+        assert_eq!(PatternFilter::from_code(1), Some(PatternFilter::Any));
+        assert_eq!(PatternFilter::from_code(2), Some(PatternFilter::Match));
+        assert_eq!(PatternFilter::from_code(3), Some(PatternFilter::Literal));
+        assert_eq!(PatternFilter::from_code(4), Some(PatternFilter::Prefixed));
+        assert_eq!(PatternFilter::from_code(0), None);
+    }
+
+    #[test]
+    fn parses_cli_names() {
+        for n in ["topic", "Topic", "TOPIC"] {
+            assert_eq!(ResourceType::parse(n), Some(Topic));
+        }
+        for n in [
+            "transactional-id",
+            "TransactionalId",
+            "TRANSACTIONAL_ID",
+            "transactionalid",
+        ] {
+            assert_eq!(ResourceType::parse(n), Some(TransactionalId));
+        }
+        assert_eq!(
+            ResourceType::parse("delegation-token"),
+            Some(ResourceType::DelegationToken)
+        );
+        assert_eq!(ResourceType::parse("group"), Some(Group));
+        assert_eq!(ResourceType::parse("cluster"), Some(Cluster));
+        assert_eq!(ResourceType::parse("any"), None);
+        assert_eq!(ResourceType::parse("topics"), None);
+        assert_eq!(ResourceType::parse(""), None);
+        for n in ["describe-configs", "DescribeConfigs", "DESCRIBE_CONFIGS"] {
+            assert_eq!(Operation::parse(n), Some(DescribeConfigs));
+        }
+        assert_eq!(Operation::parse("idempotent_write"), Some(IdempotentWrite));
+        assert_eq!(Operation::parse("ClusterAction"), Some(ClusterAction));
+        assert_eq!(Operation::parse("All"), Some(All));
+        assert_eq!(Operation::parse("any"), None);
+        assert_eq!(Permission::parse("allow"), Some(Allow));
+        assert_eq!(Permission::parse("DENY"), Some(Deny));
+        assert_eq!(Permission::parse("any"), None);
+        assert_eq!(PatternType::parse("prefixed"), Some(Prefixed));
+        assert_eq!(PatternType::parse("LITERAL"), Some(Literal));
+        assert_eq!(PatternType::parse("match"), None);
+    }
+
+    #[test]
+    fn allow_and_deny() {
+        let a = authorizer(
+            vec![
+                topic("orders", Literal, "User:alice", Read, Allow),
+                topic("orders", Literal, "User:bob", Read, Deny),
+                topic("orders", Literal, "User:bob", Write, Allow),
+            ],
+            false,
+        );
+        assert!(a.authorize("User:alice", HOST, Read, Topic, "orders"));
+        assert!(!a.authorize("User:alice", HOST, Write, Topic, "orders"));
+        assert!(!a.authorize("User:bob", HOST, Read, Topic, "orders"));
+        assert!(a.authorize("User:bob", HOST, Write, Topic, "orders"));
+        assert!(!a.authorize("User:carol", HOST, Read, Topic, "orders"));
+        // Same name, other type.
+        assert!(!a.authorize("User:alice", HOST, Read, Group, "orders"));
+        assert!(!a.authorize("User:alice", HOST, Read, Topic, "orders2"));
+    }
+
+    #[test]
+    fn implied_operations() {
+        for op in [Read, Write, Delete, Alter] {
+            let a = authorizer(vec![topic("t", Literal, "User:alice", op, Allow)], false);
+            assert!(
+                a.authorize("User:alice", HOST, Describe, Topic, "t"),
+                "{op:?}"
+            );
+            assert!(
+                !a.authorize("User:alice", HOST, DescribeConfigs, Topic, "t"),
+                "{op:?}"
+            );
+        }
+        for op in [Create, AlterConfigs, DescribeConfigs, IdempotentWrite] {
+            let a = authorizer(vec![topic("t", Literal, "User:alice", op, Allow)], false);
+            assert!(
+                !a.authorize("User:alice", HOST, Describe, Topic, "t"),
+                "{op:?}"
+            );
+        }
+        let a = authorizer(
+            vec![topic("t", Literal, "User:alice", AlterConfigs, Allow)],
+            false,
+        );
+        assert!(a.authorize("User:alice", HOST, DescribeConfigs, Topic, "t"));
+        assert!(!a.authorize("User:alice", HOST, Alter, Topic, "t"));
+        // Implication runs one way.
+        let a = authorizer(
+            vec![topic("t", Literal, "User:alice", Describe, Allow)],
+            false,
+        );
+        assert!(!a.authorize("User:alice", HOST, Read, Topic, "t"));
+    }
+
+    #[test]
+    fn all_and_deny_precedence() {
+        let a = authorizer(vec![topic("t", Literal, "User:alice", All, Allow)], false);
+        for op in Operation::EVERY {
+            assert!(a.authorize("User:alice", HOST, op, Topic, "t"), "{op:?}");
+        }
+        // DENY over ALLOW, even over ALLOW ALL.
+        let a = authorizer(
+            vec![
+                topic("t", Literal, "User:alice", All, Allow),
+                topic("t", Literal, "User:alice", Write, Deny),
+            ],
+            true,
+        );
+        assert!(!a.authorize("User:alice", HOST, Write, Topic, "t"));
+        assert!(a.authorize("User:alice", HOST, Read, Topic, "t"));
+        // A DENY of READ does not deny the DESCRIBE that READ would imply.
+        let a = authorizer(
+            vec![
+                topic("t", Literal, "User:alice", Write, Allow),
+                topic("t", Literal, "User:alice", Read, Deny),
+            ],
+            false,
+        );
+        assert!(!a.authorize("User:alice", HOST, Read, Topic, "t"));
+        assert!(a.authorize("User:alice", HOST, Describe, Topic, "t"));
+        // DENY ALL denies everything.
+        let a = authorizer(
+            vec![
+                topic("t", Literal, "User:alice", All, Allow),
+                topic("t", Literal, "User:alice", All, Deny),
+            ],
+            true,
+        );
+        for op in Operation::EVERY {
+            assert!(!a.authorize("User:alice", HOST, op, Topic, "t"), "{op:?}");
+        }
+    }
+
+    #[test]
+    fn patterns_principals_hosts() {
+        let a = authorizer(
+            vec![
+                topic("logs-", Prefixed, "User:alice", Read, Allow),
+                topic("*", Literal, "User:bob", Write, Allow),
+                topic("public", Literal, "User:*", Read, Allow),
+                topic("secret", Literal, "User:carol", Read, Allow),
+                acl(Topic, "pinned", Literal, "User:carol", HOST, Read, Allow),
+                acl(Topic, "public", Literal, "User:eve", "10.9.9.9", Read, Deny),
+                // A multibyte prefix must not split a name mid-character.
+                topic("é", Prefixed, "User:alice", Read, Allow),
+            ],
+            false,
+        );
+        assert!(a.authorize("User:alice", HOST, Read, Topic, "logs-a"));
+        assert!(a.authorize("User:alice", HOST, Read, Topic, "logs-"));
+        assert!(!a.authorize("User:alice", HOST, Read, Topic, "logs"));
+        assert!(!a.authorize("User:alice", HOST, Read, Topic, "xlogs-a"));
+        assert!(a.authorize("User:alice", HOST, Read, Topic, "éa"));
+        assert!(!a.authorize("User:alice", HOST, Read, Topic, "ü"));
+        // LITERAL `*` is every topic, but only LITERAL: a PREFIXED binding
+        // named "logs-" is not a wildcard.
+        assert!(a.authorize("User:bob", HOST, Write, Topic, "anything"));
+        assert!(!a.authorize("User:bob", HOST, Read, Topic, "anything"));
+        assert!(!a.authorize("User:bob", HOST, Write, Group, "anything"));
+        // User:* is every principal.
+        assert!(a.authorize("User:zed", HOST, Read, Topic, "public"));
+        assert!(!a.authorize("User:zed", HOST, Read, Topic, "secret"));
+        // Host-specific bindings.
+        assert!(a.authorize("User:carol", HOST, Read, Topic, "pinned"));
+        assert!(!a.authorize("User:carol", "10.0.0.2", Read, Topic, "pinned"));
+        assert!(a.authorize("User:eve", HOST, Read, Topic, "public"));
+        assert!(!a.authorize("User:eve", "10.9.9.9", Read, Topic, "public"));
+    }
+
+    #[test]
+    fn prefixed_and_wildcard_deny() {
+        let a = authorizer(
+            vec![
+                topic("*", Literal, "User:alice", All, Allow),
+                topic("private-", Prefixed, "User:alice", Read, Deny),
+                topic("x", Literal, "User:*", Write, Deny),
+            ],
+            false,
+        );
+        assert!(a.authorize("User:alice", HOST, Read, Topic, "t"));
+        assert!(!a.authorize("User:alice", HOST, Read, Topic, "private-1"));
+        assert!(a.authorize("User:alice", HOST, Write, Topic, "private-1"));
+        assert!(!a.authorize("User:alice", HOST, Write, Topic, "x"));
+    }
+
+    #[test]
+    fn super_users_and_no_acl_found() {
+        let acls = vec![
+            topic("t", Literal, "User:alice", Read, Allow),
+            topic("*", Literal, "User:alice", Write, Deny),
+            acl(
+                Cluster,
+                CLUSTER_NAME,
+                Literal,
+                "User:alice",
+                WILDCARD,
+                All,
+                Deny,
+            ),
+        ];
+        let open = authorizer(acls.clone(), true);
+        let closed = authorizer(acls, false);
+        for a in [&open, &closed] {
+            // Super users pass even a DENY.
+            assert!(a.authorize("User:admin", HOST, Write, Topic, "t"));
+            assert!(a.authorize("User:admin", HOST, ClusterAction, Cluster, CLUSTER_NAME));
+            assert!(a.is_super_user("User:admin"));
+            assert!(!a.is_super_user("User:alice"));
+            // A resource with ACLs for someone else stays denied.
+            assert!(!a.authorize("User:bob", HOST, Read, Topic, "t"));
+        }
+        // No ACL on the group at all.
+        assert!(open.authorize("User:bob", HOST, Read, Group, "g"));
+        assert!(!closed.authorize("User:bob", HOST, Read, Group, "g"));
+        // The LITERAL `*` DENY puts an ACL on every topic.
+        assert!(!open.authorize("User:bob", HOST, Read, Topic, "other"));
+        let empty = Authorizer::new(vec![], true);
+        assert!(empty.authorize("User:bob", HOST, Write, Topic, "t"));
+        assert!(!Authorizer::new(vec![], false).authorize("User:bob", HOST, Write, Topic, "t"));
+    }
+
+    #[test]
+    fn replace_swaps_and_acls_shares() {
+        let a = Authorizer::new(vec![], false);
+        assert!(a.acls().is_empty());
+        let before = a.acls();
+        a.replace(vec![topic("t", Literal, "User:alice", Read, Allow)]);
+        assert!(before.is_empty());
+        assert_eq!(a.acls().len(), 1);
+        assert!(Arc::ptr_eq(&a.acls(), &a.acls()));
+        assert!(a.authorize("User:alice", HOST, Read, Topic, "t"));
+        a.replace(vec![]);
+        assert!(!a.authorize("User:alice", HOST, Read, Topic, "t"));
+    }
+
+    #[test]
+    fn authorize_any_by_type() {
+        // A prefixed ALLOW covered by a shorter DENY prefix: nothing left.
+        let a = authorizer(
+            vec![
+                topic("app-", Prefixed, "User:alice", Write, Allow),
+                topic("app", Prefixed, "User:alice", Write, Deny),
+            ],
+            false,
+        );
+        assert!(!a.authorize_any("User:alice", HOST, Write, Topic));
+        // A longer DENY prefix leaves the rest of "app-" writable.
+        let a = authorizer(
+            vec![
+                topic("app-", Prefixed, "User:alice", Write, Allow),
+                topic("app-secret", Prefixed, "User:alice", Write, Deny),
+            ],
+            false,
+        );
+        assert!(a.authorize_any("User:alice", HOST, Write, Topic));
+        assert!(!a.authorize_any("User:bob", HOST, Write, Topic));
+        assert!(!a.authorize_any("User:alice", HOST, Read, Topic));
+        assert!(!a.authorize_any("User:alice", HOST, Write, Group));
+        assert!(a.authorize_any("User:admin", HOST, Write, Topic));
+        // Literal ALLOWs: denied by the same name or a prefix of it.
+        let a = authorizer(
+            vec![
+                topic("orders", Literal, "User:alice", Write, Allow),
+                topic("orders", Literal, "User:alice", Write, Deny),
+                topic("billing", Literal, "User:bob", Write, Allow),
+                topic("bill", Prefixed, "User:*", All, Deny),
+                topic("audit", Literal, "User:carol", Write, Allow),
+                topic("audit", Literal, "User:carol", Read, Deny),
+            ],
+            false,
+        );
+        assert!(!a.authorize_any("User:alice", HOST, Write, Topic));
+        assert!(!a.authorize_any("User:bob", HOST, Write, Topic));
+        assert!(a.authorize_any("User:carol", HOST, Write, Topic));
+        // Implied operations count, as in authorize.
+        assert!(a.authorize_any("User:carol", HOST, Describe, Topic));
+        // A DENY of LITERAL `*` wins over every ALLOW, `*` included.
+        let a = authorizer(
+            vec![
+                topic("*", Literal, "User:alice", All, Allow),
+                topic("*", Literal, "User:alice", Write, Deny),
+            ],
+            true,
+        );
+        assert!(!a.authorize_any("User:alice", HOST, Write, Topic));
+        assert!(a.authorize_any("User:alice", HOST, Read, Topic));
+        // An ALLOW of LITERAL `*` is not covered by DENY prefixes.
+        let a = authorizer(
+            vec![
+                topic("*", Literal, "User:alice", Write, Allow),
+                topic("a", Prefixed, "User:alice", Write, Deny),
+            ],
+            false,
+        );
+        assert!(a.authorize_any("User:alice", HOST, Write, Topic));
+        // Host-specific bindings only count from that host.
+        let a = authorizer(
+            vec![acl(Topic, "t", Literal, "User:alice", HOST, Write, Allow)],
+            false,
+        );
+        assert!(a.authorize_any("User:alice", HOST, Write, Topic));
+        assert!(!a.authorize_any("User:alice", "10.0.0.2", Write, Topic));
+    }
+
+    #[test]
+    fn authorize_any_no_acl_found() {
+        assert!(Authorizer::new(vec![], true).authorize_any("User:x", HOST, Write, Topic));
+        assert!(!Authorizer::new(vec![], false).authorize_any("User:x", HOST, Write, Topic));
+        // ACLs on one topic leave the others open under allow.everyone.
+        let acls = vec![topic("secret", Literal, "User:bob", Write, Allow)];
+        assert!(authorizer(acls.clone(), true).authorize_any("User:alice", HOST, Write, Topic));
+        assert!(!authorizer(acls, false).authorize_any("User:alice", HOST, Write, Topic));
+        // A LITERAL `*` ACL (anyone's) leaves no topic without ACLs.
+        let acls = vec![topic("*", Literal, "User:bob", Write, Allow)];
+        assert!(!authorizer(acls, true).authorize_any("User:alice", HOST, Write, Topic));
+        // The cluster has one name: same answer as authorize.
+        let acls = vec![acl(
+            Cluster,
+            CLUSTER_NAME,
+            Literal,
+            "User:bob",
+            WILDCARD,
+            IdempotentWrite,
+            Allow,
+        )];
+        let a = authorizer(acls, true);
+        assert!(a.authorize_any("User:bob", HOST, IdempotentWrite, Cluster));
+        assert!(!a.authorize_any("User:alice", HOST, IdempotentWrite, Cluster));
+        assert!(a.authorize_any("User:alice", HOST, IdempotentWrite, Group));
+    }
+
+    fn sample() -> Vec<AclBinding> {
+        vec![
+            topic("orders", Literal, "User:alice", Read, Allow),
+            topic("*", Literal, "User:alice", Describe, Allow),
+            topic("ord", Prefixed, "User:bob", Write, Deny),
+            topic("orders", Prefixed, "User:*", Read, Allow),
+            topic("other", Literal, "User:alice", Read, Allow),
+            acl(Group, "orders", Literal, "User:alice", HOST, Read, Allow),
+        ]
+    }
+
+    fn selected(filter: &AclFilter) -> Vec<usize> {
+        sample()
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| filter.matches(b))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    fn filter(rt: i8, name: Option<&str>, pattern: i8) -> AclFilter {
+        AclFilter::from_wire(rt, name.map(str::to_string), pattern, None, None, 1, 1).unwrap()
+    }
+
+    #[test]
+    fn filter_patterns() {
+        // ANY: every pattern type, exact name.
+        assert_eq!(selected(&filter(1, None, 1)), vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!(selected(&filter(1, Some("orders"), 1)), vec![0, 3, 5]);
+        assert_eq!(selected(&filter(2, Some("orders"), 1)), vec![0, 3]);
+        // LITERAL / PREFIXED: that pattern type.
+        assert_eq!(selected(&filter(2, None, 3)), vec![0, 1, 4]);
+        assert_eq!(selected(&filter(2, Some("orders"), 3)), vec![0]);
+        assert_eq!(selected(&filter(2, Some("*"), 3)), vec![1]);
+        assert_eq!(selected(&filter(2, None, 4)), vec![2, 3]);
+        assert_eq!(selected(&filter(2, Some("ord"), 4)), vec![2]);
+        // MATCH: what applies to the resource "orders".
+        assert_eq!(selected(&filter(2, Some("orders"), 2)), vec![0, 1, 2, 3]);
+        assert_eq!(selected(&filter(2, Some("ordersx"), 2)), vec![1, 2, 3]);
+        assert_eq!(selected(&filter(1, Some("orders"), 2)), vec![0, 1, 2, 3, 5]);
+        // MATCH without a name matches all, as in Kafka.
+        assert_eq!(selected(&filter(1, None, 2)), vec![0, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn filter_entries() {
+        let f = |principal: Option<&str>, host: Option<&str>, op: i8, perm: i8| {
+            AclFilter::from_wire(
+                1,
+                None,
+                1,
+                principal.map(str::to_string),
+                host.map(str::to_string),
+                op,
+                perm,
+            )
+            .unwrap()
+        };
+        // Principals and hosts compare exactly: User:alice does not select User:*.
+        assert_eq!(
+            selected(&f(Some("User:alice"), None, 1, 1)),
+            vec![0, 1, 4, 5]
+        );
+        assert_eq!(selected(&f(Some("User:*"), None, 1, 1)), vec![3]);
+        assert_eq!(selected(&f(None, Some(HOST), 1, 1)), vec![5]);
+        assert_eq!(selected(&f(None, Some("*"), 1, 1)), vec![0, 1, 2, 3, 4]);
+        assert_eq!(selected(&f(None, None, Read.code(), 1)), vec![0, 3, 4, 5]);
+        assert_eq!(selected(&f(None, None, 1, Deny.code())), vec![2]);
+        assert_eq!(
+            selected(&f(Some("User:alice"), None, Read.code(), Allow.code())),
+            vec![0, 4, 5]
+        );
+    }
+
+    #[test]
+    fn filter_from_wire_errors() {
+        let wire = |rt: i8, pattern: i8, op: i8, perm: i8| {
+            AclFilter::from_wire(rt, None, pattern, None, None, op, perm)
+        };
+        assert!(wire(1, 1, 1, 1).is_ok());
+        let f = wire(2, 4, 3, 3).unwrap();
+        assert_eq!(f.resource_type, Some(Topic));
+        assert_eq!(f.pattern, PatternFilter::Prefixed);
+        assert_eq!(f.operation, Some(Read));
+        assert_eq!(f.permission, Some(Allow));
+        for bad in [
+            wire(0, 1, 1, 1),
+            wire(9, 1, 1, 1),
+            wire(1, 0, 1, 1),
+            wire(1, 5, 1, 1),
+        ] {
+            assert!(matches!(bad, Err(AclError::Invalid(_))));
+        }
+        for bad in [
+            wire(1, 1, 0, 1),
+            wire(1, 1, 15, 1),
+            wire(1, 1, 1, 0),
+            wire(1, 1, 1, 4),
+        ] {
+            assert!(matches!(bad, Err(AclError::Invalid(_))));
+        }
+    }
+
+    #[test]
+    fn validate_errors() {
+        let good = topic("t", Literal, "User:alice", Read, Allow);
+        assert_eq!(good.validate(), Ok(()));
+        assert_eq!(
+            topic("*", Literal, "User:*", Read, Allow).validate(),
+            Ok(())
+        );
+        assert_eq!(
+            topic("*", Prefixed, "User:alice", Read, Allow).validate(),
+            Ok(())
+        );
+        let cluster = acl(
+            Cluster,
+            CLUSTER_NAME,
+            Literal,
+            "User:a",
+            HOST,
+            ClusterAction,
+            Allow,
+        );
+        assert_eq!(cluster.validate(), Ok(()));
+
+        let message = |b: AclBinding| match b.validate() {
+            Err(AclError::Invalid(m)) => m,
+            Ok(()) => panic!("{b:?} validated"),
+        };
+        assert!(message(topic("", Literal, "User:alice", Read, Allow)).contains("name"));
+        let mut b = cluster.clone();
+        b.resource_name = "other".to_string();
+        assert!(message(b).contains(CLUSTER_NAME));
+        for principal in ["alice", "User:", "Group:x", "user:alice", ""] {
+            assert!(message(topic("t", Literal, principal, Read, Allow)).contains("principal"));
+        }
+        let mut b = good.clone();
+        b.host = String::new();
+        assert!(message(b).contains("host"));
+        let mut b = good.clone();
+        b.resource_type = ResourceType::DelegationToken;
+        assert!(message(b).contains("does not support DelegationToken"));
+        let mut b = good;
+        b.resource_type = ResourceType::User;
+        assert!(message(b).contains("does not support User"));
     }
 }
