@@ -10,6 +10,9 @@ pub mod scram;
 pub mod store;
 pub mod tls;
 
+#[cfg(test)]
+pub mod testcert;
+
 /// The principal of a connection that did not authenticate (PLAINTEXT, SSL
 /// without a client certificate).
 pub const ANONYMOUS: &str = "User:ANONYMOUS";
