@@ -2,6 +2,7 @@
 //! against Herald, Apache Kafka or Redpanda alike.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -46,20 +47,168 @@ pub struct Common {
     /// Extra librdkafka properties (key=value), repeatable.
     #[arg(long = "property", short = 'X', global = true)]
     pub properties: Vec<String>,
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL [default: PLAINTEXT].
+    #[arg(long, env = "HERALD_SECURITY_PROTOCOL", global = true)]
+    pub security_protocol: Option<String>,
+    /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 [default: SCRAM-SHA-512].
+    #[arg(long, env = "HERALD_SASL_MECHANISM", global = true)]
+    pub sasl_mechanism: Option<String>,
+    #[arg(long, env = "HERALD_SASL_USERNAME", global = true)]
+    pub sasl_username: Option<String>,
+    /// A file holding the SASL password (a trailing newline is not part of it).
+    #[arg(long, env = "HERALD_SASL_PASSWORD_FILE", global = true)]
+    pub sasl_password_file: Option<PathBuf>,
+    /// PEM CA bundle that the brokers' certificates must chain to.
+    #[arg(long, env = "HERALD_SSL_CA", global = true)]
+    pub ssl_ca: Option<PathBuf>,
+    /// PEM client certificate (mutual TLS).
+    #[arg(long, env = "HERALD_SSL_CERT", global = true)]
+    pub ssl_cert: Option<PathBuf>,
+    /// PEM client key (mutual TLS).
+    #[arg(long, env = "HERALD_SSL_KEY", global = true)]
+    pub ssl_key: Option<PathBuf>,
+}
+
+/// How a client connects: the flags above, or the same librdkafka
+/// properties given with `-X` (flags win).
+#[derive(Clone, Debug, Default)]
+pub struct ClientSecurity {
+    /// Upper case: PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL.
+    pub protocol: String,
+    pub mechanism: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl ClientSecurity {
+    pub fn tls(&self) -> bool {
+        matches!(self.protocol.as_str(), "SSL" | "SASL_SSL")
+    }
+    pub fn sasl(&self) -> bool {
+        matches!(self.protocol.as_str(), "SASL_PLAINTEXT" | "SASL_SSL")
+    }
+}
+
+/// Reads a password file; one trailing newline (`\n` or `\r\n`) is not part of it.
+pub fn read_password_file(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the password file {}", path.display()))?;
+    Ok(strip_newline(text))
+}
+
+pub fn strip_newline(mut text: String) -> String {
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    text
 }
 
 impl Common {
+    /// `-X` properties as (key, value).
+    pub fn property_pairs(&self) -> anyhow::Result<Vec<(String, String)>> {
+        self.properties
+            .iter()
+            .map(|p| {
+                p.split_once('=')
+                    .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                    .with_context(|| format!("--property '{p}' is not key=value"))
+            })
+            .collect()
+    }
+
+    /// The security settings, from flags and `-X` properties.
+    pub fn security(&self) -> anyhow::Result<ClientSecurity> {
+        let props = self.property_pairs()?;
+        let prop = |k: &str| props.iter().rev().find(|(pk, _)| pk == k).map(|(_, v)| v.clone());
+        let protocol = self
+            .security_protocol
+            .clone()
+            .or_else(|| prop("security.protocol"))
+            .unwrap_or_else(|| "PLAINTEXT".into())
+            .to_ascii_uppercase();
+        if !matches!(
+            protocol.as_str(),
+            "PLAINTEXT" | "SSL" | "SASL_PLAINTEXT" | "SASL_SSL"
+        ) {
+            bail!("unknown security protocol {protocol:?} (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)");
+        }
+        let mechanism = self
+            .sasl_mechanism
+            .clone()
+            .or_else(|| prop("sasl.mechanisms"))
+            .or_else(|| prop("sasl.mechanism"))
+            .unwrap_or_else(|| "SCRAM-SHA-512".into())
+            .to_ascii_uppercase();
+        let password = match &self.sasl_password_file {
+            Some(path) => Some(read_password_file(path)?),
+            None => prop("sasl.password"),
+        };
+        let sec = ClientSecurity {
+            protocol,
+            mechanism,
+            username: self.sasl_username.clone().or_else(|| prop("sasl.username")),
+            password,
+            ca: self.ssl_ca.clone().or_else(|| prop("ssl.ca.location").map(PathBuf::from)),
+            cert: self
+                .ssl_cert
+                .clone()
+                .or_else(|| prop("ssl.certificate.location").map(PathBuf::from)),
+            key: self
+                .ssl_key
+                .clone()
+                .or_else(|| prop("ssl.key.location").map(PathBuf::from)),
+        };
+        if sec.sasl() && (sec.username.is_none() || sec.password.is_none()) {
+            bail!("{} needs --sasl-username and --sasl-password-file", sec.protocol);
+        }
+        Ok(sec)
+    }
+
     pub fn client_config(&self) -> anyhow::Result<ClientConfig> {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers);
         // Fail fast with a readable message when nothing listens.
         c.set("socket.connection.setup.timeout.ms", "5000");
         c.set("log_level", "3");
-        for p in &self.properties {
-            let (k, v) = p
-                .split_once('=')
-                .with_context(|| format!("--property '{p}' is not key=value"))?;
-            c.set(k, v);
+        let sec = self.security()?;
+        c.set("security.protocol", sec.protocol.to_ascii_lowercase());
+        if sec.sasl() {
+            c.set("sasl.mechanisms", &sec.mechanism);
+            c.set("sasl.username", sec.username.clone().unwrap_or_default());
+            c.set("sasl.password", sec.password.clone().unwrap_or_default());
+        }
+        let path = |p: &PathBuf| p.display().to_string();
+        if let Some(p) = &sec.ca {
+            c.set("ssl.ca.location", path(p));
+        }
+        if let Some(p) = &sec.cert {
+            c.set("ssl.certificate.location", path(p));
+        }
+        if let Some(p) = &sec.key {
+            c.set("ssl.key.location", path(p));
+        }
+        // Other -X properties pass through as given (the ones above were read
+        // from them or overridden by flags).
+        for (k, v) in self.property_pairs()? {
+            if !matches!(
+                k.as_str(),
+                "security.protocol"
+                    | "sasl.mechanisms"
+                    | "sasl.mechanism"
+                    | "sasl.username"
+                    | "sasl.password"
+                    | "ssl.ca.location"
+                    | "ssl.certificate.location"
+                    | "ssl.key.location"
+            ) {
+                c.set(k, v);
+            }
         }
         Ok(c)
     }
