@@ -100,7 +100,8 @@ pub struct SecurityConfig {
     pub sasl_mechanisms: Vec<String>,
     /// `connections.max.reauth.ms` (KIP-368); zero: sessions do not expire.
     pub reauth_max: Duration,
-    /// A SASL connection that has not authenticated within this is closed.
+    /// A SASL connection that has not authenticated within this is closed; so
+    /// is a TLS connection whose handshake takes longer.
     pub sasl_auth_timeout: Duration,
     /// `connection.failed.authentication.delay.ms`: a failed login is
     /// answered after this, to slow password guessing.

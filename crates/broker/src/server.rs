@@ -310,9 +310,6 @@ async fn serve(
     tracing::info!("herald broker stopped");
 }
 
-/// A client that does not finish its TLS handshake within this is dropped.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// TLS if the listener speaks it, then the request loop.
 async fn accept_connection(
     broker: Arc<Broker>,
@@ -332,7 +329,10 @@ async fn accept_connection(
     let Some(tls) = broker.security.tls.clone() else {
         return; // bind_listeners refuses this configuration
     };
-    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await {
+    // A client that does not finish its handshake in time is dropped: a
+    // half-open handshake holds a connection slot and a little memory.
+    let handshake_timeout = broker.security.config.sasl_auth_timeout;
+    let stream = match tokio::time::timeout(handshake_timeout, tls.acceptor().accept(stream)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             broker.security.tls_handshake_failed(&peer.to_string(), &e.to_string());

@@ -252,3 +252,19 @@ pub fn redact(url: &str) -> String {
         _ => url.to_string(),
     }
 }
+
+/// The users and ACLs of a cluster database, for `herald user` before any
+/// broker runs (the schema is migrated first).
+pub async fn offline_security_store(
+    database_url: &str,
+) -> anyhow::Result<security_store::PgSecurityStore> {
+    let pg_config = db::parse_config(database_url)?;
+    let pool = db::pool(pg_config)?;
+    db::migrate(&pool)
+        .await
+        .with_context(|| format!("preparing the cluster database {}", redact(database_url)))?;
+    Ok(security_store::PgSecurityStore::new(
+        pool,
+        Arc::new(Notify::new()),
+    ))
+}

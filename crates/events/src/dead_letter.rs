@@ -17,13 +17,25 @@ use crate::{Error, Result};
 /// the committed offsets of group `herald-dlq-replay.<topic>`, so a second call
 /// replays only what arrived since. Returns how many records were replayed.
 pub async fn replay_dead_letters(brokers: &str, topic: &str) -> Result<usize> {
+    replay_dead_letters_with(brokers, topic, &[]).await
+}
+
+/// As `replay_dead_letters`, with extra librdkafka properties (security).
+pub async fn replay_dead_letters_with(
+    brokers: &str,
+    topic: &str,
+    extra: &[(String, String)],
+) -> Result<usize> {
     let dlq = retry::dead_letter_topic(topic);
     let group = format!("herald-dlq-replay.{topic}");
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", brokers)
         .set("group.id", &group)
-        .set("enable.auto.commit", "false")
-        .create()?;
+        .set("enable.auto.commit", "false");
+    for (k, v) in extra {
+        cc.set(k, v);
+    }
+    let consumer: BaseConsumer = cc.create()?;
     let md = consumer.fetch_metadata(Some(&dlq), Duration::from_secs(10))?;
     let partitions = md
         .topics()
@@ -33,7 +45,8 @@ pub async fn replay_dead_letters(brokers: &str, topic: &str) -> Result<usize> {
     if partitions == 0 {
         return Ok(0);
     }
-    let publisher = Publisher::new(brokers, &format!("herald-dlq-replay/{topic}"))?;
+    let extra_refs: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let publisher = Publisher::with_config(brokers, &format!("herald-dlq-replay/{topic}"), &extra_refs)?;
     let mut query = TopicPartitionList::new();
     for p in 0..partitions {
         query.add_partition(&dlq, p);

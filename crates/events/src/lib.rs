@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod publisher;
 pub mod retry;
+pub mod security;
 pub mod subscriber;
 
 pub use event::{Encoding, Envelope, Event, EventMeta};
@@ -19,6 +20,7 @@ pub use idempotency::Deduplicator;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use publisher::{Published, Publisher};
 pub use retry::RetryPolicy;
+pub use security::ClientSecurity;
 pub use subscriber::{Context, HandlerError, Subscriber, SubscriberBuilder};
 
 #[cfg(feature = "embedded")]

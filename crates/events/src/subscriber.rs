@@ -97,6 +97,12 @@ impl SubscriberBuilder {
     }
 
     /// Extra librdkafka consumer property.
+    /// TLS and SASL settings (see `ClientSecurity`).
+    pub fn security(mut self, security: &crate::ClientSecurity) -> Self {
+        self.config.extend(security.properties());
+        self
+    }
+
     pub fn config(mut self, key: &str, value: &str) -> Self {
         self.config.push((key.to_string(), value.to_string()));
         self
@@ -251,9 +257,13 @@ impl Inner {
 
     /// Creates retry and dead-letter topics beside each main topic, with its partition count.
     async fn ensure_topics(&self) -> Result<()> {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
-            .create()?;
+        let mut ac = ClientConfig::new();
+        ac.set("bootstrap.servers", &self.brokers);
+        // The same security (and other) properties as the consumers.
+        for (k, v) in &self.config {
+            ac.set(k, v);
+        }
+        let admin: AdminClient<DefaultClientContext> = ac.create()?;
         let probe = self.consumer(&self.group)?;
         let mut new = Vec::new();
         for t in &self.topics {

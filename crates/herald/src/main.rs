@@ -39,6 +39,12 @@ enum Command {
     /// Benchmarks: produce, consume, end-to-end, and the null broker.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
+    /// SCRAM users: create, delete, list (online, or offline before the first start).
+    #[command(subcommand)]
+    User(cli::user::UserCommand),
+    /// ACLs: create, list, delete.
+    #[command(subcommand)]
+    Acl(cli::acl::AclCommand),
     /// Event SDK tools.
     #[command(subcommand)]
     Events(EventsCommand),
@@ -87,10 +93,16 @@ fn client_command(common: &cli::Common, command: Command) -> anyhow::Result<()> 
             }
             Command::Cluster(ClusterCommand::Info) => cli::cluster::info(common),
             Command::Bench(c) => cli::bench::run(common, c).await,
+            Command::User(c) => cli::user::run(common, c).await,
+            Command::Acl(c) => tokio::task::block_in_place(|| cli::acl::run(common, c)),
             Command::Events(EventsCommand::ReplayDlq { topic }) => {
                 cli::metadata(&common.query_consumer(None)?, None, &common.brokers)?;
-                let n = herald_events::dead_letter::replay_dead_letters(&common.brokers, &topic)
-                    .await?;
+                let n = herald_events::dead_letter::replay_dead_letters_with(
+                    &common.brokers,
+                    &topic,
+                    &common.security_properties()?,
+                )
+                .await?;
                 if common.json() {
                     cli::print_json(&serde_json::json!({"topic": topic, "replayed": n}));
                 } else {

@@ -83,6 +83,57 @@ pub struct ServeArgs {
     /// Committed offsets of an empty group expire after this (`offsets.retention.minutes`) [default: 10080].
     #[arg(long, env = "HERALD_OFFSETS_RETENTION_MINUTES")]
     pub offsets_retention_minutes: Option<u64>,
+    /// Kafka's `listeners`: `NAME://HOST:PORT`, comma separated; names are
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL or mapped by
+    /// --listener-security-protocol-map [default: PLAINTEXT://127.0.0.1:9092].
+    #[arg(long, env = "HERALD_LISTENERS")]
+    pub listeners: Option<String>,
+    /// `advertised.listeners`: what clients are told, per listener name.
+    #[arg(long, env = "HERALD_ADVERTISED_LISTENERS")]
+    pub advertised_listeners: Option<String>,
+    /// `listener.security.protocol.map`: `INTERNAL:SSL,EXTERNAL:SASL_SSL`.
+    #[arg(long, env = "HERALD_LISTENER_SECURITY_PROTOCOL_MAP")]
+    pub listener_security_protocol_map: Option<String>,
+    /// PEM certificate chain of SSL and SASL_SSL listeners (reloaded when it changes).
+    #[arg(long, env = "HERALD_SSL_CERT")]
+    pub ssl_cert: Option<PathBuf>,
+    /// PEM private key of SSL and SASL_SSL listeners.
+    #[arg(long, env = "HERALD_SSL_KEY")]
+    pub ssl_key: Option<PathBuf>,
+    /// PEM CA bundle that client certificates must chain to.
+    #[arg(long, env = "HERALD_SSL_CA")]
+    pub ssl_ca: Option<PathBuf>,
+    /// `ssl.client.auth`: none, requested or required [default: none].
+    #[arg(long, env = "HERALD_SSL_CLIENT_AUTH")]
+    pub ssl_client_auth: Option<String>,
+    /// `ssl.principal.mapping.rules` [default: DEFAULT].
+    #[arg(long, env = "HERALD_SSL_PRINCIPAL_MAPPING_RULES")]
+    pub ssl_principal_mapping_rules: Option<String>,
+    /// `sasl.enabled.mechanisms` [default: PLAIN,SCRAM-SHA-256,SCRAM-SHA-512].
+    #[arg(long, env = "HERALD_SASL_ENABLED_MECHANISMS")]
+    pub sasl_enabled_mechanisms: Option<String>,
+    /// `connections.max.reauth.ms` (KIP-368); 0 = sessions do not expire [default: 0].
+    #[arg(long, env = "HERALD_CONNECTIONS_MAX_REAUTH_MS")]
+    pub connections_max_reauth_ms: Option<u64>,
+    /// `connection.failed.authentication.delay.ms` [default: 100].
+    #[arg(long, env = "HERALD_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS")]
+    pub connection_failed_authentication_delay_ms: Option<u64>,
+    /// A TLS handshake or SASL authentication that takes longer closes the
+    /// connection [default: 10000].
+    #[arg(long, env = "HERALD_AUTHENTICATION_TIMEOUT_MS")]
+    pub authentication_timeout_ms: Option<u64>,
+    /// `max.connections`: open connections over all listeners [default: 10000].
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// `acl` turns Kafka's ACL authorizer on [default: none].
+    #[arg(long, env = "HERALD_AUTHORIZER")]
+    pub authorizer: Option<String>,
+    /// `super.users`: `User:admin;User:ops`.
+    #[arg(long, env = "HERALD_SUPER_USERS")]
+    pub super_users: Option<String>,
+    /// `allow.everyone.if.no.acl.found` [default: false].
+    #[arg(long, env = "HERALD_ALLOW_EVERYONE_IF_NO_ACL_FOUND")]
+    pub allow_everyone_if_no_acl_found: Option<bool>,
     /// Cluster mode: the PostgreSQL database that orders records, `postgres://USER@HOST:PORT/DB`.
     /// With `--object-store`, this broker is one of a cluster (see docs/cluster.md).
     #[arg(long, env = "HERALD_CLUSTER_DB")]
@@ -153,7 +204,23 @@ impl ServeArgs {
             cluster_flush_ms,
             cluster_flush_bytes,
             cluster_cache_bytes,
-            cluster_orphan_age_secs
+            cluster_orphan_age_secs,
+            listeners,
+            advertised_listeners,
+            listener_security_protocol_map,
+            ssl_cert,
+            ssl_key,
+            ssl_ca,
+            ssl_client_auth,
+            ssl_principal_mapping_rules,
+            sasl_enabled_mechanisms,
+            connections_max_reauth_ms,
+            connection_failed_authentication_delay_ms,
+            authentication_timeout_ms,
+            max_connections,
+            authorizer,
+            super_users,
+            allow_everyone_if_no_acl_found
         );
         Ok(self)
     }
@@ -272,6 +339,7 @@ impl ServeArgs {
             anyhow::ensure!(v >= 1, "--offsets-retention-minutes must be at least 1");
             c.offsets_retention = Duration::from_secs(v * 60);
         }
+        security(&a, &mut c)?;
         Ok((c, cluster))
     }
 }
@@ -315,4 +383,86 @@ async fn wait_for_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+}
+
+/// Listeners, TLS, SASL and ACL settings.
+fn security(a: &ServeArgs, c: &mut BrokerConfig) -> anyhow::Result<()> {
+    use herald_broker::listener;
+    if let Some(l) = &a.listeners {
+        anyhow::ensure!(
+            a.listen.is_none() && a.advertised.is_none(),
+            "give --listeners/--advertised-listeners or --listen/--advertised, not both"
+        );
+        let map = match &a.listener_security_protocol_map {
+            Some(m) => listener::parse_protocol_map(m).map_err(anyhow::Error::msg)?,
+            None => Vec::new(),
+        };
+        c.listeners = listener::parse_listeners(l, a.advertised_listeners.as_deref(), &map)
+            .map_err(anyhow::Error::msg)?;
+    } else {
+        anyhow::ensure!(
+            a.advertised_listeners.is_none(),
+            "--advertised-listeners needs --listeners"
+        );
+    }
+    let s = &mut c.security;
+    match (&a.ssl_cert, &a.ssl_key) {
+        (Some(cert), Some(key)) => {
+            let client_auth = match &a.ssl_client_auth {
+                Some(v) => v.parse().map_err(anyhow::Error::msg)?,
+                None => Default::default(),
+            };
+            s.tls = Some(herald_security::tls::TlsSettings {
+                cert_path: cert.clone(),
+                key_path: key.clone(),
+                ca_path: a.ssl_ca.clone(),
+                client_auth,
+            });
+        }
+        (None, None) => anyhow::ensure!(
+            a.ssl_ca.is_none() && a.ssl_client_auth.is_none(),
+            "--ssl-ca and --ssl-client-auth need --ssl-cert and --ssl-key"
+        ),
+        _ => anyhow::bail!("--ssl-cert and --ssl-key go together"),
+    }
+    if let Some(r) = &a.ssl_principal_mapping_rules {
+        s.principal_mapping_rules = r.clone();
+    }
+    if let Some(m) = &a.sasl_enabled_mechanisms {
+        s.sasl_mechanisms = m
+            .split(',')
+            .map(|m| m.trim().to_ascii_uppercase())
+            .filter(|m| !m.is_empty())
+            .collect();
+    }
+    if let Some(v) = a.connections_max_reauth_ms {
+        s.reauth_max = Duration::from_millis(v);
+    }
+    if let Some(v) = a.connection_failed_authentication_delay_ms {
+        s.auth_failure_delay = Duration::from_millis(v.min(10_000));
+    }
+    if let Some(v) = a.authentication_timeout_ms {
+        anyhow::ensure!(v >= 100, "--authentication-timeout-ms must be at least 100");
+        s.sasl_auth_timeout = Duration::from_millis(v);
+    }
+    if let Some(v) = a.max_connections {
+        anyhow::ensure!(v >= 1, "--max-connections must be at least 1");
+        c.connections_max = v;
+    }
+    match a.authorizer.as_deref() {
+        None | Some("none") | Some("") => {}
+        Some("acl") => s.authorizer = true,
+        Some(other) => anyhow::bail!("--authorizer must be acl or none, not {other:?}"),
+    }
+    if let Some(u) = &a.super_users {
+        s.super_users = u
+            .split(';')
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty())
+            .collect();
+    }
+    if let Some(v) = a.allow_everyone_if_no_acl_found {
+        s.allow_everyone_if_no_acl_found = v;
+    }
+    Ok(())
 }

@@ -11,6 +11,7 @@
 //! `curl`; `.ci/run` installs them. When one is missing, `start` fails with a
 //! message saying so: tests do not skip silently.
 
+pub mod pki;
 mod postgres;
 mod s3;
 

@@ -11,6 +11,7 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::metadata::Metadata;
 
+pub mod acl;
 pub mod bench;
 pub mod cluster;
 pub mod consume;
@@ -19,6 +20,7 @@ pub mod produce;
 pub mod raw;
 pub mod sink;
 pub mod topic;
+pub mod user;
 
 /// How long a command waits for the cluster before giving up.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -170,28 +172,36 @@ impl Common {
         Ok(sec)
     }
 
+    /// The security settings as librdkafka properties.
+    pub fn security_properties(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let sec = self.security()?;
+        let mut out = vec![("security.protocol".to_string(), sec.protocol.to_ascii_lowercase())];
+        if sec.sasl() {
+            out.push(("sasl.mechanisms".into(), sec.mechanism.clone()));
+            out.push(("sasl.username".into(), sec.username.clone().unwrap_or_default()));
+            out.push(("sasl.password".into(), sec.password.clone().unwrap_or_default()));
+        }
+        let path = |p: &PathBuf| p.display().to_string();
+        for (k, v) in [
+            ("ssl.ca.location", &sec.ca),
+            ("ssl.certificate.location", &sec.cert),
+            ("ssl.key.location", &sec.key),
+        ] {
+            if let Some(p) = v {
+                out.push((k.into(), path(p)));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn client_config(&self) -> anyhow::Result<ClientConfig> {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers);
         // Fail fast with a readable message when nothing listens.
         c.set("socket.connection.setup.timeout.ms", "5000");
         c.set("log_level", "3");
-        let sec = self.security()?;
-        c.set("security.protocol", sec.protocol.to_ascii_lowercase());
-        if sec.sasl() {
-            c.set("sasl.mechanisms", &sec.mechanism);
-            c.set("sasl.username", sec.username.clone().unwrap_or_default());
-            c.set("sasl.password", sec.password.clone().unwrap_or_default());
-        }
-        let path = |p: &PathBuf| p.display().to_string();
-        if let Some(p) = &sec.ca {
-            c.set("ssl.ca.location", path(p));
-        }
-        if let Some(p) = &sec.cert {
-            c.set("ssl.certificate.location", path(p));
-        }
-        if let Some(p) = &sec.key {
-            c.set("ssl.key.location", path(p));
+        for (k, v) in self.security_properties()? {
+            c.set(k, v);
         }
         // Other -X properties pass through as given (the ones above were read
         // from them or overridden by flags).
