@@ -106,7 +106,11 @@ pub fn parse_listeners(
     protocol_map: &[(String, SecurityProtocol)],
 ) -> Result<Vec<ListenerConfig>, String> {
     let mut out: Vec<ListenerConfig> = Vec::new();
-    for entry in listeners.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+    for entry in listeners
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
         let (name, host, port) = split_entry(entry)?;
         let protocol = protocol_map
             .iter()
@@ -182,7 +186,9 @@ mod tests {
     fn refuses_bad_listeners() {
         assert!(parse_listeners("FOO://127.0.0.1:1", None, &[]).is_err());
         assert!(parse_listeners("PLAINTEXT://127.0.0.1", None, &[]).is_err());
-        assert!(parse_listeners("PLAINTEXT://127.0.0.1:1,PLAINTEXT://127.0.0.1:2", None, &[]).is_err());
+        assert!(
+            parse_listeners("PLAINTEXT://127.0.0.1:1,PLAINTEXT://127.0.0.1:2", None, &[]).is_err()
+        );
         assert!(parse_listeners("PLAINTEXT://127.0.0.1:1", Some("SSL://h:1"), &[]).is_err());
         assert!(parse_listeners("", None, &[]).is_err());
     }

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use herald_security::scram::{self, ScramCredential, ScramMechanism, ScramServer};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{
     ApiKey, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
     SaslHandshakeResponse,
 };
-use herald_security::scram::{self, ScramCredential, ScramMechanism, ScramServer};
 
 use crate::handlers::{encode_response, sb};
 use crate::security::Security;
@@ -153,7 +153,10 @@ impl Authentication {
             }
             None => {
                 resp.error_code = ResponseError::UnsupportedSaslMechanism.code();
-                tracing::info!(mechanism = name, "SASL handshake with an unsupported mechanism");
+                tracing::info!(
+                    mechanism = name,
+                    "SASL handshake with an unsupported mechanism"
+                );
                 Step::ReplyAndClose(encode(&resp))
             }
         }
@@ -198,7 +201,12 @@ impl Authentication {
 
     /// A bare token after a v0 handshake; the answer is a bare token too. A
     /// failure closes the connection (v0 has no way to carry an error).
-    pub async fn raw_token(&mut self, security: &Security, peer: &str, token: Bytes) -> Option<Bytes> {
+    pub async fn raw_token(
+        &mut self,
+        security: &Security,
+        peer: &str,
+        token: Bytes,
+    ) -> Option<Bytes> {
         match self.step(security, peer, &token).await {
             Ok((bytes, _)) => {
                 let mut out = BytesMut::with_capacity(4 + bytes.len());
@@ -214,7 +222,12 @@ impl Authentication {
     }
 
     /// One token of the exchange: Ok((answer, finished)) or Err (failed, logged).
-    async fn step(&mut self, security: &Security, peer: &str, token: &[u8]) -> Result<(Bytes, bool), ()> {
+    async fn step(
+        &mut self,
+        security: &Security,
+        peer: &str,
+        token: &[u8],
+    ) -> Result<(Bytes, bool), ()> {
         match std::mem::replace(&mut self.pending, Pending::Idle) {
             Pending::Idle => Err(()),
             Pending::Handshaken {
@@ -288,7 +301,13 @@ impl Authentication {
         }
     }
 
-    fn succeed(&mut self, security: &Security, peer: &str, user: &str, mechanism: &str) -> Result<(), ()> {
+    fn succeed(
+        &mut self,
+        security: &Security,
+        peer: &str,
+        user: &str,
+        mechanism: &str,
+    ) -> Result<(), ()> {
         let principal = format!("User:{user}");
         // KIP-368: re-authentication may not change who the connection is.
         if self.authenticated && self.sasl && *self.principal != *principal {

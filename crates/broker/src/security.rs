@@ -186,7 +186,14 @@ impl Security {
     pub fn authentication_failed(&self, peer: &str, mechanism: &str, user: &str, why: &str) {
         self.auth_failures_total.fetch_add(1, Ordering::Relaxed);
         if let Some(suppressed) = self.failure_log.admit() {
-            tracing::info!(peer, mechanism, user, reason = why, suppressed, "authentication failed");
+            tracing::info!(
+                peer,
+                mechanism,
+                user,
+                reason = why,
+                suppressed,
+                "authentication failed"
+            );
         }
     }
 }

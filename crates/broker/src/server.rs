@@ -332,14 +332,19 @@ async fn accept_connection(
     // A client that does not finish its handshake in time is dropped: a
     // half-open handshake holds a connection slot and a little memory.
     let handshake_timeout = broker.security.config.sasl_auth_timeout;
-    let stream = match tokio::time::timeout(handshake_timeout, tls.acceptor().accept(stream)).await {
+    let stream = match tokio::time::timeout(handshake_timeout, tls.acceptor().accept(stream)).await
+    {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            broker.security.tls_handshake_failed(&peer.to_string(), &e.to_string());
+            broker
+                .security
+                .tls_handshake_failed(&peer.to_string(), &e.to_string());
             return;
         }
         Err(_) => {
-            broker.security.tls_handshake_failed(&peer.to_string(), "handshake timed out");
+            broker
+                .security
+                .tls_handshake_failed(&peer.to_string(), "handshake timed out");
             return;
         }
     };
@@ -422,7 +427,11 @@ async fn serve_connection<R, W>(
         if raw {
             match auth.raw_token(security, &peer_name, frame).await {
                 Some(answer) => {
-                    if tx.send(Box::pin(std::future::ready(Some(answer)))).await.is_err() {
+                    if tx
+                        .send(Box::pin(std::future::ready(Some(answer))))
+                        .await
+                        .is_err()
+                    {
                         break;
                     }
                     continue;
@@ -433,7 +442,11 @@ async fn serve_connection<R, W>(
         let mut req = match handlers::parse(frame) {
             Ok(Ok(r)) => r,
             Ok(Err(answer)) => {
-                if tx.send(Box::pin(std::future::ready(Some(answer)))).await.is_err() {
+                if tx
+                    .send(Box::pin(std::future::ready(Some(answer))))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
                 continue;
@@ -473,7 +486,12 @@ async fn serve_connection<R, W>(
                 Step::Reply(b) => (b, false),
                 Step::ReplyAndClose(b) => (b, true),
             };
-            if tx.send(Box::pin(std::future::ready(Some(bytes)))).await.is_err() || close {
+            if tx
+                .send(Box::pin(std::future::ready(Some(bytes))))
+                .await
+                .is_err()
+                || close
+            {
                 break;
             }
             continue;
@@ -539,10 +557,7 @@ async fn read_frame<R: AsyncReadExt + Unpin>(
     Ok(Some(buf.freeze()))
 }
 
-async fn write_responses<W: AsyncWrite + Unpin>(
-    wr: W,
-    mut rx: mpsc::Receiver<PendingResponse>,
-) {
+async fn write_responses<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::Receiver<PendingResponse>) {
     let mut w = BufWriter::with_capacity(64 * 1024, wr);
     while let Some(mut pending) = rx.recv().await {
         // Answers already written wait in the buffer only while the next one

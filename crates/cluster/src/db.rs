@@ -18,11 +18,14 @@ const STATEMENT_TIMEOUT_MS: u64 = 10_000;
 const MIGRATION_LOCK: i64 = 0x6865_7261_6c64;
 
 /// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(i32, &str, &str)] =
-    &[
-        (1, "initial", include_str!("../migrations/0001_initial.sql")),
-        (2, "security", include_str!("../migrations/0002_security.sql")),
-    ];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (
+        2,
+        "security",
+        include_str!("../migrations/0002_security.sql"),
+    ),
+];
 
 pub fn parse_config(url: &str) -> anyhow::Result<tokio_postgres::Config> {
     let mut config: tokio_postgres::Config = url

@@ -24,7 +24,9 @@ pub async fn listen(
             let mut messages =
                 futures::stream::poll_fn(move |cx| connection.poll_message(cx)).boxed();
             {
-                let listen = client.batch_execute("LISTEN herald_hwm; LISTEN herald_topics; LISTEN herald_security");
+                let listen = client.batch_execute(
+                    "LISTEN herald_hwm; LISTEN herald_topics; LISTEN herald_security",
+                );
                 // The connection must be driven while LISTEN runs.
                 let mut listen = std::pin::pin!(listen);
                 loop {

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use herald_security::acl::{AclBinding, Operation, PatternType, Permission, ResourceType};
 use herald_security::scram::{ScramCredential, ScramMechanism};
-use herald_security::store::{ACLS_MAX, Change, SecurityState, SecurityStore, StoreFuture, USERS_MAX};
+use herald_security::store::{
+    ACLS_MAX, Change, SecurityState, SecurityStore, StoreFuture, USERS_MAX,
+};
 use tokio::sync::Notify;
 
 pub struct PgSecurityStore {
@@ -99,7 +101,10 @@ async fn apply(pool: &deadpool_postgres::Pool, changes: Vec<Change>) -> std::io:
     let tx = client.transaction().await.map_err(io)?;
     for c in &changes {
         match c {
-            Change::UpsertCredential { user, credential: k } => {
+            Change::UpsertCredential {
+                user,
+                credential: k,
+            } => {
                 tx.execute(
                     "INSERT INTO scram_credentials (username, mechanism, salt, iterations, stored_key, server_key)
                      VALUES ($1, $2, $3, $4, $5, $6)
@@ -143,7 +148,10 @@ async fn apply(pool: &deadpool_postgres::Pool, changes: Vec<Change>) -> std::io:
         }
     }
     let users: i64 = tx
-        .query_one("SELECT count(DISTINCT username) FROM scram_credentials", &[])
+        .query_one(
+            "SELECT count(DISTINCT username) FROM scram_credentials",
+            &[],
+        )
         .await
         .map_err(io)?
         .get(0);
@@ -155,7 +163,9 @@ async fn apply(pool: &deadpool_postgres::Pool, changes: Vec<Change>) -> std::io:
     if users > USERS_MAX as i64 || acls > ACLS_MAX as i64 {
         return Err(io(format!("at most {USERS_MAX} users and {ACLS_MAX} ACLs")));
     }
-    tx.execute("NOTIFY herald_security", &[]).await.map_err(io)?;
+    tx.execute("NOTIFY herald_security", &[])
+        .await
+        .map_err(io)?;
     tx.commit().await.map_err(io)
 }
 

@@ -45,8 +45,12 @@ pub async fn replay_dead_letters_with(
     if partitions == 0 {
         return Ok(0);
     }
-    let extra_refs: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let publisher = Publisher::with_config(brokers, &format!("herald-dlq-replay/{topic}"), &extra_refs)?;
+    let extra_refs: Vec<(&str, &str)> = extra
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let publisher =
+        Publisher::with_config(brokers, &format!("herald-dlq-replay/{topic}"), &extra_refs)?;
     let mut query = TopicPartitionList::new();
     for p in 0..partitions {
         query.add_partition(&dlq, p);

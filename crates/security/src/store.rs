@@ -165,7 +165,11 @@ fn read_file(path: &Path) -> std::io::Result<SecurityState> {
     if meta.len() > FILE_BYTES_MAX {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("{} is {} bytes, over {FILE_BYTES_MAX}", path.display(), meta.len()),
+            format!(
+                "{} is {} bytes, over {FILE_BYTES_MAX}",
+                path.display(),
+                meta.len()
+            ),
         ));
     }
     let bytes = std::fs::read(path)?;

@@ -44,7 +44,7 @@ pub fn free_port() -> u16 {
 
 /// `n` distinct free ports: all listeners stay open until every port is
 /// chosen, otherwise the OS could hand out the same port twice.
-fn free_ports(n: usize) -> Vec<u16> {
+pub fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
         .collect();

@@ -88,7 +88,11 @@ impl Pki {
 
     /// A client certificate signed by the rogue CA.
     pub fn rogue_client_cert(&self, file: &str, cn: &str) -> anyhow::Result<CertFiles> {
-        self.sign(file, client_params(&[(DnType::CommonName, cn)])?, &self.rogue)
+        self.sign(
+            file,
+            client_params(&[(DnType::CommonName, cn)])?,
+            &self.rogue,
+        )
     }
 
     /// A client certificate that expired yesterday.

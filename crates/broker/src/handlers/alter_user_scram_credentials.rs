@@ -10,7 +10,9 @@ use herald_security::scram::{self, ScramCredential, ScramMechanism};
 use herald_security::store::Change;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
-use kafka_protocol::messages::{AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse};
+use kafka_protocol::messages::{
+    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse,
+};
 
 use super::{Ctx, Reply, s, sb};
 use crate::error::ProtocolError;
@@ -23,7 +25,10 @@ pub fn handle(ctx: &Ctx, req: AlterUserScramCredentialsRequest) -> Result<Reply,
     super::reply_later(ctx, |ctx| async move { answer(&ctx, req).await })
 }
 
-async fn answer(ctx: &Ctx, req: AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse {
+async fn answer(
+    ctx: &Ctx,
+    req: AlterUserScramCredentialsRequest,
+) -> AlterUserScramCredentialsResponse {
     use ResponseError as E;
     let mut resp = AlterUserScramCredentialsResponse::default();
     // Results per user, in first-seen order; a user's first error wins.
@@ -46,20 +51,38 @@ async fn answer(ctx: &Ctx, req: AlterUserScramCredentialsRequest) -> AlterUserSc
         let user = s(&d.name);
         *seen.entry((user.clone(), d.mechanism)).or_default() += 1;
         let err = if !authorized {
-            Some((E::ClusterAuthorizationFailed, "Authorization failed.".into()))
+            Some((
+                E::ClusterAuthorizationFailed,
+                "Authorization failed.".into(),
+            ))
         } else if too_many {
-            Some((E::InvalidRequest, format!("at most {ALTERATIONS_MAX} alterations per request")))
+            Some((
+                E::InvalidRequest,
+                format!("at most {ALTERATIONS_MAX} alterations per request"),
+            ))
         } else if user.is_empty() {
-            Some((E::UnacceptableCredential, "Username must not be empty".into()))
+            Some((
+                E::UnacceptableCredential,
+                "Username must not be empty".into(),
+            ))
         } else {
             match ScramMechanism::from_kafka_type(d.mechanism) {
-                None => Some((E::UnsupportedSaslMechanism, "Unknown SCRAM mechanism".into())),
+                None => Some((
+                    E::UnsupportedSaslMechanism,
+                    "Unknown SCRAM mechanism".into(),
+                )),
                 Some(m) if state.credential(&user, m).is_none() => Some((
                     E::ResourceNotFound,
                     "Attempt to delete a user credential that does not exist".into(),
                 )),
                 Some(m) => {
-                    changes.push((user.clone(), Change::DeleteCredential { user: user.clone(), mechanism: m }));
+                    changes.push((
+                        user.clone(),
+                        Change::DeleteCredential {
+                            user: user.clone(),
+                            mechanism: m,
+                        },
+                    ));
                     None
                 }
             }
@@ -70,26 +93,42 @@ async fn answer(ctx: &Ctx, req: AlterUserScramCredentialsRequest) -> AlterUserSc
         let user = s(&u.name);
         *seen.entry((user.clone(), u.mechanism)).or_default() += 1;
         let err = if !authorized {
-            Some((E::ClusterAuthorizationFailed, "Authorization failed.".into()))
+            Some((
+                E::ClusterAuthorizationFailed,
+                "Authorization failed.".into(),
+            ))
         } else if too_many {
-            Some((E::InvalidRequest, format!("at most {ALTERATIONS_MAX} alterations per request")))
+            Some((
+                E::InvalidRequest,
+                format!("at most {ALTERATIONS_MAX} alterations per request"),
+            ))
         } else if user.is_empty() {
-            Some((E::UnacceptableCredential, "Username must not be empty".into()))
+            Some((
+                E::UnacceptableCredential,
+                "Username must not be empty".into(),
+            ))
         } else {
             match ScramMechanism::from_kafka_type(u.mechanism) {
-                None => Some((E::UnsupportedSaslMechanism, "Unknown SCRAM mechanism".into())),
-                Some(_) if !(scram::ITERATIONS_MIN as i32..=scram::ITERATIONS_MAX as i32).contains(&u.iterations) => Some((
-                    E::UnacceptableCredential,
-                    format!(
-                        "Iterations must be in {}..={}",
-                        scram::ITERATIONS_MIN,
-                        scram::ITERATIONS_MAX
-                    ),
+                None => Some((
+                    E::UnsupportedSaslMechanism,
+                    "Unknown SCRAM mechanism".into(),
                 )),
-                Some(_) if u.salt.is_empty() || u.salt.len() > SALT_BYTES_MAX => Some((
-                    E::UnacceptableCredential,
-                    "Salt must not be empty".into(),
-                )),
+                Some(_)
+                    if !(scram::ITERATIONS_MIN as i32..=scram::ITERATIONS_MAX as i32)
+                        .contains(&u.iterations) =>
+                {
+                    Some((
+                        E::UnacceptableCredential,
+                        format!(
+                            "Iterations must be in {}..={}",
+                            scram::ITERATIONS_MIN,
+                            scram::ITERATIONS_MAX
+                        ),
+                    ))
+                }
+                Some(_) if u.salt.is_empty() || u.salt.len() > SALT_BYTES_MAX => {
+                    Some((E::UnacceptableCredential, "Salt must not be empty".into()))
+                }
                 Some(m) if u.salted_password.len() != m.digest_bytes() => Some((
                     E::UnacceptableCredential,
                     "Salted password has the wrong length for the mechanism".into(),
@@ -101,7 +140,13 @@ async fn answer(ctx: &Ctx, req: AlterUserScramCredentialsRequest) -> AlterUserSc
                         u.salt.to_vec(),
                         u.iterations as u32,
                     );
-                    changes.push((user.clone(), Change::UpsertCredential { user: user.clone(), credential }));
+                    changes.push((
+                        user.clone(),
+                        Change::UpsertCredential {
+                            user: user.clone(),
+                            credential,
+                        },
+                    ));
                     None
                 }
             }
@@ -113,7 +158,10 @@ async fn answer(ctx: &Ctx, req: AlterUserScramCredentialsRequest) -> AlterUserSc
         if *n > 1 {
             errors.insert(
                 user.clone(),
-                (E::DuplicateResource, "A user credential cannot be altered twice in the same request".into()),
+                (
+                    E::DuplicateResource,
+                    "A user credential cannot be altered twice in the same request".into(),
+                ),
             );
         }
     }

@@ -81,8 +81,13 @@ fn validate(version: i16, req: &ConsumerGroupHeartbeatRequest) -> Option<Heartbe
 }
 
 pub fn handle(ctx: &Ctx, req: ConsumerGroupHeartbeatRequest) -> Result<Reply, ProtocolError> {
-    let denied = (!ctx.authorize(Operation::Read, ResourceType::Group, &s(&req.group_id.0)))
-        .then(|| invalid(ResponseError::GroupAuthorizationFailed, "Not authorized to read the group."));
+    let denied =
+        (!ctx.authorize(Operation::Read, ResourceType::Group, &s(&req.group_id.0))).then(|| {
+            invalid(
+                ResponseError::GroupAuthorizationFailed,
+                "Not authorized to read the group.",
+            )
+        });
     let result = match denied.or_else(|| validate(ctx.version, &req)) {
         Some(err) => err,
         None => {

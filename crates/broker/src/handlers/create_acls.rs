@@ -108,7 +108,10 @@ async fn answer(ctx: &Ctx, req: CreateAclsRequest) -> CreateAclsResponse {
             (Err(why), _) => failed(ResponseError::InvalidRequest, why),
             (Ok(_), Err(e)) => {
                 tracing::error!(error = %e, "storing ACLs failed");
-                failed(ResponseError::UnknownServerError, format!("storing ACLs failed: {e}"))
+                failed(
+                    ResponseError::UnknownServerError,
+                    format!("storing ACLs failed: {e}"),
+                )
             }
             (Ok(_), Ok(())) => AclCreationResult::default(),
         })

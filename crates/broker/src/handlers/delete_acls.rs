@@ -4,7 +4,9 @@
 use herald_security::acl::{AclBinding, AclFilter, Operation};
 use herald_security::store::Change;
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::delete_acls_response::{DeleteAclsFilterResult, DeleteAclsMatchingAcl};
+use kafka_protocol::messages::delete_acls_response::{
+    DeleteAclsFilterResult, DeleteAclsMatchingAcl,
+};
 use kafka_protocol::messages::{DeleteAclsRequest, DeleteAclsResponse};
 
 use super::{Ctx, Reply, s, sb};
@@ -38,12 +40,21 @@ async fn answer(ctx: &Ctx, req: DeleteAclsRequest) -> DeleteAclsResponse {
         return resp;
     };
     if !ctx.authorize_cluster(Operation::Alter) {
-        resp.filter_results = vec![failed(ResponseError::ClusterAuthorizationFailed, "Authorization failed."); n];
+        resp.filter_results = vec![
+            failed(
+                ResponseError::ClusterAuthorizationFailed,
+                "Authorization failed."
+            );
+            n
+        ];
         return resp;
     }
     if n > FILTERS_MAX {
         resp.filter_results = vec![
-            failed(ResponseError::InvalidRequest, format!("at most {FILTERS_MAX} filters per request"));
+            failed(
+                ResponseError::InvalidRequest,
+                format!("at most {FILTERS_MAX} filters per request")
+            );
             n
         ];
         return resp;
@@ -63,7 +74,11 @@ async fn answer(ctx: &Ctx, req: DeleteAclsRequest) -> DeleteAclsResponse {
                 f.permission_type,
             )
             .map_err(|e| e.to_string())?;
-            Ok(current.iter().filter(|b| filter.matches(b)).cloned().collect())
+            Ok(current
+                .iter()
+                .filter(|b| filter.matches(b))
+                .cloned()
+                .collect())
         })
         .collect();
     let mut doomed: Vec<AclBinding> = selected

@@ -421,8 +421,16 @@ pub fn config_access(
     operation: Operation,
 ) -> Result<(), (i16, String)> {
     let (resource, acl_name, code) = match resource_type {
-        RESOURCE_TOPIC => (ResourceType::Topic, name, ResponseError::TopicAuthorizationFailed),
-        RESOURCE_GROUP => (ResourceType::Group, name, ResponseError::GroupAuthorizationFailed),
+        RESOURCE_TOPIC => (
+            ResourceType::Topic,
+            name,
+            ResponseError::TopicAuthorizationFailed,
+        ),
+        RESOURCE_GROUP => (
+            ResourceType::Group,
+            name,
+            ResponseError::GroupAuthorizationFailed,
+        ),
         RESOURCE_BROKER => (
             ResourceType::Cluster,
             herald_security::acl::CLUSTER_NAME,

@@ -41,7 +41,12 @@ pub fn handle(ctx: &Ctx, req: DescribeGroupsRequest) -> Result<Reply, ProtocolEr
             g.authorized_operations = if ops == i32::MIN {
                 ops
             } else {
-                super::authorized_operations(ctx, ResourceType::Group, &g.group_id.0, super::GROUP_OPERATIONS)
+                super::authorized_operations(
+                    ctx,
+                    ResourceType::Group,
+                    &g.group_id.0,
+                    super::GROUP_OPERATIONS,
+                )
             };
             g.members = d
                 .members

@@ -52,7 +52,12 @@ pub fn topic_entry(
     }
     t.is_internal = topic.is_internal() && ctx.version >= 1;
     t.topic_authorized_operations = if with_ops {
-        super::authorized_operations(ctx, ResourceType::Topic, &topic.name, super::TOPIC_OPERATIONS)
+        super::authorized_operations(
+            ctx,
+            ResourceType::Topic,
+            &topic.name,
+            super::TOPIC_OPERATIONS,
+        )
     } else {
         OPERATIONS_NOT_REQUESTED
     };

@@ -16,10 +16,10 @@ use crate::server::PendingResponse;
 
 pub mod alter_configs;
 pub mod alter_user_scram_credentials;
-pub mod create_acls;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_acls;
@@ -76,16 +76,24 @@ impl Ctx {
     /// Whether this request's principal may do `operation` on the resource
     /// (always, without an authorizer); denials are counted and logged.
     pub fn authorize(&self, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
-        self.broker
-            .security
-            .authorize(&self.principal, &self.client_ip, operation, resource_type, name)
+        self.broker.security.authorize(
+            &self.principal,
+            &self.client_ip,
+            operation,
+            resource_type,
+            name,
+        )
     }
 
     /// `authorize` without logging a denial (for filtering lists).
     pub fn may(&self, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
-        self.broker
-            .security
-            .allowed_quietly(&self.principal, &self.client_ip, operation, resource_type, name)
+        self.broker.security.allowed_quietly(
+            &self.principal,
+            &self.client_ip,
+            operation,
+            resource_type,
+            name,
+        )
     }
 
     /// On the cluster resource.

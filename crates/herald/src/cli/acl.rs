@@ -129,7 +129,12 @@ pub fn run(common: &Common, cmd: AclCommand) -> anyhow::Result<()> {
                 c.principal = sb(principal.clone());
                 c.host = sb(host.clone());
                 c.operation = op.code();
-                c.permission_type = if deny { Permission::Deny } else { Permission::Allow }.code();
+                c.permission_type = if deny {
+                    Permission::Deny
+                } else {
+                    Permission::Allow
+                }
+                .code();
                 req.creations.push(c);
             }
             let resp: CreateAclsResponse = raw.call(ApiKey::CreateAcls, ACL_API_VERSION, &req)?;
@@ -154,7 +159,10 @@ pub fn run(common: &Common, cmd: AclCommand) -> anyhow::Result<()> {
             resource,
         } => {
             let mut req = DescribeAclsRequest::default();
-            let (rt, name) = resource.get().map(|(t, n)| (t.code(), Some(n))).unwrap_or((ANY, None));
+            let (rt, name) = resource
+                .get()
+                .map(|(t, n)| (t.code(), Some(n)))
+                .unwrap_or((ANY, None));
             req.resource_type_filter = rt;
             req.resource_name_filter = name.map(sb);
             req.pattern_type_filter = if matching {
@@ -167,11 +175,15 @@ pub fn run(common: &Common, cmd: AclCommand) -> anyhow::Result<()> {
             req.principal_filter = principal.map(sb);
             req.operation = ANY;
             req.permission_type = ANY;
-            let resp: DescribeAclsResponse = raw.call(ApiKey::DescribeAcls, ACL_API_VERSION, &req)?;
+            let resp: DescribeAclsResponse =
+                raw.call(ApiKey::DescribeAcls, ACL_API_VERSION, &req)?;
             if resp.error_code != 0 {
                 bail!(
                     "{} (error {})",
-                    resp.error_message.as_ref().map(|m| m.as_str()).unwrap_or(""),
+                    resp.error_message
+                        .as_ref()
+                        .map(|m| m.as_str())
+                        .unwrap_or(""),
                     resp.error_code
                 );
             }
@@ -193,7 +205,13 @@ pub fn run(common: &Common, cmd: AclCommand) -> anyhow::Result<()> {
                 print_json(&json!(rows));
             } else {
                 let mut t = Table::new(&[
-                    "PRINCIPAL", "PERMISSION", "OPERATION", "RESOURCE", "NAME", "PATTERN", "HOST",
+                    "PRINCIPAL",
+                    "PERMISSION",
+                    "OPERATION",
+                    "RESOURCE",
+                    "NAME",
+                    "PATTERN",
+                    "HOST",
                 ]);
                 for r in &rows {
                     let f = |k: &str| r[k].as_str().unwrap_or("").to_string();
@@ -220,7 +238,10 @@ pub fn run(common: &Common, cmd: AclCommand) -> anyhow::Result<()> {
                 bail!("give a filter (--principal, a resource, --operation) or --all");
             }
             let mut f = DeleteAclsFilter::default();
-            let (rt, name) = resource.get().map(|(t, n)| (t.code(), Some(n))).unwrap_or((ANY, None));
+            let (rt, name) = resource
+                .get()
+                .map(|(t, n)| (t.code(), Some(n)))
+                .unwrap_or((ANY, None));
             f.resource_type_filter = rt;
             f.resource_name_filter = name.map(sb);
             f.pattern_type_filter = if resource.get().is_some() {

@@ -127,7 +127,13 @@ impl Common {
     /// The security settings, from flags and `-X` properties.
     pub fn security(&self) -> anyhow::Result<ClientSecurity> {
         let props = self.property_pairs()?;
-        let prop = |k: &str| props.iter().rev().find(|(pk, _)| pk == k).map(|(_, v)| v.clone());
+        let prop = |k: &str| {
+            props
+                .iter()
+                .rev()
+                .find(|(pk, _)| pk == k)
+                .map(|(_, v)| v.clone())
+        };
         let protocol = self
             .security_protocol
             .clone()
@@ -138,7 +144,9 @@ impl Common {
             protocol.as_str(),
             "PLAINTEXT" | "SSL" | "SASL_PLAINTEXT" | "SASL_SSL"
         ) {
-            bail!("unknown security protocol {protocol:?} (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)");
+            bail!(
+                "unknown security protocol {protocol:?} (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)"
+            );
         }
         let mechanism = self
             .sasl_mechanism
@@ -156,7 +164,10 @@ impl Common {
             mechanism,
             username: self.sasl_username.clone().or_else(|| prop("sasl.username")),
             password,
-            ca: self.ssl_ca.clone().or_else(|| prop("ssl.ca.location").map(PathBuf::from)),
+            ca: self
+                .ssl_ca
+                .clone()
+                .or_else(|| prop("ssl.ca.location").map(PathBuf::from)),
             cert: self
                 .ssl_cert
                 .clone()
@@ -167,7 +178,10 @@ impl Common {
                 .or_else(|| prop("ssl.key.location").map(PathBuf::from)),
         };
         if sec.sasl() && (sec.username.is_none() || sec.password.is_none()) {
-            bail!("{} needs --sasl-username and --sasl-password-file", sec.protocol);
+            bail!(
+                "{} needs --sasl-username and --sasl-password-file",
+                sec.protocol
+            );
         }
         Ok(sec)
     }
@@ -175,11 +189,20 @@ impl Common {
     /// The security settings as librdkafka properties.
     pub fn security_properties(&self) -> anyhow::Result<Vec<(String, String)>> {
         let sec = self.security()?;
-        let mut out = vec![("security.protocol".to_string(), sec.protocol.to_ascii_lowercase())];
+        let mut out = vec![(
+            "security.protocol".to_string(),
+            sec.protocol.to_ascii_lowercase(),
+        )];
         if sec.sasl() {
             out.push(("sasl.mechanisms".into(), sec.mechanism.clone()));
-            out.push(("sasl.username".into(), sec.username.clone().unwrap_or_default()));
-            out.push(("sasl.password".into(), sec.password.clone().unwrap_or_default()));
+            out.push((
+                "sasl.username".into(),
+                sec.username.clone().unwrap_or_default(),
+            ));
+            out.push((
+                "sasl.password".into(),
+                sec.password.clone().unwrap_or_default(),
+            ));
         }
         let path = |p: &PathBuf| p.display().to_string();
         for (k, v) in [

@@ -105,11 +105,12 @@ async fn offline_store(o: &Offline) -> anyhow::Result<Option<Box<dyn SecuritySto
     match (&o.data_dir, &o.cluster_db) {
         (Some(_), Some(_)) => bail!("give --data-dir or --cluster-db, not both"),
         (Some(dir), None) => {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             Ok(Some(Box::new(FileStore::new(dir))))
         }
-        (None, Some(url)) => Ok(Some(Box::new(herald_cluster::offline_security_store(url).await?))),
+        (None, Some(url)) => Ok(Some(Box::new(
+            herald_cluster::offline_security_store(url).await?,
+        ))),
         (None, None) => Ok(None),
     }
 }
@@ -308,7 +309,10 @@ fn describe(common: &Common, user: Option<&str>) -> anyhow::Result<Described> {
     if resp.error_code != 0 {
         bail!(
             "{} (error {})",
-            resp.error_message.as_ref().map(|m| m.as_str()).unwrap_or(""),
+            resp.error_message
+                .as_ref()
+                .map(|m| m.as_str())
+                .unwrap_or(""),
             resp.error_code
         );
     }

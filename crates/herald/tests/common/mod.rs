@@ -2,6 +2,9 @@
 //! temporary data directory, and builds rdkafka clients against it.
 #![allow(dead_code)]
 
+pub mod kafka_wire;
+pub mod secure;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,85 @@
+//! A few raw Kafka requests for tests that must send what no client would
+//! (a request before authentication, an absurd SASL token) and read exactly
+//! what the broker answers.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, RequestHeader, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+pub fn connect(addr: &str) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    s
+}
+
+pub fn frame<R: Encodable>(key: ApiKey, version: i16, correlation_id: i32, req: &R) -> Vec<u8> {
+    let mut h = RequestHeader::default();
+    h.request_api_key = key as i16;
+    h.request_api_version = version;
+    h.correlation_id = correlation_id;
+    h.client_id = Some(StrBytes::from_static_str("hostile-test"));
+    let mut body = BytesMut::new();
+    h.encode(&mut body, key.request_header_version(version))
+        .expect("header");
+    req.encode(&mut body, version).expect("body");
+    let mut out = (body.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Reads one response; None if the broker closed the connection.
+pub fn read_response<R: Decodable>(s: &mut TcpStream, key: ApiKey, version: i16) -> Option<R> {
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).ok()?;
+    let size = i32::from_be_bytes(size) as usize;
+    assert!(size < 16 * 1024 * 1024, "response size {size}");
+    let mut buf = vec![0u8; size];
+    s.read_exact(&mut buf).ok()?;
+    let mut b = bytes::Bytes::from(buf);
+    b.get_i32();
+    if key.response_header_version(version) >= 1 {
+        b.get_u8();
+    }
+    Some(R::decode(&mut b, version).expect("decode response"))
+}
+
+/// True when the peer closed the connection (EOF or reset) within the read timeout.
+pub fn closed(s: &mut TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// One SASL/PLAIN login on a SASL_PLAINTEXT listener: the SaslAuthenticate
+/// error code (0 on success), or None if the connection closed before.
+pub fn plain_login(addr: &str, user: &str, password: &str) -> Option<i16> {
+    let mut s = connect(addr);
+    let mut hs = SaslHandshakeRequest::default();
+    hs.mechanism = StrBytes::from_static_str("PLAIN");
+    s.write_all(&frame(ApiKey::SaslHandshake, 1, 1, &hs)).ok()?;
+    let r: SaslHandshakeResponse = read_response(&mut s, ApiKey::SaslHandshake, 1)?;
+    assert_eq!(r.error_code, 0, "handshake");
+    let mut auth = SaslAuthenticateRequest::default();
+    auth.auth_bytes = format!("\0{user}\0{password}").into_bytes().into();
+    s.write_all(&frame(ApiKey::SaslAuthenticate, 2, 2, &auth))
+        .ok()?;
+    let r: SaslAuthenticateResponse = read_response(&mut s, ApiKey::SaslAuthenticate, 2)?;
+    if r.error_code != 0 {
+        assert!(closed(&mut s), "connection left open after a failed login");
+    }
+    Some(r.error_code)
+}
