@@ -399,6 +399,7 @@ async fn serve_connection<R, W>(
     let mut auth = Authentication::new(listener.protocol.sasl(), principal);
     let auth_deadline = tokio::time::Instant::now() + security.config.sasl_auth_timeout;
     let peer_name = peer.to_string();
+    let client_ip: Arc<str> = peer.ip().to_string().into();
     loop {
         let raw = auth.expects_raw_token();
         // Before authentication frames are small (sasl.server.max.receive.size),
@@ -498,6 +499,7 @@ async fn serve_connection<R, W>(
         }
         let conn = handlers::Connection {
             peer,
+            client_ip: client_ip.clone(),
             listener: listener.name.clone(),
             principal: auth.principal.clone(),
         };

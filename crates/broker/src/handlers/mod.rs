@@ -198,6 +198,8 @@ pub fn decode_body<T: Decodable>(req: &mut Request) -> Result<T, ProtocolError> 
 #[derive(Clone)]
 pub struct Connection {
     pub peer: std::net::SocketAddr,
+    /// `peer`'s address as ACLs name hosts, made once per connection.
+    pub client_ip: Arc<str>,
     pub listener: Arc<str>,
     pub principal: Arc<str>,
 }
@@ -222,7 +224,7 @@ pub async fn dispatch(
         correlation_id,
         client_id,
         client_host: format!("/{}", conn.peer.ip()),
-        client_ip: conn.peer.ip().to_string().into(),
+        client_ip: conn.client_ip.clone(),
         listener: conn.listener.clone(),
         principal: conn.principal.clone(),
     };

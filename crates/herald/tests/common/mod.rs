@@ -52,10 +52,13 @@ impl BrokerProcess {
     }
 
     fn spawn(&mut self, listen: &str) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
-            .arg("serve")
-            .arg("--listen")
-            .arg(listen)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
+        cmd.arg("serve");
+        // With --listeners the test names every listener itself; `addr` is then the first.
+        if !self.extra_args.iter().any(|a| a == "--listeners") {
+            cmd.arg("--listen").arg(listen);
+        }
+        let mut child = cmd
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.extra_args)
