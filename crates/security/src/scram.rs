@@ -203,6 +203,13 @@ pub enum ScramError {
     Malformed(&'static str),
     #[error("invalid credentials")]
     BadProof,
+    /// Client side: the server answered `e=...` (RFC 5802 server-error).
+    #[error("the server refused the authentication: {0}")]
+    ServerError(String),
+    /// Client side: server-final's `v=` is not the one the credentials give,
+    /// so the server does not hold them (or the exchange was tampered with).
+    #[error("the server's signature does not match (it does not know the credentials)")]
+    BadServerSignature,
 }
 
 /// A parsed client-first message.
@@ -498,6 +505,193 @@ impl ScramServer {
     }
     pub fn username(&self) -> &str {
         &self.username
+    }
+}
+
+/// SaltedPassword = Hi(password, salt, i), what AlterUserScramCredentials
+/// carries (so the password itself never reaches the broker). Zero
+/// iterations is treated as one, as in `ScramCredential::from_password`.
+pub fn salted_password(
+    mechanism: ScramMechanism,
+    password: &[u8],
+    salt: &[u8],
+    iterations: u32,
+) -> Vec<u8> {
+    let iterations = NonZeroU32::new(iterations).unwrap_or(NonZeroU32::MIN);
+    mechanism.hi(password, salt, iterations)
+}
+
+/// Random bytes (base64) of the client's nonce.
+const CLIENT_NONCE_BYTES: usize = 24;
+
+/// Most iterations a client computes: more than any real server asks for
+/// (Kafka's maximum is 16384), small enough that a hostile server cannot make
+/// the client spin for long. The lower bound is Kafka's `ITERATIONS_MIN`, as
+/// in Kafka's own client: a server asking for fewer would make a captured
+/// proof cheap to brute-force.
+pub const CLIENT_ITERATIONS_MAX: u32 = 1_000_000;
+
+/// RFC 5802 saslname: `=` → `=3D`, `,` → `=2C`.
+fn escape_saslname(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '=' => out.push_str("=3D"),
+            ',' => out.push_str("=2C"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The client side of one exchange (no channel binding, no authzid), as a
+/// Kafka client runs it inside SaslAuthenticate:
+/// `client_first` → server-first → `client_final` → server-final →
+/// `verify_server_final`.
+pub struct ScramClient {
+    mechanism: ScramMechanism,
+    password: Option<Vec<u8>>,
+    nonce: String,
+    client_first_bare: String,
+    /// ServerSignature, known once client-final is computed.
+    server_signature: Option<Vec<u8>>,
+}
+
+impl ScramClient {
+    pub fn new(mechanism: ScramMechanism, username: &str, password: &[u8]) -> ScramClient {
+        let mut random = [0u8; CLIENT_NONCE_BYTES];
+        fill_random(&mut random);
+        // Standard base64 is printable and has no ','.
+        ScramClient::with_nonce(mechanism, username, password, B64.encode(random))
+    }
+
+    fn with_nonce(
+        mechanism: ScramMechanism,
+        username: &str,
+        password: &[u8],
+        nonce: String,
+    ) -> ScramClient {
+        let client_first_bare = format!("n={},r={}", escape_saslname(username), nonce);
+        ScramClient {
+            mechanism,
+            password: Some(password.to_vec()),
+            nonce,
+            client_first_bare,
+            server_signature: None,
+        }
+    }
+
+    /// `n,,n=<user>,r=<nonce>`.
+    pub fn client_first(&self) -> Vec<u8> {
+        format!("n,,{}", self.client_first_bare).into_bytes()
+    }
+
+    /// Answers server-first with client-final (`c=biws,r=...,p=...`). The
+    /// password is dropped here: a client runs one exchange.
+    pub fn client_final(&mut self, server_first: &[u8]) -> Result<Vec<u8>, ScramError> {
+        if server_first.len() > MESSAGE_MAX_BYTES {
+            return Err(ScramError::Malformed("message too long"));
+        }
+        let server_first =
+            std::str::from_utf8(server_first).map_err(|_| ScramError::Malformed("not UTF-8"))?;
+        if let Some(e) = server_first.strip_prefix("e=") {
+            return Err(ScramError::ServerError(e.to_string()));
+        }
+        // server-first-message = [reserved-mext ","] nonce "," salt ","
+        //                        iteration-count ["," extensions]
+        let mut attrs = server_first.split(',');
+        let nonce_attr = attrs.next().unwrap_or_default();
+        if nonce_attr.starts_with("m=") {
+            return Err(ScramError::Malformed(
+                "mandatory extension is not supported",
+            ));
+        }
+        let nonce = nonce_attr
+            .strip_prefix("r=")
+            .ok_or(ScramError::Malformed("no nonce"))?;
+        // The server appends its part to ours.
+        if !nonce.starts_with(&self.nonce)
+            || nonce.len() <= self.nonce.len()
+            || !is_printable(nonce)
+        {
+            return Err(ScramError::Malformed("nonce does not extend the client's"));
+        }
+        let salt = attrs
+            .next()
+            .and_then(|a| a.strip_prefix("s="))
+            .ok_or(ScramError::Malformed("no salt"))?;
+        let salt = B64
+            .decode(salt)
+            .map_err(|_| ScramError::Malformed("salt is not base64"))?;
+        if salt.is_empty() {
+            return Err(ScramError::Malformed("empty salt"));
+        }
+        let iterations: u32 = attrs
+            .next()
+            .and_then(|a| a.strip_prefix("i="))
+            .ok_or(ScramError::Malformed("no iteration count"))?
+            .parse()
+            .map_err(|_| ScramError::Malformed("bad iteration count"))?;
+        if !(ITERATIONS_MIN..=CLIENT_ITERATIONS_MAX).contains(&iterations) {
+            return Err(ScramError::Malformed("iteration count out of bounds"));
+        }
+        for attr in attrs {
+            parse_extension(attr)?;
+        }
+        let password = self
+            .password
+            .take()
+            .ok_or(ScramError::Malformed("client-final already computed"))?;
+        let iterations = NonZeroU32::new(iterations).unwrap_or(NonZeroU32::MIN);
+        let salted_password = self.mechanism.hi(&password, &salt, iterations);
+        let client_key = self.mechanism.hmac(&salted_password, b"Client Key");
+        let stored_key = self.mechanism.h(&client_key);
+        // c= is base64("n,,"): no channel binding, no authzid.
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!(
+            "{},{},{}",
+            self.client_first_bare, server_first, without_proof
+        );
+        let client_signature = self.mechanism.hmac(&stored_key, auth_message.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&client_signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
+        let server_key = self.mechanism.hmac(&salted_password, b"Server Key");
+        self.server_signature = Some(self.mechanism.hmac(&server_key, auth_message.as_bytes()));
+        Ok(format!("{without_proof},p={}", B64.encode(proof)).into_bytes())
+    }
+
+    /// Checks server-final (`v=...`): Ok only if the server proved it holds
+    /// the credentials. `e=...` is the server's refusal.
+    pub fn verify_server_final(&self, server_final: &[u8]) -> Result<(), ScramError> {
+        if server_final.len() > MESSAGE_MAX_BYTES {
+            return Err(ScramError::Malformed("message too long"));
+        }
+        let server_final =
+            std::str::from_utf8(server_final).map_err(|_| ScramError::Malformed("not UTF-8"))?;
+        // server-final-message = (server-error / verifier) ["," extensions]
+        let mut attrs = server_final.split(',');
+        let first = attrs.next().unwrap_or_default();
+        if let Some(e) = first.strip_prefix("e=") {
+            return Err(ScramError::ServerError(e.to_string()));
+        }
+        let verifier = first
+            .strip_prefix("v=")
+            .ok_or(ScramError::Malformed("no verifier"))?;
+        for attr in attrs {
+            parse_extension(attr)?;
+        }
+        let expected = self
+            .server_signature
+            .as_ref()
+            .ok_or(ScramError::Malformed("server-final before client-final"))?;
+        let signature = B64
+            .decode(verifier)
+            .map_err(|_| ScramError::Malformed("verifier is not base64"))?;
+        constant_time::verify_slices_are_equal(&signature, expected)
+            .map_err(|_| ScramError::BadServerSignature)
     }
 }
 
@@ -1061,5 +1255,212 @@ mod tests {
         let c = ScramCredential::from_password(m, b"pw", salt, 0);
         assert_eq!(c.iterations, 1);
         assert!(c.verify_password(b"pw"));
+    }
+
+    /// client-first → server → client-final → server → server-final through
+    /// `ScramClient` and `ScramServer`; returns the server's result and the
+    /// client's verdict on it.
+    fn client_exchange(
+        mechanism: ScramMechanism,
+        username: &str,
+        credential: Option<ScramCredential>,
+        password: &[u8],
+    ) -> (Result<Vec<u8>, ScramError>, ScramClient) {
+        let mut client = ScramClient::new(mechanism, username, password);
+        let first = parse_client_first(&client.client_first()).unwrap();
+        assert_eq!(first.username, username);
+        let (server, server_first) = ScramServer::start(mechanism, first, credential, SECRET);
+        let client_final = client.client_final(&server_first).unwrap();
+        (server.finish(&client_final), client)
+    }
+
+    #[test]
+    fn scram_client_round_trip() {
+        for m in [ScramMechanism::Sha256, ScramMechanism::Sha512] {
+            for user in ["alice", "a=b,c", "j\u{f6}rg"] {
+                let credential = ScramCredential::generate(m, b"s3cret", 4096);
+                let (result, client) = client_exchange(m, user, Some(credential), b"s3cret");
+                let server_final = result.unwrap();
+                client.verify_server_final(&server_final).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn scram_client_first_shape() {
+        let client = ScramClient::new(ScramMechanism::Sha256, "a=b,c", b"pw");
+        let first = String::from_utf8(client.client_first()).unwrap();
+        let nonce = first.strip_prefix("n,,n=a=3Db=2Cc,r=").unwrap();
+        assert!(nonce.len() >= 32, "{nonce}");
+        assert!(is_printable(nonce));
+        let other = ScramClient::new(ScramMechanism::Sha256, "a=b,c", b"pw");
+        assert_ne!(client.client_first(), other.client_first());
+    }
+
+    #[test]
+    fn scram_client_rfc7677_vector() {
+        let mut client = ScramClient::with_nonce(
+            ScramMechanism::Sha256,
+            "user",
+            b"pencil",
+            "rOprNGfwEbeRWgbNEkqO".into(),
+        );
+        assert_eq!(client.client_first(), b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+        let final_msg = client
+            .client_final(
+                b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+            )
+            .unwrap();
+        assert_eq!(
+            final_msg,
+            &b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+               p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="[..]
+        );
+        client
+            .verify_server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+            .unwrap();
+    }
+
+    #[test]
+    fn scram_client_wrong_password_fails() {
+        for m in [ScramMechanism::Sha256, ScramMechanism::Sha512] {
+            let credential = ScramCredential::generate(m, b"right", 4096);
+            let (result, _) = client_exchange(m, "alice", Some(credential), b"wrong");
+            assert_eq!(result.unwrap_err(), ScramError::BadProof);
+            let (result, _) = client_exchange(m, "ghost", None, b"anything");
+            assert_eq!(result.unwrap_err(), ScramError::BadProof);
+        }
+    }
+
+    #[test]
+    fn scram_client_refuses_bad_server_final() {
+        for m in [ScramMechanism::Sha256, ScramMechanism::Sha512] {
+            let credential = ScramCredential::generate(m, b"pw", 4096);
+            let (result, client) = client_exchange(m, "alice", Some(credential), b"pw");
+            let good = String::from_utf8(result.unwrap()).unwrap();
+            // One flipped bit of the signature.
+            let mut sig = B64.decode(good.strip_prefix("v=").unwrap()).unwrap();
+            sig[0] ^= 1;
+            let tampered = format!("v={}", B64.encode(&sig));
+            assert_eq!(
+                client.verify_server_final(tampered.as_bytes()),
+                Err(ScramError::BadServerSignature)
+            );
+            // Truncated, empty, another key's signature.
+            sig[0] ^= 1;
+            sig.pop();
+            let short = format!("v={}", B64.encode(&sig));
+            assert_eq!(
+                client.verify_server_final(short.as_bytes()),
+                Err(ScramError::BadServerSignature)
+            );
+            assert_eq!(
+                client.verify_server_final(b"v="),
+                Err(ScramError::BadServerSignature)
+            );
+            let other = ScramCredential::generate(m, b"pw", 4096);
+            let (result, _) = client_exchange(m, "alice", Some(other), b"pw");
+            assert_eq!(
+                client.verify_server_final(&result.unwrap()),
+                Err(ScramError::BadServerSignature)
+            );
+            // e= is the server's refusal; garbage is malformed.
+            assert_eq!(
+                client.verify_server_final(b"e=invalid-proof"),
+                Err(ScramError::ServerError("invalid-proof".into()))
+            );
+            for bad in [&b""[..], b"x=1", b"v=!!!", b"\xff", b"v"] {
+                assert!(
+                    matches!(
+                        client.verify_server_final(bad),
+                        Err(ScramError::Malformed(_))
+                    ),
+                    "{bad:?}"
+                );
+            }
+            // The good one still verifies, with an extension too.
+            client.verify_server_final(good.as_bytes()).unwrap();
+            client
+                .verify_server_final(format!("{good},ext=1").as_bytes())
+                .unwrap();
+        }
+        // Before client-final there is nothing to verify against.
+        let client = ScramClient::new(ScramMechanism::Sha256, "alice", b"pw");
+        assert!(matches!(
+            client.verify_server_final(b"v=AAAA"),
+            Err(ScramError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn scram_client_refuses_bad_server_first() {
+        let new = || ScramClient::with_nonce(ScramMechanism::Sha256, "alice", b"pw", "abc".into());
+        let salt = B64.encode([7u8; 16]);
+        for bad in [
+            String::new(),
+            format!("r=xyzSERVER,s={salt},i=4096"),
+            format!("r=abc,s={salt},i=4096"),
+            format!("r=ab,s={salt},i=4096"),
+            format!("r=abc SERVER,s={salt},i=4096"),
+            format!("m=x,r=abcSERVER,s={salt},i=4096"),
+            format!("s={salt},r=abcSERVER,i=4096"),
+            "r=abcSERVER,s=,i=4096".to_string(),
+            "r=abcSERVER,s=!!,i=4096".to_string(),
+            format!("r=abcSERVER,s={salt}"),
+            format!("r=abcSERVER,s={salt},i="),
+            format!("r=abcSERVER,s={salt},i=-1"),
+            format!("r=abcSERVER,s={salt},i=0"),
+            format!("r=abcSERVER,s={salt},i=1"),
+            format!("r=abcSERVER,s={salt},i=4095"),
+            format!("r=abcSERVER,s={salt},i=1000001"),
+            format!("r=abcSERVER,s={salt},i=99999999999"),
+            format!("r=abcSERVER,s={salt},i=4096,bad"),
+            format!(
+                "r=abcSERVER,s={salt},i=4096,x={}",
+                "y".repeat(MESSAGE_MAX_BYTES)
+            ),
+        ] {
+            assert!(
+                matches!(
+                    new().client_final(bad.as_bytes()),
+                    Err(ScramError::Malformed(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            new().client_final(b"e=unknown-user"),
+            Err(ScramError::ServerError("unknown-user".into()))
+        );
+        // Bounds and extensions that are fine; one exchange per client.
+        for good in [
+            format!("r=abcSERVER,s={salt},i=4096"),
+            format!("r=abcSERVER,s={salt},i=16384,ext=1"),
+        ] {
+            let mut client = new();
+            assert!(client.client_final(good.as_bytes()).is_ok(), "{good:?}");
+            assert!(matches!(
+                client.client_final(good.as_bytes()),
+                Err(ScramError::Malformed(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn salted_password_matches_credential() {
+        for m in [ScramMechanism::Sha256, ScramMechanism::Sha512] {
+            let salt = b"0123456789abcdef";
+            let salted = salted_password(m, b"pw", salt, 4096);
+            assert_eq!(salted.len(), m.digest_bytes());
+            assert_eq!(
+                ScramCredential::from_salted_password(m, &salted, salt.to_vec(), 4096),
+                ScramCredential::from_password(m, b"pw", salt, 4096)
+            );
+        }
+        let m = ScramMechanism::Sha256;
+        assert_eq!(
+            salted_password(m, b"pw", b"salt", 0),
+            salted_password(m, b"pw", b"salt", 1)
+        );
     }
 }

@@ -13,7 +13,7 @@ use super::raw::RawClient;
 use super::{Common, Table, print_json};
 
 pub fn info(common: &Common) -> anyhow::Result<()> {
-    let mut raw = RawClient::connect(&common.brokers)?;
+    let mut raw = RawClient::connect(common)?;
     let versions: ApiVersionsResponse =
         raw.call(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default())?;
     let mut md_req = MetadataRequest::default();

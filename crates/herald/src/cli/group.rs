@@ -59,8 +59,8 @@ pub struct ResetArgs {
 }
 
 /// Committed offsets of every partition of `group`, via the group's coordinator.
-fn committed(brokers: &str, group: &str) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
-    let mut raw = RawClient::connect(brokers)?;
+fn committed(common: &Common, group: &str) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
+    let mut raw = RawClient::connect(common)?;
     let mut fc = FindCoordinatorRequest::default();
     fc.key = StrBytes::from_string(group.to_string());
     let coord: FindCoordinatorResponse = raw.call(ApiKey::FindCoordinator, 1, &fc)?;
@@ -71,7 +71,7 @@ fn committed(brokers: &str, group: &str) -> anyhow::Result<BTreeMap<(String, i32
         );
     }
     let addr = format!("{}:{}", coord.host.as_str(), coord.port);
-    let mut raw = RawClient::connect(&addr).or_else(|_| RawClient::connect(brokers))?;
+    let mut raw = RawClient::connect_to(&addr, common).or_else(|_| RawClient::connect(common))?;
     let mut req = OffsetFetchRequest::default();
     req.group_id = GroupId(StrBytes::from_string(group.to_string()));
     req.topics = None;
@@ -188,7 +188,7 @@ fn describe(common: &Common, group: &str) -> anyhow::Result<()> {
         .iter()
         .find(|g| g.name() == group)
         .context("group not in the response")?;
-    let offsets = committed(&common.brokers, group)?;
+    let offsets = committed(common, group)?;
     if info.state() == "Dead" && offsets.is_empty() {
         bail!("unknown group '{group}'");
     }
@@ -280,7 +280,7 @@ fn reset(common: &Common, args: ResetArgs) -> anyhow::Result<()> {
             g.members().len()
         );
     }
-    let current = committed(&common.brokers, &args.group)?;
+    let current = committed(common, &args.group)?;
     let at_time = match &args.to_timestamp {
         Some(t) => {
             let ms = parse_time_ms(t)?;

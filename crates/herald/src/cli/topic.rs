@@ -230,7 +230,7 @@ pub async fn run(common: &Common, cmd: TopicCommand) -> anyhow::Result<()> {
             }
             let mut req = IncrementalAlterConfigsRequest::default();
             req.resources = vec![res];
-            let mut raw = RawClient::connect(&common.brokers)?;
+            let mut raw = RawClient::connect(common)?;
             let resp: IncrementalAlterConfigsResponse =
                 raw.call(ApiKey::IncrementalAlterConfigs, 0, &req)?;
             for r in &resp.responses {
@@ -259,11 +259,11 @@ pub async fn run(common: &Common, cmd: TopicCommand) -> anyhow::Result<()> {
 }
 
 /// Partition sizes from DescribeLogDirs (key 35), if the broker answers it.
-fn partition_sizes(brokers: &str, topic: &str) -> BTreeMap<i32, i64> {
+fn partition_sizes(common: &Common, topic: &str) -> BTreeMap<i32, i64> {
     use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
     use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
     let mut sizes = BTreeMap::new();
-    let Ok(mut raw) = RawClient::connect(brokers) else {
+    let Ok(mut raw) = RawClient::connect(common) else {
         return sizes;
     };
     let mut t = DescribableLogDirTopic::default();
@@ -294,7 +294,7 @@ async fn describe(common: &Common, topic: &str) -> anyhow::Result<()> {
         .iter()
         .find(|t| t.name() == topic)
         .context("topic in metadata")?;
-    let sizes = partition_sizes(&common.brokers, topic);
+    let sizes = partition_sizes(common, topic);
     let mut parts = Vec::new();
     for p in t.partitions() {
         let (low, high) = c.fetch_watermarks(topic, p.id(), REQUEST_TIMEOUT)?;
