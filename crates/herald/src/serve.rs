@@ -258,10 +258,11 @@ impl ServeArgs {
             _ => anyhow::bail!("cluster mode needs both --cluster-db and --object-store"),
         };
         let mut c = BrokerConfig::default();
+        security(&a, &mut c)?;
         if let Some(v) = a.listen {
             c.listen = v;
         }
-        if let Some(adv) = a.advertised {
+        if let Some(adv) = &a.advertised {
             let (host, port) = adv
                 .rsplit_once(':')
                 .context("--advertised must be host:port")?;
@@ -339,7 +340,6 @@ impl ServeArgs {
             anyhow::ensure!(v >= 1, "--offsets-retention-minutes must be at least 1");
             c.offsets_retention = Duration::from_secs(v * 60);
         }
-        security(&a, &mut c)?;
         Ok((c, cluster))
     }
 }

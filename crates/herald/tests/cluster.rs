@@ -434,6 +434,7 @@ async fn a_group_keeps_consuming_when_its_coordinator_is_killed() {
             port: 0,
             rack: None,
             lease_age_ms: 0,
+            endpoints: Vec::new(),
         })
         .collect();
     let coordinator = rendezvous(GROUP.as_bytes(), &live).unwrap().node_id;

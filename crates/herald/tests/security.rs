@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::secure::{ADMIN_PASSWORD, SecureBroker};
+use common::secure::SecureBroker;
 use herald_testkit::pki::DnType;
 use rdkafka::ClientConfig;
 use rdkafka::Message;
