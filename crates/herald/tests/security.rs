@@ -138,9 +138,7 @@ async fn wrong_password_and_unknown_user_fail_alike() {
     let mut messages = Vec::new();
     for user in ["alice", "nobody"] {
         let out = b
-            .cli_as_admin()
-            .args(["--sasl-username", user, "--sasl-password-file"])
-            .arg(&wrong)
+            .cli_as(user, &wrong)
             .args(["cluster", "info"])
             .output()
             .unwrap();
@@ -153,21 +151,34 @@ async fn wrong_password_and_unknown_user_fail_alike() {
         messages[0], messages[1],
         "an unknown user must look like a wrong password"
     );
-    // librdkafka reports the failure as an authentication error.
+    // librdkafka fails too (it reports the broker's refusal as a transport
+    // failure of that broker), and the broker logged the failed login.
+    let before = b.log_count("authentication failed");
     let c = b.sasl_ssl_config("alice", "nope", "SCRAM-SHA-512");
     let consumer: BaseConsumer = c.create().unwrap();
-    let e = consumer
-        .fetch_metadata(None, Duration::from_secs(10))
-        .unwrap_err();
     assert!(
-        format!("{e}").contains("Authentication") || format!("{e}").contains("uthenticat"),
-        "{e}"
+        consumer
+            .fetch_metadata(None, Duration::from_secs(5))
+            .is_err()
     );
-    assert!(b.log_count("authentication failed") >= 3);
+    assert!(b.wait_log("authentication failed", before + 1));
     // An unsupported mechanism: UNSUPPORTED_SASL_MECHANISM with the list.
-    let out = b
-        .cli_as_admin()
-        .args(["--sasl-mechanism", "GSSAPI", "cluster", "info"])
+    let admin_pw = b.data.path().join("admin.pw");
+    std::fs::write(&admin_pw, "admin-secret").unwrap();
+    let out = common::secure::herald()
+        .args([
+            "-b",
+            &b.sasl_ssl,
+            "--security-protocol",
+            "SASL_SSL",
+            "--sasl-mechanism",
+            "GSSAPI",
+        ])
+        .args(["--sasl-username", "admin", "--sasl-password-file"])
+        .arg(&admin_pw)
+        .arg("--ssl-ca")
+        .arg(&b.pki.ca)
+        .args(["cluster", "info"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -242,7 +253,7 @@ async fn kcat_over_sasl_ssl_and_a_plaintext_client_on_the_tls_port() {
         common::kafka_wire::closed(&mut s),
         "plaintext on TLS was not closed"
     );
-    assert!(b.log_count("TLS handshake failed") >= 1);
+    assert!(b.wait_log("TLS handshake failed", 1));
     produce(
         &b.sasl_ssl_config("alice", ALICE_PW, "SCRAM-SHA-512"),
         "orders.after",
@@ -336,7 +347,7 @@ async fn mtls_principals_come_from_mapping_rules() {
                 .fetch_metadata(None, Duration::from_secs(5))
                 .is_err()
         );
-        assert!(b.log_count("TLS handshake failed") > before);
+        assert!(b.wait_log("TLS handshake failed", before + 1));
     }
 }
 

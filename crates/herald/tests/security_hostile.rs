@@ -157,7 +157,7 @@ fn half_open_tls_handshakes_time_out_and_do_not_block_others() {
     }
     assert!(started.elapsed() < Duration::from_secs(15));
     assert!(b.rss_kib() < rss_before + 64 * 1024);
-    assert!(b.log_count("TLS handshake failed") >= 1);
+    assert!(b.wait_log("TLS handshake failed", 1));
 }
 
 #[test]

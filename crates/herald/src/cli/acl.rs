@@ -173,6 +173,9 @@ pub fn run(common: &Common, cmd: AclCommand) -> anyhow::Result<()> {
                 ANY
             };
             req.principal_filter = principal.map(sb);
+            // kafka-protocol's defaults of these nullable fields are "", which
+            // would match nothing: null means any.
+            req.host_filter = None;
             req.operation = ANY;
             req.permission_type = ANY;
             let resp: DescribeAclsResponse =
@@ -250,6 +253,7 @@ pub fn run(common: &Common, cmd: AclCommand) -> anyhow::Result<()> {
                 ANY
             };
             f.principal_filter = principal.map(sb);
+            f.host_filter = None;
             f.operation = match &op {
                 Some(o) => operation(o)?.code(),
                 None => ANY,

@@ -51,16 +51,28 @@ pub fn read_response<R: Decodable>(s: &mut TcpStream, key: ApiKey, version: i16)
     Some(R::decode(&mut b, version).expect("decode response"))
 }
 
-/// True when the peer closed the connection (EOF or reset) within the read timeout.
+/// True when the peer closed the connection (EOF or reset) within the read
+/// timeout. A few bytes before the close are allowed: a TLS server answers
+/// garbage with an alert record, then closes.
 pub fn closed(s: &mut TcpStream) -> bool {
-    let mut b = [0u8; 1];
-    match s.read(&mut b) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) => !matches!(
-            e.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-        ),
+    let mut b = [0u8; 256];
+    let mut seen = 0;
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(n) => {
+                seen += n;
+                if seen > 1024 {
+                    return false;
+                }
+            }
+            Err(e) => {
+                return !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                );
+            }
+        }
     }
 }
 

@@ -143,6 +143,18 @@ impl SecureBroker {
             .count()
     }
 
+    /// Waits (up to 5 s) until at least `n` log lines contain `needle`.
+    pub fn wait_log(&self, needle: &str, n: usize) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.log_count(needle) < n {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
@@ -194,16 +206,16 @@ impl SecureBroker {
     pub fn cli_as_admin(&self) -> Command {
         let pw = self.data.path().join("admin.password");
         std::fs::write(&pw, format!("{ADMIN_PASSWORD}\n")).expect("password file");
+        self.cli_as("admin", &pw)
+    }
+
+    /// The herald CLI over SASL_SSL (SCRAM-SHA-512) as `user`.
+    pub fn cli_as(&self, user: &str, password_file: &std::path::Path) -> Command {
         let mut c = herald();
         c.args(["-b", &self.sasl_ssl, "--security-protocol", "SASL_SSL"])
-            .args([
-                "--sasl-mechanism",
-                "SCRAM-SHA-512",
-                "--sasl-username",
-                "admin",
-            ])
+            .args(["--sasl-mechanism", "SCRAM-SHA-512", "--sasl-username", user])
             .arg("--sasl-password-file")
-            .arg(pw)
+            .arg(password_file)
             .arg("--ssl-ca")
             .arg(&self.pki.ca);
         c
