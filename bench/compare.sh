@@ -145,13 +145,14 @@ lines.append("Raw results (one JSON object per run):\n")
 lines.append("```")
 lines.extend(json.dumps(r) for r in rows)
 lines.append("```")
-# Keep the cluster-mode section (bench/cluster.sh writes it).
+# Keep the sections other scripts write (bench/cluster.sh, bench/security.sh).
 import os, re
 if os.path.exists(out):
-    m = re.search(r"<!-- cluster:begin -->.*?<!-- cluster:end -->\n?", open(out).read(), flags=re.S)
-    if m:
-        lines.append("")
-        lines.append(m.group(0).rstrip("\n"))
+    for name in ("cluster", "security"):
+        m = re.search(rf"<!-- {name}:begin -->.*?<!-- {name}:end -->\n?", open(out).read(), flags=re.S)
+        if m:
+            lines.append("")
+            lines.append(m.group(0).rstrip("\n"))
 with open(out, "w") as f:
     f.write("\n".join(lines) + "\n")
 print("\n".join(lines[:14]))
