@@ -106,6 +106,9 @@ pub struct ServeArgs {
     /// `ssl.client.auth`: none, requested or required [default: none].
     #[arg(long, env = "HERALD_SSL_CLIENT_AUTH")]
     pub ssl_client_auth: Option<String>,
+    /// How often the TLS files are checked for changes [default: 10000].
+    #[arg(long, env = "HERALD_SSL_RELOAD_INTERVAL_MS")]
+    pub ssl_reload_interval_ms: Option<u64>,
     /// `ssl.principal.mapping.rules` [default: DEFAULT].
     #[arg(long, env = "HERALD_SSL_PRINCIPAL_MAPPING_RULES")]
     pub ssl_principal_mapping_rules: Option<String>,
@@ -212,6 +215,7 @@ impl ServeArgs {
             ssl_key,
             ssl_ca,
             ssl_client_auth,
+            ssl_reload_interval_ms,
             ssl_principal_mapping_rules,
             sasl_enabled_mechanisms,
             connections_max_reauth_ms,
@@ -424,6 +428,9 @@ fn security(a: &ServeArgs, c: &mut BrokerConfig) -> anyhow::Result<()> {
             "--ssl-ca and --ssl-client-auth need --ssl-cert and --ssl-key"
         ),
         _ => anyhow::bail!("--ssl-cert and --ssl-key go together"),
+    }
+    if let Some(v) = a.ssl_reload_interval_ms {
+        s.tls_reload_interval = Duration::from_millis(v.max(100));
     }
     if let Some(r) = &a.ssl_principal_mapping_rules {
         s.principal_mapping_rules = r.clone();

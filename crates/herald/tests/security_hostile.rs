@@ -151,6 +151,9 @@ fn half_open_tls_handshakes_time_out_and_do_not_block_others() {
         .await
         .expect("served while 300 handshakes hang");
     });
+    // A SASL connection that never authenticates is closed too.
+    let mut idle = connect(&b.sasl_plaintext);
+    assert!(closed(&mut idle), "an unauthenticated SASL connection stayed open");
     let started = Instant::now();
     for s in &mut half_open {
         assert!(closed(s), "a half-open handshake was not closed");
