@@ -168,19 +168,27 @@ async fn users_and_acls_are_shared_by_the_cluster() {
         Err(Some(RDKafkaErrorCode::TopicAuthorizationFailed))
     );
     // Metadata on the SASL listener names the brokers' SASL endpoints.
+    // (Leases are renewed every second: wait until both brokers are live.)
     let consumer: BaseConsumer = alice2.create().unwrap();
-    let md = consumer
-        .fetch_metadata(None, Duration::from_secs(10))
-        .unwrap();
-    let mut ports: Vec<String> = md
-        .brokers()
-        .iter()
-        .map(|b| format!("{}:{}", b.host(), b.port()))
-        .collect();
-    ports.sort();
     let mut want = sasl_addrs.clone();
     want.sort();
-    assert_eq!(ports, want);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let md = consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .unwrap();
+        let mut ports: Vec<String> = md
+            .brokers()
+            .iter()
+            .map(|b| format!("{}:{}", b.host(), b.port()))
+            .collect();
+        ports.sort();
+        if ports == want {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{ports:?} != {want:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // Anonymous on PLAINTEXT: nothing visible, nothing writable.
     let mut anon = ClientConfig::new();
     anon.set("bootstrap.servers", &brokers[0].addr)

@@ -455,12 +455,22 @@ async fn certificates_are_reloaded_without_a_restart_or_dropped_connections() {
     let mut c = b.sasl_ssl_config("alice", ALICE_PW, "SCRAM-SHA-512");
     c.set("message.timeout.ms", "10000");
     let p: FutureProducer = c.create().unwrap();
-    p.send(FutureRecord::<(), _>::to("orders.reload").payload("before"), Duration::from_secs(10))
-        .await
-        .expect("before the rotation");
+    p.send(
+        FutureRecord::<(), _>::to("orders.reload").payload("before"),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("before the rotation");
     let served_cn = || {
         let out = Command::new("openssl")
-            .args(["s_client", "-connect", &b.sasl_ssl, "-servername", "localhost", "-CAfile"])
+            .args([
+                "s_client",
+                "-connect",
+                &b.sasl_ssl,
+                "-servername",
+                "localhost",
+                "-CAfile",
+            ])
             .arg(&b.pki.ca)
             .stdin(Stdio::null())
             .output()
@@ -475,13 +485,19 @@ async fn certificates_are_reloaded_without_a_restart_or_dropped_connections() {
     assert!(b.wait_log("TLS certificate, key or CA reloaded", 1));
     let deadline = Instant::now() + Duration::from_secs(10);
     while !served_cn().contains("rotated") {
-        assert!(Instant::now() < deadline, "the new certificate is not served");
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate is not served"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     // The connection opened before the rotation goes on, unbroken.
-    p.send(FutureRecord::<(), _>::to("orders.reload").payload("after"), Duration::from_secs(10))
-        .await
-        .expect("after the rotation, on the same connection");
+    p.send(
+        FutureRecord::<(), _>::to("orders.reload").payload("after"),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("after the rotation, on the same connection");
     // A garbage certificate is refused and the rotated one keeps serving.
     std::fs::write(&b.pki.server.cert, "not a certificate").unwrap();
     assert!(b.wait_log("TLS files changed but cannot be loaded", 1));
@@ -507,10 +523,23 @@ async fn the_events_sdk_publishes_and_subscribes_over_sasl_ssl() {
     }
     let b = SecureBroker::start(&[]);
     setup_alice(&b);
-    b.admin_cli(&["acl", "create", "--principal", "User:alice", "--operation", "read", "--group", "billing", "--prefixed"]);
+    b.admin_cli(&[
+        "acl",
+        "create",
+        "--principal",
+        "User:alice",
+        "--operation",
+        "read",
+        "--group",
+        "billing",
+        "--prefixed",
+    ]);
     let security = ClientSecurity::scram_sha512_over_tls("alice", ALICE_PW, b.pki.ca.clone());
     let props = security.properties();
-    let refs: Vec<(&str, &str)> = props.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let refs: Vec<(&str, &str)> = props
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let publisher = Publisher::with_config(&b.sasl_ssl, "test/security", &refs).unwrap();
     let handled = Arc::new(AtomicU64::new(0));
     let seen = handled.clone();
@@ -527,13 +556,27 @@ async fn the_events_sdk_publishes_and_subscribes_over_sasl_ssl() {
         .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let s = sub.clone();
-    let running = tokio::spawn(async move { s.run(async { let _ = stopped.await; }).await });
+    let running = tokio::spawn(async move {
+        s.run(async {
+            let _ = stopped.await;
+        })
+        .await
+    });
     for i in 0..5 {
-        publisher.publish(&OrderPlaced { order_id: format!("o-{i}") }).await.expect("publish over SASL_SSL");
+        publisher
+            .publish(&OrderPlaced {
+                order_id: format!("o-{i}"),
+            })
+            .await
+            .expect("publish over SASL_SSL");
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     while handled.load(Ordering::SeqCst) < 5 {
-        assert!(Instant::now() < deadline, "handled {}", handled.load(Ordering::SeqCst));
+        assert!(
+            Instant::now() < deadline,
+            "handled {}",
+            handled.load(Ordering::SeqCst)
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = stop.send(());
