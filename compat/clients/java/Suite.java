@@ -184,10 +184,55 @@ public class Suite {
 
     // ---- clients ----
 
+    // Security mode (run.py --security): HERALD_SECURITY is sasl_ssl or mtls; the settings
+    // of User:client are in HERALD_SSL_CA, HERALD_SSL_CERT/KEY (mtls) and
+    // HERALD_SASL_MECHANISM/USERNAME/PASSWORD (sasl_ssl); HERALD_LIMITED_* are User:limited's.
+    static final String SECURITY = System.getenv("HERALD_SECURITY");
+
+    static String env(String name, boolean limited) {
+        return System.getenv((limited ? "HERALD_LIMITED_" : "HERALD_") + name);
+    }
+
+    static String readFile(String path) {
+        try {
+            return Files.readString(Path.of(path));
+        } catch (IOException e) {
+            throw new RuntimeException(e);
+        }
+    }
+
+    static String jaasQuote(String s) {
+        return "\"" + s.replace("\\", "\\\\").replace("\"", "\\\"") + "\"";
+    }
+
+    // PEM trust and key stores (KIP-651): the CA file, and the client's certificate chain
+    // and unencrypted PKCS#8 key inline.
+    static void security(Properties p, boolean limited) {
+        if (SECURITY == null || SECURITY.isEmpty()) return;
+        p.put("security.protocol", SECURITY.equals("sasl_ssl") ? "SASL_SSL" : "SSL");
+        p.put("ssl.truststore.type", "PEM");
+        p.put("ssl.truststore.location", System.getenv("HERALD_SSL_CA"));
+        if (SECURITY.equals("mtls")) {
+            p.put("ssl.keystore.type", "PEM");
+            p.put("ssl.keystore.certificate.chain", readFile(env("SSL_CERT", limited)));
+            p.put("ssl.keystore.key", readFile(env("SSL_KEY", limited)));
+        } else {
+            String mech = System.getenv().getOrDefault("HERALD_SASL_MECHANISM", "SCRAM-SHA-512");
+            p.put("sasl.mechanism", mech);
+            p.put("sasl.jaas.config", "org.apache.kafka.common.security.scram.ScramLoginModule required username="
+                  + jaasQuote(env("SASL_USERNAME", limited)) + " password=" + jaasQuote(env("SASL_PASSWORD", limited)) + ";");
+        }
+    }
+
     static Properties common() {
+        return common(false);
+    }
+
+    static Properties common(boolean limited) {
         Properties p = new Properties();
         p.put("bootstrap.servers", BOOTSTRAP);
         p.put("client.id", "compat-java");
+        security(p, limited);
         return p;
     }
 
@@ -201,7 +246,11 @@ public class Suite {
     }
 
     static KafkaProducer<byte[], byte[]> producer(Map<String, String> extra) {
-        Properties p = common();
+        return producer(extra, false);
+    }
+
+    static KafkaProducer<byte[], byte[]> producer(Map<String, String> extra, boolean limited) {
+        Properties p = common(limited);
         p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "false");
@@ -457,6 +506,25 @@ public class Suite {
         };
     }
 
+    // As User:limited (not a super user; WRITE and CREATE on the topics prefixed acl-ok-).
+    static String aclDenied() throws Exception {
+        String ok = topic("acl_ok"), no = topic("acl_no");
+        KafkaProducer<byte[], byte[]> p = producer(Map.of("max.block.ms", "10000"), true);
+        RecordMetadata md = p.send(new ProducerRecord<>(ok, 0, null, "k".getBytes(StandardCharsets.UTF_8),
+                                                        "allowed".getBytes(StandardCharsets.UTF_8))).get(20, TimeUnit.SECONDS);
+        expect(md.offset() == 0, "allowed produce as User:limited: offset " + md.offset());
+        try {
+            p.send(new ProducerRecord<>(no, 0, null, null, "denied".getBytes(StandardCharsets.UTF_8))).get(20, TimeUnit.SECONDS);
+            throw new Check("produce to " + no + " as User:limited succeeded, want TopicAuthorizationException");
+        } catch (ExecutionException e) {
+            expect(e.getCause() instanceof org.apache.kafka.common.errors.TopicAuthorizationException,
+                   "produce to " + no + ": " + e.getCause() + ", want TopicAuthorizationException");
+            return "as User:limited: produce to acl-ok-* allowed; elsewhere " + e.getCause().getClass().getSimpleName();
+        } finally {
+            p.close(Duration.ofSeconds(5));
+        }
+    }
+
     public static void main(String[] args) {
         run("admin_topics", Suite::adminTopics, 40);
         run("describe_configs", Suite::describeConfigs, 30);
@@ -467,6 +535,7 @@ public class Suite {
         run("idempotent_produce", Suite::idempotentProduce, 30);
         run("group_commit_resume", groupResume("classic"), 40);
         run("group_consumer_protocol", groupResume("consumer"), 40);
+        if (SECURITY != null && !SECURITY.isEmpty()) run("acl_denied", Suite::aclDenied, 30);
         System.exit(0);
     }
 }

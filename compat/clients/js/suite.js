@@ -53,14 +53,33 @@ const logCreator = () => ({ namespace, level, label, log }) => {
   logs.push({ level, line })
   process.stderr.write(line + '\n')
 }
-const kafka = new Kafka({
+// Security mode (run.py --security): HERALD_SECURITY is sasl_ssl or mtls; the settings of
+// User:client are in HERALD_SSL_CA, HERALD_SSL_CERT/KEY (mtls) and
+// HERALD_SASL_MECHANISM/USERNAME/PASSWORD (sasl_ssl); HERALD_LIMITED_* are User:limited's.
+const SECURITY = process.env.HERALD_SECURITY || null
+function security (limited = false) {
+  if (!SECURITY) return {}
+  const env = name => process.env[(limited ? 'HERALD_LIMITED_' : 'HERALD_') + name]
+  const ssl = { ca: [fs.readFileSync(process.env.HERALD_SSL_CA)] }
+  if (SECURITY === 'mtls') {
+    ssl.cert = fs.readFileSync(env('SSL_CERT'))
+    ssl.key = fs.readFileSync(env('SSL_KEY'))
+    return { ssl }
+  }
+  const mechanism = (process.env.HERALD_SASL_MECHANISM || 'SCRAM-SHA-512').toLowerCase()
+  return { ssl, sasl: { mechanism, username: env('SASL_USERNAME'), password: env('SASL_PASSWORD') } }
+}
+
+const newKafka = (limited = false) => new Kafka({
   clientId: 'compat-kafkajs',
   brokers: BOOTSTRAP.split(',').map(b => b.trim()).filter(b => b),
   logLevel: logLevel.WARN,
   logCreator,
   retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2000 },
   requestTimeout: 10000,
+  ...security(limited),
 })
+const kafka = newKafka()
 
 class Check extends Error {}
 const expect = (cond, msg) => { if (!cond) throw new Check(msg) }
@@ -145,8 +164,8 @@ function checkRecords (got, want, what = 'records') {
   })
 }
 
-async function produce (topic, msgs, opts = {}, producerOpts = {}) {
-  const p = kafka.producer({ allowAutoTopicCreation: true, ...producerOpts })
+async function produce (topic, msgs, opts = {}, producerOpts = {}, client = kafka) {
+  const p = client.producer({ allowAutoTopicCreation: true, ...producerOpts })
   await p.connect()
   try {
     return await p.send({ topic, messages: msgs, acks: -1, ...opts })
@@ -365,6 +384,25 @@ async function groupCommitResume () {
   }
 }
 
+// As User:limited (not a super user; WRITE and CREATE on the topics prefixed acl-ok-).
+async function aclDenied () {
+  const limited = newKafka(true)
+  const ok = topicName('acl_ok')
+  const no = topicName('acl_no')
+  const md = await produce(ok, records(3), {}, {}, limited)
+  expect(md[0].errorCode === 0 && md[0].baseOffset === '0', `allowed produce as User:limited: ${JSON.stringify(md)}`)
+  let err = null
+  try {
+    await produce(no, records(1), {}, { retry: { retries: 1 } }, limited)
+  } catch (e) {
+    err = e
+  }
+  expect(err, `produce to ${no} as User:limited succeeded, want TOPIC_AUTHORIZATION_FAILED`)
+  expect(/TOPIC_AUTHORIZATION_FAILED|authorization/i.test(String(err.type || '') + ' ' + err.message),
+    `produce to ${no}: ${err.name}: ${err.message}, want TOPIC_AUTHORIZATION_FAILED`)
+  return `as User:limited: produce to acl-ok-* allowed; elsewhere ${err.name} ${err.type || err.message}`
+}
+
 async function main () {
   await run('admin_topics', adminTopics)
   await run('describe_configs', describeConfigs)
@@ -378,6 +416,7 @@ async function main () {
   await run('idempotent_produce', idempotentProduce)
   await run('group_commit_resume', groupCommitResume, 40000)
   na('group_consumer_protocol', 'kafkajs has no KIP-848 consumer')
+  if (SECURITY) await run('acl_denied', aclDenied)
 }
 
 main().then(() => process.exit(0), e => { process.stderr.write(`${e.stack}\n`); process.exit(1) })

@@ -26,6 +26,56 @@ SCENARIOS = [
     "consume_beginning", "consume_timestamp", "idempotent_produce",
     "group_commit_resume", "group_consumer_protocol",
 ]
+# ...and in security mode (HERALD_SECURITY set), after those.
+SECURITY_SCENARIOS = ["acl_denied"]
+
+
+# Security mode (`run.py --security`): HERALD_SECURITY is sasl_ssl or mtls, and the
+# settings of the principal the scenarios run as, `User:client` (a super user), are in
+# HERALD_SSL_CA, HERALD_SSL_CERT / HERALD_SSL_KEY (mtls), HERALD_SASL_MECHANISM /
+# HERALD_SASL_USERNAME / HERALD_SASL_PASSWORD (sasl_ssl); HERALD_LIMITED_* give those of
+# `User:limited` (no super user; used by `acl_denied` only).
+SECURITY = os.environ.get("HERALD_SECURITY") or None
+
+
+def security(limited=False):
+    """The security settings of `User:client` (or `User:limited`), as a dict with
+    protocol (SASL_SSL or SSL), ca, and cert/key (mtls) or mechanism/username/password
+    (sasl_ssl); {} without security mode. Each suite maps them to its client's config."""
+    if not SECURITY:
+        return {}
+    env = os.environ
+
+    def get(name):
+        return env.get(f"HERALD_LIMITED_{name}" if limited else f"HERALD_{name}")
+    out = {"protocol": {"sasl_ssl": "SASL_SSL", "mtls": "SSL"}[SECURITY], "ca": env["HERALD_SSL_CA"]}
+    if SECURITY == "sasl_ssl":
+        out.update(mechanism=env.get("HERALD_SASL_MECHANISM", "SCRAM-SHA-512"),
+                   username=get("SASL_USERNAME"), password=get("SASL_PASSWORD"))
+    else:
+        out.update(cert=get("SSL_CERT"), key=get("SSL_KEY"))
+    return out
+
+
+def librdkafka_security(limited=False):
+    """security() as librdkafka properties (confluent-kafka, kcat)."""
+    s = security(limited)
+    if not s:
+        return {}
+    conf = {"security.protocol": s["protocol"].lower(), "ssl.ca.location": s["ca"]}
+    if "cert" in s:
+        conf.update({"ssl.certificate.location": s["cert"], "ssl.key.location": s["key"]})
+    else:
+        conf.update({"sasl.mechanisms": s["mechanism"], "sasl.username": s["username"],
+                     "sasl.password": s["password"]})
+    return conf
+
+
+def is_authorization_error(e):
+    """Whether an exception (or its text) is a topic authorization failure."""
+    text = f"{type(e).__name__}: {e}"
+    return any(w in text for w in ("TopicAuthorizationFailed", "TOPIC_AUTHORIZATION_FAILED",
+                                   "Topic authorization failed", "TopicAuthorization"))
 
 
 class ScenarioTimeout(Exception):

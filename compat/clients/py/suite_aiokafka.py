@@ -9,10 +9,26 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.structs import OffsetAndMetadata
 
-from harness import NULLS, Check, Suite, check_records, expect, records
+from aiokafka.helpers import create_ssl_context
+
+from harness import (NULLS, SECURITY, Check, Suite, check_records, expect, is_authorization_error,
+                     records, security)
 
 suite = Suite("aiokafka", aiokafka.__version__)
 B = suite.bootstrap
+
+
+def sec(limited=False):
+    """aiokafka's settings for security mode (User:client, or User:limited)."""
+    s = security(limited)
+    if not s:
+        return {}
+    kw = dict(security_protocol=s["protocol"],
+              ssl_context=create_ssl_context(cafile=s["ca"], certfile=s.get("cert"), keyfile=s.get("key")))
+    if "username" in s:
+        kw.update(sasl_mechanism=s["mechanism"], sasl_plain_username=s["username"],
+                  sasl_plain_password=s["password"])
+    return kw
 
 
 def run_async(coro_fn):
@@ -21,8 +37,8 @@ def run_async(coro_fn):
     return run
 
 
-async def produce(topic, recs, timestamps=None, **conf):
-    p = AIOKafkaProducer(bootstrap_servers=B, client_id="compat-aiokafka", **conf)
+async def produce(topic, recs, timestamps=None, limited=False, **conf):
+    p = AIOKafkaProducer(bootstrap_servers=B, client_id="compat-aiokafka", **sec(limited), **conf)
     await p.start()
     try:
         futs = []
@@ -36,7 +52,7 @@ async def produce(topic, recs, timestamps=None, **conf):
 
 def consumer(*topics, **kw):
     conf = dict(bootstrap_servers=B, client_id="compat-aiokafka", group_id=None,
-                enable_auto_commit=False, auto_offset_reset="earliest")
+                enable_auto_commit=False, auto_offset_reset="earliest", **sec())
     conf.update(kw)
     return AIOKafkaConsumer(*topics, **conf)
 
@@ -81,7 +97,7 @@ TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_OR_PARTITION = 36, 3
 
 
 async def admin_topics():
-    a = AIOKafkaAdminClient(bootstrap_servers=B, client_id="compat-aiokafka")
+    a = AIOKafkaAdminClient(bootstrap_servers=B, client_id="compat-aiokafka", **sec())
     await a.start()
     t = suite.topic("admin")
     try:
@@ -110,7 +126,7 @@ async def admin_topics():
 
 
 async def describe_configs():
-    a = AIOKafkaAdminClient(bootstrap_servers=B, client_id="compat-aiokafka")
+    a = AIOKafkaAdminClient(bootstrap_servers=B, client_id="compat-aiokafka", **sec())
     await a.start()
     t = suite.topic("configs")
     try:
@@ -215,6 +231,19 @@ async def group_commit_resume():
             await second.stop()
 
 
+async def acl_denied():
+    ok, no = suite.topic("acl_ok"), suite.topic("acl_no")
+    md = await produce(ok, records(3), limited=True)
+    expect([m.offset for m in md] == [0, 1, 2], f"allowed produce as User:limited: offsets {[m.offset for m in md]}")
+    try:
+        await produce(no, records(1), limited=True, request_timeout_ms=10000)
+    except Exception as e:  # noqa: BLE001
+        expect(is_authorization_error(e), f"produce to {no} as User:limited: {type(e).__name__}: {e}, "
+               "want TopicAuthorizationFailedError")
+        return f"as User:limited: produce to acl-ok-* allowed; elsewhere {type(e).__name__}"
+    raise Check(f"produce to {no} as User:limited succeeded, want TopicAuthorizationFailedError")
+
+
 suite.run("admin_topics", run_async(admin_topics))
 suite.run("describe_configs", run_async(describe_configs))
 suite.run("produce_keys_headers", run_async(produce_keys_headers))
@@ -225,3 +254,5 @@ suite.run("consume_timestamp", run_async(consume_timestamp))
 suite.run("idempotent_produce", run_async(idempotent_produce))
 suite.run("group_commit_resume", run_async(group_commit_resume), timeout=40)
 suite.na("group_consumer_protocol", "aiokafka has no KIP-848 consumer")
+if SECURITY:
+    suite.run("acl_denied", run_async(acl_denied))

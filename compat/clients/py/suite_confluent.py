@@ -6,7 +6,8 @@ import confluent_kafka
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from harness import NULLS, Check, Suite, check_records, expect, records
+from harness import (NULLS, SECURITY, Check, Suite, check_records, expect, librdkafka_security,
+                     records)
 
 suite = Suite("confluent-kafka", confluent_kafka.__version__,
               f"librdkafka {confluent_kafka.libversion()[0]}")
@@ -18,8 +19,10 @@ def on_error(err):
     errors.append(str(err))
 
 
-def base(**kw):
+def base(limited=False, **kw):
+    """Client config; in security mode with the settings of User:client (User:limited)."""
     conf = {"bootstrap.servers": B, "error_cb": on_error, "client.id": "compat-confluent"}
+    conf.update(librdkafka_security(limited))
     conf.update(kw)
     return conf
 
@@ -225,6 +228,22 @@ def group_resume(protocol):
     return run
 
 
+def acl_denied():
+    ok, no = suite.topic("acl_ok"), suite.topic("acl_no")
+    reps = produce(ok, records(3), limited=True)
+    expect([r[2] for r in reps] == [0, 1, 2], f"allowed produce as User:limited: offsets {[r[2] for r in reps]}")
+    p = Producer(base(limited=True, **{"message.timeout.ms": 10000}))
+    reports = []
+    p.produce(no, value=b"denied", partition=0, on_delivery=lambda err, msg: reports.append(err))
+    p.flush(15)
+    expect(reports, f"no delivery report for the produce to {no} within 15s{last_error()}")
+    err = reports[0]
+    expect(err is not None, f"produce to {no} as User:limited succeeded, want TOPIC_AUTHORIZATION_FAILED")
+    expect(err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED,
+           f"produce to {no}: {err}, want TOPIC_AUTHORIZATION_FAILED")
+    return f"as User:limited: produce to acl-ok-* allowed; elsewhere the delivery report says {err.str()!r}"
+
+
 suite.run("admin_topics", admin_topics)
 suite.run("describe_configs", describe_configs)
 suite.run("produce_keys_headers", produce_keys_headers)
@@ -235,3 +254,5 @@ suite.run("consume_timestamp", consume_timestamp)
 suite.run("idempotent_produce", idempotent_produce)
 suite.run("group_commit_resume", group_resume("classic"), timeout=40)
 suite.run("group_consumer_protocol", group_resume("consumer"), timeout=40)
+if SECURITY:
+    suite.run("acl_denied", acl_denied)

@@ -8,14 +8,29 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.structs import OffsetAndMetadata
 
-from harness import NULLS, Check, Suite, check_records, expect, records
+from harness import (NULLS, SECURITY, Check, Suite, check_records, expect, is_authorization_error,
+                     records, security)
 
 suite = Suite("kafka-python", kafka.__version__)
 B = suite.bootstrap
 
 
-def produce(topic, recs, timestamps=None, **conf):
-    p = KafkaProducer(bootstrap_servers=B, client_id="compat-kafka-python", **conf)
+def sec(limited=False):
+    """kafka-python's settings for security mode (User:client, or User:limited)."""
+    s = security(limited)
+    if not s:
+        return {}
+    kw = dict(security_protocol=s["protocol"], ssl_cafile=s["ca"])
+    if "cert" in s:
+        kw.update(ssl_certfile=s["cert"], ssl_keyfile=s["key"])
+    else:
+        kw.update(sasl_mechanism=s["mechanism"], sasl_plain_username=s["username"],
+                  sasl_plain_password=s["password"])
+    return kw
+
+
+def produce(topic, recs, timestamps=None, limited=False, **conf):
+    p = KafkaProducer(bootstrap_servers=B, client_id="compat-kafka-python", **sec(limited), **conf)
     try:
         futs = []
         for i, (k, v, h) in enumerate(recs):
@@ -29,7 +44,7 @@ def produce(topic, recs, timestamps=None, **conf):
 
 def consumer(**kw):
     conf = dict(bootstrap_servers=B, client_id="compat-kafka-python", group_id=None,
-                enable_auto_commit=False, auto_offset_reset="earliest")
+                enable_auto_commit=False, auto_offset_reset="earliest", **sec())
     conf.update(kw)
     return KafkaConsumer(**conf)
 
@@ -64,7 +79,7 @@ def triples(msgs):
 
 
 def admin():
-    return KafkaAdminClient(bootstrap_servers=B, client_id="compat-kafka-python")
+    return KafkaAdminClient(bootstrap_servers=B, client_id="compat-kafka-python", **sec())
 
 
 def admin_topics():
@@ -194,6 +209,19 @@ def group_commit_resume():
         second.close()
 
 
+def acl_denied():
+    ok, no = suite.topic("acl_ok"), suite.topic("acl_no")
+    md = produce(ok, records(3), limited=True)
+    expect([m.offset for m in md] == [0, 1, 2], f"allowed produce as User:limited: offsets {[m.offset for m in md]}")
+    try:
+        produce(no, records(1), limited=True, max_block_ms=10000)
+    except Exception as e:  # noqa: BLE001
+        expect(is_authorization_error(e), f"produce to {no} as User:limited: {type(e).__name__}: {e}, "
+               "want TopicAuthorizationFailedError")
+        return f"as User:limited: produce to acl-ok-* allowed; elsewhere {type(e).__name__}"
+    raise Check(f"produce to {no} as User:limited succeeded, want TopicAuthorizationFailedError")
+
+
 suite.run("admin_topics", admin_topics)
 suite.run("describe_configs", describe_configs)
 suite.run("produce_keys_headers", produce_keys_headers)
@@ -204,3 +232,5 @@ suite.run("consume_timestamp", consume_timestamp)
 suite.run("idempotent_produce", idempotent_produce)
 suite.run("group_commit_resume", group_commit_resume, timeout=40)
 suite.na("group_consumer_protocol", "kafka-python has no KIP-848 consumer")
+if SECURITY:
+    suite.run("acl_denied", acl_denied)

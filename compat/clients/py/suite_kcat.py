@@ -12,7 +12,7 @@ import re
 import subprocess
 import time
 
-from harness import Check, Suite, expect
+from harness import SECURITY, Check, Suite, expect, librdkafka_security
 
 KCAT = os.environ.get("KCAT", "kcat")
 
@@ -28,8 +28,10 @@ suite = Suite("kcat", version, details)
 B = suite.bootstrap
 
 
-def kcat(args, stdin=None, timeout=20):
-    cmd = [KCAT, "-b", B, "-X", "client.id=compat-kcat"] + args
+def kcat(args, stdin=None, timeout=20, limited=False):
+    """Runs kcat; in security mode with -X settings of User:client (User:limited)."""
+    sec = [a for k, v in librdkafka_security(limited).items() for a in ("-X", f"{k}={v}")]
+    cmd = [KCAT, "-b", B, "-X", "client.id=compat-kcat"] + sec + args
     try:
         p = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired as e:
@@ -38,15 +40,17 @@ def kcat(args, stdin=None, timeout=20):
                     + (f"; stderr: {err[-1]}" if err else "")) from None
     if p.returncode != 0:
         err = p.stderr.decode(errors="replace").strip().splitlines()
-        raise Check(f"kcat {' '.join(args)} exited {p.returncode}: {err[-1] if err else ''}")
+        # The first error is the cause ("All broker connections are down" follows a failed login).
+        first = next((line for line in err if "ERROR" in line), err[-1] if err else "")
+        raise Check(f"kcat {' '.join(args)} exited {p.returncode}: {first}")
     return p.stdout
 
 
-def produce(topic, lines, headers=(), extra=()):
+def produce(topic, lines, headers=(), extra=(), limited=False):
     args = ["-P", "-t", topic, "-p", "0", "-K", ":"]
     for h in headers:
         args += ["-H", h]
-    kcat(args + list(extra), stdin=("\n".join(lines) + "\n").encode())
+    kcat(args + list(extra), stdin=("\n".join(lines) + "\n").encode(), limited=limited)
 
 
 def consume(topic, n, offset="beginning", extra=(), timeout=20):
@@ -176,6 +180,18 @@ def group_commit_resume():
     return "-G balanced consumer; offsets committed on close"
 
 
+def acl_denied():
+    ok, no = suite.topic("acl_ok"), suite.topic("acl_no")
+    produce(ok, kv_lines(3), limited=True)
+    try:
+        produce(no, kv_lines(1), extra=["-X", "message.timeout.ms=10000"], limited=True)
+    except Check as e:
+        expect("authorization" in str(e).lower(), f"produce to {no} as User:limited: {e}, want an authorization error")
+        why = re.split(r"exited -?\d+: ", str(e), maxsplit=1)[-1][:120]
+        return f"as User:limited: -P to acl-ok-* allowed; elsewhere {why}"
+    raise Check(f"kcat -P to {no} as User:limited succeeded, want TOPIC_AUTHORIZATION_FAILED")
+
+
 suite.run("admin_topics", metadata_listing)
 suite.na("describe_configs", "kcat has no admin API")
 suite.run("produce_keys_headers", produce_keys_headers)
@@ -186,3 +202,5 @@ suite.run("consume_timestamp", consume_timestamp)
 suite.run("idempotent_produce", idempotent_produce)
 suite.run("group_commit_resume", group_commit_resume, timeout=45)
 suite.na("group_consumer_protocol", "librdkafka 2.0 (kcat) predates KIP-848")
+if SECURITY:
+    suite.run("acl_denied", acl_denied)
