@@ -287,13 +287,14 @@ impl Authentication {
             }
             Pending::Scram { server, .. } => {
                 let user = server.username().to_string();
+                let mechanism = server.mechanism().name();
                 match server.finish(token) {
                     Ok(answer) => {
-                        self.succeed(security, peer, &user, "SCRAM")?;
+                        self.succeed(security, peer, &user, mechanism)?;
                         Ok((Bytes::from(answer), true))
                     }
                     Err(e) => {
-                        security.authentication_failed(peer, "SCRAM", &user, &e.to_string());
+                        security.authentication_failed(peer, mechanism, &user, &e.to_string());
                         Err(())
                     }
                 }

@@ -466,7 +466,12 @@ impl ScramServer {
                 "channel binding differs from the gs2 header",
             ));
         }
-        if nonce != self.nonce {
+        // librdkafka before 2.6.1 (librdkafka#4895; Debian 12's kcat links
+        // 2.0.2) sends the client nonce twice: `r=<client><client><server>`.
+        // Kafka 3.8.1 to 3.9 accept a nonce that ends with the server's, and
+        // so does Herald: the proof is computed over this very message, so it
+        // is still bound to the server's nonce.
+        if nonce != self.nonce && !nonce.ends_with(self.nonce.as_str()) {
             return Err(ScramError::Malformed("nonce differs from the server's"));
         }
         let proof = B64
@@ -505,6 +510,9 @@ impl ScramServer {
     }
     pub fn username(&self) -> &str {
         &self.username
+    }
+    pub fn mechanism(&self) -> ScramMechanism {
+        self.mechanism
     }
 }
 
@@ -821,6 +829,35 @@ mod tests {
             server.finish(client_final_msg.as_bytes()).unwrap(),
             b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
         );
+    }
+
+    /// librdkafka < 2.6.1 repeats the client nonce in client-final
+    /// (librdkafka#4895): accepted, as Kafka 3.8.1-3.9 do, with a valid proof
+    /// over that message; a wrong password is still refused.
+    #[test]
+    fn doubled_client_nonce_of_old_librdkafka_is_accepted() {
+        for (password, ok) in [(&b"hunter2"[..], true), (&b"wrong"[..], false)] {
+            let m = ScramMechanism::Sha512;
+            let credential = ScramCredential::generate(m, b"hunter2", 4096);
+            let first = parse_client_first(b"n,,n=u,r=CLIENTNONCE").unwrap();
+            let (server, server_first) = ScramServer::start(m, first, Some(credential.clone()), SECRET);
+            let server_first = String::from_utf8(server_first).unwrap();
+            let full = server_first
+                .split(',')
+                .find_map(|a| a.strip_prefix("r="))
+                .unwrap()
+                .to_string();
+            let doubled = format!("CLIENTNONCE{full}");
+            let salted = m.hi(password, &credential.salt, NonZeroU32::new(4096).unwrap());
+            let client_key = m.hmac(&salted, b"Client Key");
+            let stored_key = m.h(&client_key);
+            let without_proof = format!("c=biws,r={doubled}");
+            let auth = format!("n=u,r=CLIENTNONCE,{server_first},{without_proof}");
+            let sig = m.hmac(&stored_key, auth.as_bytes());
+            let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
+            let msg = format!("{without_proof},p={}", B64.encode(proof));
+            assert_eq!(server.finish(msg.as_bytes()).is_ok(), ok);
+        }
     }
 
     #[test]
