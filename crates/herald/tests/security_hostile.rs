@@ -122,8 +122,19 @@ fn ten_thousand_failed_logins_are_refused_while_clients_are_served() {
         (1..1000).contains(&lines),
         "{lines} log lines for 10000 failures"
     );
-    // And the right password still works on the same listener.
+    // And the right password still works on the same listener, with
+    // SaslAuthenticate and with v0's bare tokens alike.
     assert_eq!(plain_login(&b.sasl_plaintext, "alice", "alice-pw"), Some(0));
+    assert!(common::kafka_wire::plain_login_v0(
+        &b.sasl_plaintext,
+        "alice",
+        "alice-pw"
+    ));
+    assert!(!common::kafka_wire::plain_login_v0(
+        &b.sasl_plaintext,
+        "alice",
+        "guess"
+    ));
 }
 
 #[test]

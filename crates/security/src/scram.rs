@@ -840,7 +840,8 @@ mod tests {
             let m = ScramMechanism::Sha512;
             let credential = ScramCredential::generate(m, b"hunter2", 4096);
             let first = parse_client_first(b"n,,n=u,r=CLIENTNONCE").unwrap();
-            let (server, server_first) = ScramServer::start(m, first, Some(credential.clone()), SECRET);
+            let (server, server_first) =
+                ScramServer::start(m, first, Some(credential.clone()), SECRET);
             let server_first = String::from_utf8(server_first).unwrap();
             let full = server_first
                 .split(',')

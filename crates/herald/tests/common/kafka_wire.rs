@@ -95,3 +95,31 @@ pub fn plain_login(addr: &str, user: &str, password: &str) -> Option<i16> {
     }
     Some(r.error_code)
 }
+
+/// A SASL/PLAIN login with SaslHandshake v0: the token then travels as a bare
+/// size-prefixed frame, and so does the answer. True if the broker answered
+/// (success), false if it closed the connection (failure).
+pub fn plain_login_v0(addr: &str, user: &str, password: &str) -> bool {
+    let mut s = connect(addr);
+    let mut hs = SaslHandshakeRequest::default();
+    hs.mechanism = StrBytes::from_static_str("PLAIN");
+    s.write_all(&frame(ApiKey::SaslHandshake, 0, 1, &hs))
+        .unwrap();
+    let r: SaslHandshakeResponse = read_response(&mut s, ApiKey::SaslHandshake, 0).unwrap();
+    assert_eq!(r.error_code, 0);
+    let token = format!("\0{user}\0{password}");
+    s.write_all(&(token.len() as i32).to_be_bytes()).unwrap();
+    s.write_all(token.as_bytes()).unwrap();
+    let mut size = [0u8; 4];
+    if s.read_exact(&mut size).is_err() {
+        return false;
+    }
+    // PLAIN's final answer is empty; then ordinary requests may follow.
+    assert_eq!(i32::from_be_bytes(size), 0);
+    let req = kafka_protocol::messages::ApiVersionsRequest::default();
+    s.write_all(&frame(ApiKey::ApiVersions, 0, 2, &req))
+        .unwrap();
+    let v: Option<kafka_protocol::messages::ApiVersionsResponse> =
+        read_response(&mut s, ApiKey::ApiVersions, 0);
+    v.is_some_and(|v| v.error_code == 0)
+}
