@@ -30,6 +30,12 @@
 #                       librdkafka's `make idempotent_seq`; doc not written
 #   TEST_CONSUMER_GROUP_PROTOCOL=consumer  run consumers with KIP-848 (librdkafka's
 #                       own switch, passed through); doc not written
+#   COMPAT_SECURITY=1   security mode (alias COMPAT_SASL=1): the TLS/SASL/ACL tests of
+#                       security.txt against a broker with PLAINTEXT, SSL, SASL_PLAINTEXT and
+#                       SASL_SSL listeners, ACLs and SCRAM users; writes its own doc section
+#   COMPAT_SSL_CLIENT_AUTH  security mode: broker --ssl-client-auth (default requested)
+#   COMPAT_REAUTH_MS    security mode: broker --connections-max-reauth-ms (default 10000)
+#   COMPAT_PIN=0        security mode: do not run broker and tests on separate CPUs
 #   COMPAT_BUILD_DIR    as for build.sh
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
