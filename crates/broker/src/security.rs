@@ -20,7 +20,12 @@ pub struct Security {
     state: RwLock<Arc<SecurityState>>,
     /// None: no authorizer configured; every request is allowed.
     pub authorizer: Option<Authorizer>,
+    /// SSL listeners' TLS (with `ssl.client.auth`).
     pub tls: Option<Arc<TlsContext>>,
+    /// SASL_SSL listeners' TLS: as Kafka, the broker-wide `ssl.client.auth`
+    /// does not apply to them (SASL names the client), so no client
+    /// certificate is asked for.
+    pub tls_sasl: Option<Arc<TlsContext>>,
     pub mapper: PrincipalMapper,
     /// Derives the fake salts of unknown users (so they look like known ones).
     pub secret: [u8; 32],
@@ -39,6 +44,15 @@ impl Security {
         let tls = match &config.tls {
             Some(t) => Some(TlsContext::load(t.clone())?),
             None => None,
+        };
+        let tls_sasl = match &config.tls {
+            Some(t) if t.client_auth != herald_security::tls::ClientAuth::None => {
+                Some(TlsContext::load(herald_security::tls::TlsSettings {
+                    client_auth: herald_security::tls::ClientAuth::None,
+                    ..t.clone()
+                })?)
+            }
+            _ => tls.clone(),
         };
         let mapper = PrincipalMapper::parse(&config.principal_mapping_rules)?;
         for m in &config.sasl_mechanisms {
@@ -66,6 +80,7 @@ impl Security {
             state: RwLock::new(Arc::new(SecurityState::default())),
             authorizer,
             tls,
+            tls_sasl,
             mapper,
             secret: herald_security::random_bytes(),
             auth_failures_total: AtomicU64::new(0),

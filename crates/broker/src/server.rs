@@ -195,7 +195,13 @@ async fn follow_security(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool
                 }
             }
             _ = tick.tick() => {
-                if let Some(tls) = &broker.security.tls {
+                let sec = &broker.security;
+                let sasl_own = match (&sec.tls, &sec.tls_sasl) {
+                    (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+                    _ => false,
+                };
+                let contexts = sec.tls.iter().chain(sec.tls_sasl.iter().filter(|_| sasl_own));
+                for tls in contexts {
                     match tls.reload_if_changed() {
                         Ok(true) => tracing::info!("TLS certificate, key or CA reloaded"),
                         Ok(false) => {}
@@ -326,7 +332,12 @@ async fn accept_connection(
         serve_connection(broker, rd, wr, peer, listener, anonymous, shutdown).await;
         return;
     }
-    let Some(tls) = broker.security.tls.clone() else {
+    let context = if listener.protocol == SecurityProtocol::SaslSsl {
+        &broker.security.tls_sasl
+    } else {
+        &broker.security.tls
+    };
+    let Some(tls) = context.clone() else {
         return; // bind_listeners refuses this configuration
     };
     // A client that does not finish its handshake in time is dropped: a

@@ -75,6 +75,54 @@ pub fn broker_configs(b: &Broker) -> Vec<(&'static str, String, ConfigType)> {
             c.auto_create_topics.to_string(),
             ConfigType::Boolean,
         ),
+        (
+            "listeners",
+            c.effective_listeners()
+                .iter()
+                .map(|l| format!("{}://{}", l.name, l.bind))
+                .collect::<Vec<_>>()
+                .join(","),
+            ConfigType::String,
+        ),
+        (
+            "connections.max.reauth.ms",
+            c.security.reauth_max.as_millis().to_string(),
+            ConfigType::Long,
+        ),
+        (
+            "sasl.enabled.mechanisms",
+            c.security.sasl_mechanisms.join(","),
+            ConfigType::List,
+        ),
+        (
+            "authorizer.class.name",
+            if c.security.authorizer {
+                "org.apache.kafka.metadata.authorizer.StandardAuthorizer".to_string()
+            } else {
+                String::new()
+            },
+            ConfigType::String,
+        ),
+        (
+            "allow.everyone.if.no.acl.found",
+            c.security.allow_everyone_if_no_acl_found.to_string(),
+            ConfigType::Boolean,
+        ),
+        (
+            "ssl.client.auth",
+            match c.security.tls.as_ref().map(|t| t.client_auth) {
+                Some(herald_security::tls::ClientAuth::Required) => "required",
+                Some(herald_security::tls::ClientAuth::Requested) => "requested",
+                _ => "none",
+            }
+            .to_string(),
+            ConfigType::String,
+        ),
+        (
+            "ssl.principal.mapping.rules",
+            c.security.principal_mapping_rules.clone(),
+            ConfigType::String,
+        ),
         ("broker.id", c.node_id.to_string(), ConfigType::Int),
         (
             "compression.type",

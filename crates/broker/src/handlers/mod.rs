@@ -336,8 +336,15 @@ pub const TOPIC_OPERATIONS: &[Operation] = &[
     Operation::DescribeConfigs,
     Operation::AlterConfigs,
 ];
-pub const GROUP_OPERATIONS: &[Operation] =
-    &[Operation::Read, Operation::Describe, Operation::Delete];
+/// Groups have configs since KIP-848: Kafka 4 reports DESCRIBE_CONFIGS and
+/// ALTER_CONFIGS too.
+pub const GROUP_OPERATIONS: &[Operation] = &[
+    Operation::Read,
+    Operation::Describe,
+    Operation::Delete,
+    Operation::DescribeConfigs,
+    Operation::AlterConfigs,
+];
 pub const CLUSTER_OPERATIONS: &[Operation] = &[
     Operation::Create,
     Operation::Alter,
