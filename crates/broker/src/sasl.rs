@@ -64,6 +64,9 @@ pub struct Authentication {
     pending: Pending,
     /// ApiVersions requests seen before authentication (bounded).
     api_versions_before_auth: u32,
+    /// The mechanism of the last successful authentication: KIP-368
+    /// re-authentication must use the same one.
+    mechanism: Option<&'static str>,
 }
 
 /// A client may retry ApiVersions (KIP-511 downgrade) but not loop on it.
@@ -80,6 +83,7 @@ impl Authentication {
             expires: None,
             pending: Pending::Idle,
             api_versions_before_auth: 0,
+            mechanism: None,
         }
     }
 
@@ -143,6 +147,14 @@ impl Authentication {
             return Step::ReplyAndClose(encode(&resp));
         }
         let name = req.mechanism.as_str();
+        if self.authenticated && self.mechanism.is_some_and(|m| m != name) {
+            resp.error_code = ResponseError::UnsupportedSaslMechanism.code();
+            tracing::info!(
+                mechanism = name,
+                "re-authentication with another mechanism refused"
+            );
+            return Step::ReplyAndClose(encode(&resp));
+        }
         match Mechanism::parse(name).filter(|_| security.mechanism_enabled(name)) {
             Some(mechanism) => {
                 self.pending = Pending::Handshaken {
@@ -180,6 +192,7 @@ impl Authentication {
             resp.error_message = Some(sb("SaslAuthenticate before SaslHandshake"));
             return Step::ReplyAndClose(encode(&resp));
         }
+        let started = tokio::time::Instant::now();
         let outcome = self.step(security, peer, &req.auth_bytes).await;
         let mut resp = SaslAuthenticateResponse::default();
         match outcome {
@@ -191,7 +204,9 @@ impl Authentication {
                 Step::Reply(encode(&resp))
             }
             Err(()) => {
-                tokio::time::sleep(security.config.auth_failure_delay).await;
+                // Answered at a fixed time after the token arrived, whatever
+                // work the failure took (PBKDF2 of another cost, an unknown user).
+                tokio::time::sleep_until(started + security.config.auth_failure_delay).await;
                 resp.error_code = ResponseError::SaslAuthenticationFailed.code();
                 resp.error_message = Some(sb(AUTH_FAILED_MESSAGE));
                 Step::ReplyAndClose(encode(&resp))
@@ -207,6 +222,7 @@ impl Authentication {
         peer: &str,
         token: Bytes,
     ) -> Option<Bytes> {
+        let started = tokio::time::Instant::now();
         match self.step(security, peer, &token).await {
             Ok((bytes, _)) => {
                 let mut out = BytesMut::with_capacity(4 + bytes.len());
@@ -215,7 +231,7 @@ impl Authentication {
                 Some(out.freeze())
             }
             Err(()) => {
-                tokio::time::sleep(security.config.auth_failure_delay).await;
+                tokio::time::sleep_until(started + security.config.auth_failure_delay).await;
                 None
             }
         }
@@ -322,6 +338,11 @@ impl Authentication {
         }
         self.principal = principal.into();
         self.authenticated = true;
+        self.mechanism = Some(match mechanism {
+            "PLAIN" => "PLAIN",
+            "SCRAM-SHA-256" => "SCRAM-SHA-256",
+            _ => "SCRAM-SHA-512",
+        });
         let reauth = security.config.reauth_max;
         self.expires = (reauth > Duration::ZERO).then(|| Instant::now() + reauth);
         tracing::debug!(peer, user, mechanism, "authenticated");

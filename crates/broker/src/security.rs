@@ -18,6 +18,10 @@ pub struct Security {
     pub config: SecurityConfig,
     store: Arc<dyn SecurityStore>,
     state: RwLock<Arc<SecurityState>>,
+    /// Serialises load-and-install, so an older read never replaces a newer one.
+    reloading: tokio::sync::Mutex<()>,
+    /// A reload failed (the store was unreachable): retried on the next tick.
+    pub reload_needed: std::sync::atomic::AtomicBool,
     /// None: no authorizer configured; every request is allowed.
     pub authorizer: Option<Authorizer>,
     /// SSL listeners' TLS (with `ssl.client.auth`).
@@ -78,6 +82,8 @@ impl Security {
             config: config.clone(),
             store,
             state: RwLock::new(Arc::new(SecurityState::default())),
+            reloading: tokio::sync::Mutex::new(()),
+            reload_needed: std::sync::atomic::AtomicBool::new(false),
             authorizer,
             tls,
             tls_sasl,
@@ -93,20 +99,35 @@ impl Security {
         })
     }
 
-    /// Reads users and ACLs from the store.
+    /// Reads users and ACLs from the store and installs them (ACLs and
+    /// users from the same read). On failure the old snapshot stays and
+    /// `reload_needed` makes the broker retry.
     pub async fn reload(&self) -> std::io::Result<()> {
-        let state = self.store.load().await?;
+        let _one_at_a_time = self.reloading.lock().await;
+        let state = match self.store.load().await {
+            Ok(s) => s,
+            Err(e) => {
+                self.reload_needed.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
         if let Some(a) = &self.authorizer {
             a.replace(state.acls.clone());
         }
         *self.state.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(state);
+        self.reload_needed.store(false, Ordering::Relaxed);
         Ok(())
     }
 
-    /// Applies changes durably, then reloads.
+    /// Applies changes durably, then reloads. Once the store has the change
+    /// the call succeeds; a failed reload after it is retried in the
+    /// background (and logged), not reported as a failed change.
     pub async fn apply(&self, changes: Vec<Change>) -> std::io::Result<()> {
         self.store.apply(changes).await?;
-        self.reload().await
+        if let Err(e) = self.reload().await {
+            tracing::error!(error = %e, "users and ACLs changed, but reloading them failed; retrying");
+        }
+        Ok(())
     }
 
     /// Resolves when another broker changed users or ACLs.

@@ -196,6 +196,11 @@ async fn follow_security(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool
             }
             _ = tick.tick() => {
                 let sec = &broker.security;
+                if sec.reload_needed.load(std::sync::atomic::Ordering::Relaxed)
+                    && let Err(e) = sec.reload().await
+                {
+                    tracing::warn!(error = %e, "reloading users and ACLs failed again");
+                }
                 let sasl_own = match (&sec.tls, &sec.tls_sasl) {
                     (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
                     _ => false,
@@ -410,7 +415,8 @@ async fn serve_connection<R, W>(
     let mut auth = Authentication::new(listener.protocol.sasl(), principal);
     let auth_deadline = tokio::time::Instant::now() + security.config.sasl_auth_timeout;
     let peer_name = peer.to_string();
-    let client_ip: Arc<str> = peer.ip().to_string().into();
+    // An IPv4 client of a dual-stack listener is ::ffff:a.b.c.d: ACLs name it a.b.c.d.
+    let client_ip: Arc<str> = peer.ip().to_canonical().to_string().into();
     loop {
         let raw = auth.expects_raw_token();
         // Before authentication frames are small (sasl.server.max.receive.size),
@@ -454,6 +460,12 @@ async fn serve_connection<R, W>(
         let mut req = match handlers::parse(frame) {
             Ok(Ok(r)) => r,
             Ok(Err(answer)) => {
+                // Only ApiVersions is answered this way; it counts against the
+                // pre-authentication allowance like any other.
+                if let Some(why) = auth.refuse(ApiKey::ApiVersions) {
+                    security.authentication_failed(&peer_name, "", "", why);
+                    break;
+                }
                 if tx
                     .send(Box::pin(std::future::ready(Some(answer))))
                     .await

@@ -51,10 +51,17 @@ async fn load(pool: &deadpool_postgres::Pool) -> std::io::Result<SecurityState> 
         .query(
             "SELECT username, mechanism, salt, iterations, stored_key, server_key
              FROM scram_credentials ORDER BY username, mechanism LIMIT $1",
-            &[&(2 * USERS_MAX as i64)],
+            &[&(2 * USERS_MAX as i64 + 1)],
         )
         .await
         .map_err(io)?;
+    // More rows than the bound: refuse the load (the old snapshot stays)
+    // rather than silently drop some, which could drop a DENY.
+    if users.len() > 2 * USERS_MAX {
+        return Err(io(format!(
+            "more than {USERS_MAX} users in the cluster database"
+        )));
+    }
     for r in users {
         let user: String = r.get(0);
         let mechanism: ScramMechanism = parse(r.get(1))?;
@@ -74,10 +81,15 @@ async fn load(pool: &deadpool_postgres::Pool) -> std::io::Result<SecurityState> 
         .query(
             "SELECT resource_type, resource_name, pattern_type, principal, host, operation, permission
              FROM acls LIMIT $1",
-            &[&(ACLS_MAX as i64)],
+            &[&(ACLS_MAX as i64 + 1)],
         )
         .await
         .map_err(io)?;
+    if acls.len() > ACLS_MAX {
+        return Err(io(format!(
+            "more than {ACLS_MAX} ACLs in the cluster database"
+        )));
+    }
     for r in acls {
         let resource_type: ResourceType = parse(r.get(0))?;
         let pattern_type: PatternType = parse(r.get(2))?;
@@ -99,6 +111,11 @@ async fn load(pool: &deadpool_postgres::Pool) -> std::io::Result<SecurityState> 
 async fn apply(pool: &deadpool_postgres::Pool, changes: Vec<Change>) -> std::io::Result<()> {
     let mut client = pool.get().await.map_err(io)?;
     let tx = client.transaction().await.map_err(io)?;
+    // One writer at a time, so the bound checked below holds (READ COMMITTED
+    // would let two concurrent transactions each pass it).
+    tx.execute("SELECT pg_advisory_xact_lock(7263849150)", &[])
+        .await
+        .map_err(io)?;
     for c in &changes {
         match c {
             Change::UpsertCredential {

@@ -222,6 +222,18 @@ async fn acl_matrix() {
         "public"
     ])));
 
+    // Auto-creation without CREATE: TOPIC_AUTHORIZATION_FAILED (as Kafka),
+    // not "unknown topic", so a producer fails fast.
+    // (A producer's Metadata asks for auto-creation; a consumer's does not.)
+    let producer: FutureProducer = user_config(&b, "alice").create().unwrap();
+    let md = rdkafka::producer::Producer::client(&producer)
+        .fetch_metadata(Some("orders.new"), Duration::from_secs(10))
+        .expect("metadata");
+    assert_eq!(
+        md.topics()[0].error().map(RDKafkaErrorCode::from),
+        Some(RDKafkaErrorCode::TopicAuthorizationFailed)
+    );
+
     // DescribeAcls needs DESCRIBE on the cluster.
     let pw = b.data.path().join("alice-cli.pw");
     std::fs::write(&pw, "alice-pw").unwrap();
@@ -325,4 +337,14 @@ async fn acls_are_durable_and_allow_everyone_opens_resources_without_acls() {
         "{stored}"
     );
     assert!(!stored.contains("bob-pw"), "a password was stored");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(b.data.path().join("security.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "security.json is readable by others: {mode:o}"
+    );
 }

@@ -59,15 +59,18 @@ impl SecurityState {
 
     /// Adds bindings not already present (CreateAcls of an existing ACL succeeds).
     pub fn add_acls(&mut self, acls: &[AclBinding]) {
+        let mut present: std::collections::HashSet<AclBinding> =
+            self.acls.iter().cloned().collect();
         for a in acls {
-            if !self.acls.contains(a) {
+            if present.insert(a.clone()) {
                 self.acls.push(a.clone());
             }
         }
     }
 
     pub fn remove_acls(&mut self, acls: &[AclBinding]) {
-        self.acls.retain(|a| !acls.contains(a));
+        let doomed: std::collections::HashSet<&AclBinding> = acls.iter().collect();
+        self.acls.retain(|a| !doomed.contains(a));
     }
 }
 
@@ -188,7 +191,15 @@ fn write_file(path: &Path, state: &SecurityState) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
     let tmp = path.with_extension("json.tmp");
     {
-        let mut f = std::fs::File::create(&tmp)?;
+        // Salts and keys: readable by the broker's user only (RFC 5802 §9:
+        // StoredKey plus one eavesdropped exchange impersonates the user).
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(&bytes)?;
         f.sync_all()?;
     }

@@ -22,6 +22,15 @@ const ALTERATIONS_MAX: usize = 1000;
 const SALT_BYTES_MAX: usize = 1024;
 
 pub fn handle(ctx: &Ctx, req: AlterUserScramCredentialsRequest) -> Result<Reply, ProtocolError> {
+    let n = req.deletions.len() + req.upsertions.len();
+    if n > ALTERATIONS_MAX {
+        // Absurd counts close the connection instead of costing work.
+        return Err(ProtocolError::Malformed {
+            api_key: ctx.api_key as i16,
+            version: ctx.version,
+            reason: format!("{n} alterations, more than {ALTERATIONS_MAX}"),
+        });
+    }
     super::reply_later(ctx, |ctx| async move { answer(&ctx, req).await })
 }
 
@@ -34,16 +43,36 @@ async fn answer(
     // Results per user, in first-seen order; a user's first error wins.
     let mut order: Vec<String> = Vec::new();
     let mut errors: HashMap<String, (E, String)> = HashMap::new();
+    let mut listed: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut note = |order: &mut Vec<String>, user: &str, err: Option<(E, String)>| {
-        if !order.iter().any(|u| u == user) {
+        if listed.insert(user.to_string()) {
             order.push(user.to_string());
         }
         if let Some(e) = err {
             errors.entry(user.to_string()).or_insert(e);
         }
     };
-    let authorized = ctx.authorize_cluster(Operation::Alter);
-    let too_many = req.deletions.len() + req.upsertions.len() > ALTERATIONS_MAX;
+    // Authorization first, and in linear time: one result per distinct user.
+    if !ctx.authorize_cluster(Operation::Alter) {
+        let mut seen = std::collections::HashSet::new();
+        resp.results = req
+            .deletions
+            .iter()
+            .map(|d| &d.name)
+            .chain(req.upsertions.iter().map(|u| &u.name))
+            .filter(|n| seen.insert(n.as_str()))
+            .map(|n| {
+                let mut r = AlterUserScramCredentialsResult::default();
+                r.user = n.clone();
+                r.error_code = E::ClusterAuthorizationFailed.code();
+                r.error_message = Some(sb("Authorization failed."));
+                r
+            })
+            .collect();
+        return resp;
+    }
+    let authorized = true;
+    let too_many = false;
     let state = ctx.broker.security.state();
     let mut changes: Vec<(String, Change)> = Vec::new();
     let mut seen: HashMap<(String, i8), usize> = HashMap::new();

@@ -14,6 +14,14 @@ use crate::error::ProtocolError;
 const CREATIONS_MAX: usize = 1000;
 
 pub fn handle(ctx: &Ctx, req: CreateAclsRequest) -> Result<Reply, ProtocolError> {
+    if req.creations.len() > CREATIONS_MAX {
+        // Absurd counts close the connection instead of costing work.
+        return Err(ProtocolError::Malformed {
+            api_key: ctx.api_key as i16,
+            version: ctx.version,
+            reason: format!("{} entries, more than {CREATIONS_MAX}", req.creations.len()),
+        });
+    }
     super::reply_later(ctx, |ctx| async move { answer(&ctx, req).await })
 }
 

@@ -110,6 +110,12 @@ async fn answer(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse {
                 }
                 r.num_partitions = partitions;
                 r.replication_factor = 1;
+                // As Kafka: the configs are shown only to who may describe them.
+                if !ctx.may(Operation::DescribeConfigs, ResourceType::Topic, &name) {
+                    r.topic_config_error_code = ResponseError::TopicAuthorizationFailed.code();
+                    resp.topics.push(r);
+                    continue;
+                }
                 let effective = topic_config::effective(&configs, &broker.topics.base_log_config());
                 r.configs = Some(
                     effective

@@ -16,6 +16,14 @@ use crate::error::ProtocolError;
 const FILTERS_MAX: usize = 1000;
 
 pub fn handle(ctx: &Ctx, req: DeleteAclsRequest) -> Result<Reply, ProtocolError> {
+    if req.filters.len() > FILTERS_MAX {
+        // Absurd counts close the connection instead of costing work.
+        return Err(ProtocolError::Malformed {
+            api_key: ctx.api_key as i16,
+            version: ctx.version,
+            reason: format!("{} entries, more than {FILTERS_MAX}", req.filters.len()),
+        });
+    }
     super::reply_later(ctx, |ctx| async move { answer(&ctx, req).await })
 }
 

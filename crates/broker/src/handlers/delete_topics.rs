@@ -37,7 +37,10 @@ async fn answer(ctx: &Ctx, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
         match name {
             None => r.error_code = ResponseError::UnknownTopicId.code(),
             Some(name) if !ctx.authorize(Operation::Delete, ResourceType::Topic, &name) => {
-                r.name = Some(TopicName(sb(name)));
+                // Asked by id: the name is shown only to who may describe it.
+                if id.is_nil() || ctx.may(Operation::Describe, ResourceType::Topic, &name) {
+                    r.name = Some(TopicName(sb(name)));
+                }
                 r.error_code = ResponseError::TopicAuthorizationFailed.code();
             }
             Some(name) => {

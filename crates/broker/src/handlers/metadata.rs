@@ -147,16 +147,30 @@ async fn answer(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
                                     Err(e) => Err((Some(name), topic_error_code(&e))),
                                 }
                             }
+                            // Kafka: a topic that would be auto-created but may not be.
+                            None if allow_create => {
+                                Err((Some(name), ResponseError::TopicAuthorizationFailed.code()))
+                            }
                             None => {
                                 Err((Some(name), ResponseError::UnknownTopicOrPartition.code()))
                             }
                         }
                     }
-                    None => broker
-                        .topics
-                        .get_by_id(rt.topic_id)
-                        .filter(|t| ctx.may(Operation::Describe, ResourceType::Topic, &t.name))
-                        .ok_or((None, ResponseError::UnknownTopicId.code())),
+                    // Topic ids are not secret (Kafka answers
+                    // TOPIC_AUTHORIZATION_FAILED for an id it may not describe).
+                    None => match broker.topics.get_by_id(rt.topic_id) {
+                        None => Err((None, ResponseError::UnknownTopicId.code())),
+                        Some(t)
+                            if !ctx.authorize(
+                                Operation::Describe,
+                                ResourceType::Topic,
+                                &t.name,
+                            ) =>
+                        {
+                            Err((None, ResponseError::TopicAuthorizationFailed.code()))
+                        }
+                        Some(t) => Ok(t),
+                    },
                 };
                 match found {
                     Ok(t) => topics.push(topic_entry(ctx, &t, with_ops, &routed)),
