@@ -4,6 +4,11 @@
 -- Metadata answers a client with the endpoints of the listener it came in on.
 ALTER TABLE brokers ADD COLUMN listeners jsonb NOT NULL DEFAULT '[]';
 
+-- The secret from which every broker derives the same fake SCRAM salt for an
+-- unknown user (so an unknown user looks alike on every broker). Set once,
+-- by the first broker that needs it.
+ALTER TABLE cluster ADD COLUMN scram_secret bytea;
+
 -- SCRAM credentials as Kafka stores them: never the password.
 CREATE TABLE scram_credentials (
     username    text NOT NULL,

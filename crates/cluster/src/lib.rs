@@ -139,13 +139,14 @@ pub async fn start_with_stores(
     let topics_notify = Arc::new(Notify::new());
     let hwm_notify = Arc::new(Notify::new());
     let security_notify = Arc::new(Notify::new());
-    let security = herald_broker::security::Security::new(
+    let mut security = herald_broker::security::Security::new(
         &config.security,
         Arc::new(security_store::PgSecurityStore::new(
             pool.clone(),
             security_notify.clone(),
         )),
     )?;
+    security.secret = security_store::shared_secret(&pool).await?;
     let engine = Arc::new(engine::ClusterEngine {
         pool: pool.clone(),
         wal,

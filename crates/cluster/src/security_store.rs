@@ -202,3 +202,25 @@ impl SecurityStore for PgSecurityStore {
         Box::pin(async move { n.notified().await })
     }
 }
+
+/// The cluster's fake-salt secret (created by the first broker to ask), so
+/// every broker answers an unknown user with the same salt.
+pub async fn shared_secret(pool: &deadpool_postgres::Pool) -> anyhow::Result<[u8; 32]> {
+    let client = pool.get().await?;
+    let fresh = herald_security::random_bytes::<32>().to_vec();
+    client
+        .execute(
+            "UPDATE cluster SET scram_secret = $1 WHERE id = 1 AND scram_secret IS NULL",
+            &[&fresh],
+        )
+        .await?;
+    let stored: Option<Vec<u8>> = client
+        .query_one("SELECT scram_secret FROM cluster WHERE id = 1", &[])
+        .await?
+        .get(0);
+    let stored = stored.unwrap_or(fresh);
+    let mut out = [0u8; 32];
+    anyhow::ensure!(stored.len() == 32, "cluster.scram_secret is not 32 bytes");
+    out.copy_from_slice(&stored);
+    Ok(out)
+}

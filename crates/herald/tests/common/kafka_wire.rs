@@ -123,3 +123,24 @@ pub fn plain_login_v0(addr: &str, user: &str, password: &str) -> bool {
         read_response(&mut s, ApiKey::ApiVersions, 0);
     v.is_some_and(|v| v.error_code == 0)
 }
+
+/// The server-first message a SASL listener answers to a SCRAM client-first
+/// for `user` (the salt and iterations it reveals), without finishing.
+pub fn scram_server_first(addr: &str, mechanism: &str, user: &str) -> String {
+    let mut s = connect(addr);
+    let mut hs = SaslHandshakeRequest::default();
+    hs.mechanism = StrBytes::from_string(mechanism.to_string());
+    s.write_all(&frame(ApiKey::SaslHandshake, 1, 1, &hs))
+        .unwrap();
+    let r: SaslHandshakeResponse = read_response(&mut s, ApiKey::SaslHandshake, 1).unwrap();
+    assert_eq!(r.error_code, 0, "handshake");
+    let mut auth = SaslAuthenticateRequest::default();
+    auth.auth_bytes = format!("n,,n={user},r=fixedclientnonce")
+        .into_bytes()
+        .into();
+    s.write_all(&frame(ApiKey::SaslAuthenticate, 2, 2, &auth))
+        .unwrap();
+    let r: SaslAuthenticateResponse = read_response(&mut s, ApiKey::SaslAuthenticate, 2).unwrap();
+    assert_eq!(r.error_code, 0);
+    String::from_utf8_lossy(&r.auth_bytes).into_owned()
+}
