@@ -29,6 +29,8 @@ pub struct BrokerConfig {
     pub requests_in_flight_max: usize,
     /// Open connections over all listeners (`max.connections`); more are closed at once.
     pub connections_max: usize,
+    /// Open connections from one IP address (`max.connections.per.ip`).
+    pub connections_per_ip_max: usize,
     /// `auto.create.topics.enable`.
     pub auto_create_topics: bool,
     /// `num.partitions` for auto-created topics and CreateTopics without a count.
@@ -68,6 +70,7 @@ impl Default for BrokerConfig {
             frame_bytes_max: 100 * 1024 * 1024,
             requests_in_flight_max: 64,
             connections_max: 10_000,
+            connections_per_ip_max: usize::MAX,
             auto_create_topics: true,
             default_partitions: 1,
             partitions_per_topic_max: 10_000,

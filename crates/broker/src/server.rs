@@ -278,14 +278,21 @@ async fn serve(
     }
     drop(accepted_tx);
     let slots = Arc::new(tokio::sync::Semaphore::new(broker.config.connections_max));
+    let per_ip = PerIp::new(broker.config.connections_per_ip_max);
     loop {
         tokio::select! {
             a = accepted.recv() => match a {
-                Some((stream, peer, meta)) => match slots.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        connections.spawn(accept_connection(broker.clone(), stream, peer, meta, shutdown.clone(), permit));
+                Some((stream, peer, meta)) => match (slots.clone().try_acquire_owned(), per_ip.admit(peer.ip())) {
+                    (Ok(permit), Some(ip_slot)) => {
+                        connections.spawn(accept_connection(broker.clone(), stream, peer, meta, shutdown.clone(), (permit, ip_slot)));
                     }
-                    Err(_) => {
+                    (Ok(_), None) => {
+                        if let Some(suppressed) = broker.security.connection_refusals.admit() {
+                            tracing::warn!(%peer, max = broker.config.connections_per_ip_max, suppressed, "refusing a connection: too many from this address");
+                        }
+                        drop(stream);
+                    }
+                    (Err(_), _) => {
                         if let Some(suppressed) = broker.security.connection_refusals.admit() {
                             tracing::warn!(%peer, max = broker.config.connections_max, suppressed, "refusing a connection: too many connections");
                         }
@@ -328,7 +335,7 @@ async fn accept_connection(
     peer: SocketAddr,
     listener: Arc<ListenerMeta>,
     shutdown: watch::Receiver<bool>,
-    _slot: tokio::sync::OwnedSemaphorePermit,
+    _slots: (tokio::sync::OwnedSemaphorePermit, IpSlot),
 ) {
     let _ = stream.set_nodelay(true);
     let anonymous: Arc<str> = Arc::from(herald_security::ANONYMOUS);
@@ -612,4 +619,51 @@ async fn write_responses<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::Receiver<Pe
     }
     let _ = w.flush().await;
     let _ = w.into_inner().shutdown().await;
+}
+
+/// Open connections per client address (`max.connections.per.ip`).
+struct PerIp {
+    max: usize,
+    open: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+/// One connection's share of its address's allowance, given back on drop.
+struct IpSlot {
+    ip: std::net::IpAddr,
+    open: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+impl PerIp {
+    fn new(max: usize) -> PerIp {
+        PerIp {
+            max,
+            open: Default::default(),
+        }
+    }
+
+    fn admit(&self, ip: std::net::IpAddr) -> Option<IpSlot> {
+        let ip = ip.to_canonical();
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            ip,
+            open: self.open.clone(),
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
 }

@@ -128,6 +128,9 @@ pub struct ServeArgs {
     /// `max.connections`: open connections over all listeners [default: 10000].
     #[arg(long, env = "HERALD_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// `max.connections.per.ip`: open connections from one address [default: unlimited].
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
     /// `acl` turns Kafka's ACL authorizer on [default: none].
     #[arg(long, env = "HERALD_AUTHORIZER")]
     pub authorizer: Option<String>,
@@ -222,6 +225,7 @@ impl ServeArgs {
             connection_failed_authentication_delay_ms,
             authentication_timeout_ms,
             max_connections,
+            max_connections_per_ip,
             authorizer,
             super_users,
             allow_everyone_if_no_acl_found
@@ -455,6 +459,10 @@ fn security(a: &ServeArgs, c: &mut BrokerConfig) -> anyhow::Result<()> {
     if let Some(v) = a.max_connections {
         anyhow::ensure!(v >= 1, "--max-connections must be at least 1");
         c.connections_max = v;
+    }
+    if let Some(v) = a.max_connections_per_ip {
+        anyhow::ensure!(v >= 1, "--max-connections-per-ip must be at least 1");
+        c.connections_per_ip_max = v;
     }
     match a.authorizer.as_deref() {
         None | Some("none") | Some("") => {}

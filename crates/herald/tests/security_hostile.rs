@@ -262,3 +262,22 @@ fn reauthentication_keeps_a_producer_going_and_ends_when_the_user_goes() {
         "a deleted user kept producing"
     );
 }
+
+#[test]
+fn connections_per_ip_are_bounded() {
+    let b = SecureBroker::start(&["--max-connections-per-ip", "5"]);
+    // Five idle connections hold this address's allowance...
+    let held: Vec<_> = (0..5).map(|_| connect(&b.sasl_plaintext)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // ...so a sixth is closed at once (any listener: the bound is per address).
+    let mut sixth = connect(&b.plaintext);
+    assert!(closed(&mut sixth), "a sixth connection was kept");
+    assert!(b.wait_log("too many from this address", 1));
+    // Closing one gives its slot back.
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        plain_login(&b.sasl_plaintext, "admin", common::secure::ADMIN_PASSWORD),
+        Some(0)
+    );
+}
