@@ -71,116 +71,73 @@ async fn answer(
             .collect();
         return resp;
     }
-    let authorized = true;
-    let too_many = false;
     let state = ctx.broker.security.state();
     let mut changes: Vec<(String, Change)> = Vec::new();
     let mut seen: HashMap<(String, i8), usize> = HashMap::new();
     for d in &req.deletions {
         let user = s(&d.name);
         *seen.entry((user.clone(), d.mechanism)).or_default() += 1;
-        let err = if !authorized {
-            Some((
-                E::ClusterAuthorizationFailed,
-                "Authorization failed.".into(),
-            ))
-        } else if too_many {
-            Some((
-                E::InvalidRequest,
-                format!("at most {ALTERATIONS_MAX} alterations per request"),
-            ))
-        } else if user.is_empty() {
-            Some((
-                E::UnacceptableCredential,
-                "Username must not be empty".into(),
-            ))
-        } else {
-            match ScramMechanism::from_kafka_type(d.mechanism) {
-                None => Some((
-                    E::UnsupportedSaslMechanism,
-                    "Unknown SCRAM mechanism".into(),
-                )),
-                Some(m) if state.credential(&user, m).is_none() => Some((
+        let outcome = mechanism_of(&user, d.mechanism).and_then(|m| {
+            if state.credential(&user, m).is_none() {
+                return Err((
                     E::ResourceNotFound,
                     "Attempt to delete a user credential that does not exist".into(),
-                )),
-                Some(m) => {
-                    changes.push((
-                        user.clone(),
-                        Change::DeleteCredential {
-                            user: user.clone(),
-                            mechanism: m,
-                        },
-                    ));
-                    None
-                }
+                ));
             }
-        };
-        note(&mut order, &user, err);
+            Ok(Change::DeleteCredential {
+                user: user.clone(),
+                mechanism: m,
+            })
+        });
+        match outcome {
+            Ok(change) => {
+                changes.push((user.clone(), change));
+                note(&mut order, &user, None);
+            }
+            Err(e) => note(&mut order, &user, Some(e)),
+        }
     }
     for u in &req.upsertions {
         let user = s(&u.name);
         *seen.entry((user.clone(), u.mechanism)).or_default() += 1;
-        let err = if !authorized {
-            Some((
-                E::ClusterAuthorizationFailed,
-                "Authorization failed.".into(),
-            ))
-        } else if too_many {
-            Some((
-                E::InvalidRequest,
-                format!("at most {ALTERATIONS_MAX} alterations per request"),
-            ))
-        } else if user.is_empty() {
-            Some((
-                E::UnacceptableCredential,
-                "Username must not be empty".into(),
-            ))
-        } else {
-            match ScramMechanism::from_kafka_type(u.mechanism) {
-                None => Some((
-                    E::UnsupportedSaslMechanism,
-                    "Unknown SCRAM mechanism".into(),
-                )),
-                Some(_)
-                    if !(scram::ITERATIONS_MIN as i32..=scram::ITERATIONS_MAX as i32)
-                        .contains(&u.iterations) =>
-                {
-                    Some((
-                        E::UnacceptableCredential,
-                        format!(
-                            "Iterations must be in {}..={}",
-                            scram::ITERATIONS_MIN,
-                            scram::ITERATIONS_MAX
-                        ),
-                    ))
-                }
-                Some(_) if u.salt.is_empty() || u.salt.len() > SALT_BYTES_MAX => {
-                    Some((E::UnacceptableCredential, "Salt must not be empty".into()))
-                }
-                Some(m) if u.salted_password.len() != m.digest_bytes() => Some((
+        let outcome = mechanism_of(&user, u.mechanism).and_then(|m| {
+            let iterations = scram::ITERATIONS_MIN as i32..=scram::ITERATIONS_MAX as i32;
+            if !iterations.contains(&u.iterations) {
+                return Err((
+                    E::UnacceptableCredential,
+                    format!(
+                        "Iterations must be in {}..={}",
+                        scram::ITERATIONS_MIN,
+                        scram::ITERATIONS_MAX
+                    ),
+                ));
+            }
+            if u.salt.is_empty() || u.salt.len() > SALT_BYTES_MAX {
+                return Err((E::UnacceptableCredential, "Salt must not be empty".into()));
+            }
+            if u.salted_password.len() != m.digest_bytes() {
+                return Err((
                     E::UnacceptableCredential,
                     "Salted password has the wrong length for the mechanism".into(),
-                )),
-                Some(m) => {
-                    let credential = ScramCredential::from_salted_password(
-                        m,
-                        &u.salted_password,
-                        u.salt.to_vec(),
-                        u.iterations as u32,
-                    );
-                    changes.push((
-                        user.clone(),
-                        Change::UpsertCredential {
-                            user: user.clone(),
-                            credential,
-                        },
-                    ));
-                    None
-                }
+                ));
             }
-        };
-        note(&mut order, &user, err);
+            Ok(Change::UpsertCredential {
+                user: user.clone(),
+                credential: ScramCredential::from_salted_password(
+                    m,
+                    &u.salted_password,
+                    u.salt.to_vec(),
+                    u.iterations as u32,
+                ),
+            })
+        });
+        match outcome {
+            Ok(change) => {
+                changes.push((user.clone(), change));
+                note(&mut order, &user, None);
+            }
+            Err(e) => note(&mut order, &user, Some(e)),
+        }
     }
     // A user named twice for one mechanism: all its alterations are refused.
     for ((user, _), n) in &seen {
@@ -230,4 +187,18 @@ async fn answer(
         })
         .collect();
     resp
+}
+
+/// The checks deletions and upsertions share: a user name, a known mechanism.
+fn mechanism_of(user: &str, mechanism: i8) -> Result<ScramMechanism, (ResponseError, String)> {
+    if user.is_empty() {
+        return Err((
+            ResponseError::UnacceptableCredential,
+            "Username must not be empty".into(),
+        ));
+    }
+    ScramMechanism::from_kafka_type(mechanism).ok_or((
+        ResponseError::UnsupportedSaslMechanism,
+        "Unknown SCRAM mechanism".into(),
+    ))
 }
