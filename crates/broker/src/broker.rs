@@ -36,6 +36,8 @@ pub struct Broker {
     pub security: Security,
     /// This broker's endpoint on each listener.
     pub endpoints: Vec<Endpoint>,
+    /// Warnings about connections closed for bad input, rate-limited.
+    pub connection_log: crate::rate_limited_log::RateLimitedLog,
     producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
 }
 
@@ -99,6 +101,7 @@ impl Broker {
             membership,
             security,
             endpoints,
+            connection_log: crate::rate_limited_log::RateLimitedLog::new(),
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
         }
     }

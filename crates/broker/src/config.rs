@@ -31,6 +31,15 @@ pub struct BrokerConfig {
     pub connections_max: usize,
     /// Open connections from one IP address (`max.connections.per.ip`).
     pub connections_per_ip_max: usize,
+    /// `connections.max.idle.ms`: a connection that sends no complete request
+    /// for this long, with no response pending, is closed.
+    pub connections_max_idle: Duration,
+    /// `socket.listen.backlog.size`: connections the kernel queues before accept.
+    pub socket_listen_backlog: u32,
+    /// Response bytes one connection may have queued and unsent before the
+    /// broker stops reading its requests (a client that does not read its
+    /// answers cannot make the broker buffer without bound).
+    pub connection_queued_response_bytes_max: usize,
     /// `auto.create.topics.enable`.
     pub auto_create_topics: bool,
     /// `num.partitions` for auto-created topics and CreateTopics without a count.
@@ -71,6 +80,11 @@ impl Default for BrokerConfig {
             requests_in_flight_max: 64,
             connections_max: 10_000,
             connections_per_ip_max: usize::MAX,
+            connections_max_idle: Duration::from_secs(600),
+            // Kafka's default is 50; a burst of clients reconnecting after a
+            // restart overflows that and waits for SYN retries.
+            socket_listen_backlog: 1024,
+            connection_queued_response_bytes_max: 16 * 1024 * 1024,
             auto_create_topics: true,
             default_partitions: 1,
             partitions_per_topic_max: 10_000,

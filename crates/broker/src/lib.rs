@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod connection;
 pub mod dynamic_config;
 pub mod embedded;
 pub mod error;
@@ -12,7 +13,9 @@ pub mod handlers;
 pub mod listener;
 pub mod maintenance;
 pub mod membership;
+pub mod memory;
 pub mod partition;
+pub mod rate_limited_log;
 pub mod sasl;
 pub mod security;
 pub mod server;

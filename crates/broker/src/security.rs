@@ -3,8 +3,7 @@
 //! and the principal mapping of client certificates.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, RwLock};
 
 use herald_security::acl::{Authorizer, Operation, ResourceType};
 use herald_security::principal::PrincipalMapper;
@@ -13,6 +12,7 @@ use herald_security::store::{Change, SecurityState, SecurityStore};
 use herald_security::tls::TlsContext;
 
 use crate::config::SecurityConfig;
+pub use crate::rate_limited_log::RateLimitedLog;
 
 pub struct Security {
     pub config: SecurityConfig,
@@ -240,43 +240,6 @@ impl Security {
         self.tls_failures_total.fetch_add(1, Ordering::Relaxed);
         if let Some(suppressed) = self.tls_log.admit() {
             tracing::info!(peer, reason = why, suppressed, "TLS handshake failed");
-        }
-    }
-}
-
-/// At most `LINES_PER_WINDOW` lines per window; the next admitted line says
-/// how many were suppressed. A flood of denials or failed logins must not
-/// flood the log (or the disk under it).
-pub struct RateLimitedLog {
-    inner: Mutex<(Instant, u32, u64)>,
-}
-
-const LOG_WINDOW: Duration = Duration::from_secs(10);
-const LINES_PER_WINDOW: u32 = 20;
-
-impl RateLimitedLog {
-    fn new() -> RateLimitedLog {
-        RateLimitedLog {
-            inner: Mutex::new((Instant::now(), 0, 0)),
-        }
-    }
-
-    /// Some(suppressed since the last line) if a line may be written now.
-    pub fn admit(&self) -> Option<u64> {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        if now.duration_since(g.0) >= LOG_WINDOW {
-            g.0 = now;
-            g.1 = 0;
-        }
-        if g.1 < LINES_PER_WINDOW {
-            g.1 += 1;
-            let suppressed = g.2;
-            g.2 = 0;
-            Some(suppressed)
-        } else {
-            g.2 += 1;
-            None
         }
     }
 }

@@ -1,10 +1,6 @@
-//! The TCP listener and per-connection request loop.
-//!
-//! Each connection has a reader that decodes and dispatches requests in order
-//! and a writer that sends responses in the same order. A handler may answer
-//! later (a produce waiting for fsync, a fetch waiting for data); the reader goes
-//! on meanwhile, up to `requests_in_flight_max` unanswered requests, which is
-//! what lets pipelined produce requests share one fsync.
+//! The listeners: binding, accepting within the connection limits, TLS, and
+//! the broker's background tasks. One connection's request loop is in
+//! `connection`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,18 +8,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::ApiKey;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use bytes::Bytes;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
-use crate::handlers::{self, Reply};
+use crate::connection::ListenerMeta;
 use crate::listener::{Endpoint, ListenerConfig, SecurityProtocol};
-use crate::sasl::{Authentication, Step};
 use crate::topic_registry::TopicRegistry;
 
 /// A response that may not be ready yet; None means no response (acks=0).
@@ -31,8 +24,6 @@ pub type PendingResponse = Pin<Box<dyn Future<Output = Option<Bytes>> + Send>>;
 
 /// How long shutdown waits for in-flight requests before closing connections.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// Smallest request: api key, version, correlation id, client id length.
-const FRAME_BYTES_MIN: usize = 10;
 
 /// A broker running in this process.
 pub struct RunningBroker {
@@ -87,8 +78,7 @@ pub async fn bind_listeners(config: &BrokerConfig) -> anyhow::Result<Vec<BoundLi
             l.name,
             l.protocol.name()
         );
-        let socket = TcpListener::bind(l.bind)
-            .await
+        let socket = bind(l.bind, config.socket_listen_backlog)
             .map_err(|e| anyhow::anyhow!("binding listener {} on {}: {e}", l.name, l.bind))?;
         let addr = socket.local_addr()?;
         let (host, port) = match &l.advertised {
@@ -106,6 +96,19 @@ pub async fn bind_listeners(config: &BrokerConfig) -> anyhow::Result<Vec<BoundLi
         });
     }
     Ok(out)
+}
+
+/// A listening socket with Kafka's `socket.listen.backlog.size`.
+fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // A restarted broker rebinds its port while old connections sit in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 /// Opens the data directory, recovers logs, binds the listeners and starts serving.
@@ -219,12 +222,6 @@ async fn follow_security(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool
     }
 }
 
-/// A listener as its connections see it.
-struct ListenerMeta {
-    name: Arc<str>,
-    protocol: SecurityProtocol,
-}
-
 async fn accept_loop(
     socket: TcpListener,
     meta: Arc<ListenerMeta>,
@@ -279,11 +276,13 @@ async fn serve(
     drop(accepted_tx);
     let slots = Arc::new(tokio::sync::Semaphore::new(broker.config.connections_max));
     let per_ip = PerIp::new(broker.config.connections_per_ip_max);
+    let mut trim = crate::memory::TrimAfterClose::default();
     loop {
         tokio::select! {
             a = accepted.recv() => match a {
                 Some((stream, peer, meta)) => match (slots.clone().try_acquire_owned(), per_ip.admit(peer.ip())) {
                     (Ok(permit), Some(ip_slot)) => {
+                        trim.opened(connections.len() + 1);
                         connections.spawn(accept_connection(broker.clone(), stream, peer, meta, shutdown.clone(), (permit, ip_slot)));
                     }
                     (Ok(_), None) => {
@@ -302,7 +301,9 @@ async fn serve(
                 None => break,
             },
             _ = shutdown.changed() => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(_) = connections.join_next(), if !connections.is_empty() => {
+                trim.closed(connections.len());
+            }
         }
     }
     for a in acceptors {
@@ -341,7 +342,7 @@ async fn accept_connection(
     let anonymous: Arc<str> = Arc::from(herald_security::ANONYMOUS);
     if !listener.protocol.tls() {
         let (rd, wr) = stream.into_split();
-        serve_connection(broker, rd, wr, peer, listener, anonymous, shutdown).await;
+        crate::connection::serve(broker, rd, wr, peer, listener, anonymous, shutdown).await;
         return;
     }
     let context = if listener.protocol == SecurityProtocol::SaslSsl {
@@ -398,227 +399,7 @@ async fn accept_connection(
         anonymous
     };
     let (rd, wr) = tokio::io::split(stream);
-    serve_connection(broker, rd, wr, peer, listener, principal, shutdown).await;
-}
-
-async fn serve_connection<R, W>(
-    broker: Arc<Broker>,
-    rd: R,
-    wr: W,
-    peer: SocketAddr,
-    listener: Arc<ListenerMeta>,
-    principal: Arc<str>,
-    mut shutdown: watch::Receiver<bool>,
-) where
-    R: AsyncRead + Unpin + Send,
-    W: AsyncWrite + Unpin + Send + 'static,
-{
-    let mut rd = BufReader::with_capacity(64 * 1024, rd);
-    let (tx, rx) = mpsc::channel::<PendingResponse>(broker.config.requests_in_flight_max.max(1));
-    let writer = tokio::spawn(write_responses(wr, rx));
-    let frame_max = broker.config.frame_bytes_max;
-    let security = &broker.security;
-    let sasl_frame_max = security.config.sasl_frame_bytes_max.min(frame_max);
-    let mut auth = Authentication::new(listener.protocol.sasl(), principal);
-    let auth_deadline = tokio::time::Instant::now() + security.config.sasl_auth_timeout;
-    let peer_name = peer.to_string();
-    // An IPv4 client of a dual-stack listener is ::ffff:a.b.c.d: ACLs name it a.b.c.d.
-    let client_ip: Arc<str> = peer.ip().to_canonical().to_string().into();
-    loop {
-        let raw = auth.expects_raw_token();
-        // Before authentication frames are small (sasl.server.max.receive.size),
-        // and a bare v0 token may be shorter than a request header.
-        let (min, max) = match (auth.authenticated(), raw) {
-            (true, false) => (FRAME_BYTES_MIN, frame_max),
-            (_, true) => (0, sasl_frame_max),
-            (false, false) => (FRAME_BYTES_MIN, sasl_frame_max),
-        };
-        let frame = tokio::select! {
-            f = read_frame(&mut rd, min, max) => f,
-            _ = shutdown.changed() => break,
-            _ = tokio::time::sleep_until(auth_deadline), if !auth.authenticated() => {
-                security.authentication_failed(&peer_name, "", "", "not authenticated in time");
-                break;
-            }
-        };
-        let frame = match frame {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => {
-                tracing::warn!(%peer, listener = %listener.name, error = %e, "closing connection: bad frame");
-                break;
-            }
-        };
-        if raw {
-            match auth.raw_token(security, &peer_name, frame).await {
-                Some(answer) => {
-                    if tx
-                        .send(Box::pin(std::future::ready(Some(answer))))
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                    continue;
-                }
-                None => break,
-            }
-        }
-        let mut req = match handlers::parse(frame) {
-            Ok(Ok(r)) => r,
-            Ok(Err(answer)) => {
-                // Only ApiVersions is answered this way; it counts against the
-                // pre-authentication allowance like any other.
-                if let Some(why) = auth.refuse(ApiKey::ApiVersions) {
-                    security.authentication_failed(&peer_name, "", "", why);
-                    break;
-                }
-                if tx
-                    .send(Box::pin(std::future::ready(Some(answer))))
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-                continue;
-            }
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "closing connection: bad request");
-                break;
-            }
-        };
-        if let Some(why) = auth.refuse(req.api_key) {
-            security.authentication_failed(&peer_name, "", "", why);
-            tracing::debug!(%peer, api = ?req.api_key, why, "closing connection");
-            break;
-        }
-        let step = match req.api_key {
-            ApiKey::SaslHandshake => match handlers::decode_body(&mut req) {
-                Ok(body) => Some(auth.handshake(security, req.correlation_id, req.version, body)),
-                Err(e) => {
-                    tracing::warn!(%peer, error = %e, "closing connection: bad request");
-                    break;
-                }
-            },
-            ApiKey::SaslAuthenticate => match handlers::decode_body(&mut req) {
-                Ok(body) => Some(
-                    auth.authenticate(security, &peer_name, req.correlation_id, req.version, body)
-                        .await,
-                ),
-                Err(e) => {
-                    tracing::warn!(%peer, error = %e, "closing connection: bad request");
-                    break;
-                }
-            },
-            _ => None,
-        };
-        if let Some(step) = step {
-            let (bytes, close) = match step {
-                Step::Reply(b) => (b, false),
-                Step::ReplyAndClose(b) => (b, true),
-            };
-            if tx
-                .send(Box::pin(std::future::ready(Some(bytes))))
-                .await
-                .is_err()
-                || close
-            {
-                break;
-            }
-            continue;
-        }
-        let conn = handlers::Connection {
-            peer,
-            client_ip: client_ip.clone(),
-            listener: listener.name.clone(),
-            principal: auth.principal.clone(),
-        };
-        match handlers::dispatch(&broker, req, &conn).await {
-            Ok(Reply::Now(bytes)) => {
-                if tx.send(Box::pin(std::future::ready(bytes))).await.is_err() {
-                    break;
-                }
-            }
-            Ok(Reply::Later(fut)) => {
-                if tx.send(fut).await.is_err() {
-                    break;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "closing connection: bad request");
-                break;
-            }
-        }
-    }
-    drop(tx);
-    let _ = writer.await;
-}
-
-/// Reads one size-prefixed frame; None at a clean end of stream.
-async fn read_frame<R: AsyncReadExt + Unpin>(
-    rd: &mut R,
-    frame_min: usize,
-    frame_max: usize,
-) -> std::io::Result<Option<Bytes>> {
-    let mut size = [0u8; 4];
-    match rd.read_exact(&mut size).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let size = i32::from_be_bytes(size);
-    if size < frame_min as i32 || size as i64 > frame_max as i64 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("frame size {size} outside [{frame_min}, {frame_max}]"),
-        ));
-    }
-    // Read into uninitialised capacity: zeroing a large produce frame first cost
-    // ~5% of the broker's CPU at 2M msgs/s.
-    let size = size as usize;
-    let mut buf = BytesMut::with_capacity(size);
-    let mut limited = (&mut *rd).take(size as u64);
-    while buf.len() < size {
-        if limited.read_buf(&mut buf).await? == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "connection closed mid-frame",
-            ));
-        }
-    }
-    Ok(Some(buf.freeze()))
-}
-
-async fn write_responses<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::Receiver<PendingResponse>) {
-    let mut w = BufWriter::with_capacity(64 * 1024, wr);
-    while let Some(mut pending) = rx.recv().await {
-        // Answers already written wait in the buffer only while the next one
-        // is ready too: if it is not (a produce waiting for its fsync or
-        // commit, a long poll), send what is buffered first. Without this an
-        // answer sat in the buffer for as long as the next one took.
-        let answer = tokio::select! {
-            biased;
-            a = &mut pending => a,
-            _ = std::future::ready(()) => {
-                if w.flush().await.is_err() {
-                    return;
-                }
-                pending.await
-            }
-        };
-        if let Some(bytes) = answer {
-            // Empty: the response could not be encoded (see handlers::encode_response).
-            if bytes.is_empty() || w.write_all(&bytes).await.is_err() {
-                let _ = w.flush().await;
-                return;
-            }
-        }
-        if rx.is_empty() && w.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = w.flush().await;
-    let _ = w.into_inner().shutdown().await;
+    crate::connection::serve(broker, rd, wr, peer, listener, principal, shutdown).await;
 }
 
 /// Open connections per client address (`max.connections.per.ip`).

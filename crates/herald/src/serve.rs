@@ -131,6 +131,18 @@ pub struct ServeArgs {
     /// `max.connections.per.ip`: open connections from one address [default: unlimited].
     #[arg(long, env = "HERALD_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<usize>,
+    /// `connections.max.idle.ms`: a connection with no complete request and
+    /// no pending response for this long is closed [default: 600000].
+    #[arg(long, env = "HERALD_CONNECTIONS_MAX_IDLE_MS")]
+    pub connections_max_idle_ms: Option<u64>,
+    /// `socket.listen.backlog.size`: connections queued by the kernel before
+    /// accept (capped by net.core.somaxconn) [default: 1024].
+    #[arg(long, env = "HERALD_SOCKET_LISTEN_BACKLOG_SIZE")]
+    pub socket_listen_backlog_size: Option<u32>,
+    /// Unsent response bytes a connection may queue before the broker stops
+    /// reading its requests [default: 16777216].
+    #[arg(long, env = "HERALD_CONNECTION_QUEUED_RESPONSE_BYTES_MAX")]
+    pub connection_queued_response_bytes_max: Option<usize>,
     /// `acl` turns Kafka's ACL authorizer on [default: none].
     #[arg(long, env = "HERALD_AUTHORIZER")]
     pub authorizer: Option<String>,
@@ -226,6 +238,9 @@ impl ServeArgs {
             authentication_timeout_ms,
             max_connections,
             max_connections_per_ip,
+            connections_max_idle_ms,
+            socket_listen_backlog_size,
+            connection_queued_response_bytes_max,
             authorizer,
             super_users,
             allow_everyone_if_no_acl_found
@@ -463,6 +478,21 @@ fn security(a: &ServeArgs, c: &mut BrokerConfig) -> anyhow::Result<()> {
     if let Some(v) = a.max_connections_per_ip {
         anyhow::ensure!(v >= 1, "--max-connections-per-ip must be at least 1");
         c.connections_per_ip_max = v;
+    }
+    if let Some(v) = a.connections_max_idle_ms {
+        anyhow::ensure!(v >= 100, "--connections-max-idle-ms must be at least 100");
+        c.connections_max_idle = Duration::from_millis(v);
+    }
+    if let Some(v) = a.socket_listen_backlog_size {
+        anyhow::ensure!(v >= 1, "--socket-listen-backlog-size must be at least 1");
+        c.socket_listen_backlog = v;
+    }
+    if let Some(v) = a.connection_queued_response_bytes_max {
+        anyhow::ensure!(
+            v >= 64 * 1024,
+            "--connection-queued-response-bytes-max must be at least 65536"
+        );
+        c.connection_queued_response_bytes_max = v;
     }
     match a.authorizer.as_deref() {
         None | Some("none") | Some("") => {}
