@@ -198,6 +198,17 @@ pub async fn serve<R, W>(
         let frame = match frame {
             Ok(Some(f)) => f,
             Ok(None) => break,
+            // A client that resets its connection (killed, timed out) did
+            // nothing wrong: no WARN for that.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+                ) =>
+            {
+                tracing::debug!(%peer, listener = %listener.name, error = %e, "connection reset by the client");
+                break;
+            }
             Err(e) => {
                 warn_limited!(broker, %peer, listener = %listener.name, error = %e, "closing connection: bad frame");
                 break;
