@@ -660,16 +660,25 @@ impl PartitionLog {
     }
 
     /// As [`PartitionLog::read`], but returns the plan, to be executed after the
-    /// caller released the log's lock (None at the log end).
-    ///
-    /// Nothing at or above the high watermark is read: with fsync on ack, a
-    /// consumer never sees a record that is not yet on disk.
+    /// caller released the log's lock (None at the log end). Reads up to the
+    /// log end offset: for the broker's own logs; consumers use
+    /// [`PartitionLog::fetch_plan`].
     pub fn read_plan(&self, offset: i64, max_bytes: usize) -> Result<Option<ReadPlan>> {
+        self.plan_until(offset, max_bytes, false)
+    }
+
+    /// What a consumer's Fetch may read: as [`PartitionLog::read_plan`], but
+    /// nothing at or above the high watermark. With fsync on ack a consumer
+    /// thus never sees a record that is not yet on disk.
+    pub fn fetch_plan(&self, offset: i64, max_bytes: usize) -> Result<Option<ReadPlan>> {
+        self.plan_until(offset, max_bytes, self.config.fsync_on_ack())
+    }
+
+    fn plan_until(&self, offset: i64, max_bytes: usize, durable_only: bool) -> Result<Option<ReadPlan>> {
         self.check_offset(offset)?;
-        if offset >= self.high_watermark() {
+        if durable_only && offset >= self.high_watermark() {
             return Ok(None);
         }
-        let capped = self.config.fsync_on_ack();
         for (_, seg) in self
             .segments
             .range(..=offset)
@@ -678,7 +687,7 @@ impl PartitionLog {
             .chain(self.segments.range(offset + 1..))
         {
             if let Some((pos, _)) = seg.find_position(offset)? {
-                let end = if !capped || seg.base_offset < self.durable.segment_base {
+                let end = if !durable_only || seg.base_offset < self.durable.segment_base {
                     seg.size_bytes()
                 } else if seg.base_offset == self.durable.segment_base {
                     self.durable.position

@@ -181,7 +181,7 @@ impl Engine for LocalEngine {
                     let plan = if limit == 0 && total > 0 {
                         None
                     } else {
-                        log.read_plan(r.offset, limit)?
+                        log.fetch_plan(r.offset, limit)?
                             .filter(|plan| total == 0 || plan.len() <= limit)
                     };
                     Ok((offsets, plan))
