@@ -227,7 +227,8 @@ fn latest(addr: &str, topic: &str, partition: i32) -> (i16, i64) {
     let mut req = ListOffsetsRequest::default();
     req.replica_id = (-1).into();
     req.topics = vec![lt];
-    s.write_all(&frame(ApiKey::ListOffsets, 5, 3, &req)).unwrap();
+    s.write_all(&frame(ApiKey::ListOffsets, 5, 3, &req))
+        .unwrap();
     let r: ListOffsetsResponse =
         read_response(&mut s, ApiKey::ListOffsets, 5).expect("list offsets answered");
     let p = &r.topics[0].partitions[0];
@@ -291,7 +292,11 @@ fn commit(
         .unwrap();
     let r: OffsetCommitResponse =
         read_response(&mut s, ApiKey::OffsetCommit, 8).expect("offset commit answered");
-    r.topics[0].partitions.iter().map(|p| p.error_code).collect()
+    r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect()
 }
 
 /// AlterConfigs (v1) of one topic config: the error code.
@@ -314,7 +319,8 @@ fn alter_topic_config(addr: &str, topic: &str, key: &str, value: &str) -> i16 {
     }];
     let mut req = AlterConfigsRequest::default();
     req.resources = vec![r];
-    s.write_all(&frame(ApiKey::AlterConfigs, 1, 6, &req)).unwrap();
+    s.write_all(&frame(ApiKey::AlterConfigs, 1, 6, &req))
+        .unwrap();
     let resp: AlterConfigsResponse =
         read_response(&mut s, ApiKey::AlterConfigs, 1).expect("alter configs answered");
     resp.responses[0].error_code
@@ -352,7 +358,14 @@ fn rd_send(p: &FutureProducer, topic: &str, partition: i32, value: &[u8]) -> Res
 }
 
 /// Reads `partition` from `offset` with librdkafka until `count` records or `wait`.
-fn rd_consume(addr: &str, topic: &str, partition: i32, offset: i64, count: usize, wait: Duration) -> Vec<(i64, Vec<u8>)> {
+fn rd_consume(
+    addr: &str,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    count: usize,
+    wait: Duration,
+) -> Vec<(i64, Vec<u8>)> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", addr)
         .set("group.id", format!("rd-{topic}-{partition}"))
@@ -417,7 +430,10 @@ fn high_watermark_waits_for_fsync() {
     // Wait until its fsync has started: from then on it runs for FSYNC_DELAY.
     let started = Instant::now();
     while slow.hits() == 0 {
-        assert!(started.elapsed() < Duration::from_secs(10), "no fsync started");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no fsync started"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let fsync_started = Instant::now();
@@ -440,8 +456,14 @@ fn high_watermark_waits_for_fsync() {
     assert!(f.records.is_empty(), "records readable before their fsync");
     assert_eq!(latest(&addr, "hw", 0), (0, 1));
     let early = rd_consume(&addr, "hw", 0, 1, 1, Duration::from_millis(800));
-    assert!(early.is_empty(), "librdkafka read an unsynced record: {early:?}");
-    assert!(!answered.load(Ordering::SeqCst), "acks=all answered before its fsync");
+    assert!(
+        early.is_empty(),
+        "librdkafka read an unsynced record: {early:?}"
+    );
+    assert!(
+        !answered.load(Ordering::SeqCst),
+        "acks=all answered before its fsync"
+    );
     assert!(
         fsync_started.elapsed() < FSYNC_DELAY - Duration::from_millis(300),
         "inconclusive: the checks took longer than the fsync delay"
@@ -528,7 +550,10 @@ fn eio_takes_only_its_partition_offline_and_restart_recovers() {
     let r = produce(&addr, "eio-write", 0, &value_of(99, 5000), -1);
     assert_eq!(r.code, KAFKA_STORAGE_ERROR);
     drop(g);
-    assert_eq!(produce(&addr, "eio-write", 0, b"x", -1).code, KAFKA_STORAGE_ERROR);
+    assert_eq!(
+        produce(&addr, "eio-write", 0, b"x", -1).code,
+        KAFKA_STORAGE_ERROR
+    );
     assert_eq!(fetch(&addr, "eio-write", 0, 0).code, KAFKA_STORAGE_ERROR);
 
     // One ERROR line per partition that went offline.
@@ -544,7 +569,9 @@ fn eio_takes_only_its_partition_offline_and_restart_recovers() {
     // append one, as a failed write whose undo also failed would.
     drop(rd);
     drop(b);
-    let seg = data.path().join(format!("topics/eio-write/0/{:020}.log", 0));
+    let seg = data
+        .path()
+        .join(format!("topics/eio-write/0/{:020}.log", 0));
     let torn = one_record_batch(&value_of(98, 3000));
     std::fs::OpenOptions::new()
         .append(true)
@@ -562,10 +589,18 @@ fn eio_takes_only_its_partition_offline_and_restart_recovers() {
             .map(|(_, o, v)| (*o, v.clone()))
             .collect();
         // Every acknowledged record, in order; an unacknowledged one may follow.
-        assert!(got.len() >= want.len(), "eio-{p}: {} < {}", got.len(), want.len());
+        assert!(
+            got.len() >= want.len(),
+            "eio-{p}: {} < {}",
+            got.len(),
+            want.len()
+        );
         assert_eq!(&got[..want.len()], &want[..], "eio-{p}");
         for (o, v) in &got[want.len()..] {
-            assert!(v.starts_with(b"never-acked"), "eio-{p}@{o}: unexpected {v:?}");
+            assert!(
+                v.starts_with(b"never-acked"),
+                "eio-{p}@{o}: unexpected {v:?}"
+            );
         }
     }
     let w = fetch_all(&addr, "eio-write", 0);
@@ -684,7 +719,10 @@ fn disk_full_on_a_small_tmpfs() {
     let b = EmbeddedBroker::start_in(&data, |_| {}).expect("broker");
     let addr = b.bootstrap_servers();
     // Small segments, so rolls happen while the disk fills.
-    assert_eq!(create_topic(&addr, "full", 4, &[("segment.bytes", "1048576")]), 0);
+    assert_eq!(
+        create_topic(&addr, "full", 4, &[("segment.bytes", "1048576")]),
+        0
+    );
     assert_eq!(commit(&addr, "gfull", "full", 4, 0, ""), [0, 0, 0, 0]);
     let topic_json = std::fs::read(data.join("topics/full/topic.json")).unwrap();
     // 1 MiB held outside the data directory, freed later as an operator would.
@@ -741,7 +779,11 @@ fn disk_full_on_a_small_tmpfs() {
     std::fs::remove_file(fs.path().join("filler")).unwrap();
     std::fs::remove_file(fs.path().join("reserve")).unwrap();
     let mut r = produce(&addr, "full", 0, &value_of(2000, 60 * 1024), -1);
-    assert_eq!(r.code, 0, "produce still fails after space was freed: {:?}", r.message);
+    assert_eq!(
+        r.code, 0,
+        "produce still fails after space was freed: {:?}",
+        r.message
+    );
     acked.push((r.base_offset, value_of(2000, 60 * 1024)));
     let rd = rd_producer(&addr);
     let off = rd_send(&rd, "full", 0, b"rdkafka after the disk was freed").expect("rd produce");
@@ -757,7 +799,10 @@ fn disk_full_on_a_small_tmpfs() {
 
     // And after a restart.
     // The config change works now too.
-    assert_eq!(alter_topic_config(&addr, "full", "retention.ms", "86400000"), 0);
+    assert_eq!(
+        alter_topic_config(&addr, "full", "retention.ms", "86400000"),
+        0
+    );
     drop(rd);
     drop(b);
     let b = EmbeddedBroker::start_in(&data, |_| {}).expect("restart");

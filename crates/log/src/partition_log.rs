@@ -674,7 +674,12 @@ impl PartitionLog {
         self.plan_until(offset, max_bytes, self.config.fsync_on_ack())
     }
 
-    fn plan_until(&self, offset: i64, max_bytes: usize, durable_only: bool) -> Result<Option<ReadPlan>> {
+    fn plan_until(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        durable_only: bool,
+    ) -> Result<Option<ReadPlan>> {
         self.check_offset(offset)?;
         if durable_only && offset >= self.high_watermark() {
             return Ok(None);

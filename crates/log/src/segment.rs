@@ -450,8 +450,9 @@ impl Segment {
     /// lengths (index files hold exactly the in-memory entries), state restored.
     fn roll_back(&mut self, saved: SavePoint) -> std::io::Result<()> {
         self.log.set_len(saved.size_bytes)?;
-        self.index_file
-            .set_len((saved.offset_entries * crate::offset_index::OFFSET_INDEX_ENTRY_BYTES) as u64)?;
+        self.index_file.set_len(
+            (saved.offset_entries * crate::offset_index::OFFSET_INDEX_ENTRY_BYTES) as u64,
+        )?;
         self.time_index_file
             .set_len((saved.time_entries * crate::time_index::TIME_INDEX_ENTRY_BYTES) as u64)?;
         self.offset_index.truncate_entries(saved.offset_entries);

@@ -31,7 +31,8 @@ fn short_write_on_full_disk_is_undone_and_the_log_stays_online() {
     let config = small_config(1 << 20, 64);
     let (mut log, _) = PartitionLog::open(dir.path(), config.clone()).unwrap();
     for i in 0..5 {
-        log.append(&simple_batch(3, 100, 1_000 + i, i as u8), 0).unwrap();
+        log.append(&simple_batch(3, 100, 1_000 + i, i as u8), 0)
+            .unwrap();
     }
     log.flush().unwrap();
     let size_before = log.size_bytes();
@@ -40,9 +41,17 @@ fn short_write_on_full_disk_is_undone_and_the_log_stays_online() {
         .unwrap()
         .len();
 
-    let g = rule(dir.path(), FileOp::Write, Fault::PartialWrite(ENOSPC), Some(1));
+    let g = rule(
+        dir.path(),
+        FileOp::Write,
+        Fault::PartialWrite(ENOSPC),
+        Some(1),
+    );
     let e = log.append(&simple_batch(3, 100, 2_000, 9), 0).unwrap_err();
-    assert!(matches!(&e, LogError::Io(io) if fault::is_out_of_space(io)), "{e}");
+    assert!(
+        matches!(&e, LogError::Io(io) if fault::is_out_of_space(io)),
+        "{e}"
+    );
     assert_eq!(g.hits(), 1);
     drop(g);
     // Nothing of the failed append remains, in memory or on disk.
@@ -103,7 +112,10 @@ fn segment_roll_on_full_disk_keeps_the_old_segment_active() {
     // The next append needs a roll; its new segment cannot be created.
     let g = rule(dir.path(), FileOp::Create, Fault::Errno(ENOSPC), Some(1));
     let e = log.append(&simple_batch(3, 150, 1_001, 2), 0).unwrap_err();
-    assert!(matches!(&e, LogError::Io(io) if fault::is_out_of_space(io)), "{e}");
+    assert!(
+        matches!(&e, LogError::Io(io) if fault::is_out_of_space(io)),
+        "{e}"
+    );
     drop(g);
     assert_eq!(log.segment_count(), segments);
     assert!(log.offline_reason().is_none());
@@ -182,7 +194,10 @@ fn with_fsync_on_ack_consumers_see_only_fsynced_records() {
 
     log.flush().unwrap();
     assert_eq!(log.high_watermark(), 5);
-    assert_eq!(herald_log::batch::split(&fetched(&log, 0)).unwrap().len(), 2);
+    assert_eq!(
+        herald_log::batch::split(&fetched(&log, 0)).unwrap().len(),
+        2
+    );
 
     // A roll fsyncs the old segment: all below the new base is durable.
     log.append(&simple_batch(1, 50, 1_002, 3), 0).unwrap();
