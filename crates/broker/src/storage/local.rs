@@ -349,7 +349,12 @@ impl PartitionStorage for Partition {
         self.with_log(|l| {
             l.set_config(config);
             Ok(())
-        })
+        })?;
+        // A topic switched to fsync on ack reads only to the durable offset:
+        // sync what was written before, or it stays unreadable until the next
+        // produce.
+        self.request_flush();
+        Ok(())
     }
 
     fn close(&self) -> Result<(), LogError> {
