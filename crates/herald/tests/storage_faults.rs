@@ -621,6 +621,10 @@ fn failed_group_log_fsync_is_not_acknowledged() {
     let addr = b.bootstrap_servers();
     assert_eq!(create_topic(&addr, "commits", 2, &[]), 0);
     assert_eq!(commit(&addr, "g1", "commits", 2, 5, ""), [0, 0]);
+    // Let the flusher settle (a second flush request may still be pending), so
+    // the first failing fsync is the one covering the next commit: its append
+    // succeeds and only its durability fails.
+    std::thread::sleep(Duration::from_millis(500));
     let g = rule(
         format!("{}/__consumer_offsets/", b.data_dir().display()),
         FileOp::Fsync,
@@ -630,6 +634,7 @@ fn failed_group_log_fsync_is_not_acknowledged() {
         commit(&addr, "g1", "commits", 2, 7, ""),
         [NOT_COORDINATOR, NOT_COORDINATOR]
     );
+    assert_eq!(g.hits(), 1, "the commit's own fsync failed");
     drop(g);
     // Still refused: the group log is offline until a restart.
     assert_eq!(
