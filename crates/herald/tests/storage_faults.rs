@@ -301,6 +301,10 @@ fn commit(
 
 /// AlterConfigs (v1) of one topic config: the error code.
 fn alter_topic_config(addr: &str, topic: &str, key: &str, value: &str) -> i16 {
+    alter_topic_config_v(addr, topic, key, value, 1)
+}
+
+fn alter_topic_config_v(addr: &str, topic: &str, key: &str, value: &str, v: i16) -> i16 {
     use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
     use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
     let mut s = connect(addr);
@@ -813,4 +817,46 @@ fn disk_full_on_a_small_tmpfs() {
     let b = EmbeddedBroker::start_in(&data, |_| {}).expect("restart");
     assert_eq!(fetch_all(&b.bootstrap_servers(), "full", 0), acked);
     drop(b);
+}
+
+#[test]
+fn topic_metadata_write_failure_is_answered_and_leaves_no_file() {
+    logs();
+    let b = EmbeddedBroker::start().expect("broker");
+    let addr = b.bootstrap_servers();
+    assert_eq!(
+        create_topic(&addr, "meta", 1, &[("segment.bytes", "1048576")]),
+        0
+    );
+    let json = b.data_dir().join("topics/meta/topic.json");
+    let before = std::fs::read(&json).unwrap();
+    let g = rule(
+        format!("{}/topics/", b.data_dir().display()),
+        FileOp::Create,
+        Fault::Errno(fault::ENOSPC),
+    );
+    // AlterConfigs, every version served. (Raw only: the rdkafka crate's
+    // `alter_configs` reports every resource as Ok, ignoring its error code;
+    // see rdkafka 0.39 src/admin.rs, AlterConfigsFuture.)
+    for v in 0..=2 {
+        assert_eq!(
+            alter_topic_config_v(&addr, "meta", "retention.ms", "86400000", v),
+            KAFKA_STORAGE_ERROR,
+            "AlterConfigs v{v}"
+        );
+    }
+    // CreateTopics: refused, and no directory left behind.
+    assert_eq!(create_topic(&addr, "meta-new", 1, &[]), KAFKA_STORAGE_ERROR);
+    assert!(!b.data_dir().join("topics/meta-new").exists());
+    assert!(g.hits() >= 2);
+    drop(g);
+    assert_eq!(std::fs::read(&json).unwrap(), before);
+    assert_eq!(tmp_files(b.data_dir()), Vec::<PathBuf>::new());
+    // The refused change is not in force either.
+    assert_eq!(
+        alter_topic_config(&addr, "meta", "retention.ms", "86400000"),
+        0
+    );
+    assert_ne!(std::fs::read(&json).unwrap(), before);
+    assert_eq!(create_topic(&addr, "meta-new", 1, &[]), 0);
 }
