@@ -303,7 +303,7 @@ fn commit(
 fn alter_topic_config(addr: &str, topic: &str, key: &str, value: &str) -> i16 {
     alter_topic_config_v(addr, topic, key, value, 1)
 }
-
+/// AlterConfigs of one topic config at version `v`: the error code.
 fn alter_topic_config_v(addr: &str, topic: &str, key: &str, value: &str, v: i16) -> i16 {
     use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
     use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
@@ -323,10 +323,10 @@ fn alter_topic_config_v(addr: &str, topic: &str, key: &str, value: &str, v: i16)
     }];
     let mut req = AlterConfigsRequest::default();
     req.resources = vec![r];
-    s.write_all(&frame(ApiKey::AlterConfigs, 1, 6, &req))
+    s.write_all(&frame(ApiKey::AlterConfigs, v, 6, &req))
         .unwrap();
     let resp: AlterConfigsResponse =
-        read_response(&mut s, ApiKey::AlterConfigs, 1).expect("alter configs answered");
+        read_response(&mut s, ApiKey::AlterConfigs, v).expect("alter configs answered");
     resp.responses[0].error_code
 }
 
