@@ -17,7 +17,8 @@ pub struct EmbeddedBroker {
     data_dir: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
-    _tmp: tempfile::TempDir,
+    /// The temporary data directory, when this broker made one.
+    _tmp: Option<tempfile::TempDir>,
 }
 
 impl EmbeddedBroker {
@@ -32,9 +33,22 @@ impl EmbeddedBroker {
         let tmp = tempfile::Builder::new()
             .prefix("herald-embedded-")
             .tempdir()?;
+        let dir = tmp.path().to_path_buf();
+        let mut b = Self::start_in(&dir, configure)?;
+        b._tmp = Some(tmp);
+        Ok(b)
+    }
+
+    /// Starts a broker on an existing data directory, which it leaves in
+    /// place when dropped (restart tests, a data directory on a small
+    /// filesystem).
+    pub fn start_in(
+        data_dir: &std::path::Path,
+        configure: impl FnOnce(&mut BrokerConfig),
+    ) -> anyhow::Result<EmbeddedBroker> {
         let mut config = BrokerConfig::default();
         configure(&mut config);
-        config.data_dir = tmp.path().to_path_buf();
+        config.data_dir = data_dir.to_path_buf();
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         let data_dir = config.data_dir.clone();
         let (addr_tx, addr_rx) = mpsc::channel();
@@ -74,7 +88,7 @@ impl EmbeddedBroker {
             data_dir,
             stop: Some(stop_tx),
             thread: Some(thread),
-            _tmp: tmp,
+            _tmp: None,
         })
     }
 

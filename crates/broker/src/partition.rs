@@ -5,6 +5,15 @@
 //! asks the flusher for an fsync and waits until the durable offset passes its
 //! last offset. The flusher fsyncs without holding the lock, so while one fsync
 //! runs, further appends accumulate and share the next one.
+//!
+//! With fsync on ack, an fsync is also what makes records readable: the high
+//! watermark is the durable offset (see `PartitionLog::high_watermark`), and
+//! the flusher signals `readable` after each one so long-polling fetches wake.
+//!
+//! A failed write or fsync takes the partition offline for good (until a
+//! restart recovers it from disk): every call then fails with
+//! `StorageUnavailable` (KAFKA_STORAGE_ERROR), every waiting producer is
+//! answered with it, and one ERROR line says so.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +35,10 @@ pub struct Partition {
     flush_request: Notify,
     flushed: watch::Sender<FlushState>,
     closed: AtomicBool,
+    /// Set once the partition went offline (for its single ERROR line).
+    offline: AtomicBool,
+    /// Bumped when an fsync made more records readable (fsync on ack).
+    readable: Option<Arc<watch::Sender<u64>>>,
 }
 
 impl std::fmt::Debug for Partition {
@@ -42,6 +55,7 @@ impl Partition {
         topic: &str,
         index: i32,
         config: LogConfig,
+        readable: Option<Arc<watch::Sender<u64>>>,
     ) -> Result<Arc<Partition>, LogError> {
         let (log, report) = PartitionLog::open(dir, config)?;
         if !report.clean_shutdown && (report.batches_scanned > 0 || report.truncated_bytes > 0) {
@@ -66,6 +80,8 @@ impl Partition {
             flush_request: Notify::new(),
             flushed,
             closed: AtomicBool::new(false),
+            offline: AtomicBool::new(false),
+            readable,
         });
         tokio::spawn(flusher(p.clone()));
         Ok(p)
@@ -77,10 +93,48 @@ impl Partition {
         f: impl FnOnce(&mut PartitionLog) -> Result<R, LogError>,
     ) -> Result<R, LogError> {
         let mut guard = self.log.lock().map_err(|_| LogError::StorageUnavailable)?;
-        match guard.as_mut() {
-            Some(log) => f(log),
-            None => Err(LogError::StorageUnavailable),
+        let Some(log) = guard.as_mut() else {
+            return Err(LogError::StorageUnavailable);
+        };
+        if log.offline_reason().is_some() {
+            return Err(LogError::StorageUnavailable);
         }
+        let r = f(log);
+        if let Some(reason) = log.offline_reason() {
+            let reason = reason.to_string();
+            drop(guard);
+            self.report_offline(&reason);
+        }
+        r
+    }
+
+    /// The partition's log went offline: one ERROR line, and every producer
+    /// waiting for durability is answered with KAFKA_STORAGE_ERROR.
+    fn report_offline(&self, reason: &str) {
+        if !self.offline.swap(true, Ordering::SeqCst) {
+            tracing::error!(
+                topic = %self.topic,
+                partition = self.index,
+                error = reason,
+                "partition is offline: a write or fsync of its log failed; it answers KAFKA_STORAGE_ERROR until a restart recovers it"
+            );
+        }
+        self.flushed.send_modify(|s| s.failed = true);
+    }
+
+    /// Takes the partition offline after a failed fsync.
+    fn go_offline(&self, reason: String) {
+        if let Ok(mut guard) = self.log.lock()
+            && let Some(log) = guard.as_mut()
+        {
+            log.set_offline(reason.clone());
+        }
+        self.report_offline(&reason);
+    }
+
+    /// Whether a write or fsync failure took the partition offline.
+    pub fn is_offline(&self) -> bool {
+        self.offline.load(Ordering::SeqCst)
     }
 
     /// Appends one produce payload; asks for an fsync when the flush policy says so.
@@ -153,32 +207,41 @@ async fn flusher(p: Arc<Partition>) {
         if p.closed.load(Ordering::SeqCst) {
             return;
         }
-        let target = p.with_log(|l| Ok(l.sync_target()));
-        let Ok((file, end)) = target else { return };
-        let synced = tokio::task::spawn_blocking(move || file.sync_data()).await;
+        let Ok(target) = p.with_log(|l| l.sync_target()) else {
+            return;
+        };
+        let job = target.clone();
+        let synced = tokio::task::spawn_blocking(move || job.sync()).await;
         match synced {
             Ok(Ok(())) => {
-                let _ = p.with_log(|l| {
-                    l.mark_flushed();
-                    Ok(())
+                // The durable offset of the log (what readers see) is advanced
+                // before producers are answered: an acknowledged record is
+                // always readable.
+                let durable = p.with_log(|l| {
+                    l.mark_flushed(&target);
+                    Ok(l.durable_offset())
                 });
-                p.flushed.send_if_modified(|s| {
-                    if end > s.durable_offset {
-                        s.durable_offset = end;
+                let Ok(durable) = durable else { return };
+                let advanced = p.flushed.send_if_modified(|s| {
+                    if durable > s.durable_offset {
+                        s.durable_offset = durable;
                         true
                     } else {
                         false
                     }
                 });
+                if advanced && let Some(r) = &p.readable {
+                    r.send_modify(|v| *v = v.wrapping_add(1));
+                }
             }
             Ok(Err(e)) => {
-                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "fsync failed; partition is now unavailable");
-                p.flushed.send_modify(|s| s.failed = true);
+                // Never retried: after a failed fsync the kernel may have
+                // dropped the dirty pages, so a later fsync proves nothing.
+                p.go_offline(format!("fsync failed: {e}"));
                 return;
             }
             Err(e) => {
-                tracing::error!(error = %e, "fsync task failed");
-                p.flushed.send_modify(|s| s.failed = true);
+                p.go_offline(format!("fsync task failed: {e}"));
                 return;
             }
         }

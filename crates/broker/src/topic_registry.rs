@@ -177,7 +177,17 @@ impl TopicRegistry {
         let config = self.topic_log_config(&meta.configs);
         let mut parts = Vec::with_capacity((meta.partitions - from).max(0) as usize);
         for i in from..meta.partitions {
-            parts.push(self.engine.open_partition(meta, i, config.clone())?);
+            match self.engine.open_partition(meta, i, config.clone()) {
+                Ok(p) => parts.push(p),
+                Err(e) => {
+                    // A full or failing disk: release what was opened (their
+                    // flushers stop) before answering with the error.
+                    for p in &parts {
+                        let _ = p.close();
+                    }
+                    return Err(e);
+                }
+            }
         }
         Ok(parts)
     }
@@ -401,7 +411,18 @@ impl TopicRegistry {
             configs,
         };
         self.engine.create_topic(meta.clone()).await?;
-        let parts = self.open_partitions(&meta, 0)?;
+        let parts = match self.open_partitions(&meta, 0) {
+            Ok(parts) => parts,
+            Err(e) => {
+                // Stored but not openable (disk full): remove it again, so it
+                // does not appear half-made after a restart.
+                tracing::warn!(topic = name, error = %e, "topic not created: its partitions could not be opened");
+                if let Err(undo) = self.engine.delete_topic(meta).await {
+                    tracing::error!(topic = name, error = %undo, "could not remove the topic again");
+                }
+                return Err(e);
+            }
+        };
         let topic = Arc::new(Topic {
             name: meta.name.clone(),
             id: meta.id,

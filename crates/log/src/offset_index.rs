@@ -76,6 +76,11 @@ impl OffsetIndex {
         self.entries.is_empty()
     }
 
+    /// Keeps the first `count` entries (undoing a failed append).
+    pub fn truncate_entries(&mut self, count: usize) {
+        self.entries.truncate(count);
+    }
+
     /// Drops entries at or beyond `position` (after a log truncation).
     pub fn truncate_to_position(&mut self, position: u32) {
         let i = self.entries.partition_point(|e| e.position < position);

@@ -20,6 +20,7 @@ use crate::compaction::{self, CompactionReport};
 use crate::compression;
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
+use crate::fault::{self, FileOp};
 use crate::producer_state::{ProducerStateTable, SequenceVerdict};
 use crate::records;
 use crate::segment::{ReadPlan, SEGMENT_BYTES_LIMIT, Segment};
@@ -59,6 +60,37 @@ pub struct TimestampHit {
     pub batch: Vec<u8>,
 }
 
+/// How far the log is known to be on disk: every offset below `offset`, which
+/// is the batch boundary at byte `position` of segment `segment_base`. With
+/// fsync on ack, reads stop there (the high watermark).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Durable {
+    offset: i64,
+    segment_base: i64,
+    position: u64,
+}
+
+/// One group-commit fsync, taken under the log's lock and run without it.
+#[derive(Debug, Clone)]
+pub struct SyncTarget {
+    file: Arc<File>,
+    path: PathBuf,
+    durable: Durable,
+}
+
+impl SyncTarget {
+    /// The log end offset this fsync makes durable.
+    pub fn end_offset(&self) -> i64 {
+        self.durable.offset
+    }
+
+    /// fdatasync of the active segment (through the fault seam).
+    pub fn sync(&self) -> std::io::Result<()> {
+        fault::check(FileOp::Fsync, &self.path)?;
+        self.file.sync_data()
+    }
+}
+
 #[derive(Debug)]
 pub struct PartitionLog {
     dir: PathBuf,
@@ -69,9 +101,20 @@ pub struct PartitionLog {
     active_created: Instant,
     unflushed_messages: u64,
     last_flush: Instant,
+    durable: Durable,
+    /// Set when a write or fsync failed in a way that leaves the files (or the
+    /// page cache behind them) in doubt: EIO, or a failed append that could not
+    /// be undone. The log then refuses everything, is never closed cleanly, and
+    /// the next open recovers it from what is on disk. A failed fsync is never
+    /// retried: Linux may have dropped the dirty pages, so a second fsync could
+    /// succeed without the data ("fsyncgate").
+    offline: Option<String>,
+    /// The last append failed for lack of space (for a log line per episode).
+    out_of_space: bool,
 }
 
 pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
+    fault::check(FileOp::Fsync, dir)?;
     File::open(dir)?.sync_all()?;
     Ok(())
 }
@@ -179,7 +222,20 @@ impl PartitionLog {
             active_created: Instant::now(),
             unflushed_messages: 0,
             last_flush: Instant::now(),
+            durable: Durable {
+                offset: 0,
+                segment_base: 0,
+                position: 0,
+            },
+            offline: None,
+            out_of_space: false,
         };
+        if !clean {
+            // What a crashed process wrote may still be only in the page cache:
+            // make it durable before it is exposed below the high watermark.
+            log.active().sync()?;
+        }
+        log.durable = log.durable_now();
         log.rebuild_producer_state()?;
         report.segments = log.segments.len();
         report.duration = started.elapsed();
@@ -221,11 +277,72 @@ impl PartitionLog {
     fn write_producer_snapshot(&self) -> Result<()> {
         let text = self.producers.encode_snapshot(self.log_end_offset());
         let tmp = self.dir.join(format!("{PRODUCER_SNAPSHOT_FILE}.tmp"));
-        let mut f = File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, self.dir.join(PRODUCER_SNAPSHOT_FILE))?;
+        let written = write_synced(&tmp, text.as_bytes())
+            .and_then(|()| std::fs::rename(&tmp, self.dir.join(PRODUCER_SNAPSHOT_FILE)));
+        if let Err(e) = written {
+            // No half-written temp file left behind (a full disk).
+            let _ = std::fs::remove_file(&tmp);
+            return Err(LogError::Io(e));
+        }
         Ok(())
+    }
+
+    /// The durable point if everything written so far is on disk.
+    fn durable_now(&self) -> Durable {
+        let a = self.active();
+        Durable {
+            offset: a.next_offset(),
+            segment_base: a.base_offset,
+            position: a.size_bytes(),
+        }
+    }
+
+    /// Takes the log offline after a failure that leaves its files in doubt;
+    /// returns the error to answer with.
+    fn fail(&mut self, e: std::io::Error) -> LogError {
+        if self.offline.is_none() {
+            self.offline = Some(e.to_string());
+        }
+        LogError::Io(e)
+    }
+
+    /// A failure that may only be lack of space (nothing was left half
+    /// written): answered, the log stays online. Anything else takes it offline.
+    fn fail_unless_space(&mut self, e: LogError) -> LogError {
+        match e {
+            LogError::Io(io) if fault::is_out_of_space(&io) => {
+                self.note_out_of_space(&io);
+                LogError::Io(io)
+            }
+            LogError::Io(io) => self.fail(io),
+            other => other,
+        }
+    }
+
+    fn note_out_of_space(&mut self, e: &std::io::Error) {
+        if !self.out_of_space {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "disk full: appends to this partition fail until space is freed");
+            self.out_of_space = true;
+        }
+    }
+
+    /// Why the log is offline (a failed write or fsync), if it is.
+    pub fn offline_reason(&self) -> Option<&str> {
+        self.offline.as_deref()
+    }
+
+    /// Takes the log offline: a group-commit fsync done outside the lock failed.
+    pub fn set_offline(&mut self, reason: String) {
+        if self.offline.is_none() {
+            self.offline = Some(reason);
+        }
+    }
+
+    fn check_online(&self) -> Result<()> {
+        match self.offline {
+            Some(_) => Err(LogError::StorageUnavailable),
+            None => Ok(()),
+        }
     }
 
     fn active(&self) -> &Segment {
@@ -257,6 +374,20 @@ impl PartitionLog {
     pub fn log_end_offset(&self) -> i64 {
         self.active().next_offset()
     }
+    /// The end of what consumers may read: with fsync on ack
+    /// (`flush.messages=1`) the durable offset, so nothing not yet fsynced is
+    /// ever shown; otherwise (Kafka's relaxed flush) the log end offset.
+    pub fn high_watermark(&self) -> i64 {
+        if self.config.fsync_on_ack() {
+            self.durable.offset.min(self.log_end_offset())
+        } else {
+            self.log_end_offset()
+        }
+    }
+    /// Every offset below this is known to be fsynced.
+    pub fn durable_offset(&self) -> i64 {
+        self.durable.offset
+    }
     pub fn size_bytes(&self) -> u64 {
         self.segments.values().map(|s| s.size_bytes()).sum()
     }
@@ -276,6 +407,7 @@ impl PartitionLog {
     /// Validates and appends the batches of one produce request for this
     /// partition. Either all batches are appended or none.
     pub fn append(&mut self, records: &[u8], now_ms: i64) -> Result<AppendInfo> {
+        self.check_online()?;
         if !self.config.compact && self.config.compression.is_none() {
             return self.append_checked(records, now_ms);
         }
@@ -348,7 +480,9 @@ impl PartitionLog {
         }
 
         let total_bytes = records.len() as u64;
-        self.maybe_roll(total_bytes, records_count)?;
+        if let Err(e) = self.maybe_roll(total_bytes, records_count) {
+            return Err(self.fail_unless_space(e));
+        }
 
         let base_offset = self.log_end_offset();
         let log_append_time_ms = if self.config.log_append_time {
@@ -372,8 +506,10 @@ impl PartitionLog {
                 next = h.next_offset();
                 pos += len;
             }
-            self.active_mut()
-                .append(&[std::io::IoSlice::new(&owned)], &headers, interval)?;
+            let r = self
+                .active_mut()
+                .append(&[std::io::IoSlice::new(&owned)], &headers, interval);
+            self.check_appended(r)?;
         } else {
             // The producer's bytes are written as they are; only the 16-byte prefix
             // (base offset, length, leader epoch), which the CRC does not cover,
@@ -393,7 +529,8 @@ impl PartitionLog {
                 parts.push(std::io::IoSlice::new(prefix));
                 parts.push(std::io::IoSlice::new(&b[16..]));
             }
-            self.active_mut().append(&parts, &headers, interval)?;
+            let r = self.active_mut().append(&parts, &headers, interval);
+            self.check_appended(r)?;
         }
         for h in &headers {
             self.producers.record(h);
@@ -406,6 +543,29 @@ impl PartitionLog {
             duplicate: false,
             records: records_count,
         })
+    }
+
+    /// A failed append was undone: out of space, the log stays online (the
+    /// producer gets an error and may retry once space is freed); any other
+    /// failure, or one that could not be undone, takes the log offline.
+    fn check_appended(
+        &mut self,
+        r: std::result::Result<(), crate::segment::AppendFailure>,
+    ) -> Result<()> {
+        match r {
+            Ok(()) => {
+                if self.out_of_space {
+                    tracing::info!(dir = %self.dir.display(), "appends succeed again after a full disk");
+                    self.out_of_space = false;
+                }
+                Ok(())
+            }
+            Err(f) if f.rolled_back && fault::is_out_of_space(&f.error) => {
+                self.note_out_of_space(&f.error);
+                Err(LogError::Io(f.error))
+            }
+            Err(f) => Err(self.fail(f.error)),
+        }
     }
 
     fn maybe_roll(&mut self, incoming_bytes: u64, incoming_records: u64) -> Result<()> {
@@ -425,19 +585,51 @@ impl PartitionLog {
     }
 
     /// Closes the active segment (fsynced with its indexes) and starts a new one.
+    ///
+    /// A failed fsync takes the log offline. A new segment that cannot be
+    /// created (disk full) is removed again and the old one stays active, so
+    /// the log is as before; a producer snapshot that cannot be written only
+    /// costs the restart a longer rebuild, so the roll goes on without it.
     pub fn roll(&mut self) -> Result<()> {
+        self.check_online()?;
         let next = self.log_end_offset();
-        self.active_mut().sync_all()?;
+        if let Err(e) = self.active_mut().sync_all() {
+            return Err(match e {
+                LogError::Io(io) => self.fail(io),
+                other => other,
+            });
+        }
+        self.advance_durable(self.durable_now());
         let seg = Segment::create(&self.dir, next)?;
         self.segments.insert(next, seg);
-        self.write_producer_snapshot()?;
-        fsync_dir(&self.dir)?;
+        // The new, empty segment: everything below `next` is durable.
+        self.advance_durable(self.durable_now());
+        if let Err(e) = self.write_producer_snapshot() {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "producer snapshot not written at roll");
+        }
+        if let Err(e) = fsync_dir(&self.dir) {
+            return Err(match e {
+                LogError::Io(io) => self.fail(io),
+                other => other,
+            });
+        }
         self.active_created = Instant::now();
         Ok(())
     }
 
+    /// Moves the durable point forward (never back: a group-commit fsync that
+    /// finishes after a roll made more durable is stale).
+    fn advance_durable(&mut self, d: Durable) {
+        if d.offset > self.durable.offset
+            || (d.offset == self.durable.offset && d.segment_base > self.durable.segment_base)
+        {
+            self.durable = d;
+        }
+    }
+
     /// Rolls the active segment if it is older than `segment.ms` (called periodically).
     pub fn roll_if_old(&mut self) -> Result<bool> {
+        self.check_online()?;
         if !self.active().is_empty() && self.active_created.elapsed() >= self.config.segment_age_max
         {
             self.roll()?;
@@ -468,9 +660,30 @@ impl PartitionLog {
     }
 
     /// As [`PartitionLog::read`], but returns the plan, to be executed after the
-    /// caller released the log's lock (None at the log end).
+    /// caller released the log's lock (None at the log end). Reads up to the
+    /// log end offset: for the broker's own logs; consumers use
+    /// [`PartitionLog::fetch_plan`].
     pub fn read_plan(&self, offset: i64, max_bytes: usize) -> Result<Option<ReadPlan>> {
+        self.plan_until(offset, max_bytes, false)
+    }
+
+    /// What a consumer's Fetch may read: as [`PartitionLog::read_plan`], but
+    /// nothing at or above the high watermark. With fsync on ack a consumer
+    /// thus never sees a record that is not yet on disk.
+    pub fn fetch_plan(&self, offset: i64, max_bytes: usize) -> Result<Option<ReadPlan>> {
+        self.plan_until(offset, max_bytes, self.config.fsync_on_ack())
+    }
+
+    fn plan_until(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        durable_only: bool,
+    ) -> Result<Option<ReadPlan>> {
         self.check_offset(offset)?;
+        if durable_only && offset >= self.high_watermark() {
+            return Ok(None);
+        }
         for (_, seg) in self
             .segments
             .range(..=offset)
@@ -479,7 +692,14 @@ impl PartitionLog {
             .chain(self.segments.range(offset + 1..))
         {
             if let Some((pos, _)) = seg.find_position(offset)? {
-                return seg.read_plan(pos, max_bytes);
+                let end = if !durable_only || seg.base_offset < self.durable.segment_base {
+                    seg.size_bytes()
+                } else if seg.base_offset == self.durable.segment_base {
+                    self.durable.position
+                } else {
+                    0
+                };
+                return seg.read_plan_until(pos, max_bytes, end);
             }
         }
         Ok(None)
@@ -559,6 +779,7 @@ impl PartitionLog {
             self.active_mut().sync_all()?;
             self.segments
                 .insert(start, Segment::create(&self.dir, start)?);
+            self.advance_durable(self.durable_now());
             let old: Vec<i64> = self
                 .segments
                 .keys()
@@ -642,33 +863,52 @@ impl PartitionLog {
         )
     }
 
-    /// Handle and end offset for a group-commit fsync done without the log's lock.
-    /// Data in rolled segments was synced when they were rolled.
-    pub fn sync_target(&self) -> (Arc<File>, i64) {
-        (self.active().file(), self.log_end_offset())
+    /// What a group-commit fsync done without the log's lock must sync, and
+    /// how far it makes the log durable. Data in rolled segments was synced
+    /// when they were rolled.
+    pub fn sync_target(&self) -> Result<SyncTarget> {
+        self.check_online()?;
+        let a = self.active();
+        Ok(SyncTarget {
+            file: a.file(),
+            path: a.log_path().to_path_buf(),
+            durable: self.durable_now(),
+        })
     }
 
-    /// Notes that everything below `end_offset` is durable.
-    pub fn mark_flushed(&mut self) {
-        self.unflushed_messages = 0;
+    /// Notes that `target`'s fsync succeeded: everything below its end offset
+    /// is durable (and readable, with fsync on ack).
+    pub fn mark_flushed(&mut self, target: &SyncTarget) {
+        if target.durable.offset >= self.log_end_offset() {
+            self.unflushed_messages = 0;
+        }
         self.last_flush = Instant::now();
+        self.advance_durable(target.durable);
     }
 
     /// fsyncs the active segment now.
     pub fn flush(&mut self) -> Result<()> {
-        self.active().sync()?;
-        self.mark_flushed();
+        self.check_online()?;
+        if let Err(e) = self.active().sync() {
+            return Err(match e {
+                LogError::Io(io) => self.fail(io),
+                other => other,
+            });
+        }
+        self.unflushed_messages = 0;
+        self.last_flush = Instant::now();
+        self.advance_durable(self.durable_now());
         Ok(())
     }
 
     /// Flushes everything and marks the log as cleanly closed, so the next open
-    /// trusts the indexes instead of rescanning the active segment.
+    /// trusts the indexes instead of rescanning the active segment. A log that
+    /// went offline is never marked clean: the next open recovers it.
     pub fn close(mut self) -> Result<()> {
+        self.check_online()?;
         self.active_mut().sync_all()?;
         self.write_producer_snapshot()?;
-        let mut f = File::create(self.dir.join(CLEAN_SHUTDOWN_FILE))?;
-        f.write_all(b"clean\n")?;
-        f.sync_all()?;
+        write_synced(&self.dir.join(CLEAN_SHUTDOWN_FILE), b"clean\n")?;
         fsync_dir(&self.dir)?;
         Ok(())
     }
@@ -690,12 +930,27 @@ fn read_log_start(dir: &Path) -> Result<Option<i64>> {
     }
 }
 
+/// Creates (truncates) `path` and writes `bytes` to it, fsynced, through the fault seam.
+pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    fault::check(FileOp::Create, path)?;
+    let mut f = File::create(path)?;
+    if let fault::WriteAction::Partial(errno) = fault::check_write(path)? {
+        f.write_all(&bytes[..bytes.len() / 2])?;
+        return Err(fault::injected(errno));
+    }
+    f.write_all(bytes)?;
+    fault::check(FileOp::Fsync, path)?;
+    f.sync_all()
+}
+
 fn write_log_start(dir: &Path, offset: i64) -> Result<()> {
     let tmp = dir.join(format!("{LOG_START_FILE}.tmp"));
-    let mut f = File::create(&tmp)?;
-    f.write_all(format!("{offset}\n").as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(LOG_START_FILE))?;
+    let written = write_synced(&tmp, format!("{offset}\n").as_bytes())
+        .and_then(|()| std::fs::rename(&tmp, dir.join(LOG_START_FILE)));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(LogError::Io(e));
+    }
     fsync_dir(dir)?;
     Ok(())
 }

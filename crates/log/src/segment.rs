@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::batch::{self, BATCH_HEADER_BYTES, BatchHeader, LOG_OVERHEAD_BYTES};
 use crate::error::{LogError, Result};
+use crate::fault::{self, FileOp, WriteAction};
 use crate::offset_index::{OffsetIndex, OffsetIndexEntry};
 use crate::time_index::{TimeIndex, TimeIndexEntry};
 
@@ -28,6 +29,28 @@ pub fn index_file_name(base_offset: i64) -> String {
 }
 pub fn time_index_file_name(base_offset: i64) -> String {
     format!("{base_offset:020}.timeindex")
+}
+
+/// An append that failed: the error, and whether the segment was put back
+/// exactly as it was before (files truncated to their old sizes, in-memory
+/// state restored). If it was not, the segment's files cannot be trusted.
+#[derive(Debug)]
+pub struct AppendFailure {
+    pub error: std::io::Error,
+    pub rolled_back: bool,
+}
+
+/// The state an append changes, saved to undo a failed one.
+#[derive(Debug, Clone, Copy)]
+struct SavePoint {
+    size_bytes: u64,
+    next_offset: i64,
+    max_timestamp: i64,
+    offset_of_max_timestamp: i64,
+    first_batch_timestamp: i64,
+    bytes_since_index_entry: u64,
+    offset_entries: usize,
+    time_entries: usize,
 }
 
 /// What a scan of a segment's `.log` found.
@@ -70,16 +93,32 @@ impl Segment {
     }
 
     /// Creates an empty segment (files truncated if present).
+    /// If a file cannot be created (disk full), those created are removed.
     pub fn create(dir: &Path, base_offset: i64) -> Result<Segment> {
         let (log_path, index_path, time_index_path) = Self::paths(dir, base_offset);
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&log_path)?;
-        let index_file = File::create(&index_path)?;
-        let time_index_file = File::create(&time_index_path)?;
+        let created = (|| {
+            fault::check(FileOp::Create, &log_path)?;
+            let log = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&log_path)?;
+            fault::check(FileOp::Create, &index_path)?;
+            let index_file = File::create(&index_path)?;
+            fault::check(FileOp::Create, &time_index_path)?;
+            let time_index_file = File::create(&time_index_path)?;
+            Ok::<_, std::io::Error>((log, index_file, time_index_file))
+        })();
+        let (log, index_file, time_index_file) = match created {
+            Ok(files) => files,
+            Err(e) => {
+                for p in [&log_path, &index_path, &time_index_path] {
+                    let _ = std::fs::remove_file(p);
+                }
+                return Err(LogError::Io(e));
+            }
+        };
         Ok(Segment {
             base_offset,
             log_path,
@@ -348,6 +387,7 @@ impl Segment {
             };
             self.offset_index.push(entry);
             if write_files {
+                fault::check(FileOp::Write, &self.index_path)?;
                 self.index_file
                     .write_all(&OffsetIndex::encode_entry(entry))?;
             }
@@ -356,6 +396,7 @@ impl Segment {
                 relative_offset: (self.offset_of_max_timestamp - self.base_offset) as u32,
             };
             if self.time_index.maybe_push(t) && write_files {
+                fault::check(FileOp::Write, &self.time_index_path)?;
                 self.time_index_file
                     .write_all(&TimeIndex::encode_entry(t))?;
             }
@@ -366,8 +407,66 @@ impl Segment {
     }
 
     /// Appends batches whose offsets are already assigned. `headers` describe
-    /// the batches in `bytes`, in order.
+    /// the batches in `bytes`, in order. All or nothing: a failed append (a
+    /// short write on a full disk, an index write that failed) is undone, the
+    /// files truncated back to their sizes before it, so that nothing of it
+    /// is read or recovered later.
     pub fn append(
+        &mut self,
+        parts: &[std::io::IoSlice<'_>],
+        headers: &[BatchHeader],
+        index_interval_bytes: u64,
+    ) -> std::result::Result<(), AppendFailure> {
+        let saved = SavePoint {
+            size_bytes: self.size_bytes,
+            next_offset: self.next_offset,
+            max_timestamp: self.max_timestamp,
+            offset_of_max_timestamp: self.offset_of_max_timestamp,
+            first_batch_timestamp: self.first_batch_timestamp,
+            bytes_since_index_entry: self.bytes_since_index_entry,
+            offset_entries: self.offset_index.len(),
+            time_entries: self.time_index.len(),
+        };
+        match self.append_inner(parts, headers, index_interval_bytes) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let error = match e {
+                    LogError::Io(e) => e,
+                    other => std::io::Error::other(other.to_string()),
+                };
+                let rolled_back = match self.roll_back(saved) {
+                    Ok(()) => true,
+                    Err(undo) => {
+                        tracing::error!(segment = %self.log_path.display(), error = %undo, "could not undo a failed append");
+                        false
+                    }
+                };
+                Err(AppendFailure { error, rolled_back })
+            }
+        }
+    }
+
+    /// Puts the segment back as it was at `saved`: files cut to their old
+    /// lengths (index files hold exactly the in-memory entries), state restored.
+    fn roll_back(&mut self, saved: SavePoint) -> std::io::Result<()> {
+        self.log.set_len(saved.size_bytes)?;
+        self.index_file.set_len(
+            (saved.offset_entries * crate::offset_index::OFFSET_INDEX_ENTRY_BYTES) as u64,
+        )?;
+        self.time_index_file
+            .set_len((saved.time_entries * crate::time_index::TIME_INDEX_ENTRY_BYTES) as u64)?;
+        self.offset_index.truncate_entries(saved.offset_entries);
+        self.time_index.truncate_entries(saved.time_entries);
+        self.size_bytes = saved.size_bytes;
+        self.next_offset = saved.next_offset;
+        self.max_timestamp = saved.max_timestamp;
+        self.offset_of_max_timestamp = saved.offset_of_max_timestamp;
+        self.first_batch_timestamp = saved.first_batch_timestamp;
+        self.bytes_since_index_entry = saved.bytes_since_index_entry;
+        Ok(())
+    }
+
+    fn append_inner(
         &mut self,
         parts: &[std::io::IoSlice<'_>],
         headers: &[BatchHeader],
@@ -379,7 +478,7 @@ impl Segment {
         );
         let start = self.size_bytes;
         let total: usize = parts.iter().map(|p| p.len()).sum();
-        write_all_vectored_at(&self.log, parts, start)?;
+        write_all_vectored_at(&self.log, &self.log_path, parts, start)?;
         let mut pos = start;
         for h in headers {
             self.index_batch(h, pos, index_interval_bytes, true)?;
@@ -469,10 +568,25 @@ impl Segment {
     /// always the complete first batch (KIP-74). The plan holds the file and the
     /// bytes committed now, so it can run without the log's lock.
     pub fn read_plan(&self, pos: u64, max_bytes: usize) -> Result<Option<ReadPlan>> {
+        self.read_plan_until(pos, max_bytes, self.size_bytes)
+    }
+
+    /// As [`Segment::read_plan`], reading nothing at or after byte `end` (a
+    /// batch boundary: the high watermark's position).
+    pub fn read_plan_until(
+        &self,
+        pos: u64,
+        max_bytes: usize,
+        end: u64,
+    ) -> Result<Option<ReadPlan>> {
+        let end = end.min(self.size_bytes);
+        if pos >= end {
+            return Ok(None);
+        }
         let Some(first) = self.header_at(pos)? else {
             return Ok(None);
         };
-        let available = (self.size_bytes - pos) as usize;
+        let available = (end - pos) as usize;
         let want = max_bytes.max(first.total_bytes()).min(available);
         Ok(Some(ReadPlan {
             file: self.log.clone(),
@@ -497,20 +611,26 @@ impl Segment {
     }
 
     pub fn sync(&self) -> Result<()> {
+        fault::check(FileOp::Fsync, &self.log_path)?;
         self.log.sync_data()?;
         Ok(())
     }
 
     /// fsyncs data and both index files (done when the segment is rolled or closed).
     pub fn sync_all(&mut self) -> Result<()> {
-        self.log.sync_data()?;
+        self.sync()?;
+        fault::check(FileOp::Fsync, &self.index_path)?;
         self.index_file.sync_data()?;
+        fault::check(FileOp::Fsync, &self.time_index_path)?;
         self.time_index_file.sync_data()?;
         Ok(())
     }
 
     pub fn file(&self) -> Arc<File> {
         self.log.clone()
+    }
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
     }
     pub fn size_bytes(&self) -> u64 {
         self.size_bytes
@@ -583,6 +703,7 @@ impl ReadPlan {
 /// pwritev until every byte of `parts` is written at `offset` (writes may be short).
 fn write_all_vectored_at(
     file: &File,
+    path: &Path,
     parts: &[std::io::IoSlice<'_>],
     mut offset: u64,
 ) -> std::io::Result<()> {
@@ -590,6 +711,13 @@ fn write_all_vectored_at(
     const IOV_MAX: usize = 1024;
     let mut owned: Vec<std::io::IoSlice<'_>> = parts.to_vec();
     let mut slices: &mut [std::io::IoSlice<'_>] = &mut owned;
+    if let WriteAction::Partial(errno) = fault::check_write(path)? {
+        // A short write, as a filling disk gives: the first slice, then the error.
+        if let Some(first) = slices.first() {
+            rustix::io::pwrite(file, first, offset).map_err(std::io::Error::from)?;
+        }
+        return Err(fault::injected(errno));
+    }
     while !slices.is_empty() {
         let n = slices.len().min(IOV_MAX);
         let written =

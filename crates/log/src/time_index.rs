@@ -76,6 +76,18 @@ impl TimeIndex {
         }
     }
 
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Keeps the first `count` entries (undoing a failed append).
+    pub fn truncate_entries(&mut self, count: usize) {
+        self.entries.truncate(count);
+    }
+
     /// Drops entries at or beyond `relative_offset`.
     pub fn truncate_to_offset(&mut self, relative_offset: u32) {
         let i = self

@@ -396,7 +396,7 @@ impl OffsetStore {
             flush_messages: 1,
             ..LogConfig::default()
         };
-        let log = Partition::open(&data_dir.join(OFFSETS_DIR), OFFSETS_DIR, 0, config)?;
+        let log = Partition::open(&data_dir.join(OFFSETS_DIR), OFFSETS_DIR, 0, config, None)?;
         let mut records = Vec::new();
         let mut skipped = 0u64;
         log.with_log(|l| {

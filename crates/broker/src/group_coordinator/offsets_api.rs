@@ -120,7 +120,12 @@ impl GroupCoordinator {
         }
         if let Err(e) = st.store.append(&records) {
             tracing::error!(error = %e, "offset commit not persisted");
-            let code = crate::error::log_error_code(&e);
+            // As Kafka: a storage failure of the offsets log is NOT_COORDINATOR
+            // (retriable), other refusals keep their own code.
+            let code = match e {
+                LogError::Io(_) | LogError::StorageUnavailable => E::NotCoordinator.code(),
+                other => crate::error::log_error_code(&other),
+            };
             for (_, pr) in results.iter_mut() {
                 for (_, c) in pr.iter_mut() {
                     if *c == 0 {

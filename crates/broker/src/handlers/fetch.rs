@@ -168,6 +168,8 @@ pub fn handle(ctx: &Ctx, req: FetchRequest) -> Result<Reply, ProtocolError> {
     let min_bytes = req.min_bytes.max(0) as usize;
     // Subscribe before reading, so an append between the read and the wait is not missed.
     let mut arrivals = ctx.broker.data_arrived.subscribe();
+    // With fsync on ack, records become readable when their fsync completes.
+    let mut readable = ctx.broker.topics.engine().readable_advanced();
     let ctx = ctx.clone();
     let deadline = Instant::now() + wait;
     Ok(Reply::Later(Box::pin(async move {
@@ -178,8 +180,12 @@ pub fn handle(ctx: &Ctx, req: FetchRequest) -> Result<Reply, ProtocolError> {
         loop {
             // Timed out, or the broker is shutting down (sender gone): answer with what there is.
             let done = !matches!(
-                tokio::time::timeout_at(deadline.into(), arrivals.changed()).await,
-                Ok(Ok(()))
+                tokio::time::timeout_at(
+                    deadline.into(),
+                    next_arrival(&mut arrivals, &mut readable)
+                )
+                .await,
+                Ok(true)
             );
             let c = collect(&ctx, &req).await;
             if done || c.bytes >= min_bytes || c.has_error {
@@ -187,4 +193,19 @@ pub fn handle(ctx: &Ctx, req: FetchRequest) -> Result<Reply, ProtocolError> {
             }
         }
     })))
+}
+
+/// Waits for an append or a high watermark moved by an fsync; false once the
+/// broker is shutting down (a sender gone).
+async fn next_arrival(
+    arrivals: &mut tokio::sync::watch::Receiver<u64>,
+    readable: &mut Option<tokio::sync::watch::Receiver<u64>>,
+) -> bool {
+    match readable {
+        Some(r) => tokio::select! {
+            a = arrivals.changed() => a.is_ok(),
+            b = r.changed() => b.is_ok(),
+        },
+        None => arrivals.changed().await.is_ok(),
+    }
 }

@@ -313,6 +313,28 @@ where
     }))
 }
 
+/// As [`reply_when_durable`], for answers that acknowledge stored data
+/// (OffsetCommit): if the group state log could not be made durable (its
+/// fsync failed), `failed` turns the answer into an error with `code` instead.
+/// What may not be on disk is never acknowledged.
+pub fn reply_when_durable_or<R>(
+    ctx: &Ctx,
+    mut response: R,
+    failed: impl FnOnce(&mut R) + Send + 'static,
+) -> Reply
+where
+    R: Encodable + HeaderVersion + Send + 'static,
+{
+    let ctx = ctx.clone();
+    Reply::Later(Box::pin(async move {
+        if let Err(e) = ctx.broker.groups.wait_durable().await {
+            tracing::error!(error = %e, "group state log not durable; answering with an error");
+            failed(&mut response);
+        }
+        Some(ctx.encode(&response))
+    }))
+}
+
 /// Converts a protocol string to an owned Rust string.
 pub fn s(v: &kafka_protocol::protocol::StrBytes) -> String {
     v.as_str().to_string()

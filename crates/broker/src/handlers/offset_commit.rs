@@ -84,5 +84,16 @@ pub fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> Result<Reply, ProtocolErro
             t
         })
         .collect();
-    Ok(super::reply_when_durable(ctx, resp))
+    // Kafka answers a commit its offsets log could not store with
+    // NOT_COORDINATOR (retriable: the client finds the coordinator again).
+    Ok(super::reply_when_durable_or(ctx, resp, |resp| {
+        let code = kafka_protocol::ResponseError::NotCoordinator.code();
+        for t in &mut resp.topics {
+            for p in &mut t.partitions {
+                if p.error_code == 0 {
+                    p.error_code = code;
+                }
+            }
+        }
+    }))
 }

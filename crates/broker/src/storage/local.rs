@@ -29,6 +29,9 @@ const DURABILITY_WAIT_MAX: Duration = Duration::from_secs(300);
 pub struct LocalEngine {
     root: PathBuf,
     data_dir: PathBuf,
+    /// Bumped by partition flushers when an fsync moved a high watermark
+    /// (fsync on ack): long-polling fetches wait on it.
+    readable: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl LocalEngine {
@@ -43,6 +46,7 @@ impl LocalEngine {
         Ok(LocalEngine {
             root,
             data_dir: data_dir.to_path_buf(),
+            readable: Arc::new(tokio::sync::watch::channel(0).0),
         })
     }
 
@@ -116,6 +120,11 @@ impl Engine for LocalEngine {
             std::fs::create_dir_all(&dir)?;
             self.persist(&meta)
         })();
+        if r.is_err() {
+            // A disk that is full or failing: leave no topic directory
+            // without its topic.json behind.
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         ready(r)
     }
 
@@ -134,7 +143,13 @@ impl Engine for LocalEngine {
         config: LogConfig,
     ) -> Result<Arc<dyn PartitionStorage>, TopicError> {
         let dir = self.root.join(&topic.name).join(index.to_string());
-        Ok(Partition::open(&dir, &topic.name, index, config)?)
+        Ok(Partition::open(
+            &dir,
+            &topic.name,
+            index,
+            config,
+            Some(self.readable.clone()),
+        )?)
     }
 
     fn topics_changed(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
@@ -161,12 +176,12 @@ impl Engine for LocalEngine {
                 .with_log(|log| {
                     let offsets = Offsets {
                         log_start: log.log_start_offset(),
-                        high_watermark: log.log_end_offset(),
+                        high_watermark: log.high_watermark(),
                     };
                     let plan = if limit == 0 && total > 0 {
                         None
                     } else {
-                        log.read_plan(r.offset, limit)?
+                        log.fetch_plan(r.offset, limit)?
                             .filter(|plan| total == 0 || plan.len() <= limit)
                     };
                     Ok((offsets, plan))
@@ -199,6 +214,10 @@ impl Engine for LocalEngine {
 
     fn readable_on_append(&self) -> bool {
         true
+    }
+
+    fn readable_advanced(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.readable.subscribe())
     }
 }
 
@@ -275,24 +294,30 @@ impl PartitionStorage for Partition {
         ready(self.with_log(|l| {
             Ok(Offsets {
                 log_start: l.log_start_offset(),
-                high_watermark: l.log_end_offset(),
+                high_watermark: l.high_watermark(),
             })
         }))
     }
 
     fn lookup(self: Arc<Self>, query: OffsetQuery) -> StorageFuture<(i64, i64)> {
         ready(self.with_log(|log| {
+            // Offsets found by timestamp at or above the high watermark are not
+            // shown yet (Kafka filters them the same way): not durable.
+            let hw = log.high_watermark();
+            let visible = |(offset, ts): (i64, i64)| {
+                if offset >= hw { (-1, -1) } else { (offset, ts) }
+            };
             Ok(match query {
-                OffsetQuery::Latest => (log.log_end_offset(), -1),
+                OffsetQuery::Latest => (hw, -1),
                 OffsetQuery::Earliest => (log.log_start_offset(), -1),
                 OffsetQuery::MaxTimestamp => match log.find_max_timestamp()? {
-                    Some(hit) => record_in_batch(&hit, None),
+                    Some(hit) => visible(record_in_batch(&hit, None)),
                     None => (-1, -1),
                 },
                 OffsetQuery::AtOrAfter(t) => match log.find_timestamp(t)? {
                     Some(hit) => {
                         let (offset, ts) = record_in_batch(&hit, Some(t));
-                        (offset.max(log.log_start_offset()), ts)
+                        visible((offset.max(log.log_start_offset()), ts))
                     }
                     None => (-1, -1),
                 },
@@ -302,11 +327,16 @@ impl PartitionStorage for Partition {
 
     fn delete_records(self: Arc<Self>, before: i64) -> StorageFuture<i64> {
         ready(self.with_log(|log| {
-            let target = if before == -1 {
-                log.log_end_offset()
-            } else {
-                before
-            };
+            // Kafka: DeleteRecords may not pass the high watermark.
+            let hw = log.high_watermark();
+            let target = if before == -1 { hw } else { before };
+            if target > hw {
+                return Err(LogError::OffsetOutOfRange {
+                    offset: target,
+                    start: log.log_start_offset(),
+                    end: hw,
+                });
+            }
             log.delete_records_before(target)
         }))
     }
@@ -319,7 +349,12 @@ impl PartitionStorage for Partition {
         self.with_log(|l| {
             l.set_config(config);
             Ok(())
-        })
+        })?;
+        // A topic switched to fsync on ack reads only to the durable offset:
+        // sync what was written before, or it stays unreadable until the next
+        // produce.
+        self.request_flush();
+        Ok(())
     }
 
     fn close(&self) -> Result<(), LogError> {

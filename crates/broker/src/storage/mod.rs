@@ -160,6 +160,12 @@ pub trait Engine: Send + Sync {
     fn readable_on_append(&self) -> bool {
         false
     }
+    /// Changes when records became readable other than by an append (the
+    /// local engine with fsync on ack: when an fsync moves a high watermark),
+    /// so that long-polling fetches wake. None: appends are the only signal.
+    fn readable_advanced(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
     /// A block of never-used producer ids, `[start, end)`.
     fn allocate_producer_ids(&self, count: i64) -> StorageFuture<(i64, i64), std::io::Error>;
 }
