@@ -28,6 +28,16 @@ async fn answer(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse {
         ResourceType::Cluster,
         herald_security::acl::CLUSTER_NAME,
     );
+    // Kafka refuses every entry of a name given twice (INVALID_REQUEST,
+    // "Duplicate topic name.") and creates none of them; without this the
+    // first was created and the second told TOPIC_ALREADY_EXISTS.
+    let mut seen = std::collections::HashSet::new();
+    let duplicates: std::collections::HashSet<String> = req
+        .topics
+        .iter()
+        .map(|t| s(&t.name.0))
+        .filter(|n| !seen.insert(n.clone()))
+        .collect();
     for ct in req.topics {
         let name = s(&ct.name.0);
         let mut r = CreatableTopicResult::default();
@@ -60,43 +70,47 @@ async fn answer(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse {
                     a.broker_ids.iter().any(|b| b.0 != node) || a.broker_ids.len() > 1
                 }
         });
-        let result =
-            if !cluster_create && !ctx.authorize(Operation::Create, ResourceType::Topic, &name) {
-                Err((
-                    ResponseError::TopicAuthorizationFailed.code(),
-                    "Authorization failed.".to_string(),
-                ))
-            } else if !shared && !matches!(ct.replication_factor, -1 | 1) {
-                Err((
-                    ResponseError::InvalidReplicationFactor.code(),
-                    format!(
-                        "replication factor {} is larger than the 1 available broker",
-                        ct.replication_factor
-                    ),
-                ))
-            } else if bad_assignment {
-                Err((
-                    ResponseError::InvalidReplicaAssignment.code(),
-                    if shared {
-                        "replicas must be live brokers".to_string()
-                    } else {
-                        "replicas must be this broker only".to_string()
-                    },
-                ))
-            } else if req.validate_only {
-                broker
-                    .topics
-                    .validate_create(&name, partitions, &configs)
-                    .map_err(|e| (topic_error_code(&e), e.to_string()))
-                    .map(|_| None)
-            } else {
-                broker
-                    .topics
-                    .create(&name, partitions, configs.clone())
-                    .await
-                    .map_err(|e| (topic_error_code(&e), e.to_string()))
-                    .map(Some)
-            };
+        let result = if duplicates.contains(&name) {
+            Err((
+                ResponseError::InvalidRequest.code(),
+                "Duplicate topic name.".to_string(),
+            ))
+        } else if !cluster_create && !ctx.authorize(Operation::Create, ResourceType::Topic, &name) {
+            Err((
+                ResponseError::TopicAuthorizationFailed.code(),
+                "Authorization failed.".to_string(),
+            ))
+        } else if !shared && !matches!(ct.replication_factor, -1 | 1) {
+            Err((
+                ResponseError::InvalidReplicationFactor.code(),
+                format!(
+                    "replication factor {} is larger than the 1 available broker",
+                    ct.replication_factor
+                ),
+            ))
+        } else if bad_assignment {
+            Err((
+                ResponseError::InvalidReplicaAssignment.code(),
+                if shared {
+                    "replicas must be live brokers".to_string()
+                } else {
+                    "replicas must be this broker only".to_string()
+                },
+            ))
+        } else if req.validate_only {
+            broker
+                .topics
+                .validate_create(&name, partitions, &configs)
+                .map_err(|e| (topic_error_code(&e), e.to_string()))
+                .map(|_| None)
+        } else {
+            broker
+                .topics
+                .create(&name, partitions, configs.clone())
+                .await
+                .map_err(|e| (topic_error_code(&e), e.to_string()))
+                .map(Some)
+        };
         match result {
             Ok(topic) => {
                 if let Some(t) = &topic

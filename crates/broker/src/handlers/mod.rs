@@ -179,7 +179,16 @@ pub fn parse(frame: Bytes) -> Result<Result<Request, Bytes>, ProtocolError> {
         });
     }
     let mut buf = frame;
-    let header: RequestHeader = decode(&mut buf, raw_key, api_key.request_header_version(version))?;
+    // Decoded at the header's own version, but a failure names the request's
+    // API version (the log line said "v2" for every flexible request).
+    let header =
+        RequestHeader::decode(&mut buf, api_key.request_header_version(version)).map_err(|e| {
+            ProtocolError::Malformed {
+                api_key: raw_key,
+                version,
+                reason: format!("request header: {e}"),
+            }
+        })?;
     Ok(Ok(Request {
         api_key,
         version,
