@@ -1213,3 +1213,917 @@ fn every_served_api_has_length_cases() {
     }
     assert!(missing.is_empty(), "no length/count rows for {missing:?}");
 }
+
+// ---------------------------------------------------------------------------
+// Requests answered with error codes: helpers.
+
+/// Sends one request and decodes its answer.
+fn call<Req: Encodable, Resp: kafka_protocol::protocol::Decodable>(
+    s: &mut TcpStream,
+    key: ApiKey,
+    version: i16,
+    req: &Req,
+) -> Resp {
+    s.write_all(&frame(key, version, 77, req)).expect("write");
+    let f = read_frame(s).unwrap_or_else(|| panic!("{key:?} not answered: connection closed"));
+    let (corr, r) = decode_frame(f, key, version);
+    assert_eq!(corr, 77);
+    r
+}
+
+/// Sends `req` with every occurrence of each placeholder replaced by raw
+/// bytes of the same length (names no `StrBytes` can hold: invalid UTF-8).
+fn call_raw<Req: Encodable, Resp: kafka_protocol::protocol::Decodable>(
+    s: &mut TcpStream,
+    key: ApiKey,
+    version: i16,
+    req: &Req,
+    swaps: &[(&str, &[u8])],
+) -> Resp {
+    let mut f = frame(key, version, 78, req);
+    for (placeholder, raw) in swaps {
+        assert_eq!(placeholder.len(), raw.len());
+        let at = find(&f, placeholder.as_bytes());
+        f[at..at + raw.len()].copy_from_slice(raw);
+    }
+    s.write_all(&f).expect("write");
+    let f = read_frame(s).unwrap_or_else(|| panic!("{key:?} not answered: connection closed"));
+    decode_frame(f, key, version).1
+}
+
+fn creatable(name: &str, partitions: i32, configs: &[(&str, &str)]) -> CreatableTopic {
+    let mut t = CreatableTopic::default();
+    t.name = topic_name(name);
+    t.num_partitions = partitions;
+    t.replication_factor = 1;
+    t.configs = configs
+        .iter()
+        .map(|(k, v)| {
+            let mut c = CreatableTopicConfig::default();
+            c.name = sb(k);
+            c.value = Some(sb(v));
+            c
+        })
+        .collect();
+    t
+}
+
+fn create_topics(s: &mut TcpStream, topics: Vec<CreatableTopic>) -> CreateTopicsResponse {
+    let mut r = CreateTopicsRequest::default();
+    r.topics = topics;
+    r.timeout_ms = 5000;
+    call(s, ApiKey::CreateTopics, 7, &r)
+}
+
+fn create_topic(s: &mut TcpStream, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let r = create_topics(s, vec![creatable(name, partitions, configs)]);
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+}
+
+fn produce_to(s: &mut TcpStream, entries: &[(&str, i32, Bytes)]) -> ProduceResponse {
+    let mut r = ProduceRequest::default();
+    r.acks = -1;
+    r.timeout_ms = 5000;
+    for (topic, partition, records) in entries {
+        let mut pd = PartitionProduceData::default();
+        pd.index = *partition;
+        pd.records = Some(records.clone());
+        let mut td = TopicProduceData::default();
+        td.name = topic_name(topic);
+        td.partition_data = vec![pd];
+        r.topic_data.push(td);
+    }
+    call(s, ApiKey::Produce, 9, &r)
+}
+
+/// The error code of the only partition of a one-entry produce.
+fn produce_one(s: &mut TcpStream, topic: &str, records: Vec<u8>) -> i16 {
+    let r = produce_to(s, &[(topic, 0, Bytes::from(records))]);
+    r.responses[0].partition_responses[0].error_code
+}
+
+fn fetch_req_for(partitions: &[(&str, i32)], max_bytes: i32) -> FetchRequest {
+    let mut r = FetchRequest::default();
+    r.replica_id = BrokerId(-1);
+    r.max_wait_ms = 0;
+    r.max_bytes = max_bytes;
+    for (topic, p) in partitions {
+        let mut fp = FetchPartition::default();
+        fp.partition = *p;
+        fp.partition_max_bytes = 1 << 20;
+        fp.log_start_offset = -1;
+        let mut ft = FetchTopic::default();
+        ft.topic = topic_name(topic);
+        ft.partitions = vec![fp];
+        r.topics.push(ft);
+    }
+    r
+}
+
+fn one_record(value: &[u8]) -> Vec<u8> {
+    herald_log::batch::build::batch(
+        &[herald_log::batch::build::SimpleRecord {
+            key: Some(b"k"),
+            value: Some(value),
+            timestamp_ms: 1_700_000_000_000,
+        }],
+        -1,
+        -1,
+        -1,
+    )
+}
+
+/// Every path under `dir`, relative to it.
+fn tree(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            if p.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Topic names. Kafka allows ASCII alphanumerics, '.', '_' and '-', at most
+// 249 bytes, and not "." or "..": anything else is INVALID_TOPIC_EXCEPTION,
+// and nothing may reach the filesystem (no directory inside the data
+// directory, nor beside it through "../").
+
+/// CreateTopics v7 with a bad name (raw bytes) and a good one: the bad one
+/// is refused, the good one created, and only the good one is on disk.
+fn create_topics_refuses_name(raw: &[u8]) {
+    let mut c = Case::start(&[]);
+    let data = c.b.data_dir().to_path_buf();
+    let before = tree(&data);
+    let placeholder: String = "p".repeat(raw.len());
+    let mut s = c.connect();
+    let mut req = CreateTopicsRequest::default();
+    req.topics = vec![
+        creatable(&placeholder, 1, &[]),
+        creatable("good-one", 1, &[]),
+    ];
+    req.timeout_ms = 5000;
+    let r: CreateTopicsResponse = call_raw(
+        &mut s,
+        ApiKey::CreateTopics,
+        7,
+        &req,
+        &[(&placeholder, raw)],
+    );
+    assert_eq!(r.topics.len(), 2);
+    assert_eq!(
+        r.topics[0].error_code,
+        code::INVALID_TOPIC_EXCEPTION,
+        "{:?}",
+        r.topics[0].error_message
+    );
+    assert_eq!(r.topics[1].error_code, code::NONE);
+    let after = tree(&data);
+    let new: Vec<_> = after.iter().filter(|p| !before.contains(p)).collect();
+    assert!(
+        new.iter().all(|p| p.starts_with("topics/good-one")),
+        "unexpected paths in the data directory: {new:?}"
+    );
+    assert!(
+        new.iter().any(|p| p.contains("good-one")),
+        "good topic on disk: {after:?}"
+    );
+    // Nothing beside the data directory either (the temp dir's parent).
+    let escape = data.join("..").join("hostile-escape");
+    assert!(!escape.exists(), "{} exists", escape.display());
+    c.still_serves();
+}
+
+#[test]
+fn create_topics_invalid_utf8_name() {
+    create_topics_refuses_name(b"bad\xff\xfe-name");
+}
+
+#[test]
+fn create_topics_name_with_slash() {
+    create_topics_refuses_name(b"a/b");
+}
+
+#[test]
+fn create_topics_name_climbing_out_of_the_data_dir() {
+    create_topics_refuses_name(b"../hostile-escape");
+}
+
+#[test]
+fn create_topics_name_dot_dot() {
+    create_topics_refuses_name(b"..");
+}
+
+#[test]
+fn create_topics_name_dot() {
+    create_topics_refuses_name(b".");
+}
+
+#[test]
+fn create_topics_name_with_control_characters() {
+    create_topics_refuses_name(b"a\x00b\nc\x7f");
+}
+
+#[test]
+fn create_topics_name_of_250_bytes() {
+    create_topics_refuses_name(&[b'x'; 250]);
+    // 249 is the longest allowed.
+    let c = Case::start(&[]);
+    let mut s = c.connect();
+    create_topic(&mut s, &"y".repeat(249), 1, &[]);
+}
+
+/// The bad names every name case below sends at once.
+const BAD_NAMES: &[&[u8]] = &[
+    b"bad\xff\xfe-name",
+    b"a/b",
+    b"../hostile-escape",
+    b"..",
+    b".",
+    b"a\x00b\nc\x7f",
+    &[b'x'; 250],
+];
+
+#[test]
+fn metadata_auto_create_refuses_invalid_names() {
+    let mut c = Case::start(&[]);
+    let data = c.b.data_dir().to_path_buf();
+    let before = tree(&data);
+    let placeholders: Vec<String> = BAD_NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("{}", (b'A' + i as u8) as char).repeat(n.len()))
+        .collect();
+    let mut req = MetadataRequest::default();
+    let mut topics: Vec<_> = placeholders
+        .iter()
+        .map(|p| {
+            let mut t = metadata_request::MetadataRequestTopic::default();
+            t.name = Some(topic_name(p));
+            t
+        })
+        .collect();
+    let mut good = metadata_request::MetadataRequestTopic::default();
+    good.name = Some(topic_name("auto-good"));
+    topics.push(good);
+    req.topics = Some(topics);
+    req.allow_auto_topic_creation = true;
+    let swaps: Vec<(&str, &[u8])> = placeholders
+        .iter()
+        .zip(BAD_NAMES)
+        .map(|(p, n)| (p.as_str(), *n))
+        .collect();
+    let mut s = c.connect();
+    let r: MetadataResponse = call_raw(&mut s, ApiKey::Metadata, 12, &req, &swaps);
+    assert_eq!(r.topics.len(), BAD_NAMES.len() + 1);
+    for t in &r.topics[..BAD_NAMES.len()] {
+        assert_eq!(t.error_code, code::INVALID_TOPIC_EXCEPTION, "{:?}", t.name);
+    }
+    assert_eq!(
+        r.topics[BAD_NAMES.len()].error_code,
+        code::NONE,
+        "auto-created"
+    );
+    let new: Vec<_> = tree(&data)
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    assert!(
+        new.iter().all(|p| p.starts_with("topics/auto-good")),
+        "{new:?}"
+    );
+    assert!(!data.join("..").join("hostile-escape").exists());
+    c.still_serves();
+}
+
+#[test]
+fn produce_to_invalid_names_creates_nothing() {
+    let mut c = Case::start(&[]);
+    let data = c.b.data_dir().to_path_buf();
+    let before = tree(&data);
+    let placeholders: Vec<String> = BAD_NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("{}", (b'A' + i as u8) as char).repeat(n.len()))
+        .collect();
+    let records = Bytes::from(one_record(b"v"));
+    let mut req = ProduceRequest::default();
+    req.acks = -1;
+    req.timeout_ms = 5000;
+    for p in &placeholders {
+        let mut pd = PartitionProduceData::default();
+        pd.index = 0;
+        pd.records = Some(records.clone());
+        let mut td = TopicProduceData::default();
+        td.name = topic_name(p);
+        td.partition_data = vec![pd];
+        req.topic_data.push(td);
+    }
+    let swaps: Vec<(&str, &[u8])> = placeholders
+        .iter()
+        .zip(BAD_NAMES)
+        .map(|(p, n)| (p.as_str(), *n))
+        .collect();
+    let mut s = c.connect();
+    let r: ProduceResponse = call_raw(&mut s, ApiKey::Produce, 9, &req, &swaps);
+    assert_eq!(r.responses.len(), BAD_NAMES.len());
+    for t in &r.responses {
+        assert_eq!(
+            t.partition_responses[0].error_code,
+            code::UNKNOWN_TOPIC_OR_PARTITION,
+            "{:?}",
+            t.name
+        );
+    }
+    assert_eq!(tree(&data), before, "produce created something");
+    assert!(!data.join("..").join("hostile-escape").exists());
+    c.still_serves();
+}
+
+// ---------------------------------------------------------------------------
+// Duplicates in one request.
+
+#[test]
+fn create_topics_duplicate_name_is_refused_for_both() {
+    let mut c = Case::start(&[]);
+    let mut s = c.connect();
+    let r = create_topics(
+        &mut s,
+        vec![creatable("twice", 1, &[]), creatable("twice", 3, &[])],
+    );
+    assert_eq!(r.topics.len(), 2);
+    for t in &r.topics {
+        assert_eq!(t.error_code, code::INVALID_REQUEST);
+        assert_eq!(t.error_message.as_deref(), Some("Duplicate topic name."));
+    }
+    // Neither was created: a later create of the name succeeds.
+    create_topic(&mut s, "twice", 1, &[]);
+    c.still_serves();
+}
+
+#[test]
+fn produce_duplicate_topic_and_partition_appends_each_in_order() {
+    let mut c = Case::start(&[]);
+    let mut s = c.connect();
+    create_topic(&mut s, "dup", 1, &[]);
+    let a = Bytes::from(one_record(b"a"));
+    let b = Bytes::from(one_record(b"b"));
+    // The topic twice, each with partition 0.
+    let r = produce_to(&mut s, &[("dup", 0, a.clone()), ("dup", 0, b.clone())]);
+    let offsets: Vec<_> = r
+        .responses
+        .iter()
+        .map(|t| {
+            (
+                t.partition_responses[0].error_code,
+                t.partition_responses[0].base_offset,
+            )
+        })
+        .collect();
+    assert_eq!(offsets, vec![(0, 0), (0, 1)]);
+    // Partition 0 twice within one topic entry.
+    let mut pd_a = PartitionProduceData::default();
+    pd_a.records = Some(a);
+    let mut pd_b = PartitionProduceData::default();
+    pd_b.records = Some(b);
+    let mut td = TopicProduceData::default();
+    td.name = topic_name("dup");
+    td.partition_data = vec![pd_a, pd_b];
+    let mut req = ProduceRequest::default();
+    req.acks = -1;
+    req.timeout_ms = 5000;
+    req.topic_data = vec![td];
+    let r: ProduceResponse = call(&mut s, ApiKey::Produce, 9, &req);
+    let offsets: Vec<_> = r.responses[0]
+        .partition_responses
+        .iter()
+        .map(|p| (p.error_code, p.base_offset))
+        .collect();
+    assert_eq!(offsets, vec![(0, 2), (0, 3)]);
+    c.still_serves();
+}
+
+#[test]
+fn fetch_duplicate_topic_and_partition_answers_each() {
+    let mut c = Case::start(&[]);
+    let mut s = c.connect();
+    create_topic(&mut s, "dupf", 1, &[]);
+    assert_eq!(produce_one(&mut s, "dupf", one_record(b"x")), 0);
+    let mut req = fetch_req_for(&[("dupf", 0), ("dupf", 0)], 1 << 20);
+    // And partition 0 twice inside the first topic entry.
+    let extra = req.topics[0].partitions[0].clone();
+    req.topics[0].partitions.push(extra);
+    let r: FetchResponse = call(&mut s, ApiKey::Fetch, 12, &req);
+    let answers: Vec<_> = r
+        .responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| {
+            (
+                p.error_code,
+                p.high_watermark,
+                p.records.as_ref().map_or(0, |b| b.len()) > 0,
+            )
+        })
+        .collect();
+    assert_eq!(answers, vec![(0, 1, true); 3]);
+    c.still_serves();
+}
+
+// ---------------------------------------------------------------------------
+// Record batches. Offsets of the v2 batch header (herald_log::batch).
+
+const OFFSET_CRC: usize = 17;
+const OFFSET_ATTRIBUTES: usize = 21;
+const OFFSET_LAST_OFFSET_DELTA: usize = 23;
+const OFFSET_RECORDS_COUNT: usize = 57;
+const HEADER_BYTES: usize = 61;
+
+fn recrc(b: &mut [u8]) {
+    let crc = crc32c::crc32c(&b[OFFSET_ATTRIBUTES..]);
+    b[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// A v2 batch of `count` records whose records section is `section`,
+/// compressed with `codec` (attribute bits 0-2), CRC correct.
+fn batch_with_section(codec: i16, section: &[u8], count: i32) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    b.put_i64(0);
+    b.put_i32((HEADER_BYTES - 12 + section.len()) as i32);
+    b.put_i32(-1);
+    b.put_i8(2);
+    b.put_u32(0);
+    b.put_i16(codec);
+    b.put_i32(count - 1);
+    b.put_i64(1_700_000_000_000);
+    b.put_i64(1_700_000_000_000);
+    b.put_i64(-1);
+    b.put_i16(-1);
+    b.put_i32(-1);
+    b.put_i32(count);
+    b.put_slice(section);
+    let mut b = b.to_vec();
+    recrc(&mut b);
+    b
+}
+
+fn records(values: &[&[u8]], timestamps: &[i64]) -> Vec<u8> {
+    let recs: Vec<_> = values
+        .iter()
+        .zip(timestamps)
+        .map(|(v, t)| herald_log::batch::build::SimpleRecord {
+            key: Some(b"k"),
+            value: Some(v),
+            timestamp_ms: *t,
+        })
+        .collect();
+    herald_log::batch::build::batch(&recs, -1, -1, -1)
+}
+
+/// The first good batch after refused ones lands at offset 0: nothing was written.
+fn assert_nothing_written(s: &mut TcpStream, topic: &str) {
+    let r = produce_to(s, &[(topic, 0, Bytes::from(one_record(b"after")))]);
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(
+        (p.error_code, p.base_offset),
+        (0, 0),
+        "something was appended before"
+    );
+}
+
+fn batch_case(topic_configs: &[(&str, &str)], batch: Vec<u8>, expected: i16) -> Case {
+    let c = Case::start(&[]);
+    let mut s = c.connect();
+    create_topic(&mut s, "victim", 1, topic_configs);
+    let r = produce_to(&mut s, &[("victim", 0, Bytes::from(batch))]);
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, expected, "{:?}", p.error_message);
+    if expected != 0 {
+        assert_nothing_written(&mut s, "victim");
+    }
+    c
+}
+
+#[test]
+fn batch_with_wrong_crc_is_corrupt_message() {
+    let mut b = one_record(b"v");
+    let n = b.len();
+    b[n - 1] ^= 0xff;
+    batch_case(&[], b, code::CORRUPT_MESSAGE).still_serves();
+}
+
+#[test]
+fn batch_with_unknown_codec_bits_is_invalid_record() {
+    for codec in 5..=7u8 {
+        let mut b = one_record(b"v");
+        b[OFFSET_ATTRIBUTES + 1] |= codec;
+        recrc(&mut b);
+        batch_case(&[], b, code::INVALID_RECORD).still_serves();
+    }
+}
+
+#[test]
+fn batch_whose_offset_deltas_go_backwards_is_invalid_record() {
+    let mut b = records(&[b"a", b"b"], &[5, 5]);
+    // Record 0: [length, attributes, timestamp delta, offset delta 0, ...];
+    // record 1 follows, its offset delta (zigzag 2 = 1) set back to 0.
+    let first_len = b[HEADER_BYTES] as usize / 2;
+    let second = HEADER_BYTES + 1 + first_len;
+    assert_eq!(b[second + 3], 2);
+    b[second + 3] = 0;
+    recrc(&mut b);
+    batch_case(&[], b, code::INVALID_RECORD).still_serves();
+}
+
+#[test]
+fn batch_whose_timestamps_go_backwards_is_kept_as_sent() {
+    // Kafka allows any order of record timestamps (only their distance from
+    // now is bounded, by message.timestamp.*.max.ms): appended, read back.
+    let t0 = 1_700_000_000_000;
+    let b = records(&[b"late", b"early"], &[t0 + 5000, t0]);
+    let mut c = batch_case(&[], b.clone(), code::NONE);
+    let mut s = c.connect();
+    let r: FetchResponse = call(
+        &mut s,
+        ApiKey::Fetch,
+        12,
+        &fetch_req_for(&[("victim", 0)], 1 << 20),
+    );
+    let got = r.responses[0].partitions[0]
+        .records
+        .clone()
+        .expect("records");
+    assert_eq!(&got[HEADER_BYTES..], &b[HEADER_BYTES..], "records as sent");
+    c.still_serves();
+}
+
+#[test]
+fn batch_whose_count_is_too_high_is_invalid_record() {
+    let mut b = records(&[b"a"], &[1]);
+    b[OFFSET_RECORDS_COUNT..OFFSET_RECORDS_COUNT + 4].copy_from_slice(&3i32.to_be_bytes());
+    b[OFFSET_LAST_OFFSET_DELTA..OFFSET_LAST_OFFSET_DELTA + 4].copy_from_slice(&2i32.to_be_bytes());
+    recrc(&mut b);
+    batch_case(&[], b, code::INVALID_RECORD).still_serves();
+}
+
+#[test]
+fn batch_whose_count_is_i32_max_is_invalid_record() {
+    let mut b = records(&[b"a"], &[1]);
+    b[OFFSET_RECORDS_COUNT..OFFSET_RECORDS_COUNT + 4].copy_from_slice(&i32::MAX.to_be_bytes());
+    b[OFFSET_LAST_OFFSET_DELTA..OFFSET_LAST_OFFSET_DELTA + 4]
+        .copy_from_slice(&(i32::MAX - 1).to_be_bytes());
+    recrc(&mut b);
+    batch_case(&[], b, code::INVALID_RECORD).still_serves();
+}
+
+#[test]
+fn batch_whose_count_is_too_low_is_invalid_record() {
+    let mut b = records(&[b"a", b"b", b"c"], &[1, 1, 1]);
+    b[OFFSET_RECORDS_COUNT..OFFSET_RECORDS_COUNT + 4].copy_from_slice(&1i32.to_be_bytes());
+    b[OFFSET_LAST_OFFSET_DELTA..OFFSET_LAST_OFFSET_DELTA + 4].copy_from_slice(&0i32.to_be_bytes());
+    recrc(&mut b);
+    batch_case(&[], b, code::INVALID_RECORD).still_serves();
+}
+
+/// A zstd stream of `gib` GiB of zeros (about 40 KiB per GiB), made without
+/// holding the zeros.
+fn zstd_bomb(gib: usize) -> Vec<u8> {
+    let mut e = zstd::stream::Encoder::new(Vec::new(), 1).expect("encoder");
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..gib * 1024 {
+        e.write_all(&zeros).expect("compress");
+    }
+    e.finish().expect("finish")
+}
+
+const ZSTD: i16 = 4;
+const GZIP: i16 = 1;
+
+#[test]
+fn zstd_bomb_on_a_recompressing_topic_is_refused_with_bounded_memory() {
+    // compression.type=gzip: the broker must decompress to recompress. 2 GiB
+    // in a batch of ~100 KiB; decompression stops at 128 MiB.
+    let bomb = zstd_bomb(2);
+    assert!(bomb.len() < 1 << 20, "the bomb fits message.max.bytes");
+    let batch = batch_with_section(ZSTD, &bomb, 1);
+    let mut c = Case::start(&[]);
+    let mut s = c.connect();
+    create_topic(&mut s, "victim", 1, &[("compression.type", "gzip")]);
+    let rss_before = c.b.rss_kib();
+    let code = produce_one(&mut s, "victim", batch);
+    assert_eq!(code, code::INVALID_RECORD);
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_after = c.b.rss_kib();
+    eprintln!(
+        "zstd bomb (gzip topic): RSS {rss_before} -> {rss_after} KiB, peak {} KiB",
+        c.b.rss_peak_kib()
+    );
+    // Decompression stops at 128 MiB (RECORDS_DECOMPRESSED_BYTES_MAX), not 2 GiB.
+    assert!(
+        c.b.rss_peak_kib() < rss_before + 200 * 1024,
+        "peak unbounded"
+    );
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "RSS left inflated: {rss_before} -> {rss_after} KiB"
+    );
+    assert_nothing_written(&mut s, "victim");
+    c.still_serves();
+}
+
+#[test]
+fn zstd_bomb_on_a_producer_compression_topic_is_stored_unopened() {
+    // compression.type=producer (the default): Herald never decompresses a
+    // produced batch; the bomb is stored and served as sent, memory flat.
+    // Kafka decompresses to validate each record and would refuse it.
+    let bomb = zstd_bomb(2);
+    let batch = batch_with_section(ZSTD, &bomb, 1);
+    let mut c = Case::start(&[]);
+    let mut s = c.connect();
+    create_topic(&mut s, "victim", 1, &[]);
+    let rss_before = c.b.rss_kib();
+    assert_eq!(produce_one(&mut s, "victim", batch), code::NONE);
+    let rss_after = c.b.rss_kib();
+    eprintln!(
+        "zstd bomb (producer topic): RSS {rss_before} -> {rss_after} KiB, peak {} KiB",
+        c.b.rss_peak_kib()
+    );
+    assert!(rss_after < rss_before + 16 * 1024);
+    c.still_serves();
+}
+
+#[test]
+fn zstd_bomb_on_a_compacted_topic_is_refused_with_bounded_memory() {
+    // Compacted topics read every key: decompression is bounded there too.
+    let batch = batch_with_section(ZSTD, &zstd_bomb(2), 1);
+    let mut c = Case::start(&[]);
+    let mut s = c.connect();
+    create_topic(&mut s, "victim", 1, &[("cleanup.policy", "compact")]);
+    let rss_before = c.b.rss_kib();
+    assert_eq!(produce_one(&mut s, "victim", batch), code::INVALID_RECORD);
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_after = c.b.rss_kib();
+    eprintln!(
+        "zstd bomb (compacted topic): RSS {rss_before} -> {rss_after} KiB, peak {} KiB",
+        c.b.rss_peak_kib()
+    );
+    // Decompression stops at 128 MiB (RECORDS_DECOMPRESSED_BYTES_MAX), not 2 GiB.
+    assert!(
+        c.b.rss_peak_kib() < rss_before + 200 * 1024,
+        "peak unbounded"
+    );
+    assert!(rss_after < rss_before + 64 * 1024);
+    assert_nothing_written(&mut s, "victim");
+    c.still_serves();
+}
+
+/// A gzip batch whose records section is a second gzip stream of records.
+fn nested_gzip() -> Vec<u8> {
+    let plain = records(&[b"a"], &[1]);
+    let inner = herald_log::records::compress(GZIP, &plain[HEADER_BYTES..]).unwrap();
+    let outer = herald_log::records::compress(GZIP, &inner).unwrap();
+    batch_with_section(GZIP, &outer, 1)
+}
+
+#[test]
+fn nested_compression_on_a_recompressing_topic_is_invalid_record() {
+    batch_case(
+        &[("compression.type", "lz4")],
+        nested_gzip(),
+        code::INVALID_RECORD,
+    )
+    .still_serves();
+}
+
+#[test]
+fn nested_compression_on_a_compacted_topic_is_invalid_record() {
+    batch_case(
+        &[("cleanup.policy", "compact")],
+        nested_gzip(),
+        code::INVALID_RECORD,
+    )
+    .still_serves();
+}
+
+// ---------------------------------------------------------------------------
+// Big requests: bounded memory, a sane answer.
+
+#[test]
+fn fetch_for_ten_thousand_partitions() {
+    let mut c = Case::start(&[]);
+    let mut s = c.connect();
+    create_topic(&mut s, "wide", 100, &[]);
+    for p in 0..100 {
+        let r = produce_to(
+            &mut s,
+            &[("wide", p, Bytes::from(one_record(&[b'x'; 100])))],
+        );
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    }
+    let rss_before = c.b.rss_kib();
+    // Partitions 0..10 000 of one topic: 100 exist, 9 900 do not.
+    let mut req = fetch_req_for(&[("wide", 0)], 64 << 20);
+    req.topics[0].partitions = (0..10_000)
+        .map(|p| {
+            let mut fp = FetchPartition::default();
+            fp.partition = p;
+            fp.partition_max_bytes = 1 << 20;
+            fp.log_start_offset = -1;
+            fp
+        })
+        .collect();
+    let r: FetchResponse = call(&mut s, ApiKey::Fetch, 12, &req);
+    let parts = &r.responses[0].partitions;
+    assert_eq!(parts.len(), 10_000);
+    let with_data = parts
+        .iter()
+        .filter(|p| p.error_code == 0 && p.records.as_ref().is_some_and(|b| !b.is_empty()))
+        .count();
+    let unknown = parts
+        .iter()
+        .filter(|p| p.error_code == code::UNKNOWN_TOPIC_OR_PARTITION)
+        .count();
+    assert_eq!((with_data, unknown), (100, 9_900));
+    std::thread::sleep(Duration::from_millis(300));
+    let rss_after = c.b.rss_kib();
+    eprintln!(
+        "Fetch of 10 000 partitions: RSS {rss_before} -> {rss_after} KiB, peak {} KiB",
+        c.b.rss_peak_kib()
+    );
+    assert!(c.b.rss_peak_kib() < rss_before + 64 * 1024);
+    assert!(rss_after < rss_before + 32 * 1024);
+    c.still_serves();
+}
+
+#[test]
+fn join_group_with_ten_megabytes_of_metadata_is_invalid_request() {
+    let mut c = Case::start(&[]);
+    let mut s = c.connect();
+    let rss_before = c.b.rss_kib();
+    let mut p = join_group_request::JoinGroupRequestProtocol::default();
+    p.name = sb("range");
+    p.metadata = Bytes::from(vec![0x42u8; 10 << 20]);
+    let mut req = JoinGroupRequest::default();
+    req.group_id = GroupId(sb("fat-group"));
+    req.session_timeout_ms = 10_000;
+    req.rebalance_timeout_ms = 10_000;
+    req.protocol_type = sb("consumer");
+    req.protocols = vec![p];
+    let r: JoinGroupResponse = call(&mut s, ApiKey::JoinGroup, 9, &req);
+    assert_eq!(r.error_code, code::INVALID_REQUEST);
+    assert!(
+        c.b.wait_log(&["JoinGroup rejected: member metadata too large"])
+            .is_some()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let rss_after = c.b.rss_kib();
+    eprintln!(
+        "JoinGroup with 10 MiB of metadata: RSS {rss_before} -> {rss_after} KiB, peak {} KiB",
+        c.b.rss_peak_kib()
+    );
+    assert!(
+        c.b.rss_peak_kib() < rss_before + 48 * 1024,
+        "peak: the frame, about once"
+    );
+    assert!(
+        rss_after < rss_before + 24 * 1024,
+        "{rss_before} -> {rss_after} KiB"
+    );
+    // The group was not created, and a normal join still works.
+    let mut p = join_group_request::JoinGroupRequestProtocol::default();
+    p.name = sb("range");
+    p.metadata = Bytes::from_static(b"small");
+    req.protocols = vec![p];
+    let r: JoinGroupResponse = call(&mut s, ApiKey::JoinGroup, 9, &req);
+    // v4+: a first join without a member id is asked to rejoin with one.
+    assert_eq!(r.error_code, 79, "MEMBER_ID_REQUIRED");
+    c.still_serves();
+}
+
+#[test]
+fn thousand_pipelined_requests_are_all_answered_in_order() {
+    let mut c = Case::start(&[]);
+    let mut s = c.connect();
+    create_topic(&mut s, "pipe", 1, &[]);
+    let rss_before = c.b.rss_kib();
+    // 1 000 requests of three kinds, written before reading anything.
+    let mut all = Vec::new();
+    for i in 0..1000 {
+        let f = match i % 3 {
+            0 => frame(ApiKey::ApiVersions, 3, i, &ApiVersionsRequest::default()),
+            1 => {
+                let mut md = MetadataRequest::default();
+                let mut t = metadata_request::MetadataRequestTopic::default();
+                t.name = Some(topic_name("pipe"));
+                md.topics = Some(vec![t]);
+                frame(ApiKey::Metadata, 12, i, &md)
+            }
+            _ => {
+                let mut pd = PartitionProduceData::default();
+                pd.records = Some(Bytes::from(one_record(format!("{i}").as_bytes())));
+                let mut td = TopicProduceData::default();
+                td.name = topic_name("pipe");
+                td.partition_data = vec![pd];
+                let mut req = ProduceRequest::default();
+                req.acks = -1;
+                req.timeout_ms = 5000;
+                req.topic_data = vec![td];
+                frame(ApiKey::Produce, 9, i, &req)
+            }
+        };
+        all.extend_from_slice(&f);
+    }
+    // Written from another thread: the broker stops reading while its
+    // in-flight allowance is full, and this thread reads meanwhile.
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || w.write_all(&all).unwrap());
+    std::thread::sleep(Duration::from_secs(1));
+    let rss_full = c.b.rss_kib();
+    let mut produced = 0;
+    for i in 0..1000 {
+        let f = read_frame(&mut s).unwrap_or_else(|| panic!("closed after {i} answers"));
+        let corr = i32::from_be_bytes([f[0], f[1], f[2], f[3]]);
+        assert_eq!(corr, i, "answers out of order");
+        if i % 3 == 2 {
+            let (_, r): (i32, ProduceResponse) = decode_frame(f, ApiKey::Produce, 9);
+            let p = &r.responses[0].partition_responses[0];
+            assert_eq!((p.error_code, p.base_offset), (0, produced));
+            produced += 1;
+        }
+    }
+    writer.join().unwrap();
+    eprintln!(
+        "1 000 pipelined: RSS {rss_before} -> {rss_full} KiB unread, peak {} KiB",
+        c.b.rss_peak_kib()
+    );
+    assert!(rss_full < rss_before + 32 * 1024);
+    c.still_serves();
+}
+
+// ---------------------------------------------------------------------------
+// Before SASL authentication (a SASL_PLAINTEXT listener). More in
+// security_hostile.rs: a 100 MiB SaslAuthenticate frame and a 100 MiB v0
+// token, Produce before authentication, half-open TLS handshakes.
+
+use common::secure::SecureBroker;
+
+fn sasl_still_serves(b: &SecureBroker) {
+    assert_eq!(
+        common::kafka_wire::plain_login(&b.sasl_plaintext, "admin", common::secure::ADMIN_PASSWORD),
+        Some(0),
+        "an authenticated client is still served"
+    );
+}
+
+#[test]
+fn metadata_before_sasl_authentication_is_closed() {
+    let b = SecureBroker::start(&[]);
+    let mut s = connect(&b.sasl_plaintext);
+    // ApiVersions is allowed first (clients ask before the handshake)...
+    assert_serves(&mut s, 1);
+    // ...anything else is not.
+    s.write_all(&frame(ApiKey::Metadata, 12, 2, &MetadataRequest::default()))
+        .unwrap();
+    assert!(closed(&mut s), "Metadata before authentication was served");
+    assert!(b.wait_log("request before SASL authentication", 1));
+    sasl_still_serves(&b);
+}
+
+#[test]
+fn api_versions_flood_before_sasl_authentication_is_closed() {
+    // Four ApiVersions before authenticating are answered; the fifth closes.
+    let b = SecureBroker::start(&[]);
+    let mut s = connect(&b.sasl_plaintext);
+    for i in 0..4 {
+        assert_serves(&mut s, i);
+    }
+    s.write_all(&frame(
+        ApiKey::ApiVersions,
+        3,
+        5,
+        &ApiVersionsRequest::default(),
+    ))
+    .unwrap();
+    assert!(closed(&mut s));
+    assert!(b.wait_log("request before SASL authentication", 1));
+    sasl_still_serves(&b);
+}
+
+#[test]
+fn oversize_frame_before_sasl_authentication_is_closed() {
+    // Before authentication frames are capped at 512 KiB (Kafka's
+    // sasl.server.max.receive.size), not socket.request.max.bytes.
+    let b = SecureBroker::start(&[]);
+    let mut s = connect(&b.sasl_plaintext);
+    let _ = s.write_all(&(1024 * 1024i32).to_be_bytes());
+    assert!(closed(&mut s));
+    assert!(b.wait_log("frame size 1048576 outside [10, 524288]", 1));
+    sasl_still_serves(&b);
+}

@@ -182,13 +182,22 @@ impl BrokerProcess {
 
     /// The broker's resident set size in KiB (VmRSS from /proc).
     pub fn rss_kib(&self) -> u64 {
+        self.proc_status_kib("VmRSS:")
+    }
+
+    /// The broker's peak resident set size so far in KiB (VmHWM).
+    pub fn rss_peak_kib(&self) -> u64 {
+        self.proc_status_kib("VmHWM:")
+    }
+
+    fn proc_status_kib(&self, field: &str) -> u64 {
         let pid = self.pid().expect("broker running");
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS")
+            .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
     }
 
     pub fn is_running(&mut self) -> bool {
