@@ -28,16 +28,9 @@ async fn answer(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse {
         ResourceType::Cluster,
         herald_security::acl::CLUSTER_NAME,
     );
-    // Kafka refuses every entry of a name given twice (INVALID_REQUEST,
-    // "Duplicate topic name.") and creates none of them; without this the
-    // first was created and the second told TOPIC_ALREADY_EXISTS.
-    let mut seen = std::collections::HashSet::new();
-    let duplicates: std::collections::HashSet<String> = req
-        .topics
-        .iter()
-        .map(|t| s(&t.name.0))
-        .filter(|n| !seen.insert(n.clone()))
-        .collect();
+    // Without this the first of a name given twice was created and the
+    // second told TOPIC_ALREADY_EXISTS.
+    let duplicates = super::duplicate_names(req.topics.iter().map(|t| s(&t.name.0)));
     for ct in req.topics {
         let name = s(&ct.name.0);
         let mut r = CreatableTopicResult::default();
@@ -73,7 +66,7 @@ async fn answer(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse {
         let result = if duplicates.contains(&name) {
             Err((
                 ResponseError::InvalidRequest.code(),
-                "Duplicate topic name.".to_string(),
+                super::DUPLICATE_TOPIC_NAME.to_string(),
             ))
         } else if !cluster_create && !ctx.authorize(Operation::Create, ResourceType::Topic, &name) {
             Err((

@@ -322,6 +322,22 @@ where
     }))
 }
 
+/// The names that occur more than once. Kafka refuses every entry of a topic
+/// named twice in one CreateTopics, CreatePartitions or DeleteTopics
+/// (INVALID_REQUEST, [`DUPLICATE_TOPIC_NAME`]) and acts on none of them.
+pub fn duplicate_names(
+    names: impl IntoIterator<Item = String>,
+) -> std::collections::HashSet<String> {
+    let mut seen = std::collections::HashSet::new();
+    names
+        .into_iter()
+        .filter(|n| !seen.insert(n.clone()))
+        .collect()
+}
+
+/// Kafka's message for a topic named twice in one request.
+pub const DUPLICATE_TOPIC_NAME: &str = "Duplicate topic name.";
+
 /// Converts a protocol string to an owned Rust string.
 pub fn s(v: &kafka_protocol::protocol::StrBytes) -> String {
     v.as_str().to_string()
