@@ -177,6 +177,7 @@ fn zstd_bomb_on_a_recompressing_topic_is_refused_with_bounded_memory() {
     // in a batch of ~100 KiB; decompression stops at 128 MiB.
     let bomb = zstd_bomb(2);
     assert!(bomb.len() < 1 << 20, "the bomb fits message.max.bytes");
+    eprintln!("zstd bomb: {} bytes for 2 GiB", bomb.len());
     let batch = batch_with_section(ZSTD, &bomb, 1);
     let mut c = Case::start(&[]);
     let mut s = c.connect();
@@ -275,4 +276,30 @@ fn nested_compression_on_a_compacted_topic_is_invalid_record() {
         code::INVALID_RECORD,
     )
     .still_serves();
+}
+
+#[test]
+fn nested_compression_on_a_producer_compression_topic_is_stored_unopened() {
+    // As the bomb above: with compression.type=producer the records inside a
+    // compressed batch are not looked at, so this one is stored as sent.
+    // Kafka decompresses and would refuse it (pending the lead's decision).
+    let batch = nested_gzip();
+    let mut c = batch_case(&[], batch.clone(), code::NONE);
+    let mut s = c.connect();
+    let r: FetchResponse = call(
+        &mut s,
+        ApiKey::Fetch,
+        12,
+        &fetch_req_for(&[("victim", 0)], 1 << 20),
+    );
+    let got = r.responses[0].partitions[0]
+        .records
+        .clone()
+        .expect("records");
+    assert_eq!(
+        &got[HEADER_BYTES..],
+        &batch[HEADER_BYTES..],
+        "served as sent"
+    );
+    c.still_serves();
 }
