@@ -52,17 +52,6 @@ fn records(values: &[&[u8]], timestamps: &[i64]) -> Vec<u8> {
     herald_log::batch::build::batch(&recs, -1, -1, -1)
 }
 
-/// The first good batch after refused ones lands at offset 0: nothing was written.
-fn assert_nothing_written(s: &mut TcpStream, topic: &str) {
-    let r = produce_to(s, &[(topic, 0, Bytes::from(one_record(b"after")))]);
-    let p = &r.responses[0].partition_responses[0];
-    assert_eq!(
-        (p.error_code, p.base_offset),
-        (0, 0),
-        "something was appended before"
-    );
-}
-
 fn batch_case(topic_configs: &[(&str, &str)], batch: Vec<u8>, expected: i16) -> Case {
     let c = Case::start(&[]);
     let mut s = c.connect();

@@ -14,6 +14,7 @@ mod batches;
 mod big;
 mod framing;
 mod lengths;
+mod limits;
 mod sasl;
 mod topics;
 
@@ -40,8 +41,11 @@ mod code {
     pub const NONE: i16 = 0;
     pub const CORRUPT_MESSAGE: i16 = 2;
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
     pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    pub const INVALID_REQUIRED_ACKS: i16 = 21;
     pub const UNSUPPORTED_VERSION: i16 = 35;
+    pub const INVALID_PARTITIONS: i16 = 37;
     pub const INVALID_REQUEST: i16 = 42;
     pub const INVALID_RECORD: i16 = 87;
 }
@@ -255,4 +259,25 @@ fn tree(dir: &std::path::Path) -> Vec<String> {
     }
     out.sort();
     out
+}
+
+/// The first good batch after refused ones lands at offset 0: nothing was written.
+fn assert_nothing_written(s: &mut TcpStream, topic: &str) {
+    let r = produce_to(s, &[(topic, 0, Bytes::from(one_record(b"after")))]);
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(
+        (p.error_code, p.base_offset),
+        (0, 0),
+        "something was appended before"
+    );
+}
+
+fn partition_count(s: &mut TcpStream, topic: &str) -> Option<usize> {
+    let mut req = MetadataRequest::default();
+    let mut t = metadata_request::MetadataRequestTopic::default();
+    t.name = Some(topic_name(topic));
+    req.topics = Some(vec![t]);
+    req.allow_auto_topic_creation = false;
+    let r: MetadataResponse = call(s, ApiKey::Metadata, 12, &req);
+    (r.topics[0].error_code == 0).then(|| r.topics[0].partitions.len())
 }

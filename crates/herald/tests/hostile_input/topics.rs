@@ -220,16 +220,6 @@ fn create_topics_duplicate_name_is_refused_for_both() {
     c.still_serves();
 }
 
-fn partition_count(s: &mut TcpStream, topic: &str) -> Option<usize> {
-    let mut req = MetadataRequest::default();
-    let mut t = metadata_request::MetadataRequestTopic::default();
-    t.name = Some(topic_name(topic));
-    req.topics = Some(vec![t]);
-    req.allow_auto_topic_creation = false;
-    let r: MetadataResponse = call(s, ApiKey::Metadata, 12, &req);
-    (r.topics[0].error_code == 0).then(|| r.topics[0].partitions.len())
-}
-
 #[test]
 fn create_partitions_duplicate_name_is_refused_for_both() {
     let mut c = Case::start(&[]);
