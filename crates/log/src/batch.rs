@@ -202,6 +202,15 @@ pub fn validate_produced(bytes: &[u8]) -> Result<BatchHeader, LogError> {
             "producers may not write control batches",
         ));
     }
+    // Codec ids 5-7 name no codec: no consumer could read the batch. Checked
+    // here, not in `validate`, so that recovery never truncates a log that an
+    // older Herald accepted such a batch into.
+    crate::compression::Codec::from_id(header.compression())?;
+    // An uncompressed batch's records are walked (one varint pass, no copy):
+    // a count or offset deltas that lie would otherwise be stored and served.
+    if header.compression() == 0 {
+        crate::records::check(&bytes[BATCH_HEADER_BYTES..], &header)?;
+    }
     Ok(header)
 }
 
@@ -394,5 +403,68 @@ mod tests {
         let mut bad = b.clone();
         bad[8..12].copy_from_slice(&i32::MAX.to_be_bytes());
         assert!(split(&bad).is_err());
+    }
+
+    fn two_records() -> Vec<u8> {
+        let recs = [
+            build::SimpleRecord {
+                key: None,
+                value: Some(b"a"),
+                timestamp_ms: 7,
+            },
+            build::SimpleRecord {
+                key: None,
+                value: Some(b"b"),
+                timestamp_ms: 7,
+            },
+        ];
+        build::batch(&recs, -1, -1, -1)
+    }
+
+    fn recrc(b: &mut [u8]) {
+        let crc = crc32c::crc32c(&b[OFFSET_ATTRIBUTES..]);
+        b[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+
+    // Regression (hostile_input.rs): these were appended as they came.
+    #[test]
+    fn produced_batches_whose_records_lie_are_refused() {
+        let good = two_records();
+        validate_produced(&good).unwrap();
+
+        // The header says one record, two are present.
+        let mut fewer = good.clone();
+        fewer[OFFSET_RECORDS_COUNT..OFFSET_RECORDS_COUNT + 4].copy_from_slice(&1i32.to_be_bytes());
+        fewer[OFFSET_LAST_OFFSET_DELTA..OFFSET_LAST_OFFSET_DELTA + 4]
+            .copy_from_slice(&0i32.to_be_bytes());
+        recrc(&mut fewer);
+        assert!(matches!(
+            validate_produced(&fewer),
+            Err(LogError::InvalidRecord(_))
+        ));
+
+        // The second record's offset delta goes back to 0. Record 0 is
+        // [len, attributes, ts delta, offset delta, ...]; record 1 follows.
+        let mut backwards = good.clone();
+        let first_len = backwards[BATCH_HEADER_BYTES] as usize / 2; // zigzag, one byte
+        let second = BATCH_HEADER_BYTES + 1 + first_len;
+        assert_eq!(backwards[second + 3], 2, "offset delta 1, zigzag");
+        backwards[second + 3] = 0;
+        recrc(&mut backwards);
+        assert!(validate(&backwards).is_ok(), "framing and CRC still fine");
+        assert!(matches!(
+            validate_produced(&backwards),
+            Err(LogError::InvalidRecord("record offset delta out of order"))
+        ));
+
+        // Codec id 7 names no codec.
+        let mut codec = good.clone();
+        codec[OFFSET_ATTRIBUTES + 1] |= 0x07;
+        recrc(&mut codec);
+        assert!(validate(&codec).is_ok(), "recovery keeps such a batch");
+        assert!(matches!(
+            validate_produced(&codec),
+            Err(LogError::InvalidRecord("unknown compression codec"))
+        ));
     }
 }

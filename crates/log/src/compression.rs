@@ -183,6 +183,9 @@ pub fn recompress(
         return Ok(None);
     }
     let records = records_section(batch, bytes_max)?;
+    // What came out must be records: a second compressed layer or garbage
+    // would otherwise be re-wrapped in a valid batch and served.
+    crate::records::check(&records, &header)?;
     let body = compress(target, &records)?;
     Ok(Some(with_records(
         batch,
@@ -255,6 +258,34 @@ mod tests {
         let mut x = XERIAL_MAGIC.to_vec();
         x.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x7f, 0xff, 0xff, 0xff]);
         assert!(decompress(Codec::Snappy, &x, 1 << 20).is_err());
+    }
+
+    // Regression (hostile_input.rs): a gzip batch whose records section is
+    // itself a gzip stream was re-wrapped as lz4 and appended.
+    #[test]
+    fn recompress_refuses_what_does_not_decompress_to_records() {
+        let records = [batch::build::SimpleRecord {
+            key: Some(b"k"),
+            value: Some(b"v"),
+            timestamp_ms: 1,
+        }];
+        let plain = batch::build::batch(&records, -1, -1, -1);
+        let section = &plain[BATCH_HEADER_BYTES..];
+        let nested = compress(Codec::Gzip, &compress(Codec::Gzip, section).unwrap()).unwrap();
+        let outer = with_records(&plain, Codec::Gzip, &nested, 1);
+        batch::validate_produced(&outer).expect("framing and CRC are fine");
+        assert!(matches!(
+            recompress(&outer, Codec::Lz4, 1 << 20),
+            Err(LogError::InvalidRecord(_))
+        ));
+        // One layer is fine.
+        let once = with_records(
+            &plain,
+            Codec::Gzip,
+            &compress(Codec::Gzip, section).unwrap(),
+            1,
+        );
+        assert!(recompress(&once, Codec::Lz4, 1 << 20).unwrap().is_some());
     }
 
     #[test]

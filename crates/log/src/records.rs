@@ -95,13 +95,36 @@ fn read_length(b: &[u8], pos: &mut usize) -> Result<Option<usize>, LogError> {
 /// and the offset deltas (strictly increasing, within the batch) against the
 /// header.
 pub fn parse<'a>(section: &'a [u8], header: &BatchHeader) -> Result<Vec<RecordView<'a>>, LogError> {
+    let mut out = Vec::with_capacity(checked_count(section, header)?);
+    walk(section, header, |r| out.push(r))?;
+    Ok(out)
+}
+
+/// Checks an uncompressed records section as [`parse`] does, without
+/// keeping the records: what a produced batch must pass before it is
+/// appended, so that a batch whose count or offset deltas lie never reaches
+/// the log (Kafka refuses these too).
+pub fn check(section: &[u8], header: &BatchHeader) -> Result<(), LogError> {
+    walk(section, header, |_| {})
+}
+
+fn checked_count(section: &[u8], header: &BatchHeader) -> Result<usize, LogError> {
     if header.records_count < 0 || header.records_count as usize > section.len() / RECORD_BYTES_MIN
     {
         return Err(LogError::InvalidRecord(
             "record count larger than the records section",
         ));
     }
-    let mut out = Vec::with_capacity(header.records_count as usize);
+    Ok(header.records_count as usize)
+}
+
+fn walk<'a>(
+    section: &'a [u8],
+    header: &BatchHeader,
+    mut each: impl FnMut(RecordView<'a>),
+) -> Result<(), LogError> {
+    let count = checked_count(section, header)?;
+    let mut seen = 0usize;
     let mut pos = 0usize;
     let mut previous_delta: Option<i32> = None;
     while pos < section.len() {
@@ -145,10 +168,11 @@ pub fn parse<'a>(section: &'a [u8], header: &BatchHeader) -> Result<Vec<RecordVi
         if p > body_end {
             return Err(LogError::InvalidRecord("record fields overrun its length"));
         }
-        if out.len() == header.records_count as usize {
+        if seen == count {
             return Err(LogError::InvalidRecord("more records than the batch count"));
         }
-        out.push(RecordView {
+        seen += 1;
+        each(RecordView {
             offset_delta,
             timestamp_delta,
             key,
@@ -157,12 +181,12 @@ pub fn parse<'a>(section: &'a [u8], header: &BatchHeader) -> Result<Vec<RecordVi
         });
         pos = body_end;
     }
-    if out.len() != header.records_count as usize {
+    if seen != count {
         return Err(LogError::InvalidRecord(
             "fewer records than the batch count",
         ));
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -16,9 +16,17 @@ pub fn handle(ctx: &Ctx, req: CreatePartitionsRequest) -> Result<Reply, Protocol
 async fn answer(ctx: &Ctx, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let node = ctx.broker.node_id();
     let mut resp = CreatePartitionsResponse::default();
+    // Without this a topic named twice grew twice (1 -> 3, then 3 -> 5).
+    let duplicates = super::duplicate_names(req.topics.iter().map(|t| s(&t.name.0)));
     for t in req.topics {
         let mut r = CreatePartitionsTopicResult::default();
         r.name = t.name.clone();
+        if duplicates.contains(&s(&t.name.0)) {
+            r.error_code = ResponseError::InvalidRequest.code();
+            r.error_message = Some(sb(super::DUPLICATE_TOPIC_NAME));
+            resp.results.push(r);
+            continue;
+        }
         let shared = ctx.broker.topics.engine().kind() != "local";
         let live: Vec<i32> = ctx
             .broker

@@ -28,6 +28,9 @@ async fn answer(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse {
         ResourceType::Cluster,
         herald_security::acl::CLUSTER_NAME,
     );
+    // Without this the first of a name given twice was created and the
+    // second told TOPIC_ALREADY_EXISTS.
+    let duplicates = super::duplicate_names(req.topics.iter().map(|t| s(&t.name.0)));
     for ct in req.topics {
         let name = s(&ct.name.0);
         let mut r = CreatableTopicResult::default();
@@ -60,43 +63,47 @@ async fn answer(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse {
                     a.broker_ids.iter().any(|b| b.0 != node) || a.broker_ids.len() > 1
                 }
         });
-        let result =
-            if !cluster_create && !ctx.authorize(Operation::Create, ResourceType::Topic, &name) {
-                Err((
-                    ResponseError::TopicAuthorizationFailed.code(),
-                    "Authorization failed.".to_string(),
-                ))
-            } else if !shared && !matches!(ct.replication_factor, -1 | 1) {
-                Err((
-                    ResponseError::InvalidReplicationFactor.code(),
-                    format!(
-                        "replication factor {} is larger than the 1 available broker",
-                        ct.replication_factor
-                    ),
-                ))
-            } else if bad_assignment {
-                Err((
-                    ResponseError::InvalidReplicaAssignment.code(),
-                    if shared {
-                        "replicas must be live brokers".to_string()
-                    } else {
-                        "replicas must be this broker only".to_string()
-                    },
-                ))
-            } else if req.validate_only {
-                broker
-                    .topics
-                    .validate_create(&name, partitions, &configs)
-                    .map_err(|e| (topic_error_code(&e), e.to_string()))
-                    .map(|_| None)
-            } else {
-                broker
-                    .topics
-                    .create(&name, partitions, configs.clone())
-                    .await
-                    .map_err(|e| (topic_error_code(&e), e.to_string()))
-                    .map(Some)
-            };
+        let result = if duplicates.contains(&name) {
+            Err((
+                ResponseError::InvalidRequest.code(),
+                super::DUPLICATE_TOPIC_NAME.to_string(),
+            ))
+        } else if !cluster_create && !ctx.authorize(Operation::Create, ResourceType::Topic, &name) {
+            Err((
+                ResponseError::TopicAuthorizationFailed.code(),
+                "Authorization failed.".to_string(),
+            ))
+        } else if !shared && !matches!(ct.replication_factor, -1 | 1) {
+            Err((
+                ResponseError::InvalidReplicationFactor.code(),
+                format!(
+                    "replication factor {} is larger than the 1 available broker",
+                    ct.replication_factor
+                ),
+            ))
+        } else if bad_assignment {
+            Err((
+                ResponseError::InvalidReplicaAssignment.code(),
+                if shared {
+                    "replicas must be live brokers".to_string()
+                } else {
+                    "replicas must be this broker only".to_string()
+                },
+            ))
+        } else if req.validate_only {
+            broker
+                .topics
+                .validate_create(&name, partitions, &configs)
+                .map_err(|e| (topic_error_code(&e), e.to_string()))
+                .map(|_| None)
+        } else {
+            broker
+                .topics
+                .create(&name, partitions, configs.clone())
+                .await
+                .map_err(|e| (topic_error_code(&e), e.to_string()))
+                .map(Some)
+        };
         match result {
             Ok(topic) => {
                 if let Some(t) = &topic

@@ -31,11 +31,23 @@ async fn answer(ctx: &Ctx, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
         }
     }
     let mut resp = DeleteTopicsResponse::default();
+    // A topic named (or its id given) twice: Kafka deletes neither entry.
+    let duplicates = super::duplicate_names(wanted.iter().filter_map(|(n, _)| n.clone()));
     for (name, id) in wanted {
         let mut r = DeletableTopicResult::default();
         r.topic_id = id;
         match name {
             None => r.error_code = ResponseError::UnknownTopicId.code(),
+            Some(name) if duplicates.contains(&name) => {
+                // Named as asked: by id, the name stays hidden.
+                if id.is_nil() {
+                    r.name = Some(TopicName(sb(name)));
+                }
+                r.error_code = ResponseError::InvalidRequest.code();
+                if ctx.version >= 5 {
+                    r.error_message = Some(sb(super::DUPLICATE_TOPIC_NAME));
+                }
+            }
             Some(name) if !ctx.authorize(Operation::Delete, ResourceType::Topic, &name) => {
                 // Asked by id: the name is shown only to who may describe it.
                 if id.is_nil() || ctx.may(Operation::Describe, ResourceType::Topic, &name) {

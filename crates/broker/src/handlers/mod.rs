@@ -179,7 +179,16 @@ pub fn parse(frame: Bytes) -> Result<Result<Request, Bytes>, ProtocolError> {
         });
     }
     let mut buf = frame;
-    let header: RequestHeader = decode(&mut buf, raw_key, api_key.request_header_version(version))?;
+    // Decoded at the header's own version, but a failure names the request's
+    // API version (the log line said "v2" for every flexible request).
+    let header =
+        RequestHeader::decode(&mut buf, api_key.request_header_version(version)).map_err(|e| {
+            ProtocolError::Malformed {
+                api_key: raw_key,
+                version,
+                reason: format!("request header: {e}"),
+            }
+        })?;
     Ok(Ok(Request {
         api_key,
         version,
@@ -334,6 +343,22 @@ where
         Some(ctx.encode(&response))
     }))
 }
+
+/// The names that occur more than once. Kafka refuses every entry of a topic
+/// named twice in one CreateTopics, CreatePartitions or DeleteTopics
+/// (INVALID_REQUEST, [`DUPLICATE_TOPIC_NAME`]) and acts on none of them.
+pub fn duplicate_names(
+    names: impl IntoIterator<Item = String>,
+) -> std::collections::HashSet<String> {
+    let mut seen = std::collections::HashSet::new();
+    names
+        .into_iter()
+        .filter(|n| !seen.insert(n.clone()))
+        .collect()
+}
+
+/// Kafka's message for a topic named twice in one request.
+pub const DUPLICATE_TOPIC_NAME: &str = "Duplicate topic name.";
 
 /// Converts a protocol string to an owned Rust string.
 pub fn s(v: &kafka_protocol::protocol::StrBytes) -> String {

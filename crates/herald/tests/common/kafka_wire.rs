@@ -144,3 +144,61 @@ pub fn scram_server_first(addr: &str, mechanism: &str, user: &str) -> String {
     assert_eq!(r.error_code, 0);
     String::from_utf8_lossy(&r.auth_bytes).into_owned()
 }
+
+/// A request header alone (no size prefix), in the header version the API's
+/// `version` uses (v2, flexible, carries an empty tagged-field section).
+pub fn header_bytes(key: ApiKey, version: i16, correlation_id: i32) -> Vec<u8> {
+    let mut h = RequestHeader::default();
+    h.request_api_key = key as i16;
+    h.request_api_version = version;
+    h.correlation_id = correlation_id;
+    h.client_id = Some(StrBytes::from_static_str("hostile-test"));
+    let mut out = BytesMut::new();
+    h.encode(&mut out, key.request_header_version(version))
+        .expect("header");
+    out.to_vec()
+}
+
+/// A request body alone, encoded at `version`.
+pub fn body_bytes<R: Encodable>(req: &R, version: i16) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    req.encode(&mut out, version).expect("body");
+    out.to_vec()
+}
+
+/// `payload` behind its i32 size prefix.
+pub fn sized(payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Whether `key` at `version` uses the flexible (compact, tagged) encoding.
+pub fn flexible(key: ApiKey, version: i16) -> bool {
+    key.request_header_version(version) >= 2
+}
+
+/// Reads one response frame whole (correlation id first); None if the broker
+/// closed the connection.
+pub fn read_frame(s: &mut TcpStream) -> Option<bytes::Bytes> {
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).ok()?;
+    let size = i32::from_be_bytes(size);
+    assert!(
+        (0..64 * 1024 * 1024).contains(&size),
+        "response size {size}"
+    );
+    let mut buf = vec![0u8; size as usize];
+    s.read_exact(&mut buf).ok()?;
+    Some(bytes::Bytes::from(buf))
+}
+
+/// Decodes a response frame read by `read_frame`: its correlation id and body.
+pub fn decode_frame<R: Decodable>(mut frame: bytes::Bytes, key: ApiKey, version: i16) -> (i32, R) {
+    let correlation_id = frame.get_i32();
+    if key.response_header_version(version) >= 1 {
+        frame.get_u8();
+    }
+    let r = R::decode(&mut frame, version).expect("decode response");
+    (correlation_id, r)
+}

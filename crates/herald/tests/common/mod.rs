@@ -23,6 +23,8 @@ pub struct BrokerProcess {
     _tmp: Option<tempfile::TempDir>,
     extra_args: Vec<String>,
     env: Vec<(String, String)>,
+    /// Every line the broker wrote to stderr, across restarts.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl BrokerProcess {
@@ -46,6 +48,7 @@ impl BrokerProcess {
             _tmp: Some(tmp),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             env: env.to_vec(),
+            log: Default::default(),
         };
         b.spawn(listen);
         b
@@ -73,12 +76,16 @@ impl BrokerProcess {
             .expect("spawn herald");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = std::sync::mpsc::channel();
+        let sink = self.log.clone();
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if std::env::var("HERALD_TEST_ECHO").is_ok() {
                     eprintln!("[herald] {line}");
                 }
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(line.clone());
                 if !sent && let Some(i) = line.find("listen=") {
                     let addr: String = line[i + 7..]
                         .split_whitespace()
@@ -135,6 +142,62 @@ impl BrokerProcess {
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("could not restart herald on {addr}");
+    }
+
+    /// How many of the broker's log lines so far contain every one of `needles`.
+    pub fn log_count(&self, needles: &[&str]) -> usize {
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|l| needles.iter().all(|n| l.contains(n)))
+            .count()
+    }
+
+    /// Waits (up to 10 s) for a log line containing every one of `needles`;
+    /// returns it.
+    pub fn wait_log(&self, needles: &[&str]) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(l) = self
+                .log
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .find(|l| needles.iter().all(|n| l.contains(n)))
+            {
+                return Some(l.clone());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The broker's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// The broker's resident set size in KiB (VmRSS from /proc).
+    pub fn rss_kib(&self) -> u64 {
+        self.proc_status_kib("VmRSS:")
+    }
+
+    /// The broker's peak resident set size so far in KiB (VmHWM).
+    pub fn rss_peak_kib(&self) -> u64 {
+        self.proc_status_kib("VmHWM:")
+    }
+
+    fn proc_status_kib(&self, field: &str) -> u64 {
+        let pid = self.pid().expect("broker running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
     }
 
     pub fn is_running(&mut self) -> bool {

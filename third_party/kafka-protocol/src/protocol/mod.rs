@@ -40,6 +40,17 @@ mod str_bytes {
             Ok(Self(bytes))
         }
 
+        /// Construct a [StrBytes] from bytes read off the wire, replacing
+        /// invalid UTF-8 with U+FFFD as Java's `new String(bytes, UTF_8)`
+        /// does in Kafka (HERALD-PATCH): a bad topic name is then answered
+        /// with INVALID_TOPIC_EXCEPTION instead of failing the whole request.
+        pub fn from_utf8_lossy(bytes: Bytes) -> Self {
+            match std::str::from_utf8(&bytes) {
+                Ok(_) => Self(bytes),
+                Err(_) => Self::from_string(std::string::String::from_utf8_lossy(&bytes).into_owned()),
+            }
+        }
+
         /// Construct a [StrBytes] from the provided static [str].
         pub const fn from_static_str(s: &'static str) -> Self {
             Self(Bytes::from_static(s.as_bytes()))

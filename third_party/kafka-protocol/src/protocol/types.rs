@@ -359,6 +359,9 @@ impl Decoder<Option<StdString>> for String {
         match Int16.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
+                if n as usize > buf.remaining() {
+                    bail!("length {} beyond the {} bytes left", n as usize, buf.remaining());
+                }
                 let mut strbuf = vec![0; n as usize];
                 buf.try_copy_to_slice(&mut strbuf)?;
                 Ok(Some(std::string::String::from_utf8(strbuf)?))
@@ -375,7 +378,7 @@ impl<T: NewType<StrBytes>> Decoder<Option<T>> for String {
         match Int16.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
-                let strbuf = StrBytes::try_from(buf.try_get_bytes(n as usize)?)?;
+                let strbuf = StrBytes::from_utf8_lossy(buf.try_get_bytes(n as usize)?);
                 Ok(Some(strbuf.into()))
             }
             n => {
@@ -511,6 +514,9 @@ impl Decoder<Option<StdString>> for CompactString {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
+                if (n - 1) as usize > buf.remaining() {
+                    bail!("length {} beyond the {} bytes left", (n - 1) as usize, buf.remaining());
+                }
                 let mut strbuf = vec![0; (n - 1) as usize];
                 buf.try_copy_to_slice(&mut strbuf)?;
                 Ok(Some(std::string::String::from_utf8(strbuf)?))
@@ -524,7 +530,7 @@ impl<T: NewType<StrBytes>> Decoder<Option<T>> for CompactString {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
-                let strbuf = StrBytes::try_from(buf.try_get_bytes((n - 1) as usize)?)?;
+                let strbuf = StrBytes::from_utf8_lossy(buf.try_get_bytes((n - 1) as usize)?);
                 Ok(Some(strbuf.into()))
             }
         }
@@ -655,6 +661,9 @@ impl Decoder<Option<Vec<u8>>> for Bytes {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
+                if n as usize > buf.remaining() {
+                    bail!("length {} beyond the {} bytes left", n as usize, buf.remaining());
+                }
                 let mut data = vec![0; n as usize];
                 buf.try_copy_to_slice(&mut data)?;
                 Ok(Some(data))
@@ -804,6 +813,9 @@ impl Decoder<Option<Vec<u8>>> for CompactBytes {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
+                if (n - 1) as usize > buf.remaining() {
+                    bail!("length {} beyond the {} bytes left", (n - 1) as usize, buf.remaining());
+                }
                 let mut data = vec![0; (n - 1) as usize];
                 buf.try_copy_to_slice(&mut data)?;
                 Ok(Some(data))
