@@ -34,6 +34,8 @@ otherwise (the data directory and broker logs are then kept).
 """
 
 import argparse
+import collections
+import faulthandler
 import os
 import random
 import re
@@ -59,6 +61,7 @@ COMPACT_PARTITIONS = 3
 COMPACT_KEYS = 300
 RETENTION = "torture-retention"
 RETENTION_PARTITIONS = 2
+REUSED_TOPIC_NAMES = 3
 GROUPS = [("torture-classic", "classic"), ("torture-kip848", "consumer")]
 MEMBERS_PER_GROUP = 2
 
@@ -142,7 +145,7 @@ class Broker:
                     *self.extra_args,
                 ],
                 stdout=out, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=die_with_parent,
             )
 
     def wait_listening(self, timeout=120.0):
@@ -197,6 +200,15 @@ class Broker:
         return found
 
 
+def die_with_parent():
+    # The broker must not outlive a torture that is killed itself.
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -210,7 +222,7 @@ class State:
     """Everything the clients were told, shared by the load threads."""
 
     def __init__(self):
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         # topic -> partition -> {offset: payload bytes}
         self.acked = {t: {} for t in (MAIN, RETENTION)}
         # next sequence number per (topic, partition)
@@ -222,14 +234,18 @@ class State:
         self.compact_failed = set()  # (key, value) whose delivery failed
         self.failed = 0
         self.fatal_errors = []
+        self.fatal_total = 0
         # (group, partition) -> highest acknowledged committed offset
         self.commits = {}
         self.commits_acked = 0
         self.consumed = 0
         self.consumed_mismatch = []
-        # topics whose creation / deletion was acknowledged
-        self.created = set()
-        self.deleted = set()
+        # Short-lived topics, created and deleted under reused names:
+        # name -> ("live", incarnation) | "absent" | "unknown" (an operation
+        # went unanswered), and the acknowledged records of each incarnation.
+        self.topics = {}
+        self.topic_records = {}
+        self.topic_ops_acked = 0
 
     def acked_count(self):
         with self.lock:
@@ -252,17 +268,18 @@ class Load:
         self.stop = threading.Event()
         self.pause = threading.Event()
         self.paused = threading.Event()
+        self.admin_paused = threading.Event()
         self.errors = []
         self.threads = []
         self.compact_version = {}
+        self.deliveries = collections.deque()
+        self.client_errors = collections.deque()
 
     # ---- producer
 
     def new_producer(self):
         def on_error(err):
-            if err.fatal():
-                with self.state.lock:
-                    self.state.fatal_errors.append(str(err))
+            self.client_errors.append(err)  # one call: see on_delivery
 
         return Producer({
             **client_conf(self.broker.bootstrap),
@@ -277,6 +294,22 @@ class Load:
         })
 
     def on_delivery(self, err, msg):
+        # Only one call here: when a fatal error is pending, confluent-kafka
+        # runs callbacks with a Python exception already set, and any call
+        # after the first fails (a lock taken here would stay taken).
+        self.deliveries.append((err, msg))
+
+    def record_deliveries(self):
+        while self.deliveries:
+            self.record_delivery(*self.deliveries.popleft())
+        while self.client_errors:
+            err = self.client_errors.popleft()
+            if err.fatal():
+                with self.state.lock:
+                    self.state.fatal_errors.append(str(err))
+                    self.state.fatal_total += 1
+
+    def record_delivery(self, err, msg):
         st = self.state
         topic = msg.topic()
         with st.lock:
@@ -312,52 +345,72 @@ class Load:
 
     def producer_loop(self):
         producer = self.new_producer()
-        tick = 0.01
-        per_tick = self.rate * tick
-        owed = 0.0
+        self.owed = 0.0
         fatal_seen = 0
         while not self.stop.is_set():
-            if self.pause.is_set():
-                # Everything in flight is answered before the checks read.
-                while producer.flush(1.0) > 0 and not self.stop.is_set():
-                    pass
-                self.paused.set()
-                while self.pause.is_set() and not self.stop.is_set():
-                    time.sleep(0.01)
-                self.paused.clear()
-                continue
+            try:
+                self.producer_step(producer)
+            except (KafkaException, SystemError) as e:
+                # confluent-kafka raises fatal errors from poll and flush.
+                with self.state.lock:
+                    self.state.fatal_errors.append(repr(e))
+                    self.state.fatal_total += 1
+            self.record_deliveries()
             with self.state.lock:
-                fatal = len(self.state.fatal_errors)
+                fatal = self.state.fatal_total
             if fatal > fatal_seen:
                 # A fatal idempotence error: recorded as a violation by the
-                # checks; a new producer keeps the load going.
+                # checks; a new producer keeps the load going (what the old
+                # one still held counts as not acknowledged).
                 fatal_seen = fatal
-                producer.purge()
-                producer.flush(5)
+                for step in (producer.purge, lambda: producer.flush(5)):
+                    try:
+                        step()
+                    except (KafkaException, SystemError):
+                        pass
+                self.deliveries.clear()
                 producer = self.new_producer()
-            owed += per_tick
-            while owed >= 1.0:
-                owed -= 1.0
-                p = self.rng.randrange(MAIN_PARTITIONS)
-                self.produce_one(producer, MAIN, partition=p, value=self.seq_payload(MAIN, p))
-                r = self.rng.random()
-                if r < 0.3:
-                    p = self.rng.randrange(RETENTION_PARTITIONS)
-                    self.produce_one(producer, RETENTION, partition=p,
-                                     value=self.seq_payload(RETENTION, p))
-                elif r < 0.7:
-                    k = self.rng.randrange(COMPACT_KEYS)
-                    key = b"key-%04d" % k
-                    v = self.compact_version.get(k, 0) + 1
-                    self.compact_version[k] = v
-                    # One write in twenty deletes the key.
-                    value = None if self.rng.random() < 0.05 else (
-                        b"%s:%d:" % (key, v) + b"y" * self.rng.randrange(0, 120))
-                    self.produce_one(producer, COMPACT, key=key, value=value,
-                                     partition=zlib.crc32(key) % COMPACT_PARTITIONS)
-            producer.poll(0)
-            time.sleep(tick)
-        producer.flush(10)
+        try:
+            producer.flush(10)
+        except (KafkaException, SystemError):
+            pass
+
+    def producer_step(self, producer):
+        tick = 0.01
+        if self.pause.is_set():
+            # Everything in flight is answered before the checks read.
+            if producer.flush(1.0) > 0:
+                return
+            self.record_deliveries()
+            self.paused.set()
+            while self.pause.is_set() and not self.stop.is_set():
+                time.sleep(0.01)
+            self.paused.clear()
+            return
+        self.owed += self.rate * tick
+        owed = self.owed
+        while owed >= 1.0:
+            owed -= 1.0
+            p = self.rng.randrange(MAIN_PARTITIONS)
+            self.produce_one(producer, MAIN, partition=p, value=self.seq_payload(MAIN, p))
+            r = self.rng.random()
+            if r < 0.3:
+                p = self.rng.randrange(RETENTION_PARTITIONS)
+                self.produce_one(producer, RETENTION, partition=p,
+                                 value=self.seq_payload(RETENTION, p))
+            elif r < 0.7:
+                k = self.rng.randrange(COMPACT_KEYS)
+                key = b"key-%04d" % k
+                v = self.compact_version.get(k, 0) + 1
+                self.compact_version[k] = v
+                # One write in twenty deletes the key.
+                value = None if self.rng.random() < 0.05 else (
+                    b"%s:%d:" % (key, v) + b"y" * self.rng.randrange(0, 120))
+                self.produce_one(producer, COMPACT, key=key, value=value,
+                                 partition=zlib.crc32(key) % COMPACT_PARTITIONS)
+        self.owed = owed
+        producer.poll(0)
+        time.sleep(tick)
 
     # ---- consumers
 
@@ -419,34 +472,92 @@ class Load:
     # ---- topic creation and deletion
 
     def admin_loop(self):
-        admin = AdminClient(client_conf(self.broker.bootstrap))
-        n = 0
-        live = []
+        """Creates and deletes topics under a few reused names, writing a few
+        records to each incarnation: a recreated topic must never show the
+        records of the one deleted before it."""
+        conf = client_conf(self.broker.bootstrap)
+        admin = AdminClient(conf)
+        producer = Producer({**conf, "enable.idempotence": True, "acks": "all",
+                             "linger.ms": 5, "message.timeout.ms": 600000})
+        st = self.state
+        incarnation = 0
+
+        deliveries = collections.deque()
+
+        def on_delivery(err, msg):
+            deliveries.append((err, msg))  # one call: see Load.on_delivery
+
+        def record():
+            while deliveries:
+                err, msg = deliveries.popleft()
+                if err is None:
+                    inc = int(msg.value().split(b":", 1)[0])
+                    with st.lock:
+                        st.topic_records.setdefault((msg.topic(), inc), {})[
+                            (msg.partition(), msg.offset())] = msg.value()
+
+        def flush():
+            # Every record sent to this incarnation is answered first, so
+            # that no retry can land in the next one.
+            try:
+                while producer.flush(1.0) > 0 and not self.stop.is_set():
+                    pass
+            except (KafkaException, SystemError) as e:
+                with st.lock:
+                    st.fatal_errors.append(f"admin producer: {e!r}")
+            record()
+
         while not self.stop.is_set():
-            time.sleep(self.rng.uniform(0.2, 1.5))
             if self.pause.is_set():
+                flush()
+                self.admin_paused.set()
+                while self.pause.is_set() and not self.stop.is_set():
+                    time.sleep(0.01)
+                self.admin_paused.clear()
                 continue
-            if len(live) >= 4:
-                name = live.pop(0)
+            time.sleep(self.rng.uniform(0.1, 0.8))
+            name = f"torture-t{self.rng.randrange(REUSED_TOPIC_NAMES)}"
+            with st.lock:
+                status = st.topics.get(name, "absent")
+                st.topics[name] = "unknown"
+            if status != "absent":
+                flush()
                 try:
                     admin.delete_topics([name], operation_timeout=10)[name].result(15)
-                    with self.state.lock:
-                        self.state.deleted.add(name)
-                        self.state.created.discard(name)
+                    status = "absent"
+                except KafkaException as e:
+                    if e.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART and status == "unknown":
+                        status = "absent"
+                    else:
+                        status = "unknown"
+            else:
+                incarnation += 1
+                try:
+                    admin.create_topics([NewTopic(name, 2, 1)], operation_timeout=10)[name].result(15)
+                    status = ("live", incarnation)
                 except KafkaException:
-                    live.insert(0, name)  # not acknowledged: try again later
-                continue
-            n += 1
-            name = f"torture-t{n}"
+                    status = "unknown"
+            with st.lock:
+                st.topics[name] = status
+                if status != "unknown":
+                    st.topic_ops_acked += 1
+            if isinstance(status, tuple):
+                for i in range(20):
+                    value = b"%d:%d" % (incarnation, i)
+                    while not self.stop.is_set():
+                        try:
+                            producer.produce(name, value=value, partition=i % 2,
+                                             on_delivery=on_delivery)
+                            break
+                        except BufferError:
+                            producer.poll(0.05)
             try:
-                admin.create_topics([NewTopic(name, 2, 1)], operation_timeout=10)[name].result(15)
-                with self.state.lock:
-                    self.state.created.add(name)
-                live.append(name)
-            except KafkaException as e:
-                if e.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                    # Created before an earlier, unanswered attempt died.
-                    live.append(name)
+                producer.poll(0)
+            except (KafkaException, SystemError) as e:
+                with st.lock:
+                    st.fatal_errors.append(f"admin producer: {e!r}")
+            record()
+        flush()
 
     def start(self):
         targets = [self.producer_loop, self.admin_loop]
@@ -463,14 +574,21 @@ class Load:
             try:
                 fn()
             except Exception as e:  # noqa: BLE001 - reported as a failure
+                import traceback
+                traceback.print_exc()
                 self.errors.append(f"{fn.__name__}: {e!r}")
         return run
 
     def pause_producer(self, timeout):
         self.pause.set()
-        if not self.paused.wait(timeout):
-            raise Violation(f"in-flight produce requests were not answered within {timeout}s "
-                            f"after the restart")
+        deadline = time.time() + timeout
+        while not (self.paused.is_set() and self.admin_paused.is_set()):
+            if self.errors:
+                raise Violation(f"load thread died: {self.errors}")
+            if time.time() > deadline:
+                raise Violation(f"in-flight produce requests were not answered within "
+                                f"{timeout}s after the restart")
+            time.sleep(0.05)
 
     def resume_producer(self):
         self.pause.clear()
@@ -692,22 +810,39 @@ class Checker:
                 self.ok(3)
 
     def check_topics(self, violations):
+        with self.state.lock:
+            topics = dict(self.state.topics)
+            records = {k: dict(v) for k, v in self.state.topic_records.items()}
         admin = AdminClient(client_conf(self.broker.bootstrap))
         md = admin.list_topics(timeout=30)
-        with self.state.lock:
-            created = set(self.state.created)
-            deleted = set(self.state.deleted)
-        for name in created:
+        for name, status in sorted(topics.items()):
             t = md.topics.get(name)
-            if t is None or t.error is not None:
-                violations.append(f"topic {name}: creation was acknowledged, topic is missing")
-            elif len(t.partitions) != 2:
-                violations.append(f"topic {name}: {len(t.partitions)} partitions, created with 2")
-            self.ok()
-        for name in deleted:
-            if name in md.topics and md.topics[name].error is None:
-                violations.append(f"topic {name}: deletion was acknowledged, topic is back")
-            self.ok()
+            exists = t is not None and t.error is None
+            if status == "absent":
+                if exists:
+                    violations.append(f"topic {name}: its deletion was acknowledged, it is back")
+                self.ok()
+            elif isinstance(status, tuple):
+                inc = status[1]
+                if not exists:
+                    violations.append(f"topic {name}: its creation was acknowledged, it is missing")
+                    continue
+                if len(t.partitions) != 2:
+                    violations.append(f"topic {name}: {len(t.partitions)} partitions, created with 2")
+                    continue
+                _marks, got = self.read_all(name, 2)
+                present = {}
+                for p, recs in got.items():
+                    for off, _k, value in recs:
+                        present[(p, off)] = value
+                        if not value.startswith(b"%d:" % inc):
+                            violations.append(f"topic {name}[{p}]@{off}: {value!r} belongs to an "
+                                              f"earlier incarnation (this one is {inc})")
+                for (p, off), value in records.get((name, inc), {}).items():
+                    if present.get((p, off)) != value:
+                        violations.append(f"topic {name}[{p}]@{off}: acknowledged {value!r}, "
+                                          f"holds {present.get((p, off))!r}")
+                self.ok(2)
 
     def run(self, load):
         violations = []
@@ -727,6 +862,18 @@ class Checker:
 
 
 # ------------------------------------------------------------------------ main
+
+
+def cut_newest_segment(partition_dir):
+    logs = sorted(f for f in os.listdir(partition_dir) if f.endswith(".log"))
+    for name in reversed(logs):
+        path = os.path.join(partition_dir, name)
+        size = os.path.getsize(path)
+        if size > 0:
+            os.truncate(path, size // 2)
+            log(f"self-test: cut {path} from {size} to {size // 2} bytes")
+            return
+    log(f"self-test: nothing to cut in {partition_dir}")
 
 
 def create_topics(bootstrap):
@@ -751,8 +898,13 @@ def main():
                     help="longest run of load before a kill, in seconds")
     ap.add_argument("--seed", type=int, help="random seed (printed; default: from the clock)")
     ap.add_argument("--keep", action="store_true", help="keep the data directory and logs")
+    ap.add_argument("--inject-loss", action="store_true",
+                    help="self-test of the checks: after the first kill, cut the newest segment of "
+                         "torture-main[0] in half as a broken disk would; the run must then fail")
     ap.add_argument("broker_args", nargs="*", help="extra `herald serve` arguments (after --)")
     args = ap.parse_args()
+    # kill -USR1 <pid> prints every thread's stack (a stuck run can be diagnosed).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     seed = args.seed if args.seed is not None else int(time.time() * 1000) % 1_000_000
     rng = random.Random(seed)
@@ -775,8 +927,12 @@ def main():
         for cycle in range(1, args.cycles + 1):
             delay = rng.uniform(0.05, args.max_delay)
             time.sleep(delay)
+            while args.inject_loss and cycle == 1 and len(state.acked[MAIN].get(0, {})) < 10:
+                time.sleep(0.1)  # something acknowledged to lose
             before = state.acked_count()
             broker.kill9()
+            if args.inject_loss and cycle == 1:
+                cut_newest_segment(os.path.join(data_dir, "topics", MAIN, "0"))
             time.sleep(rng.uniform(0.0, 0.3))
             broker.spawn()
             again = rng.random() < 0.15
@@ -810,7 +966,7 @@ def main():
         commits = state.commits_acked
         consumed = state.consumed
         failed = state.failed
-        topics = len(state.created) + len(state.deleted)
+        topics = state.topic_ops_acked
     if violations:
         print(f"crash-torture: FAILED in cycle {cycle} (seed {seed}); data kept in {data_dir}, "
               f"broker logs in {work}", flush=True)
@@ -835,4 +991,7 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    # Not sys.exit: the clients' destructors may wait for a dead broker.
+    os._exit(code)
