@@ -115,6 +115,11 @@ impl Harness {
         Ok(h)
     }
 
+    /// The broker's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub fn broker(&self) -> &Arc<Broker> {
         &self.broker
     }

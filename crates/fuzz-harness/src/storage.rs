@@ -238,6 +238,15 @@ pub fn segment(data: &[u8]) {
     append_survives(&path, log);
 }
 
+/// Copies a log directory (a cleanly closed reference log, made once).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+    }
+}
+
 /// Writes a log of `n` single-record batches with distinct, increasing
 /// timestamps, closes it, and returns each batch's (offset, timestamp).
 fn write_reference_log(dir: &Path, n: usize) -> Vec<(i64, i64)> {
@@ -267,9 +276,15 @@ pub fn index(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
+    static REFERENCE: OnceLock<(tempfile::TempDir, Vec<(i64, i64)>)> = OnceLock::new();
+    let (reference, truth) = REFERENCE.get_or_init(|| {
+        let dir = tempdir();
+        let truth = write_reference_log(&dir.path().join("p"), 24);
+        (dir, truth)
+    });
     let dir = tempdir();
     let path = dir.path().join("p");
-    let truth = write_reference_log(&path, 24);
+    copy_dir(&reference.path().join("p"), &path);
     let split = rest.len() / 2;
     let (a, b) = rest.split_at(split);
     let targets = [
@@ -301,7 +316,7 @@ pub fn index(data: &[u8]) {
         truth.len() as i64,
         "corrupt indexes lost records"
     );
-    for &(offset, ts) in &truth {
+    for &(offset, ts) in truth {
         let chunk = log.read(offset, 1).expect("read");
         let b = batch::split(&chunk).expect("whole batches");
         let h = batch::validate(b.first().expect("a batch")).expect("valid");
@@ -331,16 +346,21 @@ pub fn producer_snapshot(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(rest) {
         let _ = ProducerStateTable::decode_snapshot(text);
     }
-    let dir = tempdir();
-    let path = dir.path().join("p");
-    {
-        let (mut log, _) = PartitionLog::open(&path, small_log_config()).expect("open");
+    static REFERENCE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let reference = REFERENCE.get_or_init(|| {
+        let dir = tempdir();
+        let p = dir.path().join("p");
+        let (mut log, _) = PartitionLog::open(&p, small_log_config()).expect("open");
         for seq in 0..3 {
             log.append(&one_batch(seq), 1_800_000_000_000)
                 .expect("append");
         }
         log.close().expect("close");
-    }
+        dir
+    });
+    let dir = tempdir();
+    let path = dir.path().join("p");
+    copy_dir(&reference.path().join("p"), &path);
     let file = path.join(PRODUCER_SNAPSHOT_FILE);
     let new = if mode & 1 != 0 {
         let mut real = std::fs::read(&file).unwrap_or_default();
