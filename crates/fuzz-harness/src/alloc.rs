@@ -13,7 +13,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub struct Counting;
 
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// An allocation larger than this fails (Rust then aborts with "memory
+/// allocation of N bytes failed", which libFuzzer reports as a crash). The
+/// no-sanitizer build has no `-malloc_limit_mb`; this is its stand-in.
+static ALLOCATION_BYTES_MAX: AtomicUsize = AtomicUsize::new(usize::MAX);
 static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+fn too_large(bytes: usize) -> bool {
+    bytes > ALLOCATION_BYTES_MAX.load(Ordering::Relaxed)
+}
+
+/// Makes any single allocation above `bytes` fail (and so abort).
+pub fn fail_allocations_above(bytes: usize) {
+    ALLOCATION_BYTES_MAX.store(bytes, Ordering::Relaxed);
+}
 
 fn grew(by: usize) {
     let live = LIVE_BYTES.fetch_add(by, Ordering::Relaxed) + by;
@@ -27,6 +40,9 @@ fn shrank(by: usize) {
 // SAFETY: every call is forwarded to `System` unchanged; only counters are added.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if too_large(layout.size()) {
+            return std::ptr::null_mut();
+        }
         // SAFETY: same contract as the caller's.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
@@ -35,6 +51,9 @@ unsafe impl GlobalAlloc for Counting {
         p
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if too_large(layout.size()) {
+            return std::ptr::null_mut();
+        }
         // SAFETY: same contract as the caller's.
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
@@ -48,6 +67,9 @@ unsafe impl GlobalAlloc for Counting {
         shrank(layout.size());
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if too_large(new_size) {
+            return std::ptr::null_mut();
+        }
         // SAFETY: same contract as the caller's.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {

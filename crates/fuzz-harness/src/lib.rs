@@ -27,6 +27,16 @@ pub const TARGETS: &[&str] = &[
     "topic_metadata",
 ];
 
+/// The largest single allocation a fuzz target may make: above the broker's
+/// own bounds (1 MiB frames here, 128 MiB of decompressed records), far
+/// below what a length taken from the input unchecked would ask for.
+pub const FUZZ_ALLOCATION_BYTES_MAX: usize = 256 << 20;
+
+/// Run once by each fuzz target before its first input.
+pub fn init_fuzz_target() {
+    alloc::fail_allocations_above(FUZZ_ALLOCATION_BYTES_MAX);
+}
+
 /// Runs the target `name` on one input (the corpus replay's entry point).
 pub fn run_target(name: &str, data: &[u8]) {
     match name {

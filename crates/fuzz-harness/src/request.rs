@@ -96,7 +96,7 @@ impl Harness {
             .ok()
             .and_then(|v| v.parse().ok())
             .map(Duration::from_millis)
-            .unwrap_or(Duration::from_millis(100));
+            .unwrap_or(Duration::from_millis(20));
         let peer: SocketAddr = ([127, 0, 0, 1], 40000).into();
         let h = Harness {
             runtime,
