@@ -198,6 +198,13 @@ impl TopicRegistry {
     pub fn reconcile(&self, stored: Vec<TopicMeta>) {
         let mut seen = std::collections::HashSet::new();
         for meta in stored {
+            // Stored metadata is read back from disk or a database: a name or
+            // partition count that CreateTopics would refuse is not trusted
+            // (a count of 2^31 would be allocated and opened as directories).
+            if let Err(e) = self.check_stored(&meta) {
+                tracing::error!(topic = %meta.name, error = %e, "invalid stored topic metadata; topic skipped");
+                continue;
+            }
             seen.insert(meta.name.clone());
             let current = self.get(&meta.name);
             match current {
@@ -259,6 +266,18 @@ impl TopicRegistry {
             t.close();
             tracing::info!(topic = %t.name, "topic removed by another broker");
         }
+    }
+
+    /// Whether stored metadata is what `create` could have written.
+    fn check_stored(&self, meta: &TopicMeta) -> Result<(), TopicError> {
+        validate_topic_name(&meta.name)?;
+        if meta.partitions < 1 || meta.partitions > self.partitions_per_topic_max {
+            return Err(TopicError::InvalidPartitions(format!(
+                "{} partitions stored, outside 1..={}",
+                meta.partitions, self.partitions_per_topic_max
+            )));
+        }
+        Ok(())
     }
 
     /// Reloads the stored topics and reconciles (cluster mode: after a change
@@ -531,6 +550,45 @@ mod tests {
             .unwrap()
             .with_log(|l| Ok(l.config().clone()))
             .unwrap()
+    }
+
+    /// Found by the `topic_metadata` fuzz target
+    /// (fuzz/artifacts/topic_metadata/crash-7ad4bc5c...): a stored
+    /// partition count of ~1.8e9 was preallocated and opened as directories.
+    #[tokio::test]
+    async fn stored_metadata_that_create_would_refuse_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, json: serde_json::Value| {
+            let d = dir.path().join("topics").join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("topic.json"), json.to_string()).unwrap();
+        };
+        let id = Uuid::from_u128(7);
+        write(
+            "huge",
+            serde_json::json!({"name": "huge", "id": id, "partitions": 1_853_189_166}),
+        );
+        write(
+            "none",
+            serde_json::json!({"name": "none", "id": id, "partitions": 0}),
+        );
+        write(
+            "dots",
+            serde_json::json!({"name": "..", "id": id, "partitions": 1}),
+        );
+        write(
+            "other",
+            serde_json::json!({"name": "ok", "id": id, "partitions": 1}),
+        );
+        write(
+            "ok",
+            serde_json::json!({"name": "ok", "id": id, "partitions": 2}),
+        );
+        let reg = TopicRegistry::load(dir.path(), LogConfig::default(), 10).unwrap();
+        let names: Vec<String> = reg.list().iter().map(|t| t.name.clone()).collect();
+        assert_eq!(names, vec!["ok".to_string()]);
+        assert_eq!(reg.get("ok").unwrap().partition_count(), 2);
+        reg.close_all();
     }
 
     #[tokio::test]

@@ -110,14 +110,20 @@ impl BatchHeader {
     }
 
     /// Total bytes of the batch including base offset and length fields.
+    /// Computed in i64: a negative length read from disk or the wire gives a
+    /// small total (callers reject lengths below `BATCH_LENGTH_MIN`) instead
+    /// of an overflow.
     pub fn total_bytes(&self) -> usize {
-        self.batch_length as usize + LOG_OVERHEAD_BYTES
+        (self.batch_length as i64 + LOG_OVERHEAD_BYTES as i64).max(0) as usize
     }
+    /// Saturating: a base offset near i64::MAX read from disk must not
+    /// overflow (recovery rejects such a batch by its offsets).
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + self.last_offset_delta as i64
+        self.base_offset
+            .saturating_add(self.last_offset_delta as i64)
     }
     pub fn next_offset(&self) -> i64 {
-        self.last_offset() + 1
+        self.last_offset().saturating_add(1)
     }
     pub fn compression(&self) -> i16 {
         self.attributes & ATTRIBUTE_COMPRESSION_MASK

@@ -25,11 +25,11 @@ use crate::producer_state::{ProducerStateTable, SequenceVerdict};
 use crate::records;
 use crate::segment::{ReadPlan, SEGMENT_BYTES_LIMIT, Segment};
 
-const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
+pub const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 const LOG_START_FILE: &str = "log-start-offset";
 /// Idempotent producer state as of a segment roll or clean close, so producers
 /// whose batches retention deleted are still known after a restart.
-const PRODUCER_SNAPSHOT_FILE: &str = "producer-snapshot";
+pub const PRODUCER_SNAPSHOT_FILE: &str = "producer-snapshot";
 
 /// Result of one append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -599,3 +599,37 @@ fn sound_index_files_are_not_rewritten_at_open() {
         assert_serves(&log, &written);
     }
 }
+
+/// Found by the `segment` fuzz target (fuzz/artifacts/segment/crash-5465875...):
+/// a batch header with a negative length overflowed `total_bytes()` during
+/// the recovery scan (a panic in debug builds; a wrapped length in release).
+/// Also a base offset near i64::MAX, whose last offset overflowed.
+#[test]
+fn recovery_stops_at_negative_lengths_and_offsets_near_the_end_of_i64() {
+    for (length, base) in [
+        (-1i32, 0i64),
+        (i32::MIN, 0),
+        (i32::MAX, 0),
+        (100, i64::MAX - 1),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p");
+        {
+            let (mut log, _) = PartitionLog::open(&path, small_config(1 << 20, 64)).unwrap();
+            log.append(&simple_batch(2, 10, 5, 1), 0).unwrap();
+            log.close().unwrap();
+        }
+        let seg = segment_files(&path, "log").remove(0);
+        let mut bytes = fs::read(&seg).unwrap();
+        let good = bytes.len();
+        let mut bad = bytes[..batch::BATCH_HEADER_BYTES].to_vec();
+        bad[0..8].copy_from_slice(&base.to_be_bytes());
+        bad[8..12].copy_from_slice(&length.to_be_bytes());
+        bytes.extend_from_slice(&bad);
+        fs::write(&seg, &bytes).unwrap();
+        fs::remove_file(path.join(herald_log::partition_log::CLEAN_SHUTDOWN_FILE)).unwrap();
+        let (log, report) = PartitionLog::open(&path, small_config(1 << 20, 64)).unwrap();
+        assert_eq!(log.log_end_offset(), 2, "length {length}, base {base}");
+        assert_eq!(report.truncated_bytes as usize, bytes.len() - good);
+    }
+}

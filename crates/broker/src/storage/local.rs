@@ -66,7 +66,12 @@ impl LocalEngine {
                 continue;
             };
             match serde_json::from_slice::<TopicMeta>(&bytes) {
-                Ok(m) => metas.push(m),
+                // The directory is the topic: metadata naming another topic
+                // would make its deletion or update act on that one's files.
+                Ok(m) if dir.file_name().is_some_and(|d| *d == *m.name) => metas.push(m),
+                Ok(m) => {
+                    tracing::error!(path = %meta_path.display(), name = %m.name, "topic metadata names another directory; topic skipped");
+                }
                 Err(e) => {
                     tracing::error!(path = %meta_path.display(), error = %e, "unreadable topic metadata; topic skipped");
                 }
