@@ -20,15 +20,26 @@ fn header_prefix(n: usize) -> Vec<u8> {
 
 #[test]
 fn truncated_size_prefix_then_eof_is_closed() {
-    // Two of the four size bytes, then the client half-closes. The broker
-    // sees a clean end of stream (no frame began) and closes without a WARN;
-    // see the pending note in the table.
+    // Two of the four size bytes, then the client half-closes: a frame began
+    // and did not end, logged like an end inside the body.
     let mut c = Case::start(&[]);
+    c.expect_close(&[0, 0], true, &[BAD_FRAME, "connection closed mid-frame"]);
+}
+
+#[test]
+fn half_a_frame_then_silence_is_closed_after_the_idle_time() {
+    // A slowloris: part of a frame, no EOF. Closed once
+    // connections.max.idle.ms passes without a complete request.
+    let mut c = Case::start(&["--connections-max-idle-ms", "500"]);
     let mut s = c.connect();
-    s.write_all(&[0, 0]).unwrap();
-    s.shutdown(Shutdown::Write).unwrap();
+    s.write_all(&[0, 0, 0, 40, 0, 3]).unwrap();
+    let started = std::time::Instant::now();
     assert!(closed(&mut s));
-    c.still_serves();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400));
+    // The bystander went idle too; a newcomer is served.
+    assert!(c.b.is_running(), "broker died");
+    let mut newcomer = c.connect();
+    assert_serves(&mut newcomer, 3);
 }
 
 #[test]
