@@ -864,8 +864,18 @@ fn disk_full(fs: SmallFs, t: &str) {
     );
     assert_eq!(tmp_files(&data), Vec::<PathBuf>::new());
 
+    // A restart on the full disk: the broker starts and serves what it has.
+    drop(b);
+    let b = EmbeddedBroker::start_in(&data, |_| {}).expect("start on a full disk");
+    let addr = b.bootstrap_servers();
+    assert_eq!(fetch_all(&addr, t, 0), acked);
+    fill(&fs.path(), "filler3");
+    let r = produce(&addr, t, 0, &value_of(1001, 60 * 1024), -1);
+    assert_eq!(r.code, KAFKA_STORAGE_ERROR);
+
     // Space is freed: everything works again, without a restart.
     assert!(filler < 1 << 20, "the log did not fill the disk");
+    std::fs::remove_file(fs.path().join("filler3")).unwrap();
     std::fs::remove_file(fs.path().join("filler")).unwrap();
     std::fs::remove_file(fs.path().join("filler2")).unwrap();
     std::fs::remove_file(fs.path().join("reserve")).unwrap();
