@@ -873,6 +873,24 @@ fn disk_full(fs: SmallFs, t: &str) {
     let r = produce(&addr, t, 0, &value_of(1001, 60 * 1024), -1);
     assert_eq!(r.code, KAFKA_STORAGE_ERROR);
 
+    // An idempotent librdkafka producer sends now: KAFKA_STORAGE_ERROR is
+    // retriable, so it keeps retrying the same sequence until space is back.
+    let pending = {
+        let (addr, t) = (addr.clone(), t.to_string());
+        std::thread::spawn(move || {
+            let p: FutureProducer = ClientConfig::new()
+                .set("bootstrap.servers", &addr)
+                .set("enable.idempotence", "true")
+                .set("message.timeout.ms", "60000")
+                .set("retry.backoff.ms", "100")
+                .create()
+                .expect("producer");
+            rd_send(&p, &t, 0, &value_of(3000, 60 * 1024))
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!pending.is_finished(), "acknowledged on a full disk");
+
     // Space is freed: everything works again, without a restart.
     assert!(filler < 1 << 20, "the log did not fill the disk");
     std::fs::remove_file(fs.path().join("filler3")).unwrap();
@@ -886,6 +904,9 @@ fn disk_full(fs: SmallFs, t: &str) {
         r.message
     );
     acked.push((r.base_offset, value_of(2000, 60 * 1024)));
+    let retried = pending.join().unwrap().expect("the retried send lands");
+    acked.push((retried, value_of(3000, 60 * 1024)));
+    acked.sort_by_key(|(o, _)| *o);
     let rd = rd_producer(&addr);
     let off = rd_send(&rd, t, 0, b"rdkafka after the disk was freed").expect("rd produce");
     acked.push((off, b"rdkafka after the disk was freed".to_vec()));
