@@ -634,9 +634,12 @@ fn failed_group_log_fsync_is_not_acknowledged() {
         FileOp::Fsync,
         Fault::Errno(EIO),
     );
+    let codes = commit(&addr, "g1", "commits", 2, 7, "");
     assert_eq!(
-        commit(&addr, "g1", "commits", 2, 7, ""),
-        [NOT_COORDINATOR, NOT_COORDINATOR]
+        codes,
+        [NOT_COORDINATOR, NOT_COORDINATOR],
+        "commit acknowledged although its fsync was to fail (fault hits so far: {})",
+        g.hits()
     );
     assert_eq!(g.hits(), 1, "the commit's own fsync failed");
     drop(g);
