@@ -102,6 +102,11 @@ impl Partition {
         let r = f(log);
         if let Some(reason) = log.offline_reason() {
             let reason = reason.to_string();
+            // Failed before the lock is released: whoever finds the log
+            // offline must also find every durability wait failed (a waiter
+            // that cannot read the log end waits for offset 0, which a
+            // stale durable offset would satisfy).
+            self.flushed.send_modify(|s| s.failed = true);
             drop(guard);
             self.report_offline(&reason);
         }
@@ -111,6 +116,7 @@ impl Partition {
     /// The partition's log went offline: one ERROR line, and every producer
     /// waiting for durability is answered with KAFKA_STORAGE_ERROR.
     fn report_offline(&self, reason: &str) {
+        self.flushed.send_modify(|s| s.failed = true);
         if !self.offline.swap(true, Ordering::SeqCst) {
             tracing::error!(
                 topic = %self.topic,
@@ -119,11 +125,12 @@ impl Partition {
                 "partition is offline: a write or fsync of its log failed; it answers KAFKA_STORAGE_ERROR until a restart recovers it"
             );
         }
-        self.flushed.send_modify(|s| s.failed = true);
     }
 
-    /// Takes the partition offline after a failed fsync.
+    /// Takes the partition offline after a failed fsync. Waiters fail first,
+    /// then the log refuses calls (see `with_log`).
     fn go_offline(&self, reason: String) {
+        self.flushed.send_modify(|s| s.failed = true);
         if let Ok(mut guard) = self.log.lock()
             && let Some(log) = guard.as_mut()
         {

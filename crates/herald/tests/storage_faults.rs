@@ -634,9 +634,12 @@ fn failed_group_log_fsync_is_not_acknowledged() {
         FileOp::Fsync,
         Fault::Errno(EIO),
     );
+    let codes = commit(&addr, "g1", "commits", 2, 7, "");
     assert_eq!(
-        commit(&addr, "g1", "commits", 2, 7, ""),
-        [NOT_COORDINATOR, NOT_COORDINATOR]
+        codes,
+        [NOT_COORDINATOR, NOT_COORDINATOR],
+        "commit acknowledged although its fsync was to fail (fault hits so far: {})",
+        g.hits()
     );
     assert_eq!(g.hits(), 1, "the commit's own fsync failed");
     drop(g);
@@ -651,26 +654,77 @@ fn failed_group_log_fsync_is_not_acknowledged() {
 
 // ---------------------------------------------------------------- disk full
 
-/// A size-limited tmpfs, unmounted on drop.
+/// A small filesystem (size-limited tmpfs, or a loop-mounted ext4 image),
+/// unmounted on drop.
 struct SmallFs {
     dir: tempfile::TempDir,
+    _image: Option<tempfile::NamedTempFile>,
+}
+
+fn run(cmd: &str, args: &[&std::ffi::OsStr]) -> Result<(), String> {
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {cmd}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd} failed (root and loop devices needed): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(())
 }
 
 impl SmallFs {
-    fn mount(size: &str) -> Result<SmallFs, String> {
+    fn tmpfs(size: &str) -> Result<SmallFs, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "mount -t tmpfs failed (root needed): {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(SmallFs { dir })
+        let opt = format!("size={size}");
+        run(
+            "mount",
+            &[
+                "-t".as_ref(),
+                "tmpfs".as_ref(),
+                "-o".as_ref(),
+                opt.as_ref(),
+                "tmpfs".as_ref(),
+                dir.path().as_os_str(),
+            ],
+        )?;
+        Ok(SmallFs { dir, _image: None })
+    }
+
+    /// ext4 with a journal and real fsync, in an image of `mib` MiB.
+    fn ext4(mib: u64) -> Result<SmallFs, String> {
+        let image = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+        image
+            .as_file()
+            .set_len(mib << 20)
+            .map_err(|e| e.to_string())?;
+        // -m 0: no blocks reserved for root (the test runs as root).
+        run(
+            "mkfs.ext4",
+            &[
+                "-q".as_ref(),
+                "-F".as_ref(),
+                "-m".as_ref(),
+                "0".as_ref(),
+                image.path().as_os_str(),
+            ],
+        )?;
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        run(
+            "mount",
+            &[
+                "-o".as_ref(),
+                "loop".as_ref(),
+                image.path().as_os_str(),
+                dir.path().as_os_str(),
+            ],
+        )?;
+        Ok(SmallFs {
+            dir,
+            _image: Some(image),
+        })
     }
     fn path(&self) -> PathBuf {
         self.dir.path().to_path_buf()
@@ -686,15 +740,32 @@ impl Drop for SmallFs {
     }
 }
 
-/// Fills the filesystem with `name` until ENOSPC; returns its size.
+/// Fills the filesystem with `name` until ENOSPC; returns its size. Rounds
+/// are repeated after an fsync until one writes nothing: ext4 refuses delayed
+/// allocations a little early and frees its reservations at writeback.
 fn fill(dir: &Path, name: &str) -> u64 {
-    let mut f = std::fs::File::create(dir.join(name)).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(name))
+        .unwrap();
     let chunk = vec![0x5au8; 4096];
-    let mut n = 0u64;
-    while f.write_all(&chunk).is_ok() {
-        n += chunk.len() as u64;
+    let mut total = 0u64;
+    loop {
+        let mut round = 0u64;
+        while f.write_all(&chunk).is_ok() {
+            round += chunk.len() as u64;
+        }
+        // Blocks may be smaller than the chunk (1 KiB on a small ext4).
+        while f.write_all(&chunk[..1]).is_ok() {
+            round += 1;
+        }
+        let _ = f.sync_all();
+        total += round;
+        if round == 0 {
+            return total;
+        }
     }
-    n
 }
 
 fn tmp_files(dir: &Path) -> Vec<PathBuf> {
@@ -716,24 +787,35 @@ fn tmp_files(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn disk_full_on_a_small_tmpfs() {
     logs();
-    let fs = match SmallFs::mount("8m") {
-        Ok(fs) => fs,
-        Err(why) => {
-            eprintln!("SKIPPED disk_full_on_a_small_tmpfs: {why}");
-            return;
-        }
-    };
+    match SmallFs::tmpfs("8m") {
+        Ok(fs) => disk_full(fs, "tfull"),
+        Err(why) => eprintln!("SKIPPED disk_full_on_a_small_tmpfs: {why}"),
+    }
+}
+
+#[test]
+fn disk_full_on_a_small_ext4_image() {
+    logs();
+    match SmallFs::ext4(16) {
+        Ok(fs) => disk_full(fs, "efull"),
+        Err(why) => eprintln!("SKIPPED disk_full_on_a_small_ext4_image: {why}"),
+    }
+}
+
+/// The disk-full scenario on `fs`; `t` names the topic (distinct per
+/// filesystem, since log lines are matched by it).
+fn disk_full(fs: SmallFs, t: &str) {
     let data = fs.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let b = EmbeddedBroker::start_in(&data, |_| {}).expect("broker");
     let addr = b.bootstrap_servers();
     // Small segments, so rolls happen while the disk fills.
     assert_eq!(
-        create_topic(&addr, "full", 4, &[("segment.bytes", "1048576")]),
+        create_topic(&addr, t, 4, &[("segment.bytes", "1048576")]),
         0
     );
-    assert_eq!(commit(&addr, "gfull", "full", 4, 0, ""), [0, 0, 0, 0]);
-    let topic_json = std::fs::read(data.join("topics/full/topic.json")).unwrap();
+    assert_eq!(commit(&addr, "gfull", t, 4, 0, ""), [0, 0, 0, 0]);
+    let topic_json = std::fs::read(data.join(format!("topics/{t}/topic.json"))).unwrap();
     // 1 MiB held outside the data directory, freed later as an operator would.
     std::fs::write(fs.path().join("reserve"), vec![1u8; 1 << 20]).unwrap();
 
@@ -742,7 +824,7 @@ fn disk_full_on_a_small_tmpfs() {
     let mut refused = None;
     for i in 0..400 {
         let v = value_of(i, 60 * 1024);
-        let r = produce(&addr, "full", 0, &v, -1);
+        let r = produce(&addr, t, 0, &v, -1);
         if r.code == 0 {
             acked.push((r.base_offset, v));
         } else {
@@ -750,72 +832,104 @@ fn disk_full_on_a_small_tmpfs() {
             break;
         }
     }
-    let refused = refused.expect("the 8 MiB filesystem never filled");
+    let refused = refused.expect("the filesystem never filled");
     assert!(acked.len() > 20, "only {} records fitted", acked.len());
     assert_eq!(refused.code, KAFKA_STORAGE_ERROR, "{:?}", refused.message);
     let msg = refused.message.unwrap_or_default();
     assert!(msg.contains("No space left"), "{msg}");
-    assert_eq!(log_lines("disk full", "topics/full/0").len(), 1);
+    assert_eq!(log_lines("disk full", &format!("topics/{t}/0")).len(), 1);
     // Whatever slack remains in allocated pages is taken too.
     let filler = fill(&fs.path(), "filler");
 
     // Still refused, and the partition stays online (no offline line).
-    let r = produce(&addr, "full", 0, &value_of(1000, 60 * 1024), -1);
+    let r = produce(&addr, t, 0, &value_of(1000, 60 * 1024), -1);
     assert_eq!(r.code, KAFKA_STORAGE_ERROR);
-    assert!(log_lines("partition is offline", "topic=full").is_empty());
+    assert!(log_lines("partition is offline", &format!("topic={t} ")).is_empty());
     // Everything acknowledged is intact.
-    assert_eq!(fetch_all(&addr, "full", 0), acked);
+    assert_eq!(fetch_all(&addr, t, 0), acked);
 
     // The group log: commits with 4 KB metadata need new pages.
     let meta = "m".repeat(4000);
-    let codes = commit(&addr, "gfull", "full", 4, 7, &meta);
+    let codes = commit(&addr, "gfull", t, 4, 7, &meta);
     assert!(codes.iter().all(|c| *c == NOT_COORDINATOR), "{codes:?}");
     // Topic metadata: CreateTopics and a config change fail with an error and
     // leave no half-written file.
-    let code = create_topic(&addr, "full-new", 2, &[]);
+    let code = create_topic(&addr, &format!("{t}-new"), 2, &[]);
     assert_eq!(code, KAFKA_STORAGE_ERROR);
-    assert!(!data.join("topics/full-new").exists());
-    let code = alter_topic_config(&addr, "full", "retention.ms", "86400000");
+    assert!(!data.join(format!("topics/{t}-new")).exists());
+    // (Undoing the create freed its few blocks again: take them.)
+    fill(&fs.path(), "filler2");
+    let code = alter_topic_config(&addr, t, "retention.ms", "86400000");
     assert_eq!(code, KAFKA_STORAGE_ERROR, "config change on a full disk");
     assert_eq!(
-        std::fs::read(data.join("topics/full/topic.json")).unwrap(),
+        std::fs::read(data.join(format!("topics/{t}/topic.json"))).unwrap(),
         topic_json
     );
     assert_eq!(tmp_files(&data), Vec::<PathBuf>::new());
 
+    // A restart on the full disk: the broker starts and serves what it has.
+    drop(b);
+    let b = EmbeddedBroker::start_in(&data, |_| {}).expect("start on a full disk");
+    let addr = b.bootstrap_servers();
+    assert_eq!(fetch_all(&addr, t, 0), acked);
+    fill(&fs.path(), "filler3");
+    let r = produce(&addr, t, 0, &value_of(1001, 60 * 1024), -1);
+    assert_eq!(r.code, KAFKA_STORAGE_ERROR);
+
+    // An idempotent librdkafka producer sends now: KAFKA_STORAGE_ERROR is
+    // retriable, so it keeps retrying the same sequence until space is back.
+    let pending = {
+        let (addr, t) = (addr.clone(), t.to_string());
+        std::thread::spawn(move || {
+            let p: FutureProducer = ClientConfig::new()
+                .set("bootstrap.servers", &addr)
+                .set("enable.idempotence", "true")
+                .set("message.timeout.ms", "60000")
+                .set("retry.backoff.ms", "100")
+                .create()
+                .expect("producer");
+            rd_send(&p, &t, 0, &value_of(3000, 60 * 1024))
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!pending.is_finished(), "acknowledged on a full disk");
+
     // Space is freed: everything works again, without a restart.
     assert!(filler < 1 << 20, "the log did not fill the disk");
+    std::fs::remove_file(fs.path().join("filler3")).unwrap();
     std::fs::remove_file(fs.path().join("filler")).unwrap();
+    std::fs::remove_file(fs.path().join("filler2")).unwrap();
     std::fs::remove_file(fs.path().join("reserve")).unwrap();
-    let mut r = produce(&addr, "full", 0, &value_of(2000, 60 * 1024), -1);
+    let mut r = produce(&addr, t, 0, &value_of(2000, 60 * 1024), -1);
     assert_eq!(
         r.code, 0,
         "produce still fails after space was freed: {:?}",
         r.message
     );
     acked.push((r.base_offset, value_of(2000, 60 * 1024)));
+    let retried = pending.join().unwrap().expect("the retried send lands");
+    acked.push((retried, value_of(3000, 60 * 1024)));
+    acked.sort_by_key(|(o, _)| *o);
     let rd = rd_producer(&addr);
-    let off = rd_send(&rd, "full", 0, b"rdkafka after the disk was freed").expect("rd produce");
+    let off = rd_send(&rd, t, 0, b"rdkafka after the disk was freed").expect("rd produce");
     acked.push((off, b"rdkafka after the disk was freed".to_vec()));
-    r = produce(&addr, "full", 1, b"other partition", -1);
+    r = produce(&addr, t, 1, b"other partition", -1);
     assert_eq!(r.code, 0);
-    assert_eq!(commit(&addr, "gfull", "full", 4, 9, &meta), [0, 0, 0, 0]);
-    assert_eq!(create_topic(&addr, "full-new", 2, &[]), 0);
-    assert!(log_lines("appends succeed again", "topics/full/0").len() == 1);
-    assert_eq!(fetch_all(&addr, "full", 0), acked);
-    let rd_all = rd_consume(&addr, "full", 0, 0, acked.len(), Duration::from_secs(20));
+    assert_eq!(commit(&addr, "gfull", t, 4, 9, &meta), [0, 0, 0, 0]);
+    assert_eq!(create_topic(&addr, &format!("{t}-new"), 2, &[]), 0);
+    assert!(log_lines("appends succeed again", &format!("topics/{t}/0")).len() == 1);
+    assert_eq!(fetch_all(&addr, t, 0), acked);
+    let rd_all = rd_consume(&addr, t, 0, 0, acked.len(), Duration::from_secs(20));
     assert_eq!(rd_all, acked);
 
-    // And after a restart.
     // The config change works now too.
-    assert_eq!(
-        alter_topic_config(&addr, "full", "retention.ms", "86400000"),
-        0
-    );
+    assert_eq!(alter_topic_config(&addr, t, "retention.ms", "86400000"), 0);
+
+    // And everything is still there after a restart.
     drop(rd);
     drop(b);
     let b = EmbeddedBroker::start_in(&data, |_| {}).expect("restart");
-    assert_eq!(fetch_all(&b.bootstrap_servers(), "full", 0), acked);
+    assert_eq!(fetch_all(&b.bootstrap_servers(), t, 0), acked);
     drop(b);
 }
 

@@ -82,11 +82,28 @@ impl LocalEngine {
 
     fn delete_sync(&self, meta: &TopicMeta) -> Result<(), TopicError> {
         // Rename first (atomic), then remove: a crash in between leaves only `deleted/`.
+        let dir = self.root.join(&meta.name);
         let trash = self.data_dir.join("deleted");
-        std::fs::create_dir_all(&trash)?;
         let target = trash.join(format!("{}-{}", meta.name, meta.id));
-        std::fs::rename(self.root.join(&meta.name), &target)?;
-        std::fs::remove_dir_all(&target)?;
+        let moved = std::fs::create_dir_all(&trash).and_then(|()| std::fs::rename(&dir, &target));
+        match moved {
+            Ok(()) => std::fs::remove_dir_all(&target)?,
+            Err(e) if herald_log::fault::is_out_of_space(&e) => {
+                // A full disk (on ext4 a new directory needs a block): delete
+                // in place, `topic.json` first and durably, so that a crash
+                // midway leaves a directory that is skipped, never a topic
+                // missing some partitions. Deleting is how space is freed.
+                tracing::warn!(topic = %meta.name, error = %e, "disk full: deleting the topic in place");
+                match std::fs::remove_file(dir.join("topic.json")) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+                std::fs::File::open(&dir)?.sync_all()?;
+                std::fs::remove_dir_all(&dir)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
         Ok(())
     }
 

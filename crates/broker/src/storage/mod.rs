@@ -154,8 +154,9 @@ pub trait Engine: Send + Sync {
     fn admit(&self, _bytes: usize) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(std::future::ready(()))
     }
-    /// Whether appended records are readable before `append`'s future
-    /// resolves (the local log: at once, fsync or not), so Produce can wake
+    /// Whether appended records may be readable before `append`'s future
+    /// resolves (the local log: at once with relaxed flushing; with fsync on
+    /// ack once fsynced, see `readable_advanced`), so Produce can wake
     /// long-polling fetches right away.
     fn readable_on_append(&self) -> bool {
         false
