@@ -454,8 +454,10 @@ pub fn group_log(data: &[u8]) {
     let log_dir = dir.path().join(OFFSETS_DIR);
     std::fs::create_dir_all(&log_dir).expect("mkdir");
     std::fs::write(log_dir.join(segment::log_file_name(0)), &bytes).expect("write log");
-    let mut config = herald_broker::BrokerConfig::default();
-    config.data_dir = dir.path().to_path_buf();
+    let config = herald_broker::BrokerConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..herald_broker::BrokerConfig::default()
+    };
     let _guard = runtime().enter();
     if let Ok(groups) = GroupCoordinator::open(&config) {
         let _ = groups.loaded_groups();
