@@ -72,7 +72,7 @@ impl Harness {
     }
 
     fn start() -> anyhow::Result<Harness> {
-        let dir = tempfile::Builder::new().prefix("herald-fuzz-").tempdir()?;
+        let dir = crate::storage::tempdir();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -58,11 +58,17 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("herald-fuzz-")
-        .tempdir()
-        .expect("a temporary directory")
+/// A temporary directory, in /dev/shm where there is one: the targets write
+/// and fsync small files at every input, which tmpfs makes nearly free.
+pub fn tempdir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    let builder = tempfile::Builder::new().prefix("herald-fuzz-").clone();
+    if shm.is_dir()
+        && let Ok(dir) = builder.tempdir_in(shm)
+    {
+        return dir;
+    }
+    builder.tempdir().expect("a temporary directory")
 }
 
 /// `record_batch`: a produce payload. Mode bit 0 fixes the CRCs. Each batch
