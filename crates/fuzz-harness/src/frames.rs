@@ -155,7 +155,8 @@ macro_rules! opt {
 pub fn records(r: &mut Rng) -> Bytes {
     let mut out = Vec::new();
     for _ in 0..1 + r.below(2) {
-        let values: Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> = (0..1 + r.below(4))
+        type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+        let values: Vec<KeyValue> = (0..1 + r.below(4))
             .map(|_| {
                 let key = if r.chance(3) { None } else { Some(r.bytes(8)) };
                 let value = if r.chance(8) { None } else { Some(r.bytes(64)) };

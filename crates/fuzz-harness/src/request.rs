@@ -72,24 +72,26 @@ impl Harness {
     }
 
     fn start() -> anyhow::Result<Harness> {
-        let dir = tempfile::Builder::new().prefix("herald-fuzz-").tempdir()?;
+        let dir = crate::storage::tempdir();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()?;
-        let mut config = BrokerConfig::default();
-        config.data_dir = dir.path().to_path_buf();
-        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.frame_bytes_max = FRAME_BYTES_MAX;
-        config.partitions_per_topic_max = PARTITIONS_PER_TOPIC_MAX;
-        config.group_initial_rebalance_delay = Duration::from_millis(0);
+        let mut config = BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            frame_bytes_max: FRAME_BYTES_MAX,
+            partitions_per_topic_max: PARTITIONS_PER_TOPIC_MAX,
+            group_initial_rebalance_delay: Duration::from_millis(0),
+            retention_check_interval: Duration::from_secs(1),
+            ..BrokerConfig::default()
+        };
         // Throughput, not durability, matters here: no fsync per produce;
         // small segments and a byte retention keep the disk use bounded.
         config.log.flush_messages = u64::MAX;
         config.log.flush_interval = None;
         config.log.segment_bytes_max = 256 * 1024;
         config.log.retention_bytes_max = Some(1024 * 1024);
-        config.retention_check_interval = Duration::from_secs(1);
         let running = runtime.block_on(herald_broker::start(config))?;
         let broker = running.broker.clone();
         let wait = std::env::var("HERALD_FUZZ_WAIT_MS")

@@ -58,11 +58,17 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("herald-fuzz-")
-        .tempdir()
-        .expect("a temporary directory")
+/// A temporary directory, in /dev/shm where there is one: the targets write
+/// and fsync small files at every input, which tmpfs makes nearly free.
+pub fn tempdir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    let builder = tempfile::Builder::new().prefix("herald-fuzz-").clone();
+    if shm.is_dir()
+        && let Ok(dir) = builder.tempdir_in(shm)
+    {
+        return dir;
+    }
+    builder.tempdir().expect("a temporary directory")
 }
 
 /// `record_batch`: a produce payload. Mode bit 0 fixes the CRCs. Each batch
@@ -243,7 +249,10 @@ fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read_dir") {
         let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+        // Not fs::copy: its copy_file_range returns EINTR to the caller when
+        // libFuzzer's timer signal lands (seen in the long run).
+        let bytes = std::fs::read(entry.path()).expect("read");
+        std::fs::write(to.join(entry.file_name()), bytes).expect("write");
     }
 }
 
@@ -454,8 +463,10 @@ pub fn group_log(data: &[u8]) {
     let log_dir = dir.path().join(OFFSETS_DIR);
     std::fs::create_dir_all(&log_dir).expect("mkdir");
     std::fs::write(log_dir.join(segment::log_file_name(0)), &bytes).expect("write log");
-    let mut config = herald_broker::BrokerConfig::default();
-    config.data_dir = dir.path().to_path_buf();
+    let config = herald_broker::BrokerConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..herald_broker::BrokerConfig::default()
+    };
     let _guard = runtime().enter();
     if let Ok(groups) = GroupCoordinator::open(&config) {
         let _ = groups.loaded_groups();

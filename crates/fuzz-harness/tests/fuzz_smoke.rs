@@ -5,11 +5,12 @@
 //! src/project.rs: sancov module pass, inline 8-bit counters, PC table,
 //! compare tracing, stack depth, `--cfg fuzzing`, debug assertions), so CI
 //! needs no `cargo install cargo-fuzz` (about 6 minutes per fresh machine).
-//! The one difference: cargo-fuzz also forces `-Ccodegen-units=1` for
-//! faster fuzzing; the smoke run keeps the release default (16) to build in
-//! a fraction of the time, which costs some executions per second.
+//! Two differences, both to build in less time at some cost in executions
+//! per second: cargo-fuzz also forces `-Ccodegen-units=1`, and the smoke
+//! run builds with `fuzz/Cargo.toml`'s `smoke` profile (dependencies at
+//! opt-level 1, Herald's crates at 3).
 //!
-//! Then runs each target for `HERALD_FUZZ_SMOKE_SECONDS` (default 20) from
+//! Then runs each target for `HERALD_FUZZ_SMOKE_SECONDS` (default 15) from
 //! its committed corpus, with libFuzzer's RSS limit and a 10 s per-input
 //! timeout, and fails on any crash, OOM or timeout, printing the saved input.
 //! `HERALD_FUZZ_SMOKE=0` skips it (printing that it did).
@@ -41,7 +42,7 @@ fn seconds() -> u64 {
     std::env::var("HERALD_FUZZ_SMOKE_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20)
+        .unwrap_or(15)
 }
 
 #[test]
@@ -61,10 +62,9 @@ fn every_fuzz_target_runs_without_a_crash() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let started = Instant::now();
     let status = Command::new(&cargo)
-        .args(["build", "--release", "--bins", "--target", TRIPLE])
+        .args(["build", "--profile", "smoke", "--bins", "--target", TRIPLE])
         .arg("--manifest-path")
         .arg(fuzz.join("Cargo.toml"))
-        .args(["--config", "profile.release.debug=\"line-tables-only\""])
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("RUSTFLAGS", FUZZ_RUSTFLAGS)
         // The test's own environment may carry flags for the workspace build.
@@ -78,7 +78,7 @@ fn every_fuzz_target_runs_without_a_crash() {
         started.elapsed().as_secs_f64()
     );
 
-    let bin_dir = target_dir.join(TRIPLE).join("release");
+    let bin_dir = target_dir.join(TRIPLE).join("smoke");
     let work = tempfile::Builder::new()
         .prefix("herald-fuzz-smoke-")
         .tempdir()

@@ -9,7 +9,7 @@
 //! connection closed), with no panic on any thread, and the bytes allocated
 //! while it is served must stay below `REQUEST_ALLOC_PEAK_BYTES_MAX`.
 //!
-//! `HERALD_FUZZ_CASES` raises the number of random cases (default 3000).
+//! `HERALD_FUZZ_CASES` sets the number of random cases (default 20 000).
 
 use herald_fuzz_harness::alloc::{self, Counting};
 use herald_fuzz_harness::frames::{self, Known, served_apis};
@@ -164,11 +164,37 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     ]
 }
 
+/// Counts outcomes of the random cases; prints the tally every 1 000 cases
+/// (seen with `--nocapture`), so a run shows how deep the cases reach.
+fn tally(outcomes: &[Outcome]) {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    static CASES: AtomicUsize = AtomicUsize::new(0);
+    static COUNTS: [AtomicUsize; 5] = [const { AtomicUsize::new(0) }; 5];
+    for o in outcomes {
+        let i = match o {
+            Outcome::Response => 0,
+            Outcome::NoResponse => 1,
+            Outcome::Pending => 2,
+            Outcome::Closed(_) => 3,
+            Outcome::FrameRejected(_) => 4,
+        };
+        COUNTS[i].fetch_add(1, Relaxed);
+    }
+    let n = CASES.fetch_add(1, Relaxed) + 1;
+    if n.is_multiple_of(1000) {
+        let c: Vec<usize> = COUNTS.iter().map(|c| c.load(Relaxed)).collect();
+        eprintln!(
+            "{n} cases: {} answered, {} no answer, {} pending, {} refused, {} frames rejected",
+            c[0], c[1], c[2], c[3], c[4]
+        );
+    }
+}
+
 fn cases() -> u32 {
     std::env::var("HERALD_FUZZ_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3000)
+        .unwrap_or(20_000)
 }
 
 proptest! {
@@ -204,6 +230,7 @@ proptest! {
             let second = frames::request_frame(api, v, seed ^ 1, &known(h)).expect("a frame");
             bytes.extend_from_slice(&second.bytes);
         }
-        serve(h, &bytes, &|| format!("{api:?} v{v} seed {seed} {ms:?}"));
+        let outcomes = serve(h, &bytes, &|| format!("{api:?} v{v} seed {seed} {ms:?}"));
+        tally(&outcomes);
     }
 }

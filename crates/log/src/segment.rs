@@ -500,18 +500,29 @@ impl Segment {
         let entry = self.offset_index.floor(rel);
         let mut pos = entry.map(|e| e.position as u64).unwrap_or(0);
         let mut expected = entry.map(|e| self.base_offset + e.relative_offset as i64);
+        let mut from_start = entry.is_none();
         while pos < self.size_bytes {
             let Some(h) = self.header_at(pos)? else { break };
-            if let Some(e) = expected.take()
-                && h.base_offset != e
-            {
+            // An index entry can name a position inside a batch whose bytes
+            // happen to carry the expected offset: check the header's own
+            // fields before its length moves `pos` (a length of -12 made
+            // this loop spin forever; found by the `index` fuzz target).
+            let bad_entry = expected.take().is_some_and(|e| h.base_offset != e);
+            let plausible = self.plausible_at(pos, &h);
+            if bad_entry || !plausible {
+                if from_start {
+                    return Err(LogError::CorruptBatch(
+                        "unreadable batch header inside a segment",
+                    ));
+                }
                 // A damaged index entry: fall back to scanning from the start.
                 tracing::warn!(
                     segment = %self.log_path.display(),
-                    offset = e,
+                    position = pos,
                     "offset index entry does not match the log"
                 );
                 pos = 0;
+                from_start = true;
                 continue;
             }
             if h.last_offset() >= offset {
@@ -520,6 +531,17 @@ impl Segment {
             pos += h.total_bytes() as u64;
         }
         Ok(None)
+    }
+
+    /// Whether `h`, read at `pos`, can be a batch of this segment: magic 2, a
+    /// length that fits the segment, offsets within it.
+    fn plausible_at(&self, pos: u64, h: &BatchHeader) -> bool {
+        h.magic == 2
+            && h.batch_length as i64 >= batch::BATCH_LENGTH_MIN as i64
+            && pos + h.total_bytes() as u64 <= self.size_bytes
+            && h.last_offset_delta >= 0
+            && h.base_offset >= self.base_offset
+            && h.base_offset < self.next_offset
     }
 
     /// Position of the first batch whose max timestamp is >= `timestamp_ms`
@@ -556,6 +578,11 @@ impl Segment {
         }
         while pos < self.size_bytes {
             let Some(h) = self.header_at(pos)? else { break };
+            if !self.plausible_at(pos, &h) {
+                return Err(LogError::CorruptBatch(
+                    "unreadable batch header inside a segment",
+                ));
+            }
             if h.max_timestamp >= timestamp_ms {
                 return Ok(Some((pos, h)));
             }

@@ -514,7 +514,12 @@ impl RecordBatchDecoder {
         version: i8,
         records: &mut Vec<Record>,
     ) -> Result<()> {
-        records.reserve(batch_decode_info.record_count as usize);
+        // HERALD-PATCH: the count is read from the batch; bound the
+        // preallocation by the bytes left (each record is at least one byte),
+        // and a negative count by zero (it overflowed `reserve` before).
+        records.reserve(
+            (batch_decode_info.record_count.max(0) as usize).min(bytes::Buf::remaining(buf)),
+        );
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }

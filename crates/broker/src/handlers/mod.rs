@@ -159,6 +159,15 @@ pub struct Request {
 /// Reads a frame's header: Ok(Err(bytes)) is an answer given at once (an
 /// ApiVersions of a version Herald does not know, KIP-511).
 pub fn parse(frame: Bytes) -> Result<Result<Request, Bytes>, ProtocolError> {
+    // The connection refuses shorter frames before this; checked here too so
+    // that no caller can make the indexing below panic.
+    if frame.len() < 8 {
+        return Err(ProtocolError::Malformed {
+            api_key: -1,
+            version: -1,
+            reason: format!("a {}-byte frame has no request header", frame.len()),
+        });
+    }
     let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
@@ -414,4 +423,20 @@ pub fn authorized_operations(
         .iter()
         .filter(|op| ctx.may(**op, resource_type, name))
         .fold(0, |bits, op| bits | (1 << op.code()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_shorter_than_a_header_are_refused_not_indexed() {
+        for n in 0..8 {
+            let frame = Bytes::from(vec![0u8; n]);
+            assert!(
+                matches!(parse(frame), Err(ProtocolError::Malformed { .. })),
+                "{n} bytes"
+            );
+        }
+    }
 }
