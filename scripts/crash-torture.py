@@ -140,6 +140,9 @@ class Broker:
                     # be killed, within every cycle.
                     "--log-cleaner-backoff-ms", "100",
                     "--retention-check-interval-ms", "200",
+                    # The group state log is rewritten as a snapshot every
+                    # few seconds of commits, so kills land in that too.
+                    "--offsets-compact-bytes", "32768",
                     "--group-consumer-heartbeat-interval-ms", "500",
                     "--group-consumer-session-timeout-ms", "10000",
                     *self.extra_args,
