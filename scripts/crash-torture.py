@@ -920,6 +920,10 @@ def main():
     work = tempfile.mkdtemp(prefix="herald-torture-")
     data_dir = args.data_dir or os.path.join(work, "data")
     os.makedirs(data_dir, exist_ok=True)
+    if os.listdir(data_dir):
+        # The checks compare the log with what this run was told: it must start empty.
+        print(f"crash-torture: {data_dir} is not empty", file=sys.stderr)
+        return 2
     log(f"crash torture: {args.cycles} cycles, seed {seed}, data {data_dir}, logs {work}")
 
     broker = Broker(os.path.abspath(args.herald), data_dir, work, args.broker_args)
