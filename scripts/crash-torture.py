@@ -140,6 +140,9 @@ class Broker:
                     # be killed, within every cycle.
                     "--log-cleaner-backoff-ms", "100",
                     "--retention-check-interval-ms", "200",
+                    # The group state log is rewritten as a snapshot every
+                    # few seconds of commits, so kills land in that too.
+                    "--offsets-compact-bytes", "32768",
                     "--group-consumer-heartbeat-interval-ms", "500",
                     "--group-consumer-session-timeout-ms", "10000",
                     *self.extra_args,
@@ -168,7 +171,7 @@ class Broker:
     def kill9(self):
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
-            self.kills += 1
+        self.kills += 1
         if self.proc is not None:
             self.proc.wait()
 
@@ -544,13 +547,19 @@ class Load:
             if isinstance(status, tuple):
                 for i in range(20):
                     value = b"%d:%d" % (incarnation, i)
-                    while not self.stop.is_set():
+                    give_up = time.time() + 10
+                    while not self.stop.is_set() and time.time() < give_up:
                         try:
                             producer.produce(name, value=value, partition=i % 2,
                                              on_delivery=on_delivery)
                             break
                         except BufferError:
                             producer.poll(0.05)
+                        except KafkaException:
+                            # The producer's metadata may still say the name is
+                            # gone (the previous incarnation's deletion); what is
+                            # not sent is not expected.
+                            producer.poll(0.1)
             try:
                 producer.poll(0)
             except (KafkaException, SystemError) as e:
@@ -911,6 +920,10 @@ def main():
     work = tempfile.mkdtemp(prefix="herald-torture-")
     data_dir = args.data_dir or os.path.join(work, "data")
     os.makedirs(data_dir, exist_ok=True)
+    if os.listdir(data_dir):
+        # The checks compare the log with what this run was told: it must start empty.
+        print(f"crash-torture: {data_dir} is not empty", file=sys.stderr)
+        return 2
     log(f"crash torture: {args.cycles} cycles, seed {seed}, data {data_dir}, logs {work}")
 
     broker = Broker(os.path.abspath(args.herald), data_dir, work, args.broker_args)
@@ -930,6 +943,14 @@ def main():
             while args.inject_loss and cycle == 1 and len(state.acked[MAIN].get(0, {})) < 10:
                 time.sleep(0.1)  # something acknowledged to lose
             before = state.acked_count()
+            how = "killed"
+            if rng.random() < 0.15:
+                # A graceful shutdown (SIGTERM) cut short by SIGKILL at a random
+                # point: flushing, writing the clean-shutdown markers, or done.
+                grace = rng.uniform(0.0, 2.0)
+                how = f"SIGTERM then killed {grace:.2f}s later"
+                broker.proc.send_signal(signal.SIGTERM)
+                time.sleep(grace)
             broker.kill9()
             if args.inject_loss and cycle == 1:
                 cut_newest_segment(os.path.join(data_dir, "topics", MAIN, "0"))
@@ -945,7 +966,7 @@ def main():
             load.pause_producer(timeout=180)
             violations = checker.run(load)
             after = state.acked_count()
-            log(f"cycle {cycle}/{args.cycles}: killed after {delay:.2f}s"
+            log(f"cycle {cycle}/{args.cycles}: {how} after {delay:.2f}s"
                 f"{' and again in recovery' if again else ''} with {before} acked; "
                 f"{after} acked now, {len(violations)} violations")
             if violations:

@@ -83,6 +83,11 @@ pub struct ServeArgs {
     /// Committed offsets of an empty group expire after this (`offsets.retention.minutes`) [default: 10080].
     #[arg(long, env = "HERALD_OFFSETS_RETENTION_MINUTES")]
     pub offsets_retention_minutes: Option<u64>,
+    /// Size of the group state log (`__consumer_offsets`) past which it is
+    /// rewritten as a snapshot of the live state, once it is also twice the
+    /// last snapshot's size [default: 67108864].
+    #[arg(long, env = "HERALD_OFFSETS_COMPACT_BYTES")]
+    pub offsets_compact_bytes: Option<u64>,
     /// Kafka's `listeners`: `NAME://HOST:PORT`, comma separated; names are
     /// PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL or mapped by
     /// --listener-security-protocol-map [default: PLAINTEXT://127.0.0.1:9092].
@@ -215,6 +220,7 @@ impl ServeArgs {
             group_consumer_session_timeout_ms,
             group_consumer_heartbeat_interval_ms,
             offsets_retention_minutes,
+            offsets_compact_bytes,
             cluster_db,
             object_store,
             s3_endpoint,
@@ -362,6 +368,10 @@ impl ServeArgs {
         if let Some(v) = a.offsets_retention_minutes {
             anyhow::ensure!(v >= 1, "--offsets-retention-minutes must be at least 1");
             c.offsets_retention = Duration::from_secs(v * 60);
+        }
+        if let Some(v) = a.offsets_compact_bytes {
+            anyhow::ensure!(v >= 1, "--offsets-compact-bytes must be at least 1");
+            c.offsets_compact_bytes = v;
         }
         Ok((c, cluster))
     }

@@ -123,7 +123,14 @@ impl PartitionLog {
     /// Opens (or creates) the log in `dir`, recovering it if it was not closed cleanly.
     pub fn open(dir: &Path, config: LogConfig) -> Result<(PartitionLog, OpenReport)> {
         let started = Instant::now();
+        let created = !dir.exists();
         std::fs::create_dir_all(dir)?;
+        if created && let Some(parent) = dir.parent() {
+            // The new directory's entry is durable only once its parent is
+            // fsynced: without it a power loss could take the partition, with
+            // every record already acknowledged in it, away.
+            fsync_dir(parent)?;
+        }
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
         if clean {

@@ -30,6 +30,7 @@
 //! `delete_records_before`. A crash in the middle leaves old records plus a
 //! prefix of the snapshot, which replays to the same state.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -373,6 +374,10 @@ fn batch_records(b: &[u8]) -> Option<Vec<KeyValue<'_>>> {
     Some(out)
 }
 
+/// Batch framing and record header bytes per record of a snapshot, roughly
+/// (varint lengths and deltas plus a share of the batch header).
+const SNAPSHOT_RECORD_OVERHEAD_BYTES: u64 = 16;
+
 /// The internal log plus the bookkeeping that keeps it bounded.
 pub struct OffsetStore {
     log: Arc<Partition>,
@@ -399,6 +404,9 @@ impl OffsetStore {
         let log = Partition::open(&data_dir.join(OFFSETS_DIR), OFFSETS_DIR, 0, config, None)?;
         let mut records = Vec::new();
         let mut skipped = 0u64;
+        // Bytes of the last value of every live key: what a snapshot written
+        // now would take, the baseline of the next compaction (see below).
+        let mut live_bytes: HashMap<Vec<u8>, u64> = HashMap::new();
         log.with_log(|l| {
             let mut pos = l.log_start_offset();
             let end = l.log_end_offset();
@@ -417,6 +425,13 @@ impl OffsetStore {
                     match batch_records(b) {
                         Some(recs) => {
                             for (k, v) in recs {
+                                match v {
+                                    Some(v) => live_bytes.insert(
+                                        k.to_vec(),
+                                        (k.len() + v.len()) as u64 + SNAPSHOT_RECORD_OVERHEAD_BYTES,
+                                    ),
+                                    None => live_bytes.remove(k),
+                                };
                                 match Record::decode(k, v) {
                                     Some(r) => records.push(r),
                                     None => skipped += 1,
@@ -437,11 +452,17 @@ impl OffsetStore {
             tracing::warn!(skipped, "group state log: skipped unreadable records");
         }
         let size = log.with_log(|l| Ok(l.size_bytes()))?;
+        // Not `size`: then every restart would double the size the log must
+        // reach before it is compacted, and a broker restarted more often than
+        // its group log doubles would never compact it (the log and the replay
+        // at start would grow without bound). The live state's size is what the
+        // last compaction would have left.
+        let live: u64 = live_bytes.values().sum();
         Ok((
             OffsetStore {
                 log,
                 compact_bytes_min,
-                last_snapshot_bytes: size,
+                last_snapshot_bytes: live.min(size),
             },
             records,
         ))
@@ -651,5 +672,58 @@ mod tests {
         let (_store, recs) = OffsetStore::open(dir.path(), 4096).unwrap();
         assert_eq!(recs.len(), 5);
         assert_eq!(recs[4], offset("g", 0, 1000));
+    }
+
+    /// Regression (crash torture): the compaction baseline after a restart was
+    /// the log's whole size, so a broker restarted before its group log doubled
+    /// never compacted it. Overwrites of four keys reopened many times must
+    /// still get compacted once past the threshold.
+    #[tokio::test]
+    async fn a_restart_does_not_postpone_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut i = 0i64;
+        for _restart in 0..20 {
+            let (store, _) = OffsetStore::open(dir.path(), 4096).unwrap();
+            for _ in 0..10 {
+                let end = store.append(&[offset("g", (i % 4) as i32, i)]).unwrap();
+                OffsetStore::wait_durable(&store.partition(), end)
+                    .await
+                    .unwrap();
+                i += 1;
+            }
+            if store.size_bytes() > 4096 {
+                // Four live offsets: far less than half of the log.
+                assert!(
+                    store.needs_compaction(),
+                    "{} bytes after {i} commits and a restart, not compacted",
+                    store.size_bytes()
+                );
+                return;
+            }
+            store.close();
+        }
+        panic!("the log never grew past 4096 bytes");
+    }
+
+    /// The baseline after a restart is the live state: a log that is mostly
+    /// live keys is not rewritten at every start.
+    #[tokio::test]
+    async fn a_log_of_live_keys_is_not_compacted_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (store, _) = OffsetStore::open(dir.path(), 4096).unwrap();
+            for chunk in 0..10 {
+                let live: Vec<Record> = (0..20).map(|p| offset("g", chunk * 20 + p, 1)).collect();
+                let end = store.append(&live).unwrap();
+                OffsetStore::wait_durable(&store.partition(), end)
+                    .await
+                    .unwrap();
+            }
+            assert!(store.size_bytes() > 4096);
+            store.close();
+        }
+        let (store, recs) = OffsetStore::open(dir.path(), 4096).unwrap();
+        assert_eq!(recs.len(), 200);
+        assert!(!store.needs_compaction());
     }
 }
