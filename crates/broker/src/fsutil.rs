@@ -31,3 +31,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Fsyncs a directory, so that the entries created, renamed or removed in it
+/// survive a power loss (an fsync of a file does not cover its name).
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    herald_log::fault::check(herald_log::fault::FileOp::Fsync, dir)?;
+    std::fs::File::open(dir)?.sync_all()
+}

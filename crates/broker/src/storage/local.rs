@@ -87,7 +87,13 @@ impl LocalEngine {
         let target = trash.join(format!("{}-{}", meta.name, meta.id));
         let moved = std::fs::create_dir_all(&trash).and_then(|()| std::fs::rename(&dir, &target));
         match moved {
-            Ok(()) => std::fs::remove_dir_all(&target)?,
+            Ok(()) => {
+                // The rename is the deletion: durable before it is answered,
+                // or an acknowledged deletion could come back after a power loss.
+                crate::fsutil::sync_dir(&self.root)?;
+                crate::fsutil::sync_dir(&trash)?;
+                std::fs::remove_dir_all(&target)?
+            }
             Err(e) if herald_log::fault::is_out_of_space(&e) => {
                 // A full disk (on ext4 a new directory needs a block): delete
                 // in place, `topic.json` first and durably, so that a crash
@@ -140,6 +146,9 @@ impl Engine for LocalEngine {
                 std::fs::remove_dir_all(&dir)?;
             }
             std::fs::create_dir_all(&dir)?;
+            // The topic's directory entry, durable before the topic is
+            // acknowledged (persist fsyncs the directory's own contents).
+            crate::fsutil::sync_dir(&self.root)?;
             self.persist(&meta)
         })();
         if r.is_err() {
