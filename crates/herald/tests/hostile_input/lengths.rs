@@ -17,6 +17,8 @@ use super::*;
 const M: &str = "hostile-str";
 /// The string that starts an array's only element.
 const E: &str = "hostile-elem";
+/// The bytes of a Produce request's records field.
+const R: &str = "hostile-records";
 /// A topic id that starts an array's only element.
 const U: [u8; 16] = [0x5a; 16];
 
@@ -227,6 +229,22 @@ fn produce_req(v: i16) -> Vec<u8> {
     enc(r, v)
 }
 
+/// Produce whose records field (nullable bytes) holds the marker: the
+/// records' own length prefix is the one mutated.
+fn produce_records_req(v: i16) -> Vec<u8> {
+    let mut pd = PartitionProduceData::default();
+    pd.index = 0;
+    pd.records = Some(Bytes::from_static(R.as_bytes()));
+    let mut td = TopicProduceData::default();
+    td.name = topic_name(E);
+    td.partition_data = vec![pd];
+    let mut r = ProduceRequest::default();
+    r.acks = 1;
+    r.timeout_ms = 1000;
+    r.topic_data = vec![td];
+    enc(r, v)
+}
+
 fn fetch_req(v: i16) -> Vec<u8> {
     let mut fp = FetchPartition::default();
     fp.partition = 0;
@@ -255,6 +273,8 @@ fn fetch_string_field(v: i16) -> Option<At> {
 length_cases! {
     lengths_produce_v3: Produce, 3, str = string(M), arr = string(E), produce_req;
     lengths_produce_v11: Produce, 11, str = string(M), arr = string(E), produce_req;
+    lengths_produce_records_v3: Produce, 3, str = bytes_field(R), arr = string(E), produce_records_req;
+    lengths_produce_records_v11: Produce, 11, str = bytes_field(R), arr = string(E), produce_records_req;
     lengths_fetch_v4: Fetch, 4, str = fetch_string_field(4), arr = string(E), fetch_req;
     lengths_fetch_v12: Fetch, 12, str = fetch_string_field(12), arr = string(E), fetch_req;
     lengths_fetch_v16: Fetch, 16, str = fetch_string_field(16), arr = uuid_first(), fetch_req;
