@@ -354,9 +354,11 @@ class Load:
             try:
                 self.producer_step(producer)
             except (KafkaException, SystemError) as e:
-                # confluent-kafka raises fatal errors from poll and flush.
+                # confluent-kafka raises fatal errors from poll and flush (as a
+                # SystemError from a callback, the KafkaException its cause).
+                cause = e.__cause__ or e.__context__ or e
                 with self.state.lock:
-                    self.state.fatal_errors.append(repr(e))
+                    self.state.fatal_errors.append(repr(cause))
                     self.state.fatal_total += 1
             self.record_deliveries()
             with self.state.lock:
@@ -989,8 +991,12 @@ def main():
         failed = state.failed
         topics = state.topic_ops_acked
     if violations:
-        print(f"crash-torture: FAILED in cycle {cycle} (seed {seed}); data kept in {data_dir}, "
-              f"broker logs in {work}", flush=True)
+        # The self-test's failure is expected: nothing to keep.
+        kept = not (args.inject_loss and not args.keep and args.data_dir is None)
+        where = f"data kept in {data_dir}, broker logs in {work}" if kept else "data removed"
+        print(f"crash-torture: FAILED in cycle {cycle} (seed {seed}); {where}", flush=True)
+        if not kept:
+            shutil.rmtree(work, ignore_errors=True)
         for v in violations[:50]:
             print(f"  VIOLATION: {v}", flush=True)
         if len(violations) > 50:
