@@ -4,7 +4,7 @@
 //! committing), each followed by a restart and a check that nothing
 //! acknowledged was lost, duplicated or reordered, that committed offsets never
 //! went back and that the compacted topic ends with every key's latest value.
-//! The 100-cycle run is recorded in docs/reliability-parts/crash-torture.md.
+//! The 100-cycle run is recorded in docs/reliability.md ("Crash torture").
 
 use std::process::Command;
 

@@ -2,7 +2,7 @@
 //! would over raw TCP to a real broker process and asserts the exact answer
 //! (a Kafka error code, or a closed connection and the broker's WARN line),
 //! then that the broker still serves a connection opened before and one
-//! opened after. The table is docs/reliability-parts/hostile-input.md.
+//! opened after. The table is docs/reliability.md ("A catalogue of hostile input").
 //!
 //! Each close case starts its own broker: the broker's WARN lines for bad
 //! frames are rate-limited, so a case asserts the first occurrence only.
