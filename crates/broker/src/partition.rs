@@ -113,10 +113,9 @@ impl Partition {
         r
     }
 
-    /// The partition's log went offline: one ERROR line, and every producer
-    /// waiting for durability is answered with KAFKA_STORAGE_ERROR.
+    /// The partition's log went offline: one ERROR line. Callers have already
+    /// failed every durability wait (KAFKA_STORAGE_ERROR to waiting producers).
     fn report_offline(&self, reason: &str) {
-        self.flushed.send_modify(|s| s.failed = true);
         if !self.offline.swap(true, Ordering::SeqCst) {
             tracing::error!(
                 topic = %self.topic,

@@ -322,19 +322,13 @@ pub fn reply_when_durable<R>(ctx: &Ctx, response: R) -> Reply
 where
     R: Encodable + HeaderVersion + Send + 'static,
 {
-    let ctx = ctx.clone();
-    Reply::Later(Box::pin(async move {
-        if let Err(e) = ctx.broker.groups.wait_durable().await {
-            tracing::error!(error = %e, "group state log not durable");
-        }
-        Some(ctx.encode(&response))
-    }))
+    reply_when_durable_or(ctx, response, |_| {})
 }
 
 /// As [`reply_when_durable`], for answers that acknowledge stored data
 /// (OffsetCommit): if the group state log could not be made durable (its
-/// fsync failed), `failed` turns the answer into an error with `code` instead.
-/// What may not be on disk is never acknowledged.
+/// fsync failed), `failed` turns the answer into an error first. What may
+/// not be on disk is never acknowledged.
 pub fn reply_when_durable_or<R>(
     ctx: &Ctx,
     mut response: R,
@@ -346,7 +340,7 @@ where
     let ctx = ctx.clone();
     Reply::Later(Box::pin(async move {
         if let Err(e) = ctx.broker.groups.wait_durable().await {
-            tracing::error!(error = %e, "group state log not durable; answering with an error");
+            tracing::error!(error = %e, "group state log not durable");
             failed(&mut response);
         }
         Some(ctx.encode(&response))

@@ -105,7 +105,7 @@ impl LocalEngine {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(e.into()),
                 }
-                std::fs::File::open(&dir)?.sync_all()?;
+                crate::fsutil::sync_dir(&dir)?;
                 std::fs::remove_dir_all(&dir)?;
             }
             Err(e) => return Err(e.into()),
