@@ -22,11 +22,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::kafka_wire::{connect, frame, read_response};
+use common::kafka_wire::{connect, creatable, frame, read_response};
 use herald_broker::EmbeddedBroker;
 use herald_log::batch::{self, build::SimpleRecord};
 use herald_log::fault::{self, EIO, Fault, FileOp, Rule};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_commit_request::{
@@ -237,19 +236,7 @@ fn latest(addr: &str, topic: &str, partition: i32) -> (i16, i64) {
 
 fn create_topic(addr: &str, topic: &str, partitions: i32, configs: &[(&str, &str)]) -> i16 {
     let mut s = connect(addr);
-    let mut t = CreatableTopic::default();
-    t.name = name(topic);
-    t.num_partitions = partitions;
-    t.replication_factor = 1;
-    t.configs = configs
-        .iter()
-        .map(|(k, v)| {
-            let mut c = CreatableTopicConfig::default();
-            c.name = StrBytes::from_string(k.to_string());
-            c.value = Some(StrBytes::from_string(v.to_string()));
-            c
-        })
-        .collect();
+    let t = creatable(topic, partitions, configs);
     let mut req = CreateTopicsRequest::default();
     req.topics = vec![t];
     req.timeout_ms = 10_000;

@@ -202,3 +202,26 @@ pub fn decode_frame<R: Decodable>(mut frame: bytes::Bytes, key: ApiKey, version:
     let r = R::decode(&mut frame, version).expect("decode response");
     (correlation_id, r)
 }
+
+/// A CreateTopics entry: `name` with `partitions` and topic configs.
+pub fn creatable(
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> kafka_protocol::messages::create_topics_request::CreatableTopic {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    let mut t = CreatableTopic::default();
+    t.name = kafka_protocol::messages::TopicName(StrBytes::from_string(name.to_string()));
+    t.num_partitions = partitions;
+    t.replication_factor = 1;
+    t.configs = configs
+        .iter()
+        .map(|(k, v)| {
+            let mut c = CreatableTopicConfig::default();
+            c.name = StrBytes::from_string(k.to_string());
+            c.value = Some(StrBytes::from_string(v.to_string()));
+            c
+        })
+        .collect();
+    t
+}

@@ -25,9 +25,10 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use common::BrokerProcess;
 use common::kafka_wire::{
-    body_bytes, closed, connect, decode_frame, flexible, frame, header_bytes, read_frame, sized,
+    body_bytes, closed, connect, creatable, decode_frame, flexible, frame, header_bytes,
+    read_frame, sized,
 };
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
@@ -164,23 +165,6 @@ fn call_raw<Req: Encodable, Resp: kafka_protocol::protocol::Decodable>(
     s.write_all(&f).expect("write");
     let f = read_frame(s).unwrap_or_else(|| panic!("{key:?} not answered: connection closed"));
     decode_frame(f, key, version).1
-}
-
-fn creatable(name: &str, partitions: i32, configs: &[(&str, &str)]) -> CreatableTopic {
-    let mut t = CreatableTopic::default();
-    t.name = topic_name(name);
-    t.num_partitions = partitions;
-    t.replication_factor = 1;
-    t.configs = configs
-        .iter()
-        .map(|(k, v)| {
-            let mut c = CreatableTopicConfig::default();
-            c.name = sb(k);
-            c.value = Some(sb(v));
-            c
-        })
-        .collect();
-    t
 }
 
 fn create_topics(s: &mut TcpStream, topics: Vec<CreatableTopic>) -> CreateTopicsResponse {
