@@ -31,7 +31,7 @@ use crate::sasl::{Authentication, Step};
 use crate::server::PendingResponse;
 
 /// Smallest request: api key, version, correlation id, client id length.
-const FRAME_BYTES_MIN: usize = 10;
+pub const FRAME_BYTES_MIN: usize = 10;
 /// Bytes asked of the socket per read while no frame is being assembled.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
 /// A frame's buffer starts at most this large and doubles as its bytes arrive,
@@ -316,7 +316,7 @@ pub async fn serve<R, W>(
 
 /// Reads size-prefixed frames. Cancel-safe: a frame being assembled stays in
 /// the reader, so a select that gives up waiting loses nothing.
-struct FrameReader<R> {
+pub struct FrameReader<R> {
     inner: R,
     /// Bytes read and not yet consumed; no allocation while empty.
     buf: BytesMut,
@@ -325,7 +325,7 @@ struct FrameReader<R> {
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
-    fn new(inner: R) -> Self {
+    pub fn new(inner: R) -> Self {
         FrameReader {
             inner,
             buf: BytesMut::new(),
@@ -334,7 +334,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 
     /// The next frame; None at a clean end of stream.
-    async fn next(&mut self, frame_min: usize, frame_max: usize) -> std::io::Result<Option<Bytes>> {
+    pub async fn next(
+        &mut self,
+        frame_min: usize,
+        frame_max: usize,
+    ) -> std::io::Result<Option<Bytes>> {
         if self.partial.is_none() {
             while self.buf.len() < 4 {
                 if self.buf.capacity() == self.buf.len() {

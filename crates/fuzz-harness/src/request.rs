@@ -1,6 +1,6 @@
 //! The `request` target: a byte stream as a client connection would send it,
-//! cut into size-prefixed frames with the limits of `server.rs`'s
-//! `read_frame`, each read by `handlers::parse` and served by
+//! cut into size-prefixed frames by the broker's own `connection::FrameReader`
+//! (harness limits), each read by `handlers::parse` and served by
 //! `handlers::dispatch` against one in-process broker (temporary data
 //! directory, created once per process).
 //!
@@ -19,9 +19,7 @@ use herald_broker::{Broker, BrokerConfig, RunningBroker};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Decodable;
 
-/// `server.rs`'s smallest request frame: api key, version, correlation id,
-/// client id length.
-pub const FRAME_BYTES_MIN: usize = 10;
+pub use herald_broker::connection::FRAME_BYTES_MIN;
 /// Frames larger than this are refused by the harness's broker, as
 /// `socket.request.max.bytes` would. Small, so that a fuzzer's length fields
 /// are judged against a limit it can reach.
@@ -174,26 +172,19 @@ impl Harness {
     /// stops where the connection would be closed.
     pub fn run_stream(&self, data: &[u8]) -> Vec<Outcome> {
         let mut out = Vec::new();
-        let mut rest = data;
-        while !rest.is_empty() && out.len() < FRAMES_PER_INPUT_MAX {
-            if rest.len() < 4 {
-                out.push(Outcome::FrameRejected(
-                    "input ended in a size prefix".into(),
-                ));
-                break;
-            }
-            let size = i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
-            if size < FRAME_BYTES_MIN as i32 || size as i64 > FRAME_BYTES_MAX as i64 {
-                out.push(Outcome::FrameRejected(format!("frame size {size}")));
-                break;
-            }
-            let size = size as usize;
-            if rest.len() - 4 < size {
-                out.push(Outcome::FrameRejected("input ended inside a frame".into()));
-                break;
-            }
-            let frame = Bytes::copy_from_slice(&rest[4..4 + size]);
-            rest = &rest[4 + size..];
+        let mut frames = herald_broker::connection::FrameReader::new(data);
+        while out.len() < FRAMES_PER_INPUT_MAX {
+            let frame = self
+                .runtime
+                .block_on(frames.next(FRAME_BYTES_MIN, FRAME_BYTES_MAX));
+            let frame = match frame {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    out.push(Outcome::FrameRejected(e.to_string()));
+                    break;
+                }
+            };
             let outcome = self.run_frame(frame);
             let closed = matches!(outcome, Outcome::Closed(_));
             out.push(outcome);
