@@ -38,6 +38,8 @@ pub struct Broker {
     pub endpoints: Vec<Endpoint>,
     /// Warnings about connections closed for bad input, rate-limited.
     pub connection_log: crate::rate_limited_log::RateLimitedLog,
+    /// Prometheus counters and histograms (see `metrics::render`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
 }
 
@@ -90,7 +92,9 @@ impl Broker {
             .first()
             .map(|e| (e.host.clone(), e.port))
             .unwrap_or_default();
+        let metrics = Arc::new(crate::metrics::Metrics::new(config.metrics_enabled));
         Broker {
+            metrics,
             config,
             topics,
             groups,

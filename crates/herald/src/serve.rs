@@ -148,6 +148,10 @@ pub struct ServeArgs {
     /// reading its requests [default: 16777216].
     #[arg(long, env = "HERALD_CONNECTION_QUEUED_RESPONSE_BYTES_MAX")]
     pub connection_queued_response_bytes_max: Option<usize>,
+    /// Partitions (and group offsets) with their own series in /metrics;
+    /// past it only totals and a dropped count [default: 2000].
+    #[arg(long, env = "HERALD_METRICS_PARTITION_SERIES_MAX")]
+    pub metrics_partition_series_max: Option<usize>,
     /// `acl` turns Kafka's ACL authorizer on [default: none].
     #[arg(long, env = "HERALD_AUTHORIZER")]
     pub authorizer: Option<String>,
@@ -221,6 +225,7 @@ impl ServeArgs {
             group_consumer_heartbeat_interval_ms,
             offsets_retention_minutes,
             offsets_compact_bytes,
+            metrics_partition_series_max,
             cluster_db,
             object_store,
             s3_endpoint,
@@ -372,6 +377,9 @@ impl ServeArgs {
         if let Some(v) = a.offsets_compact_bytes {
             anyhow::ensure!(v >= 1, "--offsets-compact-bytes must be at least 1");
             c.offsets_compact_bytes = v;
+        }
+        if let Some(v) = a.metrics_partition_series_max {
+            c.metrics_partition_series_max = v;
         }
         Ok((c, cluster))
     }
