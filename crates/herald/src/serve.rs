@@ -144,6 +144,11 @@ pub struct ServeArgs {
     /// accept (capped by net.core.somaxconn) [default: 1024].
     #[arg(long, env = "HERALD_SOCKET_LISTEN_BACKLOG_SIZE")]
     pub socket_listen_backlog_size: Option<u32>,
+    /// HTTP server of the console, `/metrics`, `/healthz`, `/readyz` and the
+    /// admin API: an address, or `off` (which also stops collecting metrics)
+    /// [default: 127.0.0.1:9644].
+    #[arg(long, env = "HERALD_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
     /// Unsent response bytes a connection may queue before the broker stops
     /// reading its requests [default: 16777216].
     #[arg(long, env = "HERALD_CONNECTION_QUEUED_RESPONSE_BYTES_MAX")]
@@ -192,7 +197,8 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     fn merged_with_file(mut self) -> anyhow::Result<ServeArgs> {
-        let Some(path) = self.config.clone() else {
+        // Taken, so that merging twice (run, then into_config) reads it once.
+        let Some(path) = self.config.take() else {
             return Ok(self);
         };
         let text = std::fs::read_to_string(&path)
@@ -252,6 +258,7 @@ impl ServeArgs {
             connections_max_idle_ms,
             socket_listen_backlog_size,
             connection_queued_response_bytes_max,
+            http_listen,
             authorizer,
             super_users,
             allow_everyone_if_no_acl_found
@@ -394,6 +401,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let args = args.merged_with_file()?;
+    let http_listen = http_listen(args.http_listen.as_deref())?;
     let (config, cluster) = args.into_config()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -403,11 +412,30 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             None => herald_broker::start(config).await?,
             Some(cluster) => herald_cluster::start(config, cluster).await?,
         };
+        let http = match http_listen {
+            Some(addr) => Some(herald_console::start(broker.broker.clone(), addr).await?),
+            None => None,
+        };
         wait_for_signal().await;
         tracing::info!("signal received, shutting down");
+        if let Some(http) = http {
+            http.shutdown().await;
+        }
         broker.shutdown().await;
         anyhow::Ok(())
     })
+}
+
+/// `--http-listen`: None for `off`.
+fn http_listen(value: Option<&str>) -> anyhow::Result<Option<SocketAddr>> {
+    let value = value.unwrap_or(herald_console::HTTP_LISTEN_DEFAULT);
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    value
+        .parse()
+        .map(Some)
+        .with_context(|| format!("--http-listen {value:?}: expected HOST:PORT or off"))
 }
 
 async fn wait_for_signal() {

@@ -1,0 +1,123 @@
+//! Herald's HTTP server: `/metrics` (Prometheus), `/healthz`, `/readyz`, the
+//! JSON admin API under `/api/` and the console (static files embedded in the
+//! binary). It runs beside the Kafka listeners, in the same process, and sees
+//! what no outside tool can: every client's id and principal.
+
+pub mod api;
+pub mod assets;
+pub mod kafka;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use herald_broker::Broker;
+use tokio::sync::watch;
+
+/// Where the HTTP server listens by default: loopback only, Redpanda's admin port.
+pub const HTTP_LISTEN_DEFAULT: &str = "127.0.0.1:9644";
+
+/// The state every route sees.
+#[derive(Clone)]
+pub struct AppState {
+    pub broker: Arc<Broker>,
+    pub api: Arc<api::ApiState>,
+}
+
+/// A running HTTP server.
+pub struct RunningHttp {
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningHttp {
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Binds `addr` (port 0 picks a free one) and serves until shut down.
+pub async fn start(broker: Arc<Broker>, addr: SocketAddr) -> anyhow::Result<RunningHttp> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot bind the HTTP listener {addr}: {e}"))?;
+    let addr = listener.local_addr()?;
+    let api = api::ApiState::new(broker.clone());
+    api.spawn_background(broker.clone());
+    let state = AppState {
+        broker: broker.clone(),
+        api,
+    };
+    let app = router(state);
+    let (shutdown, mut stop) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+    tracing::info!("http listening on http://{addr} (console, /metrics, /api)");
+    Ok(RunningHttp {
+        addr,
+        shutdown,
+        task,
+    })
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .nest("/api", api::routes(state.clone()))
+        .fallback(assets::serve)
+        .with_state(state)
+}
+
+/// The process is up and answering.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// The broker serves Kafka requests: it has loaded its topics (the HTTP
+/// server starts after that) and is among the live brokers (in cluster mode,
+/// it holds its lease in PostgreSQL, so clients are sent to it).
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let me = state.broker.config.node_id;
+    if state
+        .broker
+        .membership
+        .live()
+        .iter()
+        .any(|b| b.node_id == me)
+    {
+        (StatusCode::OK, "ready\n".to_string())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: broker {me} is not among the live brokers\n"),
+        )
+    }
+}
+
+// Wired to herald_broker::metrics::render when the metrics module lands.
+async fn metrics(State(_state): State<AppState>) -> impl IntoResponse {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "metrics are not collected by this build\n",
+    )
+}
