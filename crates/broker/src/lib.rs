@@ -15,6 +15,7 @@ pub mod listener;
 pub mod maintenance;
 pub mod membership;
 pub mod memory;
+pub mod metrics;
 pub mod partition;
 pub mod rate_limited_log;
 pub mod sasl;

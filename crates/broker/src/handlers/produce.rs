@@ -25,6 +25,7 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
     let transactional = req.transactional_id.is_some();
     let transactional_id = req.transactional_id.as_ref().map(|t| s(&t.0));
     let now = crate::now_ms();
+    let arrived = std::time::Instant::now();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     // Appends in flight: (topic idx, partition idx, its future). Each append is
     // ordered when it is called, here, in request order; only its answer waits.
@@ -33,6 +34,7 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
         let name = s(&td.name.0);
         let topic = broker.topics.get(&name);
         let allowed = ctx.authorize(Operation::Write, ResourceType::Topic, &name);
+        let counters = topic.as_ref().and_then(|_| broker.metrics.topic(&name));
         let mut tr = TopicProduceResponse::default();
         tr.name = td.name.clone();
         for pd in td.partition_data {
@@ -68,6 +70,9 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
                         pending.push((
                             ti,
                             tr.partition_responses.len(),
+                            counters
+                                .clone()
+                                .map(|c| crate::metrics::Inflow::measure(c, &records)),
                             flow,
                             p.append(records, acks, now),
                         ))
@@ -90,7 +95,7 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
     let version = ctx.version;
     let answer = async move {
         let mut appended = false;
-        for (ti, pi, flow, fut) in pending {
+        for (ti, pi, inflow, flow, fut) in pending {
             let topic = &responses[ti].name;
             let outcome = tokio::time::timeout(timeout, fut).await;
             if let (Some((records, bytes)), Ok(Ok(_))) = (flow, &outcome) {
@@ -107,6 +112,9 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
             match outcome {
                 Ok(Ok(a)) => {
                     appended = true;
+                    if let Some(i) = inflow {
+                        i.appended();
+                    }
                     pr.base_offset = a.base_offset;
                     pr.log_append_time_ms = a.log_append_time_ms;
                     if version >= 5 {
@@ -123,6 +131,7 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
         if appended {
             ctx.broker.notify_data_arrived();
         }
+        record_metrics(&ctx, &responses, acks, appended, arrived);
         if acks == 0 {
             return None;
         }
@@ -131,6 +140,29 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
         Some(ctx.encode(&resp))
     };
     Ok(Reply::Later(Box::pin(answer)))
+}
+
+/// Partition errors, and for acks=all the time until durable.
+fn record_metrics(
+    ctx: &Ctx,
+    responses: &[TopicProduceResponse],
+    acks: i16,
+    appended: bool,
+    arrived: std::time::Instant,
+) {
+    let metrics = &ctx.broker.metrics;
+    if !metrics.enabled() {
+        return;
+    }
+    for pr in responses.iter().flat_map(|t| &t.partition_responses) {
+        metrics.request_error(ctx.api_key, pr.error_code);
+    }
+    if acks == -1 && appended {
+        metrics
+            .log
+            .produce_durable
+            .observe_duration(arrived.elapsed());
+    }
 }
 
 fn set_error(pr: &mut PartitionProduceResponse, e: &herald_log::LogError, version: i16) {
