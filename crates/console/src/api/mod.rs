@@ -13,24 +13,31 @@ use serde::Serialize;
 use crate::AppState;
 
 pub mod error;
+pub mod flow;
+pub mod overview;
+pub mod sampler;
 pub mod session;
 
 /// What the API keeps between requests.
 pub struct ApiState {
     pub broker: Arc<Broker>,
     pub sessions: session::Sessions,
+    pub sampler: Arc<sampler::Sampler>,
 }
 
 impl ApiState {
     pub fn new(broker: Arc<Broker>) -> Arc<ApiState> {
         Arc::new(ApiState {
             sessions: session::Sessions::new(&broker),
+            sampler: Arc::default(),
             broker,
         })
     }
 
     /// Starts the tasks that sample the broker for the live charts and rates.
-    pub fn spawn_background(self: &Arc<Self>, _broker: Arc<Broker>) {}
+    pub fn spawn_background(self: &Arc<Self>, broker: Arc<Broker>) {
+        sampler::Sampler::spawn(&self.sampler, broker);
+    }
 }
 
 /// Every `/api/` route, behind the session and CSRF guard.
@@ -40,6 +47,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/login", post(session::login))
         .route("/logout", post(session::logout))
         .route("/info", get(info))
+        .merge(overview::routes())
+        .merge(flow::routes())
         .layer(middleware::from_fn_with_state(state, session::guard))
 }
 
