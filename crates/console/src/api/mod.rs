@@ -12,19 +12,29 @@ use serde::Serialize;
 
 use crate::AppState;
 
+pub mod dead_letters;
 pub mod error;
+pub mod filter;
+pub mod groups;
+pub mod messages;
+pub mod ops;
 pub mod session;
+pub mod tail;
+pub mod topics;
 
 /// What the API keeps between requests.
 pub struct ApiState {
     pub broker: Arc<Broker>,
     pub sessions: session::Sessions,
+    /// Message scans, tails, resets and the produce form's round robin.
+    pub scans: messages::ScanLimits,
 }
 
 impl ApiState {
     pub fn new(broker: Arc<Broker>) -> Arc<ApiState> {
         Arc::new(ApiState {
             sessions: session::Sessions::new(&broker),
+            scans: messages::ScanLimits::default(),
             broker,
         })
     }
@@ -40,6 +50,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/login", post(session::login))
         .route("/logout", post(session::logout))
         .route("/info", get(info))
+        .merge(topics::routes())
+        .merge(messages::routes())
+        .merge(tail::routes())
+        .merge(groups::routes())
+        .merge(dead_letters::routes())
         .layer(middleware::from_fn_with_state(state, session::guard))
 }
 
