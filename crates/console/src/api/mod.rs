@@ -12,17 +12,26 @@ use serde::Serialize;
 
 use crate::AppState;
 
+pub mod dead_letters;
 pub mod error;
+pub mod filter;
 pub mod flow;
+pub mod groups;
+pub mod messages;
+pub mod ops;
 pub mod overview;
 pub mod sampler;
 pub mod session;
+pub mod tail;
+pub mod topics;
 
 /// What the API keeps between requests.
 pub struct ApiState {
     pub broker: Arc<Broker>,
     pub sessions: session::Sessions,
     pub sampler: Arc<sampler::Sampler>,
+    /// Message scans, tails, resets and the produce form's round robin.
+    pub scans: messages::ScanLimits,
 }
 
 impl ApiState {
@@ -30,6 +39,7 @@ impl ApiState {
         Arc::new(ApiState {
             sessions: session::Sessions::new(&broker),
             sampler: Arc::default(),
+            scans: messages::ScanLimits::default(),
             broker,
         })
     }
@@ -49,6 +59,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/info", get(info))
         .merge(overview::routes())
         .merge(flow::routes())
+        .merge(topics::routes())
+        .merge(messages::routes())
+        .merge(tail::routes())
+        .merge(groups::routes())
+        .merge(dead_letters::routes())
         .layer(middleware::from_fn_with_state(state, session::guard))
 }
 
