@@ -403,7 +403,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .init();
     let args = args.merged_with_file()?;
     let http_listen = http_listen(args.http_listen.as_deref())?;
-    let (config, cluster) = args.into_config()?;
+    let (mut config, cluster) = args.into_config()?;
+    // Without the HTTP server nothing can scrape: record nothing either.
+    config.metrics_enabled = http_listen.is_some();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
