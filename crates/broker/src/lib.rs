@@ -7,6 +7,7 @@ pub mod connection;
 pub mod dynamic_config;
 pub mod embedded;
 pub mod error;
+pub mod event_flow;
 pub mod fsutil;
 pub mod group_coordinator;
 pub mod handlers;

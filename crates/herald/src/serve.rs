@@ -404,7 +404,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let args = args.merged_with_file()?;
     let http_listen = http_listen(args.http_listen.as_deref())?;
     let (mut config, cluster) = args.into_config()?;
-    // Without the HTTP server nothing can scrape: record nothing either.
+    // Nobody could read them: `--http-listen off` also stops collecting.
     config.metrics_enabled = http_listen.is_some();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -23,6 +23,7 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
     let acks = req.acks;
     let valid_acks = matches!(acks, -1..=1);
     let transactional = req.transactional_id.is_some();
+    let transactional_id = req.transactional_id.as_ref().map(|t| s(&t.0));
     let now = crate::now_ms();
     let arrived = std::time::Instant::now();
     let mut responses = Vec::with_capacity(req.topic_data.len());
@@ -57,14 +58,25 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
             } else if let Some(p) = partition {
                 match pd.records {
                     None => pr.error_code = ResponseError::InvalidRecord.code(),
-                    Some(records) => pending.push((
-                        ti,
-                        tr.partition_responses.len(),
-                        counters
-                            .clone()
-                            .map(|c| crate::metrics::Inflow::measure(c, &records)),
-                        p.append(records, acks, now),
-                    )),
+                    Some(records) => {
+                        // (records, bytes) for the event-flow graph, read
+                        // before the payload moves into the log.
+                        let flow = broker.event_flow.enabled().then(|| {
+                            (
+                                herald_log::batch::count_records(&records),
+                                records.len() as u64,
+                            )
+                        });
+                        pending.push((
+                            ti,
+                            tr.partition_responses.len(),
+                            counters
+                                .clone()
+                                .map(|c| crate::metrics::Inflow::measure(c, &records)),
+                            flow,
+                            p.append(records, acks, now),
+                        ))
+                    }
                 }
             } else {
                 pr.error_code = ResponseError::UnknownTopicOrPartition.code();
@@ -83,9 +95,21 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
     let version = ctx.version;
     let answer = async move {
         let mut appended = false;
-        for (ti, pi, inflow, fut) in pending {
+        for (ti, pi, inflow, flow, fut) in pending {
+            let topic = &responses[ti].name;
+            let outcome = tokio::time::timeout(timeout, fut).await;
+            if let (Some((records, bytes)), Ok(Ok(_))) = (flow, &outcome) {
+                let by = crate::event_flow::Producer {
+                    principal: &ctx.principal,
+                    client_id: ctx.client_id.as_deref(),
+                    transactional_id: transactional_id.as_deref(),
+                };
+                ctx.broker
+                    .event_flow
+                    .produced(by, topic.0.as_str(), records, bytes, now);
+            }
             let pr = &mut responses[ti].partition_responses[pi];
-            match tokio::time::timeout(timeout, fut).await {
+            match outcome {
                 Ok(Ok(a)) => {
                     appended = true;
                     if let Some(i) = inflow {
