@@ -159,14 +159,15 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>, FilterError> {
                     let (s, len) = string(&chars[i..], col)?;
                     (Tok::Str(s), len)
                 }
-                c if c.is_ascii_digit() || (c == '-' && next.is_some_and(|n| n.is_ascii_digit())) => {
+                c if c.is_ascii_digit()
+                    || (c == '-' && next.is_some_and(|n| n.is_ascii_digit())) =>
+                {
                     let start = i;
                     let mut j = i + 1;
                     while j < chars.len()
                         && (chars[j].is_ascii_digit()
                             || matches!(chars[j], '.' | 'e' | 'E')
-                            || (matches!(chars[j], '+' | '-')
-                                && matches!(chars[j - 1], 'e' | 'E')))
+                            || (matches!(chars[j], '+' | '-') && matches!(chars[j - 1], 'e' | 'E')))
                     {
                         j += 1;
                     }
@@ -637,7 +638,10 @@ mod tests {
 
     #[test]
     fn the_contract_examples() {
-        let headers = vec![("eventType".to_string(), Some(bytes::Bytes::from("OrderPlaced")))];
+        let headers = vec![(
+            "eventType".to_string(),
+            Some(bytes::Bytes::from("OrderPlaced")),
+        )];
         let v = r#"{"total_cents": 12000, "items": [{"sku": "a"}], "note": "card declined"}"#;
         let r = rec(Some("order-42"), Some(v), &headers);
         assert!(matches(r#"key == "order-42""#, &r));
@@ -651,11 +655,17 @@ mod tests {
         assert!(matches(r#"value.items[0].sku == "a""#, &r));
         assert!(matches(r#"value["items"][0]["sku"] == "a""#, &r));
         assert!(matches(r#"value.items[1].sku == null"#, &r));
-        assert!(matches(r#"value.missing == null && value.total_cents != null"#, &r));
+        assert!(matches(
+            r#"value.missing == null && value.total_cents != null"#,
+            &r
+        ));
         assert!(matches("partition == 2 && offset >= 42 && offset < 43", &r));
         assert!(matches("timestamp > 1600000000000", &r));
         assert!(matches(r#"eventType == "OrderPlaced""#, &r));
-        assert!(matches(r#"key startsWith "order-" && key endsWith "42""#, &r));
+        assert!(matches(
+            r#"key startsWith "order-" && key endsWith "42""#,
+            &r
+        ));
         assert!(matches(r#"!(key == "x") || false"#, &r));
         assert!(!matches(r#"!(key == "order-42")"#, &r));
     }
@@ -663,7 +673,11 @@ mod tests {
     #[test]
     fn unlike_types_compare_false_and_ne_is_the_negation() {
         let h = vec![];
-        let r = rec(Some("5"), Some(r#"{"n": 5, "s": "5", "b": true, "o": {}}"#), &h);
+        let r = rec(
+            Some("5"),
+            Some(r#"{"n": 5, "s": "5", "b": true, "o": {}}"#),
+            &h,
+        );
         assert!(!matches(r#"value.n == "5""#, &r));
         assert!(matches(r#"value.n != "5""#, &r));
         assert!(!matches(r#"value.s > 4"#, &r));
@@ -672,7 +686,10 @@ mod tests {
         assert!(!matches("value.n", &r));
         assert!(matches("value.o != null", &r));
         assert!(!matches("value.o == 1", &r));
-        assert!(matches("value.n == 5.0 && value.n <= 5 && value.n >= 5", &r));
+        assert!(matches(
+            "value.n == 5.0 && value.n <= 5 && value.n >= 5",
+            &r
+        ));
     }
 
     #[test]
@@ -690,12 +707,18 @@ mod tests {
     #[test]
     fn dotted_header_names() {
         let h = vec![
-            ("herald.original.topic".to_string(), Some(bytes::Bytes::from("orders"))),
+            (
+                "herald.original.topic".to_string(),
+                Some(bytes::Bytes::from("orders")),
+            ),
             ("content-type".to_string(), None),
         ];
         let r = rec(None, None, &h);
         assert!(matches(r#"headers.herald.original.topic == "orders""#, &r));
-        assert!(matches(r#"headers["herald.original.topic"] == "orders""#, &r));
+        assert!(matches(
+            r#"headers["herald.original.topic"] == "orders""#,
+            &r
+        ));
         assert!(matches("headers.content-type == null", &r));
     }
 
@@ -730,9 +753,11 @@ mod tests {
         assert_eq!(error("headers == 1").column, 1);
         assert_eq!(error(r#"key == "a\q""#).column, 10);
         assert_eq!(error("key == 1 && && 2").column, 13);
-        assert!(error("a".repeat(FILTER_BYTES_MAX + 1).as_str())
-            .message
-            .contains("longer"));
+        assert!(
+            error("a".repeat(FILTER_BYTES_MAX + 1).as_str())
+                .message
+                .contains("longer")
+        );
         assert!(error("offset == 1e999").message.contains("bad number"));
         assert!(error("offset == 1.2.3").message.contains("bad number"));
         assert_eq!(error("key == \u{e9}\u{e9}#").column, 8);
@@ -740,7 +765,11 @@ mod tests {
 
     #[test]
     fn nesting_is_bounded() {
-        let ok = format!("{}key == 1{}", "(".repeat(FILTER_DEPTH_MAX), ")".repeat(FILTER_DEPTH_MAX));
+        let ok = format!(
+            "{}key == 1{}",
+            "(".repeat(FILTER_DEPTH_MAX),
+            ")".repeat(FILTER_DEPTH_MAX)
+        );
         assert!(parse(&ok).is_ok());
         let deep = format!(
             "{}key == 1{}",

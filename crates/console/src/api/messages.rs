@@ -87,13 +87,19 @@ impl Default for ScanLimits {
 
 /// A scan permit, or 429.
 pub fn scan_permit(state: &AppState) -> ApiResult<OwnedSemaphorePermit> {
-    state.api.scans.scans.clone().try_acquire_owned().map_err(|_| {
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TOO_MANY_SCANS",
-            format!("{SCANS_MAX} scans are running; try again"),
-        )
-    })
+    state
+        .api
+        .scans
+        .scans
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOO_MANY_SCANS",
+                format!("{SCANS_MAX} scans are running; try again"),
+            )
+        })
 }
 
 pub fn routes() -> Router<AppState> {
@@ -156,8 +162,7 @@ impl Cursor {
             .iter()
             .map(|(p, o)| format!("{p}:{o}"))
             .collect();
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(format!("{d}|{}", body.join(",")))
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{d}|{}", body.join(",")))
     }
 
     fn decode(s: &str) -> ApiResult<Cursor> {
@@ -359,7 +364,9 @@ async fn browse(
         Some(c) => {
             let known: Vec<i32> = meta.partitions.iter().map(|(p, _)| *p).collect();
             if c.positions.iter().any(|(p, _)| !known.contains(p)) {
-                return Err(ApiError::bad_request("the cursor names an unknown partition"));
+                return Err(ApiError::bad_request(
+                    "the cursor names an unknown partition",
+                ));
             }
             c.positions.iter().map(|(p, _)| *p).collect()
         }
@@ -395,17 +402,20 @@ async fn browse(
                 )
             }
             "timestamp" => {
-                let ts = q
-                    .timestamp
-                    .filter(|t| *t >= 0)
-                    .ok_or_else(|| ApiError::bad_request("seek=timestamp needs timestamp (epoch ms)"))?;
+                let ts = q.timestamp.filter(|t| *t >= 0).ok_or_else(|| {
+                    ApiError::bad_request("seek=timestamp needs timestamp (epoch ms)")
+                })?;
                 let found = ops::list_offsets(&caller.client, &name, &partitions, ts).await?;
                 (
                     asked_direction,
                     partitions
                         .iter()
                         .map(|p| {
-                            let o = found.get(p).copied().filter(|o| *o >= 0).unwrap_or(marks[p].1);
+                            let o = found
+                                .get(p)
+                                .copied()
+                                .filter(|o| *o >= 0)
+                                .unwrap_or(marks[p].1);
                             (*p, o.clamp(marks[p].0, marks[p].1))
                         })
                         .collect(),
@@ -660,7 +670,9 @@ async fn produce(
     let meta = ops::topic_meta(&caller.client, &name).await?;
     let count = meta.partitions.len();
     if count == 0 {
-        return Err(ApiError::not_found(format!("topic '{name}' has no partitions")));
+        return Err(ApiError::not_found(format!(
+            "topic '{name}' has no partitions"
+        )));
     }
     if body.headers.len() > PRODUCE_HEADERS_MAX {
         return Err(ApiError::bad_request(format!(
@@ -708,7 +720,10 @@ mod tests {
         assert_eq!(murmur2(b"foobar"), -790332482);
         assert_eq!(murmur2(b"a-little-bit-long-string"), -985981536);
         assert_eq!(murmur2(b"a-little-bit-longer-string"), -1486304829);
-        assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"), -58897971);
+        assert_eq!(
+            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
+            -58897971
+        );
         assert_eq!(murmur2(b"abc"), 479470107);
     }
 

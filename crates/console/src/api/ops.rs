@@ -42,7 +42,9 @@ pub fn sb(s: &str) -> StrBytes {
 /// (the broker validates it again; this bounds what goes into errors).
 pub fn check_topic_name(name: &str) -> ApiResult<()> {
     if name.is_empty() || name.len() > 249 {
-        return Err(ApiError::bad_request("a topic name has 1 to 249 characters"));
+        return Err(ApiError::bad_request(
+            "a topic name has 1 to 249 characters",
+        ));
     }
     Ok(())
 }
@@ -276,7 +278,11 @@ pub fn decode(mut data: Bytes, from: i64) -> ApiResult<(Vec<Record>, i64)> {
             .map(i32::from_be_bytes)
             .unwrap_or(0)
             .max(0);
-        next = next.max(base_offset.saturating_add(i64::from(last_delta)).saturating_add(1));
+        next = next.max(
+            base_offset
+                .saturating_add(i64::from(last_delta))
+                .saturating_add(1),
+        );
         let mut batch = data.split_to(total);
         let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| {
             ApiError::new(
@@ -326,10 +332,11 @@ fn text_and_b64(bytes: Option<&[u8]>) -> (Option<String>, Option<String>, bool) 
     let truncated = b.len() > VALUE_BYTES_MAX;
     let mut cut = &b[..b.len().min(VALUE_BYTES_MAX)];
     // Cut on a character boundary so a long UTF-8 value stays text.
-    if truncated && let Err(e) = std::str::from_utf8(cut) {
-        if e.error_len().is_none() {
-            cut = &cut[..e.valid_up_to()];
-        }
+    if truncated
+        && let Err(e) = std::str::from_utf8(cut)
+        && e.error_len().is_none()
+    {
+        cut = &cut[..e.valid_up_to()];
     }
     let text = std::str::from_utf8(cut).ok().map(str::to_string);
     let b64 = base64::engine::general_purpose::STANDARD.encode(cut);
@@ -357,13 +364,18 @@ pub fn event_type(headers: &[(String, Option<Bytes>)], value: Option<&[u8]>) -> 
     }
     let v = value?;
     // Only objects can carry it; skip parsing anything else.
-    if !v.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b == b'{') {
+    if v.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return None;
     }
     serde_json::from_slice::<Envelope>(v).ok()?.event_type
 }
 
-pub fn message(partition: i32, r: &Record, headers: &[(String, Option<Bytes>)], event_type: Option<String>) -> Message {
+pub fn message(
+    partition: i32,
+    r: &Record,
+    headers: &[(String, Option<Bytes>)],
+    event_type: Option<String>,
+) -> Message {
     let (key, key_b64, _) = text_and_b64(r.key.as_deref());
     let (value, value_b64, value_truncated) = text_and_b64(r.value.as_deref());
     Message {

@@ -56,13 +56,19 @@ async fn tail(
     Path(name): Path<String>,
     Query(q): Query<TailQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let permit = state.api.scans.tails.clone().try_acquire_owned().map_err(|_| {
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TOO_MANY_TAILS",
-            format!("{TAILS_MAX} live tails are open; close one"),
-        )
-    })?;
+    let permit = state
+        .api
+        .scans
+        .tails
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOO_MANY_TAILS",
+                format!("{TAILS_MAX} live tails are open; close one"),
+            )
+        })?;
     let filter = parse_filter(q.filter.as_deref())?;
     let meta = ops::topic_meta(&caller.client, &name).await?;
     let partitions = ops::choose_partitions(&meta.partitions, q.partitions.as_deref())?;
