@@ -44,10 +44,25 @@ impl RunningHttp {
 
 /// Binds `addr` (port 0 picks a free one) and serves until shut down.
 pub async fn start(broker: Arc<Broker>, addr: SocketAddr) -> anyhow::Result<RunningHttp> {
-    let listener = tokio::net::TcpListener::bind(addr)
+    let listener = bind(addr).await?;
+    start_on(broker, listener)
+}
+
+/// Binds the HTTP listener (before the broker starts, so that a port in use
+/// is known before anything else is done).
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot bind the HTTP listener {addr}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot bind the HTTP listener {addr}: {e}"))
+}
+
+/// Serves on a bound listener until shut down.
+pub fn start_on(
+    broker: Arc<Broker>,
+    listener: tokio::net::TcpListener,
+) -> anyhow::Result<RunningHttp> {
     let addr = listener.local_addr()?;
+    broker.event_flow.enable();
     let api = api::ApiState::new(broker.clone());
     api.spawn_background(broker.clone());
     let state = AppState {
@@ -113,11 +128,10 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-// Wired to herald_broker::metrics::render when the metrics module lands.
-async fn metrics(State(_state): State<AppState>) -> impl IntoResponse {
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let body = herald_broker::metrics::render(&state.broker).await;
     (
-        StatusCode::SERVICE_UNAVAILABLE,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "metrics are not collected by this build\n",
+        [(header::CONTENT_TYPE, herald_broker::metrics::CONTENT_TYPE)],
+        body,
     )
 }

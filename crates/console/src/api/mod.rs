@@ -15,9 +15,12 @@ use crate::AppState;
 pub mod dead_letters;
 pub mod error;
 pub mod filter;
+pub mod flow;
 pub mod groups;
 pub mod messages;
 pub mod ops;
+pub mod overview;
+pub mod sampler;
 pub mod session;
 pub mod tail;
 pub mod topics;
@@ -26,6 +29,7 @@ pub mod topics;
 pub struct ApiState {
     pub broker: Arc<Broker>,
     pub sessions: session::Sessions,
+    pub sampler: Arc<sampler::Sampler>,
     /// Message scans, tails, resets and the produce form's round robin.
     pub scans: messages::ScanLimits,
 }
@@ -34,13 +38,16 @@ impl ApiState {
     pub fn new(broker: Arc<Broker>) -> Arc<ApiState> {
         Arc::new(ApiState {
             sessions: session::Sessions::new(&broker),
+            sampler: Arc::default(),
             scans: messages::ScanLimits::default(),
             broker,
         })
     }
 
     /// Starts the tasks that sample the broker for the live charts and rates.
-    pub fn spawn_background(self: &Arc<Self>, _broker: Arc<Broker>) {}
+    pub fn spawn_background(self: &Arc<Self>, broker: Arc<Broker>) {
+        sampler::Sampler::spawn(&self.sampler, broker);
+    }
 }
 
 /// Every `/api/` route, behind the session and CSRF guard.
@@ -50,6 +57,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/login", post(session::login))
         .route("/logout", post(session::logout))
         .route("/info", get(info))
+        .merge(overview::routes())
+        .merge(flow::routes())
         .merge(topics::routes())
         .merge(messages::routes())
         .merge(tail::routes())
