@@ -1264,8 +1264,8 @@ async fn browse_decodes_every_compression_and_seeks_inside_a_batch() {
             .set("linger.ms", "100")
             .create()
             .unwrap();
-        // Five records sent together make one compressed batch.
-        let sends: Vec<_> = (0..5)
+        // Records sent together make one compressed batch.
+        let sends: Vec<_> = (0..50)
             .map(|_| {
                 let key = format!("order-{n}");
                 let value = format!("{{\"codec\":\"{codec}\",\"n\":{n}}}");
@@ -1288,9 +1288,9 @@ async fn browse_decodes_every_compression_and_seeks_inside_a_batch() {
         futures_util::future::join_all(sends).await;
     }
     let m = "/api/topics/packed/messages";
-    let all = h.ok(&format!("{m}?limit=100")).await;
-    assert_eq!(keys(&all), order_keys(0..20));
-    let zstd = &all["messages"][17];
+    let all = h.ok(&format!("{m}?limit=500")).await;
+    assert_eq!(keys(&all), order_keys(0..200));
+    let zstd = &all["messages"][170];
     assert!(zstd["value"].as_str().unwrap().contains("zstd"), "{zstd}");
     // Into the middle of a compressed batch, both ways.
     let o = h.ok(&format!("{m}?seek=offset&offset=7&limit=4")).await;
@@ -1301,12 +1301,24 @@ async fn browse_decodes_every_compression_and_seeks_inside_a_batch() {
         order_keys(3..7)
     );
     let newest = h.ok(&format!("{m}?seek=newest&limit=3")).await;
-    assert_eq!(keys(&newest), order_keys(17..20));
+    assert_eq!(keys(&newest), order_keys(197..200));
     let c = newest["prev_cursor"].as_str().unwrap();
     assert_eq!(
         keys(&h.ok(&format!("{m}?limit=6&cursor={c}")).await),
-        order_keys(11..17)
+        order_keys(191..197)
     );
+    // Backward through everything in pages of 7: the reads start inside
+    // compressed batches, and no record comes twice or goes missing.
+    let mut seen: Vec<String> = keys(&newest);
+    let mut cursor = newest["prev_cursor"].as_str().map(str::to_string);
+    while let Some(c) = cursor {
+        let page = h.ok(&format!("{m}?limit=7&cursor={c}")).await;
+        let mut k = keys(&page);
+        k.extend(seen);
+        seen = k;
+        cursor = page["prev_cursor"].as_str().map(str::to_string);
+    }
+    assert_eq!(seen, order_keys(0..200));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1362,4 +1374,121 @@ async fn a_scan_stops_at_its_budget_and_its_cursor_continues() {
     }
     // Every record passed over exactly once across the pages.
     assert_eq!(total, COUNT);
+}
+
+/// Opens a tail and returns the stream once the answer's head arrived, with the status.
+async fn open_tail(h: &Http, topic: &str) -> (u16, TcpStream) {
+    let mut s = h
+        .request_head("GET", &format!("/api/topics/{topic}/tail"), None, &[])
+        .await;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0);
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&seen).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tails_are_bounded_and_end_when_the_browser_goes_away() {
+    let env = Env::start().await;
+    let h = env.anonymous().await;
+    create_topic(&h, "orders", 1).await;
+    let mut open = Vec::new();
+    for _ in 0..herald_console::api::messages::TAILS_MAX {
+        let (status, s) = open_tail(&h, "orders").await;
+        assert_eq!(status, 200);
+        open.push(s);
+    }
+    let (status, _) = open_tail(&h, "orders").await;
+    assert_eq!(status, 429);
+    // Closing the connections drops the streams, their Fetches and permits.
+    drop(open);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, s) = open_tail(&h, "orders").await;
+        if status == 200 {
+            drop(s);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tails still held after their browsers left"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kip_848_group_is_described_and_protected_from_resets() {
+    let env = Env::start().await;
+    let h = env.anonymous().await;
+    thirty_orders(&env, &h).await;
+    let b = env.bootstrap();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let member = std::thread::spawn(move || {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .set("group.id", "new-protocol")
+            .set("group.protocol", "consumer")
+            .set("client.id", "kip848-consumer")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        c.subscribe(&["orders"]).unwrap();
+        let mut ready = false;
+        while stop_rx.try_recv().is_err() {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(100))
+                && !ready
+            {
+                c.commit_message(&m, CommitMode::Sync).unwrap();
+                ready_tx.send(()).unwrap();
+                ready = true;
+            }
+        }
+    });
+    tokio::task::spawn_blocking(move || ready_rx.recv_timeout(Duration::from_secs(30)).unwrap())
+        .await
+        .unwrap();
+    let g = h.ok("/api/groups/new-protocol").await;
+    assert_eq!(g["type"], "consumer", "{g}");
+    let members = g["members"].as_array().unwrap();
+    assert_eq!(members.len(), 1, "{g}");
+    assert_eq!(members[0]["client_id"], "kip848-consumer");
+    assert_eq!(members[0]["assignment"][0]["topic"], "orders");
+    assert!(!g["offsets"].as_array().unwrap().is_empty());
+    let list = h.ok("/api/groups").await;
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group_id"] == "new-protocol")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (row["type"].as_str(), row["members"].as_i64()),
+        (Some("consumer"), Some(1))
+    );
+    let (s, v) = h
+        .call(
+            "POST",
+            "/api/groups/new-protocol/reset",
+            Some(json!({"topic": "orders", "to": "earliest", "dry_run": false})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (409, Some("NON_EMPTY_GROUP")),
+        "{v}"
+    );
+    stop_tx.send(()).unwrap();
+    member.join().unwrap();
 }
