@@ -322,6 +322,16 @@ async fn topics_create_list_describe_alter_delete_and_csrf() {
         )
         .await;
     assert_eq!(s, 400, "{v}");
+    // A malformed body is a JSON error too.
+    for body in ["{not json", r#"{"partitions": 1}"#, r#"{"name": 5}"#] {
+        let (s, _, text) = h.raw("POST", "/api/topics", Some(body), &[]).await;
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (400, Some("BAD_REQUEST")),
+            "{body}: {text}"
+        );
+    }
 
     let p = env.producer();
     for i in 0..4 {
@@ -606,6 +616,31 @@ async fn browse_seeks_pages_both_ways_and_filters() {
     assert!(v["message"].as_str().unwrap().contains("column 14"), "{v}");
     let (s, _) = h.get(&format!("{m}?cursor=garbage!")).await;
     assert_eq!(s, 400);
+    // Hostile or wrong parameters: 400, never a long scan.
+    let long = format!("key == \"{}\"", "a".repeat(2000));
+    let (s, v) = h.get(&format!("{m}?filter={}", enc(&long))).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("FILTER")), "{v}");
+    let deep = format!("{}key == 1{}", "(".repeat(100), ")".repeat(100));
+    let (s, v) = h.get(&format!("{m}?filter={}", enc(&deep))).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("FILTER")), "{v}");
+    for bad in [
+        "partitions=abc",
+        "seek=sideways",
+        "seek=offset",
+        "seek=timestamp",
+        "seek=timestamp&timestamp=-5",
+        "direction=up",
+        "limit=-1",
+    ] {
+        let (s, v) = h.get(&format!("{m}?{bad}")).await;
+        assert_eq!(s, 400, "{bad}: {v}");
+        assert_eq!(v["error"], "BAD_REQUEST", "{bad}: {v}");
+    }
+    // A limit past 500 is cut to 500; an offset below the log start starts there.
+    let big = h.ok(&format!("{m}?limit=100000")).await;
+    assert_eq!(keys(&big), order_keys(0..30));
+    let neg = h.ok(&format!("{m}?seek=offset&offset=-5&limit=3")).await;
+    assert_eq!(keys(&neg), order_keys(0..3));
     let (s, _) = h.get("/api/topics/nope/messages").await;
     assert_eq!(s, 404);
 }

@@ -484,7 +484,7 @@ async fn reset(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Json(body): Json<ResetBody>,
+    ops::JsonBody(body): ops::JsonBody<ResetBody>,
 ) -> ApiResult<Json<ResetAnswer>> {
     check_group_id(&id)?;
     // One reset at a time per server (redpanda#6083).

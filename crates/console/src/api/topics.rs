@@ -142,7 +142,10 @@ struct Created {
     id: String,
 }
 
-async fn create(caller: Caller, Json(body): Json<CreateBody>) -> ApiResult<impl IntoResponse> {
+async fn create(
+    caller: Caller,
+    ops::JsonBody(body): ops::JsonBody<CreateBody>,
+) -> ApiResult<impl IntoResponse> {
     ops::check_topic_name(&body.name)?;
     let partitions = body.partitions.unwrap_or(1);
     if !(1..=PARTITIONS_MAX).contains(&partitions) {
@@ -313,7 +316,7 @@ struct AlterBody {
 async fn alter_configs(
     caller: Caller,
     Path(name): Path<String>,
-    Json(body): Json<AlterBody>,
+    ops::JsonBody(body): ops::JsonBody<AlterBody>,
 ) -> ApiResult<StatusCode> {
     ops::check_topic_name(&name)?;
     if body.set.len() + body.delete.len() > CONFIGS_MAX {
