@@ -2,6 +2,7 @@
 //! temporary data directory, and builds rdkafka clients against it.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod kafka_wire;
 pub mod secure;
 
