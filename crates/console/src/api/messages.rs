@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -353,7 +353,7 @@ async fn browse(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    Query(q): Query<BrowseQuery>,
+    ops::QueryParams(q): ops::QueryParams<BrowseQuery>,
 ) -> ApiResult<Json<Page>> {
     let _permit = scan_permit(&state)?;
     let filter = parse_filter(q.filter.as_deref())?;
@@ -665,7 +665,7 @@ async fn produce(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    Json(body): Json<ProduceBody>,
+    ops::JsonBody(body): ops::JsonBody<ProduceBody>,
 ) -> ApiResult<impl IntoResponse> {
     let meta = ops::topic_meta(&caller.client, &name).await?;
     let count = meta.partitions.len();

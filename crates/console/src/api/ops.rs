@@ -332,10 +332,11 @@ fn text_and_b64(bytes: Option<&[u8]>) -> (Option<String>, Option<String>, bool) 
     let truncated = b.len() > VALUE_BYTES_MAX;
     let mut cut = &b[..b.len().min(VALUE_BYTES_MAX)];
     // Cut on a character boundary so a long UTF-8 value stays text.
-    if truncated && let Err(e) = std::str::from_utf8(cut) {
-        if e.error_len().is_none() {
-            cut = &cut[..e.valid_up_to()];
-        }
+    if truncated
+        && let Err(e) = std::str::from_utf8(cut)
+        && e.error_len().is_none()
+    {
+        cut = &cut[..e.valid_up_to()];
     }
     let text = std::str::from_utf8(cut).ok().map(str::to_string);
     let b64 = base64::engine::general_purpose::STANDARD.encode(cut);
@@ -363,11 +364,7 @@ pub fn event_type(headers: &[(String, Option<Bytes>)], value: Option<&[u8]>) -> 
     }
     let v = value?;
     // Only objects can carry it; skip parsing anything else.
-    if !v
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|b| *b == b'{')
-    {
+    if v.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return None;
     }
     serde_json::from_slice::<Envelope>(v).ok()?.event_type
@@ -426,4 +423,45 @@ pub fn choose_partitions(all: &[(i32, i32)], asked: Option<&str>) -> ApiResult<V
     }
     out.sort();
     Ok(out)
+}
+
+/// `axum::Json`, with a malformed body answered as the API's JSON error
+/// (400 BAD_REQUEST) rather than axum's plain-text 400/415/422.
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    axum::Json<T>:
+        axum::extract::FromRequest<S, Rejection = axum::extract::rejection::JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> ApiResult<Self> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(JsonBody(v)),
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
+/// `axum::extract::Query`, with bad parameters answered as the API's JSON error.
+pub struct QueryParams<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for QueryParams<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> ApiResult<Self> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(QueryParams(v)),
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, patch};
@@ -85,9 +85,18 @@ async fn sizes(caller: &Caller) -> Option<BTreeMap<String, i64>> {
     Some(out)
 }
 
-async fn list(caller: Caller) -> ApiResult<Json<Vec<TopicRow>>> {
+async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<TopicRow>>> {
     let md = ops::metadata(&caller.client, None).await?;
     let sizes = sizes(&caller).await;
+    // The sampler's per-topic rates; only topics Metadata showed are listed.
+    let rates: BTreeMap<String, (f64, f64)> = match state.api.sampler.latest.lock() {
+        Ok(l) => l
+            .topics
+            .iter()
+            .map(|(t, r)| (t.clone(), (r.records_in_per_s, r.bytes_in_per_s)))
+            .collect(),
+        Err(_) => BTreeMap::new(),
+    };
     let mut rows = Vec::new();
     for t in md.topics {
         let Some(name) = t.name.as_ref().map(|n| n.0.to_string()) else {
@@ -102,15 +111,15 @@ async fn list(caller: Caller) -> ApiResult<Json<Vec<TopicRow>>> {
             Ok(w) => w.values().map(|(l, h)| (h - l).max(0)).sum(),
             Err(_) => 0,
         };
+        let (records_in_per_s, bytes_in_per_s) = rates.get(&name).copied().unwrap_or_default();
         rows.push(TopicRow {
             id: t.topic_id.to_string(),
             partitions: parts.len(),
             internal: t.is_internal,
             size_bytes: sizes.as_ref().map(|s| s.get(&name).copied().unwrap_or(0)),
             records,
-            // The lead's sampler provides the rates; until it lands, 0.
-            records_in_per_s: 0.0,
-            bytes_in_per_s: 0.0,
+            records_in_per_s,
+            bytes_in_per_s,
             dead_letter: name.ends_with(".dlq"),
             name,
         });
@@ -133,7 +142,10 @@ struct Created {
     id: String,
 }
 
-async fn create(caller: Caller, Json(body): Json<CreateBody>) -> ApiResult<impl IntoResponse> {
+async fn create(
+    caller: Caller,
+    ops::JsonBody(body): ops::JsonBody<CreateBody>,
+) -> ApiResult<impl IntoResponse> {
     ops::check_topic_name(&body.name)?;
     let partitions = body.partitions.unwrap_or(1);
     if !(1..=PARTITIONS_MAX).contains(&partitions) {
@@ -304,7 +316,7 @@ struct AlterBody {
 async fn alter_configs(
     caller: Caller,
     Path(name): Path<String>,
-    Json(body): Json<AlterBody>,
+    ops::JsonBody(body): ops::JsonBody<AlterBody>,
 ) -> ApiResult<StatusCode> {
     ops::check_topic_name(&name)?;
     if body.set.len() + body.delete.len() > CONFIGS_MAX {
