@@ -257,10 +257,7 @@ impl Authentication {
                         return Err(());
                     }
                 };
-                let creds = security
-                    .credential(&parsed.username, ScramMechanism::Sha512)
-                    .or_else(|| security.credential(&parsed.username, ScramMechanism::Sha256));
-                let ok = verify_plain(creds, parsed.password, &security.secret).await;
+                let ok = verify_user_password(security, &parsed.username, parsed.password).await;
                 if !ok {
                     security.authentication_failed(
                         peer,
@@ -348,6 +345,15 @@ impl Authentication {
         tracing::debug!(peer, user, mechanism, "authenticated");
         Ok(())
     }
+}
+
+/// Checks a username and password as SASL/PLAIN does, against the user's
+/// SCRAM credential (the console's login uses it too).
+pub async fn verify_user_password(security: &Security, username: &str, password: Vec<u8>) -> bool {
+    let creds = security
+        .credential(username, ScramMechanism::Sha512)
+        .or_else(|| security.credential(username, ScramMechanism::Sha256));
+    verify_plain(creds, password, &security.secret).await
 }
 
 /// PBKDF2 with thousands of iterations takes milliseconds: off the reactor.

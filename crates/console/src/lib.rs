@@ -82,7 +82,7 @@ fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .nest("/api", api::routes())
+        .nest("/api", api::routes(state.clone()))
         .fallback(assets::serve)
         .with_state(state)
 }

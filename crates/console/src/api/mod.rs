@@ -5,28 +5,42 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
+use axum::middleware;
+use axum::routing::{get, post};
 use herald_broker::Broker;
 use serde::Serialize;
 
 use crate::AppState;
 
+pub mod error;
+pub mod session;
+
 /// What the API keeps between requests.
 pub struct ApiState {
     pub broker: Arc<Broker>,
+    pub sessions: session::Sessions,
 }
 
 impl ApiState {
     pub fn new(broker: Arc<Broker>) -> Arc<ApiState> {
-        Arc::new(ApiState { broker })
+        Arc::new(ApiState {
+            sessions: session::Sessions::new(&broker),
+            broker,
+        })
     }
 
     /// Starts the tasks that sample the broker for the live charts and rates.
     pub fn spawn_background(self: &Arc<Self>, _broker: Arc<Broker>) {}
 }
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/info", get(info))
+/// Every `/api/` route, behind the session and CSRF guard.
+pub fn routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/session", get(session::session))
+        .route("/login", post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/info", get(info))
+        .layer(middleware::from_fn_with_state(state, session::guard))
 }
 
 #[derive(Serialize)]
