@@ -35,6 +35,9 @@ impl Publisher {
     pub fn with_config(brokers: &str, source: &str, extra: &[(&str, &str)]) -> Result<Publisher> {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", brokers)
+            // The source names the service to the broker, so the console's
+            // event flow draws each service as its own producer.
+            .set("client.id", source)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "2")

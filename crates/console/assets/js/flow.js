@@ -76,6 +76,22 @@ export function FlowPage() {
     </div>
     ${flow.error && html`<div class="error">${flow.error}</div>`}
     ${f.nodes.length === 0 && html`<p class="muted" data-testid="flow-empty">No traffic in the window yet: produce or consume to see the graph.</p>`}
+    ${chosen &&
+    html`<aside class="card panel" data-testid="producer-panel">
+      <button class="close" onClick=${() => setPanel(null)} title="close">×</button>
+      <h3>Producer ${chosen.label}</h3>
+      <table class="kv">
+        <tr><th>Client id</th><td data-testid="producer-client-id">${chosen.client_id ?? '–'}</td></tr>
+        <tr><th>Principal</th><td data-testid="producer-principal">${chosen.principal ?? '–'}</td></tr>
+        <tr><th>Transactional id</th><td>${chosen.transactional_id ?? '–'}</td></tr>
+      </table>
+      <h4>Produces to</h4>
+      <ul>${edges.filter((e) => e.from === chosen.id).map((e) => {
+        const t = pos.get(e.to).n;
+        return html`<li><a href=${'/topics/' + seg(t.label)} onClick=${(ev) => (ev.preventDefault(), navigate('/topics/' + seg(t.label)))}>${t.label}</a>
+          · ${fmtRate(e.records_per_s)} records/s</li>`;
+      })}</ul>
+    </aside>`}
     <div class="flow-wrap">
       <svg class="flow" data-testid="flow-svg" viewBox=${`0 0 ${VIEW_W} ${height}`} width="100%" preserveAspectRatio="xMidYMin meet">
         <defs>
@@ -115,21 +131,5 @@ export function FlowPage() {
         })}
       </svg>
     </div>
-    ${chosen &&
-    html`<aside class="card panel" data-testid="producer-panel">
-      <button class="close" onClick=${() => setPanel(null)} title="close">×</button>
-      <h3>Producer ${chosen.label}</h3>
-      <table class="kv">
-        <tr><th>Client id</th><td data-testid="producer-client-id">${chosen.client_id ?? '–'}</td></tr>
-        <tr><th>Principal</th><td data-testid="producer-principal">${chosen.principal ?? '–'}</td></tr>
-        <tr><th>Transactional id</th><td>${chosen.transactional_id ?? '–'}</td></tr>
-      </table>
-      <h4>Produces to</h4>
-      <ul>${edges.filter((e) => e.from === chosen.id).map((e) => {
-        const t = pos.get(e.to).n;
-        return html`<li><a href=${'/topics/' + seg(t.label)} onClick=${(ev) => (ev.preventDefault(), navigate('/topics/' + seg(t.label)))}>${t.label}</a>
-          · ${fmtRate(e.records_per_s)} records/s</li>`;
-      })}</ul>
-    </aside>`}
   </div>`;
 }
