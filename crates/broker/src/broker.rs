@@ -38,6 +38,10 @@ pub struct Broker {
     pub endpoints: Vec<Endpoint>,
     /// Warnings about connections closed for bad input, rate-limited.
     pub connection_log: crate::rate_limited_log::RateLimitedLog,
+    /// Who produces to which topic (the console's event-flow graph).
+    pub event_flow: crate::event_flow::EventFlow,
+    /// Prometheus counters and histograms (see `metrics::render`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
 }
 
@@ -90,7 +94,9 @@ impl Broker {
             .first()
             .map(|e| (e.host.clone(), e.port))
             .unwrap_or_default();
+        let metrics = Arc::new(crate::metrics::Metrics::new(config.metrics_enabled));
         Broker {
+            metrics,
             config,
             topics,
             groups,
@@ -102,6 +108,7 @@ impl Broker {
             security,
             endpoints,
             connection_log: crate::rate_limited_log::RateLimitedLog::new(),
+            event_flow: crate::event_flow::EventFlow::default(),
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
         }
     }

@@ -65,6 +65,11 @@ pub struct BrokerConfig {
     pub offsets_retention: Duration,
     /// The group state log is compacted once it is larger than this.
     pub offsets_compact_bytes: u64,
+    /// Record Prometheus metrics on the request path (false with `--http-listen off`).
+    pub metrics_enabled: bool,
+    /// Partitions (and group offsets) with their own series in `/metrics`;
+    /// beyond it only totals, and a count of what was left out.
+    pub metrics_partition_series_max: usize,
 }
 
 impl Default for BrokerConfig {
@@ -98,6 +103,8 @@ impl Default for BrokerConfig {
             group_consumer_heartbeat_interval: Duration::from_secs(5),
             offsets_retention: Duration::from_secs(7 * 24 * 3600),
             offsets_compact_bytes: 64 * 1024 * 1024,
+            metrics_enabled: true,
+            metrics_partition_series_max: 2000,
         }
     }
 }

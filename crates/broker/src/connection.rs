@@ -252,10 +252,16 @@ pub async fn serve<R, W>(
             tracing::debug!(%peer, api = ?req.api_key, why, "closing connection");
             break;
         }
+        let metrics = &broker.metrics;
+        let (api, timer) = (
+            req.api_key,
+            metrics.request_started(req.api_key, req.version),
+        );
         let step = match req.api_key {
             ApiKey::SaslHandshake => match handlers::decode_body(&mut req) {
                 Ok(body) => Some(auth.handshake(security, req.correlation_id, req.version, body)),
                 Err(e) => {
+                    metrics.request_closed_connection(api);
                     warn_limited!(broker, %peer, error = %e, "closing connection: bad request");
                     break;
                 }
@@ -266,6 +272,7 @@ pub async fn serve<R, W>(
                         .await,
                 ),
                 Err(e) => {
+                    metrics.request_closed_connection(api);
                     warn_limited!(broker, %peer, error = %e, "closing connection: bad request");
                     break;
                 }
@@ -273,6 +280,7 @@ pub async fn serve<R, W>(
             _ => None,
         };
         if let Some(step) = step {
+            metrics.request_finished(timer);
             let (bytes, close) = match step {
                 Step::Reply(b) => (b, false),
                 Step::ReplyAndClose(b) => (b, true),
@@ -291,15 +299,32 @@ pub async fn serve<R, W>(
         };
         let sent = match handlers::dispatch(&broker, req, &conn).await {
             Ok(Reply::Now(Some(bytes))) => {
+                metrics.request_finished(timer);
                 let (p, n) = ready(bytes);
                 send(&tx, &outstanding, p, n).await
             }
             Ok(Reply::Now(None)) => {
+                metrics.request_finished(timer);
                 // acks=0: no answer, but its turn in the order is kept.
                 send(&tx, &outstanding, Box::pin(std::future::ready(None)), 0).await
             }
-            Ok(Reply::Later(fut)) => send(&tx, &outstanding, fut, 0).await,
+            Ok(Reply::Later(fut)) => {
+                // Timed until the answer is ready, not until it is written.
+                let fut = match timer {
+                    None => fut,
+                    Some(t) => {
+                        let metrics = broker.metrics.clone();
+                        Box::pin(async move {
+                            let answer = fut.await;
+                            metrics.request_finished(Some(t));
+                            answer
+                        })
+                    }
+                };
+                send(&tx, &outstanding, fut, 0).await
+            }
             Err(e) => {
+                metrics.request_closed_connection(api);
                 warn_limited!(broker, %peer, error = %e, "closing connection: bad request");
                 break;
             }

@@ -40,8 +40,13 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
                     }
                     log.roll_if_old()?;
                     if retention_due {
+                        let size_before = log.size_bytes();
                         let deleted = log.apply_retention(now_ms)?;
                         if deleted > 0 {
+                            broker
+                                .metrics
+                                .log
+                                .retention(deleted, size_before.saturating_sub(log.size_bytes()));
                             tracing::info!(topic = %topic.name, partition = p.index, deleted, "retention deleted segments");
                         }
                     }
@@ -76,12 +81,15 @@ async fn clean_compacted(broker: &Arc<Broker>, now_ms: i64) {
             })
             .await;
             match result {
-                Ok(Ok(report)) if report.did_work() => tracing::info!(
-                    topic = %topic.name,
-                    partition = p.index,
-                    ?report,
-                    "compacted"
-                ),
+                Ok(Ok(report)) if report.did_work() => {
+                    broker.metrics.log.compacted(&report);
+                    tracing::info!(
+                        topic = %topic.name,
+                        partition = p.index,
+                        ?report,
+                        "compacted"
+                    )
+                }
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "compaction failed")

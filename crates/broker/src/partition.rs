@@ -39,6 +39,8 @@ pub struct Partition {
     offline: AtomicBool,
     /// Bumped when an fsync made more records readable (fsync on ack).
     readable: Option<Arc<watch::Sender<u64>>>,
+    /// Where the flusher reports each fsync (metrics).
+    fsync_stats: Option<Arc<crate::metrics::FsyncStats>>,
 }
 
 impl std::fmt::Debug for Partition {
@@ -56,6 +58,7 @@ impl Partition {
         index: i32,
         config: LogConfig,
         readable: Option<Arc<watch::Sender<u64>>>,
+        fsync_stats: Option<Arc<crate::metrics::FsyncStats>>,
     ) -> Result<Arc<Partition>, LogError> {
         let (log, report) = PartitionLog::open(dir, config)?;
         if !report.clean_shutdown && (report.batches_scanned > 0 || report.truncated_bytes > 0) {
@@ -82,6 +85,7 @@ impl Partition {
             closed: AtomicBool::new(false),
             offline: AtomicBool::new(false),
             readable,
+            fsync_stats,
         });
         tokio::spawn(flusher(p.clone()));
         Ok(p)
@@ -217,7 +221,9 @@ async fn flusher(p: Arc<Partition>) {
             return;
         };
         let job = target.clone();
+        let started = std::time::Instant::now();
         let synced = tokio::task::spawn_blocking(move || job.sync()).await;
+        let took = started.elapsed();
         match synced {
             Ok(Ok(())) => {
                 // The durable offset of the log (what readers see) is advanced
@@ -228,6 +234,10 @@ async fn flusher(p: Arc<Partition>) {
                     Ok(l.durable_offset())
                 });
                 let Ok(durable) = durable else { return };
+                if let Some(stats) = &p.fsync_stats {
+                    let before = p.flushed.borrow().durable_offset;
+                    stats.synced(took, durable.saturating_sub(before).max(0) as u64);
+                }
                 let advanced = p.flushed.send_if_modified(|s| {
                     if durable > s.durable_offset {
                         s.durable_offset = durable;

@@ -339,6 +339,7 @@ async fn accept_connection(
     _slots: (tokio::sync::OwnedSemaphorePermit, IpSlot),
 ) {
     let _ = stream.set_nodelay(true);
+    let _counted = broker.metrics.connection_opened(&listener.name);
     let anonymous: Arc<str> = Arc::from(herald_security::ANONYMOUS);
     if !listener.protocol.tls() {
         let (rd, wr) = stream.into_split();

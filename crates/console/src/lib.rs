@@ -48,6 +48,7 @@ pub async fn start(broker: Arc<Broker>, addr: SocketAddr) -> anyhow::Result<Runn
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind the HTTP listener {addr}: {e}"))?;
     let addr = listener.local_addr()?;
+    broker.event_flow.enable();
     let api = api::ApiState::new(broker.clone());
     api.spawn_background(broker.clone());
     let state = AppState {
@@ -113,11 +114,10 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-// Wired to herald_broker::metrics::render when the metrics module lands.
-async fn metrics(State(_state): State<AppState>) -> impl IntoResponse {
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let body = herald_broker::metrics::render(&state.broker).await;
     (
-        StatusCode::SERVICE_UNAVAILABLE,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "metrics are not collected by this build\n",
+        [(header::CONTENT_TYPE, herald_broker::metrics::CONTENT_TYPE)],
+        body,
     )
 }

@@ -153,6 +153,10 @@ pub struct ServeArgs {
     /// reading its requests [default: 16777216].
     #[arg(long, env = "HERALD_CONNECTION_QUEUED_RESPONSE_BYTES_MAX")]
     pub connection_queued_response_bytes_max: Option<usize>,
+    /// Partitions (and group offsets) with their own series in /metrics;
+    /// past it only totals and a dropped count [default: 2000].
+    #[arg(long, env = "HERALD_METRICS_PARTITION_SERIES_MAX")]
+    pub metrics_partition_series_max: Option<usize>,
     /// `acl` turns Kafka's ACL authorizer on [default: none].
     #[arg(long, env = "HERALD_AUTHORIZER")]
     pub authorizer: Option<String>,
@@ -227,6 +231,7 @@ impl ServeArgs {
             group_consumer_heartbeat_interval_ms,
             offsets_retention_minutes,
             offsets_compact_bytes,
+            metrics_partition_series_max,
             cluster_db,
             object_store,
             s3_endpoint,
@@ -380,6 +385,9 @@ impl ServeArgs {
             anyhow::ensure!(v >= 1, "--offsets-compact-bytes must be at least 1");
             c.offsets_compact_bytes = v;
         }
+        if let Some(v) = a.metrics_partition_series_max {
+            c.metrics_partition_series_max = v;
+        }
         Ok((c, cluster))
     }
 }
@@ -395,7 +403,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .init();
     let args = args.merged_with_file()?;
     let http_listen = http_listen(args.http_listen.as_deref())?;
-    let (config, cluster) = args.into_config()?;
+    let (mut config, cluster) = args.into_config()?;
+    // Nobody could read them: `--http-listen off` also stops collecting.
+    config.metrics_enabled = http_listen.is_some();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -238,6 +238,25 @@ pub fn split(bytes: &[u8]) -> Result<Vec<&[u8]>, LogError> {
     Ok(out)
 }
 
+/// Records in the complete batches of `bytes` (a produce payload or a fetch
+/// response's records), read from each header without allocating; stops at
+/// the first truncated or malformed batch (a fetch may end inside one).
+pub fn count_records(bytes: &[u8]) -> u64 {
+    let mut records = 0u64;
+    let mut rest = bytes;
+    while rest.len() >= BATCH_HEADER_BYTES {
+        let Some(total) = peek_total_bytes(rest) else {
+            break;
+        };
+        if total < BATCH_HEADER_BYTES as i64 || total > rest.len() as i64 {
+            break;
+        }
+        records += be_i32(rest, OFFSET_RECORDS_COUNT).max(0) as u64;
+        rest = &rest[total as usize..];
+    }
+    records
+}
+
 /// Overwrites the base offset and partition leader epoch (not covered by the CRC).
 pub fn assign_offset(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
     batch[OFFSET_BASE_OFFSET..OFFSET_BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
@@ -409,6 +428,32 @@ mod tests {
         let mut bad = b.clone();
         bad[8..12].copy_from_slice(&i32::MAX.to_be_bytes());
         assert!(split(&bad).is_err());
+    }
+
+    #[test]
+    fn count_records_sums_complete_batches_and_stops_at_a_cut_one() {
+        let recs = [
+            build::SimpleRecord {
+                key: None,
+                value: Some(b"x"),
+                timestamp_ms: 0,
+            },
+            build::SimpleRecord {
+                key: None,
+                value: Some(b"y"),
+                timestamp_ms: 0,
+            },
+        ];
+        let b = build::batch(&recs, -1, -1, -1);
+        let mut three = b.clone();
+        three.extend_from_slice(&b);
+        three.extend_from_slice(&b);
+        assert_eq!(count_records(&three), 6);
+        assert_eq!(count_records(&three[..three.len() - 1]), 4);
+        assert_eq!(count_records(&[]), 0);
+        let mut bad = b.clone();
+        bad[8..12].copy_from_slice(&(-5i32).to_be_bytes());
+        assert_eq!(count_records(&bad), 0);
     }
 
     fn two_records() -> Vec<u8> {

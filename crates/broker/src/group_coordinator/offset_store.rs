@@ -401,7 +401,14 @@ impl OffsetStore {
             flush_messages: 1,
             ..LogConfig::default()
         };
-        let log = Partition::open(&data_dir.join(OFFSETS_DIR), OFFSETS_DIR, 0, config, None)?;
+        let log = Partition::open(
+            &data_dir.join(OFFSETS_DIR),
+            OFFSETS_DIR,
+            0,
+            config,
+            None,
+            None,
+        )?;
         let mut records = Vec::new();
         let mut skipped = 0u64;
         // Bytes of the last value of every live key: what a snapshot written

@@ -63,6 +63,7 @@ async fn answer(ctx: &Ctx, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
                     // As Kafka does: committed offsets of a deleted topic go too,
                     // so a topic recreated under the same name starts clean.
                     ctx.broker.groups.delete_topic_offsets(&name);
+                    ctx.broker.event_flow.forget_topic(&name);
                 }
                 match deleted {
                     Ok(t) if ctx.version >= 6 => r.topic_id = t.id,

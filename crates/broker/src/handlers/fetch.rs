@@ -27,6 +27,26 @@ struct Collected {
     response: FetchResponse,
     bytes: usize,
     has_error: bool,
+    /// Each topic response's traffic counters (metrics on).
+    counters: Vec<Option<std::sync::Arc<crate::metrics::TopicCounters>>>,
+}
+
+impl Collected {
+    /// The answer: counts what it carries, then encodes it.
+    fn answer(self, ctx: &Ctx) -> Option<bytes::Bytes> {
+        let metrics = &ctx.broker.metrics;
+        if metrics.enabled() {
+            for (tr, c) in self.response.responses.iter().zip(&self.counters) {
+                for pd in &tr.partitions {
+                    metrics.request_error(ctx.api_key, pd.error_code);
+                    if let (Some(c), Some(r)) = (c, &pd.records) {
+                        c.add_out(r.len() as u64, crate::metrics::traffic::record_count(r));
+                    }
+                }
+            }
+        }
+        Some(ctx.encode(&self.response))
+    }
 }
 
 /// Reads every requested partition (one `Engine::read` call) and builds the response.
@@ -40,6 +60,7 @@ async fn collect(ctx: &Ctx, req: &FetchRequest) -> Collected {
     let mut has_error = false;
     let read_committed = req.isolation_level == 1;
     let mut responses = Vec::with_capacity(req.topics.len());
+    let mut counters = Vec::with_capacity(req.topics.len());
     // The reads to make, and where each answer goes: (topic idx, partition idx).
     let mut reads = Vec::new();
     let mut slots = Vec::new();
@@ -56,6 +77,12 @@ async fn collect(ctx: &Ctx, req: &FetchRequest) -> Collected {
             (None, true) => true,
             (None, false) => ctx.authorize(Operation::Read, ResourceType::Topic, &s(&ft.topic.0)),
         };
+        counters.push(
+            topic
+                .as_ref()
+                .filter(|_| allowed)
+                .and_then(|t| broker.metrics.topic(&t.name)),
+        );
         let mut tr = FetchableTopicResponse::default();
         tr.topic = ft.topic.clone();
         tr.topic_id = ft.topic_id;
@@ -146,6 +173,7 @@ async fn collect(ctx: &Ctx, req: &FetchRequest) -> Collected {
         response,
         bytes: total,
         has_error,
+        counters,
     }
 }
 
@@ -175,7 +203,7 @@ pub fn handle(ctx: &Ctx, req: FetchRequest) -> Result<Reply, ProtocolError> {
     Ok(Reply::Later(Box::pin(async move {
         let first = collect(&ctx, &req).await;
         if first.bytes >= min_bytes.max(1) || first.has_error || wait.is_zero() || min_bytes == 0 {
-            return Some(ctx.encode(&first.response));
+            return first.answer(&ctx);
         }
         loop {
             // Timed out, or the broker is shutting down (sender gone): answer with what there is.
@@ -189,7 +217,7 @@ pub fn handle(ctx: &Ctx, req: FetchRequest) -> Result<Reply, ProtocolError> {
             );
             let c = collect(&ctx, &req).await;
             if done || c.bytes >= min_bytes || c.has_error {
-                return Some(ctx.encode(&c.response));
+                return c.answer(&ctx);
             }
         }
     })))

@@ -23,7 +23,9 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
     let acks = req.acks;
     let valid_acks = matches!(acks, -1..=1);
     let transactional = req.transactional_id.is_some();
+    let transactional_id = req.transactional_id.as_ref().map(|t| s(&t.0));
     let now = crate::now_ms();
+    let arrived = std::time::Instant::now();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     // Appends in flight: (topic idx, partition idx, its future). Each append is
     // ordered when it is called, here, in request order; only its answer waits.
@@ -32,6 +34,7 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
         let name = s(&td.name.0);
         let topic = broker.topics.get(&name);
         let allowed = ctx.authorize(Operation::Write, ResourceType::Topic, &name);
+        let counters = topic.as_ref().and_then(|_| broker.metrics.topic(&name));
         let mut tr = TopicProduceResponse::default();
         tr.name = td.name.clone();
         for pd in td.partition_data {
@@ -55,11 +58,25 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
             } else if let Some(p) = partition {
                 match pd.records {
                     None => pr.error_code = ResponseError::InvalidRecord.code(),
-                    Some(records) => pending.push((
-                        ti,
-                        tr.partition_responses.len(),
-                        p.append(records, acks, now),
-                    )),
+                    Some(records) => {
+                        // (records, bytes) for the event-flow graph, read
+                        // before the payload moves into the log.
+                        let flow = broker.event_flow.enabled().then(|| {
+                            (
+                                herald_log::batch::count_records(&records),
+                                records.len() as u64,
+                            )
+                        });
+                        pending.push((
+                            ti,
+                            tr.partition_responses.len(),
+                            counters
+                                .clone()
+                                .map(|c| crate::metrics::Inflow::measure(c, &records)),
+                            flow,
+                            p.append(records, acks, now),
+                        ))
+                    }
                 }
             } else {
                 pr.error_code = ResponseError::UnknownTopicOrPartition.code();
@@ -78,11 +95,26 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
     let version = ctx.version;
     let answer = async move {
         let mut appended = false;
-        for (ti, pi, fut) in pending {
+        for (ti, pi, inflow, flow, fut) in pending {
+            let topic = &responses[ti].name;
+            let outcome = tokio::time::timeout(timeout, fut).await;
+            if let (Some((records, bytes)), Ok(Ok(_))) = (flow, &outcome) {
+                let by = crate::event_flow::Producer {
+                    principal: &ctx.principal,
+                    client_id: ctx.client_id.as_deref(),
+                    transactional_id: transactional_id.as_deref(),
+                };
+                ctx.broker
+                    .event_flow
+                    .produced(by, topic.0.as_str(), records, bytes, now);
+            }
             let pr = &mut responses[ti].partition_responses[pi];
-            match tokio::time::timeout(timeout, fut).await {
+            match outcome {
                 Ok(Ok(a)) => {
                     appended = true;
+                    if let Some(i) = inflow {
+                        i.appended();
+                    }
                     pr.base_offset = a.base_offset;
                     pr.log_append_time_ms = a.log_append_time_ms;
                     if version >= 5 {
@@ -99,6 +131,7 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
         if appended {
             ctx.broker.notify_data_arrived();
         }
+        record_metrics(&ctx, &responses, acks, appended, arrived);
         if acks == 0 {
             return None;
         }
@@ -107,6 +140,29 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
         Some(ctx.encode(&resp))
     };
     Ok(Reply::Later(Box::pin(answer)))
+}
+
+/// Partition errors, and for acks=all the time until durable.
+fn record_metrics(
+    ctx: &Ctx,
+    responses: &[TopicProduceResponse],
+    acks: i16,
+    appended: bool,
+    arrived: std::time::Instant,
+) {
+    let metrics = &ctx.broker.metrics;
+    if !metrics.enabled() {
+        return;
+    }
+    for pr in responses.iter().flat_map(|t| &t.partition_responses) {
+        metrics.request_error(ctx.api_key, pr.error_code);
+    }
+    if acks == -1 && appended {
+        metrics
+            .log
+            .produce_durable
+            .observe_duration(arrived.elapsed());
+    }
 }
 
 fn set_error(pr: &mut PartitionProduceResponse, e: &herald_log::LogError, version: i16) {

@@ -32,6 +32,8 @@ pub struct LocalEngine {
     /// Bumped by partition flushers when an fsync moved a high watermark
     /// (fsync on ack): long-polling fetches wait on it.
     readable: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Observed by every partition's flusher.
+    fsync_stats: Arc<crate::metrics::FsyncStats>,
 }
 
 impl LocalEngine {
@@ -47,6 +49,7 @@ impl LocalEngine {
             root,
             data_dir: data_dir.to_path_buf(),
             readable: Arc::new(tokio::sync::watch::channel(0).0),
+            fsync_stats: Arc::default(),
         })
     }
 
@@ -180,6 +183,7 @@ impl Engine for LocalEngine {
             index,
             config,
             Some(self.readable.clone()),
+            Some(self.fsync_stats.clone()),
         )?)
     }
 
@@ -245,6 +249,10 @@ impl Engine for LocalEngine {
 
     fn readable_on_append(&self) -> bool {
         true
+    }
+
+    fn fsync_stats(&self) -> Option<Arc<crate::metrics::FsyncStats>> {
+        Some(self.fsync_stats.clone())
     }
 
     fn readable_advanced(&self) -> Option<tokio::sync::watch::Receiver<u64>> {

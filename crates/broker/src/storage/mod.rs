@@ -167,6 +167,10 @@ pub trait Engine: Send + Sync {
     fn readable_advanced(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
+    /// The engine's group-commit fsync statistics, if it fsyncs (the local engine).
+    fn fsync_stats(&self) -> Option<Arc<crate::metrics::FsyncStats>> {
+        None
+    }
     /// A block of never-used producer ids, `[start, end)`.
     fn allocate_producer_ids(&self, count: i64) -> StorageFuture<(i64, i64), std::io::Error>;
 }
