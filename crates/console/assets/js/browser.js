@@ -186,8 +186,18 @@ export function MessageBrowser({ topic, partitions, headerColumns = [], allowTai
         return next;
       });
     });
+    // The API ends the stream with an `error` event ({error, message}) when
+    // the broker refuses a read; connection errors carry no data.
     es.addEventListener('error', (ev) => {
-      if (ev.data) setError(ev.data);
+      if (!ev.data) return;
+      try {
+        const e = JSON.parse(ev.data);
+        setError(e.message ? `${e.error}: ${e.message}` : String(e.error));
+      } catch {
+        setError(String(ev.data));
+      }
+      es.close();
+      setTailState('closed');
     });
     return () => es.close();
   }, [tailOn, topic]);
