@@ -242,9 +242,8 @@ impl Inner {
     fn consumer(&self, group: &str) -> Result<StreamConsumer> {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers)
-            .set("group.id", group)
-            // Members show up by their group's name (console, `herald group describe`).
             .set("client.id", group)
+            .set("group.id", group)
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "1000")
             // Offsets are stored only once an event is done with (at-least-once).
