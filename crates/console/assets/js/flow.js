@@ -30,12 +30,29 @@ function subtitle(n) {
   return '';
 }
 
+// Topics in name order; producers and groups each sorted by the mean row of
+// the topics they touch (a barycenter pass), which keeps most edges short
+// and uncrossed without a layout library.
 export function layout(flow) {
   const cols = { producer: [], topic: [], group: [] };
   for (const n of flow.nodes) if (cols[n.kind]) cols[n.kind].push(n);
+  const byName = (a, b) => String(a.label).localeCompare(String(b.label));
+  cols.topic.sort(byName);
+  const topicRow = new Map(cols.topic.map((n, i) => [n.id, i]));
+  const centre = (id) => {
+    const rows = [];
+    for (const e of flow.edges) {
+      if (e.from === id && topicRow.has(e.to)) rows.push(topicRow.get(e.to));
+      if (e.to === id && topicRow.has(e.from)) rows.push(topicRow.get(e.from));
+    }
+    return rows.length ? rows.reduce((a, b) => a + b, 0) / rows.length : Infinity;
+  };
+  for (const kind of ['producer', 'group']) {
+    const c = new Map(cols[kind].map((n) => [n.id, centre(n.id)]));
+    cols[kind].sort((a, b) => c.get(a.id) - c.get(b.id) || byName(a, b));
+  }
   const pos = new Map();
   for (const kind of Object.keys(cols)) {
-    cols[kind].sort((a, b) => String(a.label).localeCompare(String(b.label)));
     cols[kind].forEach((n, i) => pos.set(n.id, { x: COL_X[kind], y: TOP + i * ROW_H, n }));
   }
   const rows = Math.max(1, cols.producer.length, cols.topic.length, cols.group.length);
@@ -58,7 +75,7 @@ function open(n, setPanel) {
 }
 
 export function FlowPage() {
-  const flow = usePoll((signal) => get('/api/flow?window=60', { signal }), 2000);
+  const flow = usePoll((signal) => get('/api/flow', { signal }), 2000);
   const [panel, setPanel] = useState(null);
   const f = flow.data;
   if (!f) {
@@ -75,6 +92,7 @@ export function FlowPage() {
       <span class="muted">What the broker saw in the last ${f.window_seconds} s: ${f.nodes.length} nodes, ${edges.length} edges. Refreshes every 2 s.</span>
     </div>
     ${flow.error && html`<div class="error">${flow.error}</div>`}
+    ${f.truncated && html`<p class="warn">The graph is cut at the API's node limit.</p>`}
     ${f.nodes.length === 0 && html`<p class="muted" data-testid="flow-empty">No traffic in the window yet: produce or consume to see the graph.</p>`}
     ${chosen &&
     html`<aside class="card panel" data-testid="producer-panel">
@@ -110,13 +128,18 @@ export function FlowPage() {
           const dx = Math.max(60, (x2 - x1) / 2);
           const w = 1.5 + 4 * Math.sqrt((e.records_per_s || 0) / maxRate);
           const hot = panel && (e.from === panel || e.to === panel);
+          const label = `${fmtRate(e.records_per_s)}/s${e.lag != null ? ` · lag ${fmtNum(e.lag)}` : ''}`;
+          // Idle edges (no rate, no lag) keep their label in the tooltip, so
+          // the live ones stay readable.
+          const busy = (e.records_per_s || 0) > 0 || (e.lag || 0) > 0;
           // The rate sits at 70% of the curve, near its target, so the labels
           // of edges that leave one node do not pile up on each other.
           const [lx, ly] = bezierAt(0.7, x1, y1, x1 + dx, y1, x2 - dx, y2, x2, y2);
           return html`<g class=${'edge' + (hot ? ' hot' : '')} data-testid="flow-edge" data-from=${e.from} data-to=${e.to}
               data-from-label=${a.n.label} data-to-label=${b.n.label}>
             <path d=${`M ${x1} ${y1} C ${x1 + dx} ${y1}, ${x2 - dx} ${y2}, ${x2} ${y2}`} stroke-width=${w} marker-end="url(#arrow)" />
-            <text x=${lx} y=${ly - 4} text-anchor="middle" class="edge-label" data-testid="flow-edge-label">${fmtRate(e.records_per_s)}/s</text>
+            <title>${a.n.label} → ${b.n.label}: ${label}</title>
+            ${(busy || hot) && html`<text x=${lx} y=${ly - 4} text-anchor="middle" class="edge-label" data-testid="flow-edge-label">${label}</text>`}
           </g>`;
         })}
         ${[...pos.values()].map(({ x, y, n }) => {

@@ -17,7 +17,7 @@ function LiveChart({ title, data, fmt, testid }) {
       legend: { live: true },
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
-      axes: [{}, { size: 70, values: (u, vals) => vals.map((v) => fmt(v)) }],
+      axes: [{}, { size: 96, values: (u, vals) => vals.map((v) => fmt(v)) }],
       series: [
         {},
         { label: 'in', stroke: '#1f7a4d', fill: 'rgba(31,122,77,0.08)', width: 2, value: (u, v) => (v == null ? '–' : fmt(v)) },

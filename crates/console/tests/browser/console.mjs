@@ -362,7 +362,18 @@ scenario('the overview charts throughput', async (page) => {
   });
   assert(topics >= 1, `topics counted (${topics})`);
   await page.locator('[data-testid=chart-records] canvas').waitFor();
-  await page.waitForTimeout(2500); // a few samples on the chart for the screenshot
+  // Some traffic on the charts: three bursts of 300 records, a second apart.
+  for (let i = 0; i < 3; i++) {
+    const burst = Array.from({ length: 300 }, (_, j) => `{"eventType":"OrderPlaced","order_id":"ov-${i}-${j}","total":${j}}`).join('\n') + '\n';
+    await kcat(['-P', '-b', BOOTSTRAP, '-t', TOPIC, '-z', 'none'], burst);
+    await page.waitForTimeout(1000);
+  }
+  // The page's own poll saw it: "In now" or the topic count moved past its dashes.
+  await until('a sample with records in', async () => {
+    const o = await page.evaluate(() => fetch('/api/overview').then((r) => r.json()));
+    return o.series.some((p) => p.records_in > 0);
+  });
+  await page.waitForTimeout(1500);
   await shot(page, 'overview');
 });
 
