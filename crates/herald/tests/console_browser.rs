@@ -114,23 +114,9 @@ async fn seed(b: &BrokerProcess) {
 
 #[test]
 fn console_pages_in_chromium() {
-    if std::env::var("HERALD_BROWSER_TESTS").as_deref() == Ok("0") {
-        eprintln!("console_browser: skipped (HERALD_BROWSER_TESTS=0)");
+    if !browser_tests_enabled() {
         return;
     }
-    let root = repo_root();
-    let tests = root.join("crates/console/tests/browser");
-    assert!(
-        tests.join("node_modules/playwright-core").is_dir(),
-        "playwright-core is not installed: run `npm ci --prefix crates/console/tests/browser` \
-         (or set HERALD_BROWSER_TESTS=0 to skip the browser tests)"
-    );
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "{chromium} is missing: apt-get install chromium (or set HERALD_BROWSER_TESTS=0)"
-    );
-
     let b = BrokerProcess::start_with_env(
         &["--num-partitions", "3"],
         &[("HERALD_HTTP_LISTEN".into(), "127.0.0.1:0".into())],
@@ -144,7 +130,8 @@ fn console_pages_in_chromium() {
         .expect("runtime");
     rt.block_on(seed(&b));
     // The shop's seven services against this broker, so the event flow has
-    // them inside its 60 s window; 100 orders dead-letter one (order 99).
+    // them inside its window (the scenarios check it first); 100 orders
+    // dead-letter one (order 99).
     let report = rt
         .block_on(shop::run_shop(shop::ShopOptions {
             brokers: b.addr.clone(),
@@ -156,18 +143,88 @@ fn console_pages_in_chromium() {
         .expect("the shop ran");
     assert!(report.dead_lettered >= 1, "{report:?}");
 
-    let shots = root.join("docs/console");
+    run_script(
+        &[
+            ("BASE_URL", format!("http://{http}")),
+            ("BOOTSTRAP", b.addr.clone()),
+            ("TOPIC", TOPIC.into()),
+            ("GROUP", GROUP.into()),
+            ("SHOP", "1".into()),
+        ],
+        &b.log,
+    );
+}
+
+/// With SASL listeners the console asks for the same credentials: the login
+/// page, a refused password, the user's session and its CSRF token, logout.
+#[test]
+fn console_login_in_chromium() {
+    if !browser_tests_enabled() {
+        return;
+    }
+    let b = common::secure::SecureBroker::start(&["--http-listen", "127.0.0.1:0"]);
+    let http = {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = b.log.lock().ok().and_then(|l| {
+                l.iter()
+                    .find_map(|line| line.split("http listening on http://").nth(1))
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .map(str::to_string)
+            });
+            if let Some(addr) = found {
+                break addr;
+            }
+            assert!(Instant::now() < deadline, "no http listening line");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    run_script(
+        &[
+            ("BASE_URL", format!("http://{http}")),
+            ("SUITE", "auth".into()),
+            ("LOGIN_USER", "admin".into()),
+            ("LOGIN_PASSWORD", common::secure::ADMIN_PASSWORD.into()),
+        ],
+        &b.log,
+    );
+}
+
+fn browser_tests_enabled() -> bool {
+    if std::env::var("HERALD_BROWSER_TESTS").as_deref() == Ok("0") {
+        eprintln!("console_browser: skipped (HERALD_BROWSER_TESTS=0)");
+        return false;
+    }
+    let tests = repo_root().join("crates/console/tests/browser");
+    assert!(
+        tests.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is not installed: run `npm ci --prefix crates/console/tests/browser` \
+         (or set HERALD_BROWSER_TESTS=0 to skip the browser tests)"
+    );
+    assert!(
+        Path::new(&chromium()).exists(),
+        "{} is missing: apt-get install chromium (or set HERALD_BROWSER_TESTS=0)",
+        chromium()
+    );
+    true
+}
+
+fn chromium() -> String {
+    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+/// Runs console.mjs with `vars`, prints its output, fails the test if any
+/// scenario failed.
+fn run_script(vars: &[(&str, String)], broker_log: &std::sync::Mutex<Vec<String>>) {
+    let root = repo_root();
+    let tests = root.join("crates/console/tests/browser");
     let child = Command::new("node")
         .arg(tests.join("console.mjs"))
         .current_dir(&tests)
-        .env("BASE_URL", format!("http://{http}"))
-        .env("BOOTSTRAP", &b.addr)
         .env("HERALD_BIN", env!("CARGO_BIN_EXE_herald"))
-        .env("SCREENSHOT_DIR", &shots)
-        .env("TOPIC", TOPIC)
-        .env("GROUP", GROUP)
-        .env("SHOP", "1")
-        .env("CHROMIUM", &chromium)
+        .env("SCREENSHOT_DIR", root.join("docs/console"))
+        .env("CHROMIUM", chromium())
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         // One stream, in order: the script's own lines and node's errors.
@@ -176,13 +233,13 @@ fn console_pages_in_chromium() {
         .expect("node is installed");
     let (ok, output) = wait_output(child, SCRIPT_TIMEOUT);
     println!("{output}");
+    let tail: Vec<String> = broker_log
+        .lock()
+        .map(|l| l.iter().rev().take(20).cloned().collect())
+        .unwrap_or_default();
     assert!(
         ok,
-        "the browser tests failed (output above; broker log tail: {:?})",
-        b.log
-            .lock()
-            .map(|l| l.iter().rev().take(20).cloned().collect::<Vec<_>>())
-            .unwrap_or_default()
+        "the browser tests failed (output above; broker log, newest first: {tail:?})"
     );
     assert!(
         output.contains(" passed, 0 failed"),
