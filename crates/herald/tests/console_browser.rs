@@ -222,7 +222,14 @@ fn run_script(vars: &[(&str, String)], broker_log: &std::sync::Mutex<Vec<String>
         .arg(tests.join("console.mjs"))
         .current_dir(&tests)
         .env("HERALD_BIN", env!("CARGO_BIN_EXE_herald"))
-        .env("SCREENSHOT_DIR", root.join("docs/console"))
+        // The docs' screenshots by default; HERALD_SCREENSHOT_DIR elsewhere
+        // (so a test run need not touch tracked files).
+        .env(
+            "SCREENSHOT_DIR",
+            std::env::var_os("HERALD_SCREENSHOT_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root.join("docs/console")),
+        )
         .env("CHROMIUM", chromium())
         .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
