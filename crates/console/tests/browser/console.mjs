@@ -261,6 +261,50 @@ scenario('the message browser finds a record by key and shows pretty JSON', asyn
   assert(Math.min(...second.map((r) => r.offset)) > Math.max(...first.map((r) => r.offset)), `next page is later: ${JSON.stringify({ first, second })}`);
   await page.getByTestId('page-prev').click();
   await until('back on the first page', async () => JSON.stringify(await rows(page)) === JSON.stringify(first));
+
+  // Seek to an offset (partition 0 still alone): the page starts there.
+  await page.getByTestId('seek').selectOption('offset');
+  await page.getByTestId('seek-offset').fill('3');
+  await page.getByTestId('search').click();
+  await until('page from offset 3', async () => {
+    const r = await rows(page);
+    return r.length === 2 && r[0].offset === 3 && r[1].offset === 4;
+  });
+  // Seek by timestamp: from 2000 every record of the partition, from next year none.
+  await page.getByTestId('part-1').check();
+  await page.getByTestId('part-2').check();
+  await page.getByTestId('limit').fill('50');
+  await page.getByTestId('seek').selectOption('timestamp');
+  await page.getByTestId('seek-timestamp').fill('2000-01-01T00:00:00');
+  await page.getByTestId('search').click();
+  await until('all 20 records from 2000', async () => (await rows(page)).length === 20);
+  const nextYear = new Date().getFullYear() + 1;
+  await page.getByTestId('seek-timestamp').fill(`${nextYear}-01-01T00:00:00`);
+  await page.getByTestId('search').click();
+  await page.getByTestId('no-messages').waitFor({ timeout: 10000 });
+});
+
+scenario('record data is shown as text, never run as markup (XSS)', async (page) => {
+  const evil = '<img src=x onerror="window.__xss=1">';
+  const value = JSON.stringify({ eventType: '<script>window.__xss=2</script>', note: '</pre><img src=y onerror="window.__xss=3">' });
+  await kcat(['-P', '-b', BOOTSTRAP, '-t', TOPIC, '-K', '\t', '-H', `x-evil=${evil}`], `${evil}\t${value}\n`);
+  await open(page, `/topics/${TOPIC}`, 'message-browser');
+  await page.getByTestId('filter').fill('key startsWith "<img"');
+  await page.getByTestId('search').click();
+  await until('the hostile record', async () => (await rows(page)).length === 1);
+  await page.locator('[data-testid=message-row]').first().click();
+  await page.getByTestId('detail-value').waitFor();
+  for (const mode of ['text', 'hex', 'json']) await page.getByTestId(`mode-${mode}`).click();
+  await page.waitForTimeout(300);
+  const injected = await page.evaluate(() => ({
+    flag: window.__xss ?? null,
+    imgs: document.querySelectorAll('main img').length,
+    scripts: document.querySelectorAll('main script').length,
+  }));
+  assert(injected.flag === null && injected.imgs === 0 && injected.scripts === 0, `nothing ran or was parsed as HTML: ${JSON.stringify(injected)}`);
+  const shown = await page.getByTestId('detail-headers').innerText();
+  assert(shown.includes(evil), `the header is shown as its text: ${shown}`);
+  assert((await page.getByTestId('detail-value').innerText()).includes('<script>'), 'the value is shown as its text');
 });
 
 scenario('the live tail shows all of a 5-record burst within 2 s', async (page) => {
