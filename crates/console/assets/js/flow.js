@@ -106,8 +106,7 @@ export function FlowPage() {
       <h4>Produces to</h4>
       <ul>${edges.filter((e) => e.from === chosen.id).map((e) => {
         const t = pos.get(e.to).n;
-        return html`<li><a href=${'/topics/' + seg(t.label)} onClick=${(ev) => (ev.preventDefault(), navigate('/topics/' + seg(t.label)))}>${t.label}</a>
-          · ${fmtRate(e.records_per_s)} records/s</li>`;
+        return html`<li><a href=${'/topics/' + seg(t.label)} onClick=${(ev) => (ev.preventDefault(), navigate('/topics/' + seg(t.label)))}>${t.label}</a>${' · '}${fmtRate(e.records_per_s)} records/s</li>`;
       })}</ul>
     </aside>`}
     <div class="flow-wrap">
