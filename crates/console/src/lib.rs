@@ -64,6 +64,13 @@ pub fn start_on(
     let addr = listener.local_addr()?;
     broker.event_flow.enable();
     let api = api::ApiState::new(broker.clone());
+    if api.sessions.auth_required && !addr.ip().is_loopback() {
+        // Passwords would cross the network in clear text.
+        tracing::warn!(
+            %addr,
+            "the console's login is served over plain HTTP on a non-loopback address; put it behind a TLS proxy or bind it to 127.0.0.1"
+        );
+    }
     api.spawn_background(broker.clone());
     let state = AppState {
         broker: broker.clone(),
