@@ -368,7 +368,7 @@ scenario('group lag shown matches herald group describe', async (page) => {
   await shot(page, 'consumer-groups');
 });
 
-scenario('a dry-run reset, then a real one, moves the group', async (page) => {
+scenario('a dry-run reset, then a real one, moves the group; then delete it', async (page) => {
   const before = await groupDescribe(GROUP);
   const committedBefore = before.offsets.filter((o) => o.committed_offset != null);
   assert(committedBefore.some((o) => o.committed_offset > 0), `the group starts past offset 0: ${JSON.stringify(committedBefore)}`);
@@ -399,6 +399,17 @@ scenario('a dry-run reset, then a real one, moves the group', async (page) => {
     return r.length === cli.length && r.every(([c, l], i) => c === 0 && l === cli[i].end_offset);
   });
   await shot(page, 'consumer-group-reset-applied');
+
+  // Delete the group (confirmed in place): gone from the list and for the CLI.
+  await page.getByTestId('group-delete').click();
+  await page.getByTestId('group-delete-confirm').click();
+  await page.waitForURL(`${BASE}/groups`);
+  await until('group gone from the list', async () => (await page.locator(`[data-testid=group-row][data-group="${GROUP}"]`).count()) === 0);
+  const gone = await groupDescribe(GROUP).then(
+    (g) => ({ ok: g.offsets.length === 0, seen: g }),
+    (e) => ({ ok: /unknown group|group not in the response/.test(String(e.stderr || e.message)), seen: String(e.stderr || e.message) }),
+  );
+  assert(gone.ok, `herald group describe no longer knows the group: ${JSON.stringify(gone.seen)}`);
 });
 
 scenario('the overview charts throughput', async (page) => {
