@@ -23,6 +23,8 @@ use rdkafka::{Offset, TopicPartitionList};
 const TOPIC: &str = "orders";
 const GROUP: &str = "billing";
 const RECORDS: i32 = 20;
+/// The seeding producer's client id: the event flow shows it → orders → billing.
+const SEED_CLIENT_ID: &str = "seed-producer";
 const PARTITIONS: i32 = 3;
 /// The whole browser run; the scenarios take well under a minute.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(240);
@@ -79,7 +81,7 @@ fn wait_output(mut child: std::process::Child, timeout: Duration) -> (bool, Stri
 /// 4, 3 and 2 on them and has no members (so it can be reset).
 async fn seed(b: &BrokerProcess) {
     create_topic(b, TOPIC, PARTITIONS).await;
-    let producer = b.producer(&[("acks", "all")]);
+    let producer = b.producer(&[("acks", "all"), ("client.id", SEED_CLIENT_ID)]);
     for i in 0..RECORDS {
         let key = format!("order-{i}");
         let value = format!(
@@ -150,6 +152,7 @@ fn console_pages_in_chromium() {
             ("TOPIC", TOPIC.into()),
             ("GROUP", GROUP.into()),
             ("SHOP", "1".into()),
+            ("SEED_CLIENT_ID", SEED_CLIENT_ID.into()),
         ],
         &b.log,
     );

@@ -9,6 +9,7 @@ import { ValueView, defaultMode, preview } from './render.js';
 
 // Newest-first tail list cap: a fast topic cannot grow the page without bound.
 export const TAIL_RECORDS_MAX = 1000;
+const TAIL_FLUSH_MS = 100;
 
 function qs(params) {
   const q = new URLSearchParams();
@@ -171,8 +172,21 @@ export function MessageBrowser({ topic, partitions, headerColumns = [], allowTai
     const es = new EventSource(`/api/topics/${seg(topic)}/tail${q ? '?' + q : ''}`);
     es.onopen = () => setTailState('live');
     es.onerror = () => setTailState(es.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting');
-    // Every record of a burst is kept (functional updates never drop one),
-    // newest first, capped.
+    // Every record of a burst is kept, newest first, capped. Records are
+    // gathered and shown together every TAIL_FLUSH_MS: one render per record
+    // made a 1000-record burst take many seconds to draw.
+    let pending = [];
+    let flush = null;
+    const show = () => {
+      flush = null;
+      const batch = pending.reverse();
+      pending = [];
+      setTail((prev) => {
+        const next = batch.length >= TAIL_RECORDS_MAX ? batch.slice(0, TAIL_RECORDS_MAX) : batch.concat(prev);
+        if (next.length > TAIL_RECORDS_MAX) next.length = TAIL_RECORDS_MAX;
+        return next;
+      });
+    };
     es.addEventListener('record', (ev) => {
       let m;
       try {
@@ -180,11 +194,10 @@ export function MessageBrowser({ topic, partitions, headerColumns = [], allowTai
       } catch {
         return;
       }
-      setTail((prev) => {
-        const next = [m, ...prev];
-        if (next.length > TAIL_RECORDS_MAX) next.length = TAIL_RECORDS_MAX;
-        return next;
-      });
+      pending.push(m);
+      // Only the newest TAIL_RECORDS_MAX can be shown; older ones of a huge burst go now.
+      if (pending.length > 2 * TAIL_RECORDS_MAX) pending = pending.slice(-TAIL_RECORDS_MAX);
+      if (!flush) flush = setTimeout(show, TAIL_FLUSH_MS);
     });
     // The API ends the stream with an `error` event ({error, message}) when
     // the broker refuses a read; connection errors carry no data.
@@ -199,7 +212,10 @@ export function MessageBrowser({ topic, partitions, headerColumns = [], allowTai
       es.close();
       setTailState('closed');
     });
-    return () => es.close();
+    return () => {
+      es.close();
+      clearTimeout(flush);
+    };
   }, [tailOn, topic]);
 
   const togglePart = (p) =>

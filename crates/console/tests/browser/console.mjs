@@ -134,6 +134,10 @@ scenario('event flow shows the shop services with edges to their topics', async 
   assert(storefront.kind === 'producer', 'storefront is a producer (it only publishes)');
   assert(g.edges.some((e) => e.from === storefront.label && e.to === 'shop.orders'), 'storefront → shop.orders');
   assert(g.edges.some((e) => e.from === 'shop.orders' && e.to === 'payment'), 'shop.orders → group payment');
+  // The seeded data too: its producer's client id → the topic → the group that committed on it.
+  const seed = env('SEED_CLIENT_ID', 'seed-producer');
+  assert(g.edges.some((e) => e.from === seed && e.to === TOPIC), `${seed} → ${TOPIC}`);
+  assert(g.edges.some((e) => e.from === TOPIC && e.to === GROUP), `${TOPIC} → group ${GROUP}`);
   console.log(`  ${g.nodes.length} nodes, ${g.edges.length} edges`);
   await shot(page, 'event-flow');
   // A producer opens its panel; a topic opens its page.
@@ -323,6 +327,12 @@ scenario('the live tail shows all of a 5-record burst within 2 s', async (page) 
   assert(new Set(keys).size === 5, `five distinct records: ${keys}`);
   console.log(`  5 of 5 records shown ${ms} ms after kcat returned`);
   await shot(page, 'live-tail');
+  // A bigger burst than the list holds: the newest 1000 stay, the page does not grow.
+  const many = Array.from({ length: 1100 }, (_, i) => `${tag}-many-${i}\t{"n":${i}}`).join('\n') + '\n';
+  await kcat(['-P', '-b', BOOTSTRAP, '-t', TOPIC, '-K', '\t', '-z', 'none'], many);
+  await until('the tail capped at 1000', async () => (await page.getByTestId('tail-count').textContent()) === '1000', 10000, 100);
+  await page.waitForTimeout(500);
+  assert((await page.locator('[data-testid=tail-messages] [data-testid=message-row]').count()) === 1000, 'exactly 1000 rows');
   await page.getByTestId('tail-toggle').click();
 });
 
