@@ -400,6 +400,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A log line that cannot be written (stderr closed: the terminal or
+        // the reading process went away) must not stop the broker; by default
+        // tracing-subscriber reports it with eprintln!, which then panics.
+        .log_internal_errors(false)
         .init();
     let args = args.merged_with_file()?;
     let http_listen = http_listen(args.http_listen.as_deref())?;
