@@ -225,13 +225,15 @@ fn run_script(vars: &[(&str, String)], broker_log: &std::sync::Mutex<Vec<String>
         .arg(tests.join("console.mjs"))
         .current_dir(&tests)
         .env("HERALD_BIN", env!("CARGO_BIN_EXE_herald"))
-        // The docs' screenshots by default; HERALD_SCREENSHOT_DIR elsewhere
-        // (so a test run need not touch tracked files).
+        // Under target/ by default, so a test run leaves tracked files alone;
+        // `HERALD_SCREENSHOT_DIR=$PWD/docs/console` regenerates the docs' ones.
         .env(
             "SCREENSHOT_DIR",
             std::env::var_os("HERALD_SCREENSHOT_DIR")
                 .map(PathBuf::from)
-                .unwrap_or_else(|| root.join("docs/console")),
+                .unwrap_or_else(|| {
+                    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots")
+                }),
         )
         .env("CHROMIUM", chromium())
         .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
