@@ -84,14 +84,14 @@ impl EventFlow {
         let Ok(mut map) = self.producers.lock() else {
             return;
         };
-        if !map.contains_key(&key) && map.len() >= PRODUCER_EDGES_MAX {
-            if let Some(oldest) = map
+        if !map.contains_key(&key)
+            && map.len() >= PRODUCER_EDGES_MAX
+            && let Some(oldest) = map
                 .iter()
                 .min_by_key(|(_, e)| e.last_seen_ms)
                 .map(|(k, _)| k.clone())
-            {
-                map.remove(&oldest);
-            }
+        {
+            map.remove(&oldest);
         }
         let edge = map.entry(key).or_insert(ProducerEdge {
             first_seen_ms: now_ms,

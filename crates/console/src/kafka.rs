@@ -76,6 +76,23 @@ impl KafkaClient {
         &self.conn.principal
     }
 
+    /// Whether this principal may do `operation` on the resource (no log
+    /// line on a denial: for filtering what a page lists).
+    pub fn may(
+        &self,
+        operation: herald_security::acl::Operation,
+        resource_type: herald_security::acl::ResourceType,
+        name: &str,
+    ) -> bool {
+        self.broker.security.allowed_quietly(
+            &self.conn.principal,
+            &self.conn.client_ip,
+            operation,
+            resource_type,
+            name,
+        )
+    }
+
     /// Sends `request` at `version` and waits for its answer.
     pub async fn call<R: Request>(
         &self,

@@ -44,12 +44,33 @@ impl RunningHttp {
 
 /// Binds `addr` (port 0 picks a free one) and serves until shut down.
 pub async fn start(broker: Arc<Broker>, addr: SocketAddr) -> anyhow::Result<RunningHttp> {
-    let listener = tokio::net::TcpListener::bind(addr)
+    let listener = bind(addr).await?;
+    start_on(broker, listener)
+}
+
+/// Binds the HTTP listener (before the broker starts, so that a port in use
+/// is known before anything else is done).
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot bind the HTTP listener {addr}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot bind the HTTP listener {addr}: {e}"))
+}
+
+/// Serves on a bound listener until shut down.
+pub fn start_on(
+    broker: Arc<Broker>,
+    listener: tokio::net::TcpListener,
+) -> anyhow::Result<RunningHttp> {
     let addr = listener.local_addr()?;
     broker.event_flow.enable();
     let api = api::ApiState::new(broker.clone());
+    if api.sessions.auth_required && !addr.ip().is_loopback() {
+        // Passwords would cross the network in clear text.
+        tracing::warn!(
+            %addr,
+            "the console's login is served over plain HTTP on a non-loopback address; put it behind a TLS proxy or bind it to 127.0.0.1"
+        );
+    }
     api.spawn_background(broker.clone());
     let state = AppState {
         broker: broker.clone(),

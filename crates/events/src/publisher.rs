@@ -34,7 +34,10 @@ impl Publisher {
     /// As `new`, with extra librdkafka properties.
     pub fn with_config(brokers: &str, source: &str, extra: &[(&str, &str)]) -> Result<Publisher> {
         let mut c = ClientConfig::new();
+        // The source names the service; as its client id, the broker (and so
+        // the console's event-flow graph and its logs) can tell services apart.
         c.set("bootstrap.servers", brokers)
+            .set("client.id", source)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "2")

@@ -242,6 +242,7 @@ impl Inner {
     fn consumer(&self, group: &str) -> Result<StreamConsumer> {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers)
+            .set("client.id", group)
             .set("group.id", group)
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "1000")

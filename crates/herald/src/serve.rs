@@ -400,22 +400,27 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A log line that cannot be written (stderr closed: the terminal or
+        // the reading process went away) must not stop the broker; by default
+        // tracing-subscriber reports it with eprintln!, which then panics.
+        .log_internal_errors(false)
         .init();
     let args = args.merged_with_file()?;
     let http_listen = http_listen(args.http_listen.as_deref())?;
     let (mut config, cluster) = args.into_config()?;
-    // Nobody could read them: `--http-listen off` also stops collecting.
-    config.metrics_enabled = http_listen.is_some();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        let http_listener = bind_http(http_listen).await?;
+        // Nobody could read them: without the HTTP server no metrics are kept.
+        config.metrics_enabled = http_listener.is_some();
         let broker = match cluster {
             None => herald_broker::start(config).await?,
             Some(cluster) => herald_cluster::start(config, cluster).await?,
         };
-        let http = match http_listen {
-            Some(addr) => Some(herald_console::start(broker.broker.clone(), addr).await?),
+        let http = match http_listener {
+            Some(l) => Some(herald_console::start_on(broker.broker.clone(), l)?),
             None => None,
         };
         wait_for_signal().await;
@@ -428,16 +433,48 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-/// `--http-listen`: None for `off`.
-fn http_listen(value: Option<&str>) -> anyhow::Result<Option<SocketAddr>> {
-    let value = value.unwrap_or(herald_console::HTTP_LISTEN_DEFAULT);
+/// What `--http-listen` asks for.
+enum HttpListen {
+    /// Not given: the default address, if it is free.
+    Default,
+    Given(SocketAddr),
+    Off,
+}
+
+fn http_listen(value: Option<&str>) -> anyhow::Result<HttpListen> {
+    let Some(value) = value else {
+        return Ok(HttpListen::Default);
+    };
     if value.eq_ignore_ascii_case("off") {
-        return Ok(None);
+        return Ok(HttpListen::Off);
     }
     value
         .parse()
-        .map(Some)
+        .map(HttpListen::Given)
         .with_context(|| format!("--http-listen {value:?}: expected HOST:PORT or off"))
+}
+
+/// Binds the HTTP listener. A given address that cannot be bound is an
+/// error; the default one in use (a second broker on this machine) only
+/// turns the HTTP server off, with a warning that says how to move it.
+async fn bind_http(listen: HttpListen) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    match listen {
+        HttpListen::Off => Ok(None),
+        HttpListen::Given(addr) => herald_console::bind(addr).await.map(Some),
+        HttpListen::Default => {
+            let addr: SocketAddr = herald_console::HTTP_LISTEN_DEFAULT.parse()?;
+            match herald_console::bind(addr).await {
+                Ok(l) => Ok(Some(l)),
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        "console, /metrics and the admin API are off: pass --http-listen HOST:PORT to move them (or off)"
+                    );
+                    Ok(None)
+                }
+            }
+        }
+    }
 }
 
 async fn wait_for_signal() {

@@ -321,6 +321,52 @@ async fn acknowledged_records_survive_broker_kills_exactly_once_in_order() {
             &missing[..missing.len().min(10)]
         );
     }
+
+    // Every broker's HTTP server answers in cluster mode: ready (it holds
+    // its lease), the console's API reads the same topic through the
+    // cluster engine, and /metrics has its partitions.
+    let total: usize = views[0].values().map(|r| r.len()).sum();
+    for (i, b) in cluster.brokers.iter().enumerate() {
+        let http = b.http_addr();
+        assert_eq!(
+            common::http::get(&http, "/readyz").status,
+            200,
+            "broker {}",
+            i + 1
+        );
+        let topics = common::http::get(&http, "/api/topics").json();
+        let row = topics
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["name"] == TOPIC))
+            .unwrap_or_else(|| panic!("broker {}: {topics}", i + 1));
+        assert_eq!(row["partitions"], PARTITIONS, "{row}");
+        assert_eq!(row["records"], total as i64, "broker {}: {row}", i + 1);
+        let page = common::http::get(
+            &http,
+            &format!("/api/topics/{TOPIC}/messages?partitions=0&seek=oldest&limit=3"),
+        );
+        assert_eq!(page.status, 200, "{}", page.body);
+        let values: Vec<String> = page.json()["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["value"].as_str().unwrap_or("").to_string())
+            .collect();
+        let expected: Vec<String> = views[0][&0]
+            .iter()
+            .take(3)
+            .map(|(_, v)| v.clone())
+            .collect();
+        assert_eq!(values, expected, "broker {}", i + 1);
+        let metrics = common::http::get(&http, "/metrics").body;
+        assert!(
+            metrics.contains(&format!(
+                "herald_partition_high_watermark{{topic=\"{TOPIC}\",partition=\"0\"}}"
+            )),
+            "broker {}: no partition series",
+            i + 1
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

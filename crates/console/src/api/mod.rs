@@ -12,25 +12,42 @@ use serde::Serialize;
 
 use crate::AppState;
 
+pub mod dead_letters;
 pub mod error;
+pub mod filter;
+pub mod flow;
+pub mod groups;
+pub mod messages;
+pub mod ops;
+pub mod overview;
+pub mod sampler;
 pub mod session;
+pub mod tail;
+pub mod topics;
 
 /// What the API keeps between requests.
 pub struct ApiState {
     pub broker: Arc<Broker>,
     pub sessions: session::Sessions,
+    pub sampler: Arc<sampler::Sampler>,
+    /// Message scans, tails, resets and the produce form's round robin.
+    pub scans: messages::ScanLimits,
 }
 
 impl ApiState {
     pub fn new(broker: Arc<Broker>) -> Arc<ApiState> {
         Arc::new(ApiState {
             sessions: session::Sessions::new(&broker),
+            sampler: Arc::default(),
+            scans: messages::ScanLimits::default(),
             broker,
         })
     }
 
     /// Starts the tasks that sample the broker for the live charts and rates.
-    pub fn spawn_background(self: &Arc<Self>, _broker: Arc<Broker>) {}
+    pub fn spawn_background(self: &Arc<Self>, broker: Arc<Broker>) {
+        sampler::Sampler::spawn(&self.sampler, broker);
+    }
 }
 
 /// Every `/api/` route, behind the session and CSRF guard.
@@ -40,6 +57,13 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/login", post(session::login))
         .route("/logout", post(session::logout))
         .route("/info", get(info))
+        .merge(overview::routes())
+        .merge(flow::routes())
+        .merge(topics::routes())
+        .merge(messages::routes())
+        .merge(tail::routes())
+        .merge(groups::routes())
+        .merge(dead_letters::routes())
         .layer(middleware::from_fn_with_state(state, session::guard))
 }
 

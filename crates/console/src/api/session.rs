@@ -76,14 +76,13 @@ impl Sessions {
             return (id, csrf);
         };
         map.retain(|_, s| s.last_used.elapsed() < SESSION_IDLE_MAX);
-        if map.len() >= SESSIONS_MAX {
-            if let Some(oldest) = map
+        if map.len() >= SESSIONS_MAX
+            && let Some(oldest) = map
                 .iter()
                 .min_by_key(|(_, s)| s.last_used)
                 .map(|(k, _)| k.clone())
-            {
-                map.remove(&oldest);
-            }
+        {
+            map.remove(&oldest);
         }
         map.insert(
             id.clone(),

@@ -2,6 +2,7 @@
 //! temporary data directory, and builds rdkafka clients against it.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod kafka_wire;
 pub mod secure;
 
@@ -61,6 +62,10 @@ impl BrokerProcess {
         if !self.extra_args.iter().any(|a| a == "--listeners") {
             cmd.arg("--listen").arg(listen);
         }
+        // The HTTP server on a free port (the default 9644 is one per machine).
+        if !self.extra_args.iter().any(|a| a == "--http-listen") {
+            cmd.arg("--http-listen").arg("127.0.0.1:0");
+        }
         let mut child = cmd
             .arg("--data-dir")
             .arg(&self.data_dir)
@@ -102,6 +107,33 @@ impl BrokerProcess {
             .expect("herald did not report its address");
         self.addr = addr;
         self.child = Some(child);
+    }
+
+    /// The HTTP server's `host:port` (console, /metrics, /api), as the broker
+    /// printed it at its latest start.
+    pub fn http_addr(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = self
+                .log
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .rev()
+                .find_map(|l| {
+                    let at = l.find("http listening on http://")?;
+                    let rest = &l[at + "http listening on http://".len()..];
+                    Some(rest.split_whitespace().next().unwrap_or("").to_string())
+                });
+            if let Some(addr) = found {
+                return addr;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "herald did not report its HTTP address"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Kills the process with SIGKILL (no clean shutdown).
