@@ -9,13 +9,14 @@
 # and the broker's CPU time per message.
 #
 #   HERALD=target/release/herald bench/ab-metrics.sh
-#   REPS=5 COUNT_100=3000000 COUNT_1K=1000000 COUNT_SMALL=1000000 SCRAPE_S=1 (defaults); KEEP=1 keeps the logs
+#   REPS=5 COUNT_100=1500000 COUNT_1K=300000 COUNT_SMALL=500000 SCRAPE_S=1 (defaults:
+#   about 550 MB on disk per broker); KEEP=1 keeps the logs
 set -euo pipefail
 HERALD=${HERALD:?path to the herald binary}
 REPS=${REPS:-5}
-COUNT_100=${COUNT_100:-3000000}
-COUNT_1K=${COUNT_1K:-1000000}
-COUNT_SMALL=${COUNT_SMALL:-1000000}
+COUNT_100=${COUNT_100:-1500000}
+COUNT_1K=${COUNT_1K:-300000}
+COUNT_SMALL=${COUNT_SMALL:-500000}
 SCRAPE_S=${SCRAPE_S:-1}
 work=$(mktemp -d /tmp/herald-ab-metrics.XXXXXX)
 pid=""

@@ -9,7 +9,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::{BrokerProcess, create_topic};
@@ -19,40 +19,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// GET `path` over HTTP/1.1: (status, content type, body).
-fn http_get(addr: &str, path: &str) -> (u16, String, String) {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to the HTTP server");
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("response");
-    let text = String::from_utf8(raw).expect("utf-8 response");
-    let (head, body) = text.split_once("\r\n\r\n").expect("headers end");
-    let mut lines = head.lines();
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let mut content_type = String::new();
-    for l in lines {
-        let (k, v) = l.split_once(':').expect("header");
-        if k.eq_ignore_ascii_case("content-type") {
-            content_type = v.trim().to_string();
-        }
-        assert!(
-            !(k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked")),
-            "this test reads bodies with a length or closed connection only"
-        );
-    }
-    (status, content_type, body.to_string())
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -317,10 +283,10 @@ fn check_histograms(e: &Exposition) -> usize {
 }
 
 fn scrape(http: &str) -> Exposition {
-    let (status, content_type, body) = http_get(http, "/metrics");
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(content_type, OPENMETRICS);
-    let e = parse(&body);
+    let r = common::http::request(http, "GET", "/metrics", &[], None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some(OPENMETRICS));
+    let e = parse(&r.body);
     check_histograms(&e);
     e
 }
@@ -346,17 +312,8 @@ async fn produce(p: &FutureProducer, topic: &str, partition: i32, n: usize) -> u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_follow_produce_fetch_and_commits() {
-    let broker = BrokerProcess::start(&["--http-listen", "127.0.0.1:0"]);
-    let line = broker
-        .wait_log(&["http listening on http://"])
-        .expect("the HTTP server's start-up line");
-    let http = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .expect("address")
-        .trim_end_matches('/')
-        .to_string();
+    let broker = BrokerProcess::start(&[]);
+    let http = broker.http_addr();
     let topic = "metrics-orders";
     create_topic(&broker, topic, 2).await;
 
@@ -554,23 +511,8 @@ fn unknown_partition_produce(addr: &str, topic: &str) {
 
 #[test]
 fn metrics_partition_series_are_capped_by_the_flag() {
-    let broker = BrokerProcess::start(&[
-        "--http-listen",
-        "127.0.0.1:0",
-        "--metrics-partition-series-max",
-        "3",
-        "--num-partitions",
-        "4",
-    ]);
-    let line = broker
-        .wait_log(&["http listening on http://"])
-        .expect("the HTTP server's start-up line");
-    let http = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .expect("address")
-        .to_string();
+    let broker = BrokerProcess::start(&["--metrics-partition-series-max", "3"]);
+    let http = broker.http_addr();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(create_topic(&broker, "capped", 4));
     let e = scrape(&http);
