@@ -15,6 +15,7 @@ pub mod assignor;
 mod classic_api;
 pub mod consumer;
 mod consumer_api;
+pub mod consumer_protocol;
 pub mod group;
 pub mod group_configs;
 pub mod offset_store;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use herald_broker::Broker;
 use herald_broker::event_flow::ProducerKey;
+use herald_broker::group_coordinator::consumer_protocol::assigned_partitions;
 use herald_broker::metrics::Traffic;
 use serde::Serialize;
 
@@ -278,7 +279,11 @@ async fn take(broker: &Arc<Broker>) -> (Snapshot, Vec<(GroupNode, HashMap<String
             .map(|d| {
                 d.members
                     .iter()
-                    .flat_map(|m| assigned_topics(&m.assignment))
+                    .flat_map(|m| {
+                        assigned_partitions(&m.assignment)
+                            .into_iter()
+                            .map(|(t, _)| t)
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -310,25 +315,4 @@ async fn take(broker: &Arc<Broker>) -> (Snapshot, Vec<(GroupNode, HashMap<String
 async fn high_watermark(broker: &Broker, topic: &str, partition: i32) -> Option<i64> {
     let p = broker.topics.get(topic)?.partition(partition)?;
     p.offsets().await.ok().map(|o| o.high_watermark)
-}
-
-/// Topic names of a classic consumer's assignment (Kafka's ConsumerProtocol
-/// Assignment, a version then the message); nothing if it does not parse.
-pub fn assigned_topics(bytes: &[u8]) -> Vec<String> {
-    use bytes::Buf;
-    use kafka_protocol::messages::ConsumerProtocolAssignment;
-    use kafka_protocol::protocol::Decodable;
-    let mut buf = bytes::Bytes::copy_from_slice(bytes);
-    if buf.len() < 2 {
-        return Vec::new();
-    }
-    let version = buf.get_i16();
-    match ConsumerProtocolAssignment::decode(&mut buf, version.clamp(0, 3)) {
-        Ok(a) => a
-            .assigned_partitions
-            .into_iter()
-            .map(|t| t.topic.0.to_string())
-            .collect(),
-        Err(_) => Vec::new(),
-    }
 }

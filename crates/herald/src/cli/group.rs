@@ -3,13 +3,13 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
-use bytes::Buf;
 use clap::{Args, Subcommand};
+use herald_broker::group_coordinator::consumer_protocol::assigned_partitions;
 use kafka_protocol::messages::{
-    ApiKey, ConsumerProtocolAssignment, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
-    OffsetFetchRequest, OffsetFetchResponse,
+    ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, OffsetFetchRequest,
+    OffsetFetchResponse,
 };
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -96,25 +96,6 @@ fn committed(common: &Common, group: &str) -> anyhow::Result<BTreeMap<(String, i
     Ok(out)
 }
 
-fn decode_assignment(bytes: &[u8]) -> Vec<(String, i32)> {
-    let mut buf = bytes::Bytes::copy_from_slice(bytes);
-    if buf.len() < 2 {
-        return Vec::new();
-    }
-    let version = buf.get_i16();
-    match ConsumerProtocolAssignment::decode(&mut buf, version.clamp(0, 3)) {
-        Ok(a) => a
-            .assigned_partitions
-            .into_iter()
-            .flat_map(|t| {
-                let name = t.topic.0.to_string();
-                t.partitions.into_iter().map(move |p| (name.clone(), p))
-            })
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
 pub async fn run(common: &Common, cmd: GroupCommand) -> anyhow::Result<()> {
     match cmd {
         GroupCommand::List => {
@@ -196,7 +177,7 @@ fn describe(common: &Common, group: &str) -> anyhow::Result<()> {
     let mut owner: BTreeMap<(String, i32), String> = BTreeMap::new();
     let mut members = Vec::new();
     for m in info.members() {
-        let parts = m.assignment().map(decode_assignment).unwrap_or_default();
+        let parts = m.assignment().map(assigned_partitions).unwrap_or_default();
         for tp in &parts {
             owner.insert(tp.clone(), m.id().to_string());
         }
