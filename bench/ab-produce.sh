@@ -22,6 +22,9 @@ for rep in $(seq 1 "$REPS"); do
   for which in base new; do
     bin=$BASE; [ "$which" = new ] && bin=$NEW
     rm -rf "$work/data"
+    # The previous round's log must be gone before the address is read from
+    # it: the redirect below truncates it only once the child has started.
+    rm -f "$work/$which.log"
     "$bin" serve --listen 127.0.0.1:0 --data-dir "$work/data" > /dev/null 2> "$work/$which.log" &
     pid=$!
     addr=""

@@ -3,8 +3,8 @@
 //!
 //! Each topic's counters are looked up once per topic of a request (a read
 //! lock on a small map) and then bumped with relaxed atomic adds. Records
-//! are counted from the record batch headers (`records_count` of each v2
-//! batch), walked without decompressing and bounded by `BATCHES_WALKED_MAX`.
+//! are counted from the record batch headers (`records_count` of each
+//! batch, `herald_log::batch::count_records`), without decompressing.
 //! Fetch counts the records of every batch it returns, including those of
 //! the first batch before the fetch offset (Kafka returns whole batches).
 
@@ -12,14 +12,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use herald_log::batch::{BATCH_LENGTH_MIN, BatchHeader};
-
 use super::encode::{Family, Value};
 
-/// Batch headers walked per payload: a payload of more batches counts the
-/// records of the first ones only (a produce carries a few; a fetch is
-/// bounded by its byte limit).
-const BATCHES_WALKED_MAX: usize = 100_000;
 /// Cumulative counters; the console samples and diffs them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Traffic {
@@ -173,64 +167,14 @@ impl TopicTraffic {
     }
 }
 
-/// Records in the v2 batches of `payload`, from their headers; stops at
-/// the first truncated or implausible header.
+/// Records in the whole batches of `payload`, from their headers.
 pub fn record_count(payload: &[u8]) -> u64 {
-    let mut rest = payload;
-    let mut records = 0u64;
-    for _ in 0..BATCHES_WALKED_MAX {
-        let Ok(h) = BatchHeader::parse(rest) else {
-            break; // shorter than a header: the end, or a batch cut short
-        };
-        if h.magic != 2 || (h.batch_length as i64) < BATCH_LENGTH_MIN as i64 {
-            break;
-        }
-        let Some(next) = rest.get(h.total_bytes()..) else {
-            break; // the last batch is cut short (a fetch at its byte limit)
-        };
-        records += u64::try_from(h.records_count).unwrap_or(0);
-        rest = next;
-    }
-    records
+    herald_log::batch::count_records(payload)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use herald_log::batch::BATCH_HEADER_BYTES;
-
-    fn batch(records: i32, body: usize) -> Vec<u8> {
-        let mut b = vec![0u8; BATCH_HEADER_BYTES + body];
-        let length = (BATCH_LENGTH_MIN + body) as i32;
-        b[8..12].copy_from_slice(&length.to_be_bytes());
-        b[16] = 2;
-        b[57..61].copy_from_slice(&records.to_be_bytes());
-        b
-    }
-
-    #[test]
-    fn counts_the_records_of_every_whole_batch() {
-        let mut p = batch(3, 10);
-        p.extend(batch(5, 0));
-        assert_eq!(record_count(&p), 8);
-        // A truncated last batch (a fetch cut at its byte limit) is not counted.
-        p.extend(&batch(7, 0)[..30]);
-        assert_eq!(record_count(&p), 8);
-        assert_eq!(record_count(&[]), 0);
-    }
-
-    #[test]
-    fn garbage_stops_the_walk() {
-        let mut p = batch(3, 0);
-        p[8..12].copy_from_slice(&(-5i32).to_be_bytes());
-        assert_eq!(record_count(&p), 0);
-        let mut p = batch(3, 0);
-        p[16] = 1;
-        assert_eq!(record_count(&p), 0);
-        let mut p = batch(-3, 0);
-        p.extend(batch(2, 0));
-        assert_eq!(record_count(&p), 2, "a negative count adds nothing");
-    }
 
     #[test]
     fn totals_keep_what_deleted_topics_counted() {
