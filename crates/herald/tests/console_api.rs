@@ -4,12 +4,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
 use common::BrokerProcess;
+use common::http::Session;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
@@ -29,22 +28,6 @@ fn cli_json(b: &BrokerProcess, args: &[&str]) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("JSON")
-}
-
-/// One HTTP/1.1 request (Connection: close); returns status, headers, body.
-fn http(addr: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).unwrap();
-    let (head, body) = buf.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, head.to_string(), body.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,26 +55,11 @@ async fn console_group_lag_and_reset_agree_with_the_cli() {
     c.commit(&tpl, CommitMode::Sync).unwrap();
     drop(c);
 
-    let addr = b.http_addr();
-    let (status, head, body) = http(&addr, "GET", "/api/session", "", "");
-    assert_eq!(status, 200);
-    let cookie = head
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("set-cookie: ")
-                .or(l.strip_prefix("Set-Cookie: "))
-        })
-        .and_then(|v| v.split(';').next())
-        .expect("session cookie")
-        .to_string();
-    let csrf = serde_json::from_str::<Value>(&body).unwrap()["csrf"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let session = Session::anonymous(&b.http_addr());
     let get = |path: &str| {
-        let (status, _, body) = http(&addr, "GET", path, &format!("Cookie: {cookie}\r\n"), "");
-        assert_eq!(status, 200, "{path}: {body}");
-        serde_json::from_str::<Value>(&body).unwrap()
+        let r = session.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        r.json()
     };
     let lags = |api: &Value, cli: &Value| {
         let api_rows: Vec<(i64, i64, i64)> = api["offsets"]
@@ -126,15 +94,9 @@ async fn console_group_lag_and_reset_agree_with_the_cli() {
     let cli = cli_json(&b, &["group", "describe", "billing"]);
     assert_eq!(lags(&api, &cli), vec![(0, 1, 4), (1, 4, 1)]);
 
-    let reset = json!({"topic": "ledger", "to": "earliest", "dry_run": false}).to_string();
-    let (status, _, body) = http(
-        &addr,
-        "POST",
-        "/api/groups/billing/reset",
-        &format!("Cookie: {cookie}\r\nX-Herald-CSRF: {csrf}\r\n"),
-        &reset,
-    );
-    assert_eq!(status, 200, "{body}");
+    let reset = json!({"topic": "ledger", "to": "earliest", "dry_run": false});
+    let r = session.send("POST", "/api/groups/billing/reset", Some(&reset));
+    assert_eq!(r.status, 200, "{}", r.body);
     let api = get("/api/groups/billing");
     let cli = cli_json(&b, &["group", "describe", "billing"]);
     assert_eq!(lags(&api, &cli), vec![(0, 0, 5), (1, 0, 5)]);

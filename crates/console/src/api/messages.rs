@@ -54,6 +54,12 @@ pub const SCAN_TIME_MAX: Duration = Duration::from_secs(5);
 /// A page stops growing past this many bytes of keys and values, so 500
 /// records of 256 KiB do not make a 300 MiB answer.
 const PAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// What the partitions of one scan fetch at a time, shared among them: the
+/// merge needs a head from every partition, and 100 partitions fetching
+/// 1 MiB each would spend the byte budget before the first record.
+const SCAN_FETCH_BYTES_SHARED: usize = 16 * 1024 * 1024;
+/// The least one partition's fetch asks for.
+const LANE_FETCH_BYTES_MIN: usize = 16 * 1024;
 /// Longest cursor accepted.
 const CURSOR_BYTES_MAX: usize = 256 * 1024;
 /// Produce: the broker's wait for acks=all.
@@ -241,6 +247,8 @@ struct Lane {
     buf: VecDeque<Record>,
     /// Backward: how many offsets the next read covers (grows on each read).
     chunk: i64,
+    /// What one fetch of this partition asks for.
+    fetch_bytes: i32,
 }
 
 impl Lane {
@@ -270,7 +278,14 @@ impl Lane {
     ) -> ApiResult<()> {
         match dir {
             Direction::Forward => {
-                let f = fetch_one(caller, topic, self.partition, self.fetch_pos).await?;
+                let f = fetch_one(
+                    caller,
+                    topic,
+                    self.partition,
+                    self.fetch_pos,
+                    self.fetch_bytes,
+                )
+                .await?;
                 budget.bytes += f.bytes;
                 // A fetch below the log start is answered from the log start.
                 self.fetch_pos = f.next_offset.max(self.fetch_pos);
@@ -291,7 +306,7 @@ impl Lane {
                 let mut got = Vec::new();
                 let mut cur = from;
                 while cur < upper && !budget.exhausted() {
-                    let f = fetch_one(caller, topic, self.partition, cur).await?;
+                    let f = fetch_one(caller, topic, self.partition, cur, self.fetch_bytes).await?;
                     budget.bytes += f.bytes;
                     let next = f.next_offset.max(f.log_start);
                     got.extend(f.records.into_iter().filter(|r| r.offset < upper));
@@ -320,8 +335,9 @@ async fn fetch_one(
     topic: &str,
     partition: i32,
     offset: i64,
+    bytes: i32,
 ) -> ApiResult<ops::Fetched> {
-    ops::fetch(&caller.client, topic, &[(partition, offset)], 0)
+    ops::fetch_sized(&caller.client, topic, &[(partition, offset)], 0, bytes)
         .await?
         .into_iter()
         .next()
@@ -424,6 +440,8 @@ async fn browse(
             s => return Err(ApiError::bad_request(format!("bad seek '{s}'"))),
         },
     };
+    let fetch_bytes = (SCAN_FETCH_BYTES_SHARED / starts.len().max(1))
+        .clamp(LANE_FETCH_BYTES_MIN, ops::FETCH_BYTES_MAX as usize) as i32;
     let mut lanes: Vec<Lane> = starts
         .iter()
         .map(|(p, o)| {
@@ -435,6 +453,7 @@ async fn browse(
                 high,
                 buf: VecDeque::new(),
                 chunk: (limit as i64).max(64),
+                fetch_bytes,
             }
         })
         .collect();
@@ -445,20 +464,26 @@ async fn browse(
     let mut page_bytes = 0usize;
     let mut scanned = 0usize;
     let mut budget_exhausted = false;
-    'scan: while messages.len() < limit && page_bytes < PAGE_BYTES_MAX {
+    // Cleared when the byte or time budget stops fetching: the records
+    // already fetched are still merged (a page then makes progress even when
+    // the partitions' first batches alone exceed the budget; its order is
+    // exact among the partitions that have a head).
+    let mut fetching = true;
+    while messages.len() < limit && page_bytes < PAGE_BYTES_MAX {
         // Every partition needs its head before the merge can choose.
         for lane in lanes.iter_mut() {
-            while lane.buf.is_empty() && !lane.done(direction) {
+            while fetching && lane.buf.is_empty() && !lane.done(direction) {
                 if budget.exhausted() {
                     budget_exhausted = true;
-                    break 'scan;
+                    fetching = false;
+                    break;
                 }
                 let before = lane.fetch_pos;
                 lane.refill(&caller, &name, direction, &mut budget).await?;
                 if lane.buf.is_empty() && lane.fetch_pos == before {
-                    // No progress (budget stop inside a backward range).
+                    // No progress (the budget stopped a backward range).
                     budget_exhausted = budget.exhausted();
-                    break 'scan;
+                    fetching = false;
                 }
             }
         }

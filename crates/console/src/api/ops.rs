@@ -175,6 +175,18 @@ pub async fn fetch(
     positions: &[(i32, i64)],
     max_wait_ms: i32,
 ) -> ApiResult<Vec<Fetched>> {
+    fetch_sized(client, topic, positions, max_wait_ms, FETCH_BYTES_MAX).await
+}
+
+/// As [`fetch`], each partition answering at most `partition_bytes_max`
+/// (but at least its first batch, KIP-74).
+pub async fn fetch_sized(
+    client: &KafkaClient,
+    topic: &str,
+    positions: &[(i32, i64)],
+    max_wait_ms: i32,
+    partition_bytes_max: i32,
+) -> ApiResult<Vec<Fetched>> {
     let mut req = FetchRequest::default();
     req.replica_id = BrokerId(-1);
     req.max_wait_ms = max_wait_ms;
@@ -195,7 +207,7 @@ pub async fn fetch(
             fp.fetch_offset = *o;
             fp.last_fetched_epoch = -1;
             fp.log_start_offset = -1;
-            fp.partition_max_bytes = FETCH_BYTES_MAX;
+            fp.partition_max_bytes = partition_bytes_max.clamp(1, FETCH_BYTES_MAX);
             fp
         })
         .collect();
