@@ -23,6 +23,9 @@ use rdkafka::{Offset, TopicPartitionList};
 const TOPIC: &str = "orders";
 const GROUP: &str = "billing";
 const RECORDS: i32 = 20;
+/// A group with one member subscribed to TOPIC during the whole run.
+const LIVE_GROUP: &str = "live-readers";
+const LIVE_CLIENT_ID: &str = "live-reader-1";
 /// The seeding producer's client id: the event flow shows it → orders → billing.
 const SEED_CLIENT_ID: &str = "seed-producer";
 const PARTITIONS: i32 = 3;
@@ -145,10 +148,29 @@ fn console_pages_in_chromium() {
         .expect("the shop ran");
     assert!(report.dead_lettered >= 1, "{report:?}");
 
+    // A group with a live member for the whole run: the group page shows its
+    // client id, host and assignment, and refuses a reset while it is there.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let member = {
+        let consumer = b.consumer(&[
+            ("group.id", LIVE_GROUP),
+            ("client.id", LIVE_CLIENT_ID),
+            ("session.timeout.ms", "10000"),
+        ]);
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            consumer.subscribe(&[TOPIC]).expect("subscribe");
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = consumer.poll(Duration::from_millis(100));
+            }
+        })
+    };
     run_script(
         &[
             ("BASE_URL", format!("http://{http}")),
             ("BOOTSTRAP", b.addr.clone()),
+            ("LIVE_GROUP", LIVE_GROUP.into()),
+            ("LIVE_CLIENT_ID", LIVE_CLIENT_ID.into()),
             ("TOPIC", TOPIC.into()),
             ("GROUP", GROUP.into()),
             ("SHOP", "1".into()),
@@ -156,6 +178,8 @@ fn console_pages_in_chromium() {
         ],
         &b.log,
     );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = member.join();
 }
 
 /// With SASL listeners the console asks for the same credentials: the login

@@ -121,7 +121,10 @@ function ResetOffsets({ group, topics, onApplied }) {
 export function GroupPage({ id }) {
   const group = usePoll((signal) => get(`/api/groups/${seg(id)}`, { signal }), 3000, [id]);
   const g = group.data;
-  const topics = g ? [...new Set(g.offsets.map((o) => o.topic))].sort() : [];
+  // Topics it committed on or is assigned (a new group may have no commits yet).
+  const topics = g
+    ? [...new Set([...g.offsets.map((o) => o.topic), ...g.members.flatMap((m) => (m.assignment || []).map((a) => a.topic))])].sort()
+    : [];
   return html`<div data-testid="page-group" data-group=${id}>
     <div class="page-head">
       <h1><${Link} href="/groups">Consumer groups<//> / <span data-testid="group-title">${id}</span></h1>

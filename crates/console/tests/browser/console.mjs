@@ -378,6 +378,31 @@ scenario('group lag shown matches herald group describe', async (page) => {
   await shot(page, 'consumer-groups');
 });
 
+scenario('a group with a member shows it with its assignment, and refuses a reset', async (page) => {
+  const group = env('LIVE_GROUP');
+  const client = env('LIVE_CLIENT_ID');
+  await open(page, `/groups/${group}`, 'members-table');
+  const member = await until('the member with its assignment', async () => {
+    const cells = await page.locator('[data-testid=member-row] td').allTextContents();
+    return cells.length === 4 && cells[0] === client && /orders: 0, 1, 2/.test(cells[3]) ? cells : false;
+  }, 20000);
+  assert(/127\.0\.0\.1/.test(member[1]), `the member's host (${member[1]})`);
+  assert((await page.getByTestId('group-state').textContent()) === 'Stable', 'state Stable');
+  const cli = await groupDescribe(group);
+  assert(cli.members.length === 1 && cli.members[0].client_id === client, `the CLI sees the same member: ${JSON.stringify(cli.members)}`);
+  await shot(page, 'consumer-group-member');
+  await page.getByTestId('reset-topic').selectOption(TOPIC);
+  await page.getByTestId('reset-to').selectOption('latest');
+  // The preview may run; applying it is refused while the member is there.
+  await page.getByTestId('reset-preview').click();
+  await page.getByTestId('reset-preview-table').waitFor({ timeout: 10000 });
+  await page.getByTestId('reset-apply').click();
+  const err = await page.getByTestId('reset-error').textContent({ timeout: 10000 });
+  assert(/NON_EMPTY_GROUP/.test(err), `a reset is refused while the group has a member: ${err}`);
+  const after = await groupDescribe(group);
+  assert(after.offsets.every((o) => o.committed_offset == null), `nothing was committed: ${JSON.stringify(after.offsets)}`);
+});
+
 scenario('a dry-run reset, then a real one, moves the group; then delete it', async (page) => {
   const before = await groupDescribe(GROUP);
   const committedBefore = before.offsets.filter((o) => o.committed_offset != null);
