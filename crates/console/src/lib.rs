@@ -6,6 +6,7 @@
 pub mod api;
 pub mod assets;
 pub mod kafka;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,7 +46,7 @@ impl RunningHttp {
 /// Binds `addr` (port 0 picks a free one) and serves until shut down.
 pub async fn start(broker: Arc<Broker>, addr: SocketAddr) -> anyhow::Result<RunningHttp> {
     let listener = bind(addr).await?;
-    start_on(broker, listener)
+    start_on(broker, listener, false)
 }
 
 /// Binds the HTTP listener (before the broker starts, so that a port in use
@@ -56,15 +57,23 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
         .map_err(|e| anyhow::anyhow!("cannot bind the HTTP listener {addr}: {e}"))
 }
 
-/// Serves on a bound listener until shut down.
+/// Serves on a bound listener until shut down; over HTTPS with the broker's
+/// certificate when `https` (the broker must have one).
 pub fn start_on(
     broker: Arc<Broker>,
     listener: tokio::net::TcpListener,
+    https: bool,
 ) -> anyhow::Result<RunningHttp> {
     let addr = listener.local_addr()?;
+    let tls = match (https, &broker.security.tls_sasl, &broker.security.tls) {
+        (false, _, _) => None,
+        // The SASL_SSL context asks for no client certificate (browsers have none).
+        (true, Some(t), _) | (true, None, Some(t)) => Some(t.clone()),
+        (true, None, None) => anyhow::bail!("--http-tls needs --ssl-cert and --ssl-key"),
+    };
     broker.event_flow.enable();
-    let api = api::ApiState::new(broker.clone());
-    if api.sessions.auth_required && !addr.ip().is_loopback() {
+    let api = api::ApiState::new(broker.clone(), tls.is_some());
+    if api.sessions.auth_required && tls.is_none() && !addr.ip().is_loopback() {
         // Passwords would cross the network in clear text.
         tracing::warn!(
             %addr,
@@ -78,20 +87,35 @@ pub fn start_on(
     };
     let app = router(state);
     let (shutdown, mut stop) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        let served = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "HTTP server stopped");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    let make = app.into_make_service_with_connect_info::<SocketAddr>();
+    let task = match tls {
+        None => tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, make)
+                .with_graceful_shutdown(stopped)
+                .await
+            {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        }),
+        Some(tls) => {
+            // tap_io: axum gives ConnectInfo<SocketAddr> for tapped listeners.
+            use axum::serve::ListenerExt;
+            let incoming = tls::TlsIncoming::new(listener, tls)?.tap_io(|_| {});
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(incoming, make)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                {
+                    tracing::error!(error = %e, "HTTPS server stopped");
+                }
+            })
         }
-    });
-    tracing::info!("http listening on http://{addr} (console, /metrics, /api)");
+    };
+    tracing::info!("http listening on {scheme}://{addr} (console, /metrics, /api)");
     Ok(RunningHttp {
         addr,
         shutdown,

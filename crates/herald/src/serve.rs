@@ -149,6 +149,10 @@ pub struct ServeArgs {
     /// [default: 127.0.0.1:9644].
     #[arg(long, env = "HERALD_HTTP_LISTEN")]
     pub http_listen: Option<String>,
+    /// Serve the HTTP server over HTTPS with the broker's --ssl-cert and
+    /// --ssl-key (no client certificate asked for) [default: false].
+    #[arg(long, env = "HERALD_HTTP_TLS")]
+    pub http_tls: Option<bool>,
     /// Unsent response bytes a connection may queue before the broker stops
     /// reading its requests [default: 16777216].
     #[arg(long, env = "HERALD_CONNECTION_QUEUED_RESPONSE_BYTES_MAX")]
@@ -259,6 +263,7 @@ impl ServeArgs {
             socket_listen_backlog_size,
             connection_queued_response_bytes_max,
             http_listen,
+            http_tls,
             authorizer,
             super_users,
             allow_everyone_if_no_acl_found
@@ -407,7 +412,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .init();
     let args = args.merged_with_file()?;
     let http_listen = http_listen(args.http_listen.as_deref())?;
+    let http_tls = args.http_tls.unwrap_or(false);
     let (mut config, cluster) = args.into_config()?;
+    anyhow::ensure!(
+        !http_tls || config.security.tls.is_some(),
+        "--http-tls needs --ssl-cert and --ssl-key"
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -420,7 +430,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             Some(cluster) => herald_cluster::start(config, cluster).await?,
         };
         let http = match http_listener {
-            Some(l) => Some(herald_console::start_on(broker.broker.clone(), l)?),
+            Some(l) => Some(herald_console::start_on(
+                broker.broker.clone(),
+                l,
+                http_tls,
+            )?),
             None => None,
         };
         wait_for_signal().await;

@@ -35,9 +35,9 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    pub fn new(broker: Arc<Broker>) -> Arc<ApiState> {
+    pub fn new(broker: Arc<Broker>, https: bool) -> Arc<ApiState> {
         Arc::new(ApiState {
-            sessions: session::Sessions::new(&broker),
+            sessions: session::Sessions::new(&broker, https),
             sampler: Arc::default(),
             scans: messages::ScanLimits::default(),
             broker,

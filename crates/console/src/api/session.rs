@@ -47,6 +47,8 @@ struct Session {
 pub struct Sessions {
     /// Whether a login is required (SASL listeners are configured).
     pub auth_required: bool,
+    /// Served over HTTPS: cookies are `Secure`.
+    pub https: bool,
     map: Mutex<HashMap<String, Session>>,
 }
 
@@ -58,8 +60,9 @@ fn random_token() -> String {
 }
 
 impl Sessions {
-    pub fn new(broker: &Broker) -> Sessions {
+    pub fn new(broker: &Broker, https: bool) -> Sessions {
         Sessions {
+            https,
             auth_required: broker
                 .config
                 .effective_listeners()
@@ -125,8 +128,9 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-fn set_cookie(id: &str) -> HeaderValue {
-    let v = format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict");
+fn set_cookie(id: &str, https: bool) -> HeaderValue {
+    let secure = if https { "; Secure" } else { "" };
+    let v = format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict{secure}");
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
@@ -259,7 +263,7 @@ pub async fn session(State(state): State<AppState>, headers: HeaderMap) -> Respo
     }
     let (id, csrf) = sessions.create(herald_security::ANONYMOUS);
     (
-        [(header::SET_COOKIE, set_cookie(&id))],
+        [(header::SET_COOKIE, set_cookie(&id, sessions.https))],
         Json(SessionInfo {
             auth_required: false,
             user: Some(herald_security::ANONYMOUS.to_string()),
@@ -318,7 +322,10 @@ pub async fn login(
     tracing::info!(peer = %peer, user = %login.username, "console login");
     let (id, csrf) = state.api.sessions.create(&principal);
     (
-        [(header::SET_COOKIE, set_cookie(&id))],
+        [(
+            header::SET_COOKIE,
+            set_cookie(&id, state.api.sessions.https),
+        )],
         Json(LoggedIn {
             user: principal,
             csrf,
