@@ -186,7 +186,14 @@ impl Sampler {
                 for (topic, lag) in lags {
                     let key = (node.group.clone(), topic.clone());
                     let c = now.committed.get(&key).copied().unwrap_or(0);
-                    let c0 = base.committed.get(&key).copied().unwrap_or(c);
+                    // A group that committed for the first time inside the
+                    // window is measured from the first sample that has it
+                    // (not from nothing: its first offset is no progress).
+                    let (c0, since) = history
+                        .iter()
+                        .find_map(|s| s.committed.get(&key).map(|c0| (*c0, s.at)))
+                        .unwrap_or((c, base.at));
+                    let secs = now.at.duration_since(since).as_secs_f64();
                     edges.push(GroupTopic {
                         group: node.group.clone(),
                         topic: topic.clone(),
