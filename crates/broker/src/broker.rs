@@ -42,6 +42,8 @@ pub struct Broker {
     pub event_flow: crate::event_flow::EventFlow,
     /// Prometheus counters and histograms (see `metrics::render`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Transactional ids and their transactions.
+    pub txn: crate::txn_coordinator::TransactionCoordinator,
     producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
 }
 
@@ -109,6 +111,7 @@ impl Broker {
             endpoints,
             connection_log: crate::rate_limited_log::RateLimitedLog::new(),
             event_flow: crate::event_flow::EventFlow::default(),
+            txn: Default::default(),
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
         }
     }

@@ -24,6 +24,7 @@ pub mod server;
 pub mod storage;
 pub mod topic_config;
 pub mod topic_registry;
+pub mod txn_coordinator;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;

@@ -440,6 +440,8 @@ impl ClusterPartition {
         Ok(Offsets {
             log_start: row.get(0),
             high_watermark: row.get(1),
+            // Transactions are refused in cluster mode: nothing is ever open.
+            last_stable: row.get(1),
         })
     }
 

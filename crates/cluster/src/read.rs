@@ -125,6 +125,7 @@ impl Reader {
                 bounds[i] = Some(Offsets {
                     log_start: s,
                     high_watermark: h,
+                    last_stable: h,
                 });
             }
             let base: Option<i64> = r.get(3);
@@ -269,6 +270,7 @@ impl Reader {
         Ok(ReadResult {
             offsets,
             records: Bytes::from(out),
+            aborted: Vec::new(),
         })
     }
 }

@@ -9,14 +9,16 @@
 use std::time::{Duration, Instant};
 
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 
 use herald_security::acl::{Operation, ResourceType};
 
 use super::{Ctx, Reply, s, sb};
 use crate::error::{ProtocolError, log_error_code};
-use crate::storage::ReadRequest;
+use crate::storage::{Isolation, ReadRequest};
 
 /// Upper bound on one fetch's wait, whatever the client asks.
 const FETCH_WAIT_MAX: Duration = Duration::from_secs(30);
@@ -128,6 +130,11 @@ async fn collect(ctx: &Ctx, req: &FetchRequest) -> Collected {
                         partition: p,
                         offset: fp.fetch_offset,
                         max_bytes: fp.partition_max_bytes.max(0) as usize,
+                        isolation: if read_committed {
+                            Isolation::ReadCommitted
+                        } else {
+                            Isolation::ReadUncommitted
+                        },
                     });
                 }
             }
@@ -146,7 +153,20 @@ async fn collect(ctx: &Ctx, req: &FetchRequest) -> Collected {
         match result {
             Ok(r) => {
                 pd.high_watermark = r.offsets.high_watermark;
-                pd.last_stable_offset = r.offsets.high_watermark;
+                pd.last_stable_offset = r.offsets.last_stable;
+                if read_committed {
+                    pd.aborted_transactions = Some(
+                        r.aborted
+                            .iter()
+                            .map(|a| {
+                                let mut t = AbortedTransaction::default();
+                                t.producer_id = ProducerId(a.producer_id);
+                                t.first_offset = a.first_offset;
+                                t
+                            })
+                            .collect(),
+                    );
+                }
                 if ctx.version >= 5 {
                     pd.log_start_offset = r.offsets.log_start;
                 }
@@ -157,7 +177,7 @@ async fn collect(ctx: &Ctx, req: &FetchRequest) -> Collected {
                 pd.error_code = log_error_code(&e);
                 if let Ok(o) = p.offsets().await {
                     pd.high_watermark = o.high_watermark;
-                    pd.last_stable_offset = o.high_watermark;
+                    pd.last_stable_offset = o.last_stable;
                     if ctx.version >= 5 {
                         pd.log_start_offset = o.log_start;
                     }

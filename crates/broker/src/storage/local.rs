@@ -212,6 +212,7 @@ impl Engine for LocalEngine {
                     let offsets = Offsets {
                         log_start: log.log_start_offset(),
                         high_watermark: log.high_watermark(),
+                        last_stable: log.high_watermark(),
                     };
                     let plan = if limit == 0 && total > 0 {
                         None
@@ -235,6 +236,7 @@ impl Engine for LocalEngine {
                     Ok(ReadResult {
                         offsets,
                         records: Bytes::from(data),
+                        aborted: Vec::new(),
                     })
                 }
                 Err(e) => Err(e),
@@ -334,6 +336,7 @@ impl PartitionStorage for Partition {
             Ok(Offsets {
                 log_start: l.log_start_offset(),
                 high_watermark: l.high_watermark(),
+                last_stable: l.high_watermark(),
             })
         }))
     }

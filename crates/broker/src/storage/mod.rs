@@ -46,6 +46,55 @@ pub struct TopicMeta {
 pub struct Offsets {
     pub log_start: i64,
     pub high_watermark: i64,
+    /// The last stable offset (LSO): the first offset of the oldest
+    /// transaction still open here, else the high watermark. A
+    /// read_committed consumer reads below it only.
+    pub last_stable: i64,
+}
+
+/// A Fetch's `isolation_level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    #[default]
+    ReadUncommitted,
+    /// Below the last stable offset only, with the aborted transactions of
+    /// the range read so that the consumer can drop their records.
+    ReadCommitted,
+}
+
+/// An aborted transaction a read_committed Fetch reports
+/// (`aborted_transactions`): the consumer drops this producer's
+/// transactional batches from `first_offset` up to its abort marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+}
+
+/// A transaction marker (a control batch) the transaction coordinator
+/// writes to each partition of a transaction when it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnMarker {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// COMMIT (true) or ABORT (false).
+    pub commit: bool,
+    pub coordinator_epoch: i32,
+}
+
+/// One producer's state on a partition (DescribeProducers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerInfo {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// -1 if unknown.
+    pub last_sequence: i32,
+    /// The max timestamp of its last batch, -1 if unknown.
+    pub last_timestamp_ms: i64,
+    /// -1 when no marker was written for it yet.
+    pub coordinator_epoch: i32,
+    /// First offset of its open transaction here, -1 if none.
+    pub current_txn_start_offset: i64,
 }
 
 /// The answer to one appended produce payload.
@@ -74,6 +123,7 @@ pub struct ReadRequest {
     pub offset: i64,
     /// `partition_max_bytes` (already bounded by the broker's own limit).
     pub max_bytes: usize,
+    pub isolation: Isolation,
 }
 
 /// What a read found: whole record batches starting with the one holding the
@@ -82,6 +132,9 @@ pub struct ReadRequest {
 pub struct ReadResult {
     pub offsets: Offsets,
     pub records: Bytes,
+    /// With `Isolation::ReadCommitted`: the aborted transactions whose
+    /// records may be among those read (empty otherwise).
+    pub aborted: Vec<AbortedTxn>,
 }
 
 /// One partition of one topic, as a storage engine keeps it.
@@ -103,6 +156,20 @@ pub trait PartitionStorage: Send + Sync + std::fmt::Debug {
     /// DeleteRecords: advances the log start to `before` (-1: the high
     /// watermark) and returns the new log start.
     fn delete_records(self: Arc<Self>, before: i64) -> StorageFuture<i64>;
+    /// Writes a transaction marker: a control batch that ends the producer's
+    /// open transaction on this partition (a partition without one still
+    /// gets the marker, as Kafka writes it). Ordered like `append`; resolves
+    /// with the marker's offset once it is as durable as `acks=all` requires.
+    fn write_marker(self: Arc<Self>, _marker: TxnMarker, _now_ms: i64) -> StorageFuture<i64> {
+        Box::pin(std::future::ready(Err(LogError::Coded {
+            code: kafka_protocol::ResponseError::InvalidTxnState.code(),
+            message: "this storage engine does not support transactions".into(),
+        })))
+    }
+    /// The producers with state on this partition (DescribeProducers).
+    fn producers(self: Arc<Self>) -> StorageFuture<Vec<ProducerInfo>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
     /// Bytes stored for this partition (DescribeLogDirs), best effort.
     fn size_bytes(&self) -> u64;
     /// New topic settings (AlterConfigs, dynamic broker defaults).
