@@ -120,6 +120,11 @@ pub struct PartitionLog {
     /// marker offset), in marker order. They still hold the last stable
     /// offset back, as Kafka's unreplicated transactions do.
     completed_unstable: VecDeque<(i64, i64)>,
+    /// Whether a segment may hold aborted transaction index entries (set at
+    /// open and by every entry written, never cleared while open): a
+    /// read_committed read of a partition that never saw an abort looks at
+    /// no segment's index (librdkafka consumers read committed by default).
+    aborted_txns_indexed: bool,
 }
 
 pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
@@ -246,6 +251,7 @@ impl PartitionLog {
             offline: None,
             out_of_space: false,
             completed_unstable: VecDeque::new(),
+            aborted_txns_indexed: false,
         };
         if !clean {
             // What a crashed process wrote may still be only in the page cache:
@@ -254,6 +260,7 @@ impl PartitionLog {
         }
         log.durable = log.durable_now();
         log.rebuild_producer_state()?;
+        log.aborted_txns_indexed = log.segments.values().any(|s| s.txn_index().entries() > 0);
         report.segments = log.segments.len();
         report.duration = started.elapsed();
         Ok((log, report))
