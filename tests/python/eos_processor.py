@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""A consume-transform-produce processor with exactly-once semantics, the
+victim of test_eos_torture.py (which SIGKILLs it at random moments).
+
+It reads the input topic with a read_committed consumer in a group (static
+membership, so that a restarted instance takes its place at once), produces
+transform(record) to the same partition of the output topic, and every few
+records commits a transaction holding those outputs and the consumer's offsets
+(send_offsets_to_transaction). It exits 0 once it has committed everything up
+to the input's end. Progress lines on stdout: "ready" (assigned), "commit N"
+(records committed so far by this instance), "done".
+"""
+
+import argparse
+import random
+import sys
+import zlib
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+
+def transform(value: bytes) -> bytes:
+    return b"T(" + value + b")#" + str(zlib.crc32(value)).encode()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--input", required=True)
+    ap.add_argument("--output", required=True)
+    ap.add_argument("--partitions", type=int, required=True)
+    ap.add_argument("--group", required=True)
+    ap.add_argument("--txn-id", required=True)
+    ap.add_argument("--commit-every-max", type=int, default=10)
+    ap.add_argument("--seed", type=int, required=True)
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+
+    producer = Producer({
+        "bootstrap.servers": args.bootstrap,
+        "transactional.id": args.txn_id,
+        "transaction.timeout.ms": 10000,
+        "linger.ms": 2,
+    })
+    # Before the consumer reads its committed offsets: this fences the killed
+    # instance and aborts its open transaction (offsets included).
+    producer.init_transactions(60)
+
+    consumer = Consumer({
+        "bootstrap.servers": args.bootstrap,
+        "group.id": args.group,
+        "group.instance.id": "eos-processor",
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 10000,
+        "heartbeat.interval.ms": 500,
+    })
+    assigned = []
+
+    def on_assign(c, parts):
+        assigned[:] = [tp.partition for tp in parts]
+        print("ready", flush=True)
+
+    consumer.subscribe([args.input], on_assign=on_assign)
+
+    in_txn = False
+    pending = 0
+    batch = rng.randint(1, args.commit_every_max)
+    committed = 0
+    # next offset to commit per partition: one past the last record
+    # processed (consumer.position() would count records delivered by
+    # consume() but not yet processed).
+    next_offset = {}
+
+    def commit():
+        nonlocal in_txn, pending, committed, batch
+        offsets = [TopicPartition(args.input, p, o) for p, o in sorted(next_offset.items())]
+        producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
+        producer.commit_transaction(30)
+        committed += pending
+        in_txn, pending = False, 0
+        batch = rng.randint(1, args.commit_every_max)
+        print(f"commit {committed}", flush=True)
+
+    def finished():
+        if len(assigned) != args.partitions or in_txn:
+            return False
+        for p in range(args.partitions):
+            _, hw = consumer.get_watermark_offsets(TopicPartition(args.input, p), timeout=10, cached=False)
+            pos = next_offset.get(p)
+            if pos is None:
+                got = consumer.committed([TopicPartition(args.input, p)], timeout=10)[0].offset
+                pos = got if got >= 0 else 0
+            if pos < hw:
+                return False
+        return True
+
+    while True:
+        msgs = consumer.consume(50, 0.2)
+        for m in msgs:
+            if m.error():
+                print(f"consume error: {m.error()}", file=sys.stderr, flush=True)
+                continue
+            if not in_txn:
+                producer.begin_transaction()
+                in_txn = True
+            producer.produce(args.output, key=m.key(), value=transform(m.value()), partition=m.partition())
+            next_offset[m.partition()] = m.offset() + 1
+            pending += 1
+            if pending >= batch:
+                commit()
+        if not msgs:
+            if in_txn:
+                commit()
+            elif finished():
+                break
+    consumer.close()
+    print("done", flush=True)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KafkaException as e:
+        print(f"processor failed: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
