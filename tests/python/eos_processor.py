@@ -55,6 +55,9 @@ def main():
         "auto.offset.reset": "earliest",
         "session.timeout.ms": 10000,
         "heartbeat.interval.ms": 500,
+        # Also the rebalance timeout: bounds a join that waits for a killed
+        # instance.
+        "max.poll.interval.ms": 20000,
     })
     assigned = []
 

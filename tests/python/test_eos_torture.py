@@ -35,8 +35,8 @@ from txn_helpers import (  # noqa: E402
     wait_stable,
 )
 
-from confluent_kafka import TopicPartition  # noqa: E402
-from confluent_kafka.admin import AdminClient, ConsumerGroupTopicPartitions  # noqa: E402
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition  # noqa: E402
+from confluent_kafka.admin import AdminClient  # noqa: E402
 
 P = 3
 LONG = os.environ.get("HERALD_EOS_LONG") == "1"

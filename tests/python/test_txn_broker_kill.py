@@ -77,16 +77,21 @@ class TxnLoad(threading.Thread):
         self.replaced = 0
         self.producer = None
 
+    def make_producer(self):
+        return txn_producer(self.bs, self.txn_id, **{
+            "transaction.timeout.ms": TXN_TIMEOUT_MS,
+            "reconnect.backoff.ms": 20,
+            "reconnect.backoff.max.ms": 200,
+            "retry.backoff.ms": 20,
+            "log_level": 0,
+        })
+
     def new_producer(self):
+        """A new instance with this transactional.id, initialized: its
+        InitProducerId ends whatever transaction the previous one left."""
         deadline = time.time() + RECOVERY_S
+        p = self.make_producer()
         while True:
-            p = txn_producer(self.bs, self.txn_id, **{
-                "transaction.timeout.ms": TXN_TIMEOUT_MS,
-                "reconnect.backoff.ms": 20,
-                "reconnect.backoff.max.ms": 200,
-                "retry.backoff.ms": 20,
-                "log_level": 0,
-            })
             try:
                 p.init_transactions(15)
                 return p
@@ -95,9 +100,9 @@ class TxnLoad(threading.Thread):
                 if time.time() > deadline:
                     raise AssertionError(f"{self.name_}: init_transactions kept failing: {err}")
                 if not err.retriable():
-                    # A fatal error on init itself: start over with a new
-                    # instance (not expected; kept for the record).
-                    self.replaced += 1
+                    # Only a retriable failure may be retried on the same
+                    # instance.
+                    p = self.make_producer()
                 time.sleep(0.2)
 
     def retry(self, what, call):
