@@ -36,6 +36,7 @@ from herald_proc import HeraldProcess  # noqa: E402
 from txn_helpers import (  # noqa: E402
     BROKER_ARGS,
     TXN_MAX_TIMEOUT_MS,
+    Reader,
     create_topic,
     plain_producer,
     read_all,
@@ -114,9 +115,14 @@ def test_commit_and_abort_across_partitions_with_lso(broker):
     assert values(ru) == concat(n0, c, n1)
     assert [o for (o, _, _) in ru[0]] == list(range(8))
     assert all(k == f"k{p}" for p in range(P) for (_, k, _) in ru[p])
+    # A consumer that stays: it waits at the LSO...
+    live = Reader(bs, topic, P, "read_committed")
+    assert values(live.read()) == n0
 
     tp.commit_transaction(30)
-    # The commit marker takes offset 8; the LSO follows once it is written.
+    # ...and gets the rest once the commit markers are written.
+    assert values(live.read(15)) == concat(c, n1)
+    # The commit marker took offset 8.
     assert wait_stable(bs, topic, P, 15) == {p: 9 for p in range(P)}
     rc = read_all(bs, topic, P, "read_committed")
     assert values(rc) == concat(n0, c, n1)
@@ -135,6 +141,8 @@ def test_commit_and_abort_across_partitions_with_lso(broker):
     n3 = write(plain, topic, "n3", 1)
     flush(plain)
 
+    assert values(live.read(15)) == concat(n2, n3), "the staying read_committed consumer after the abort"
+    live.close()
     rc = read_all(bs, topic, P, "read_committed")
     assert values(rc) == concat(n0, c, n1, n2, n3), "aborted records visible to read_committed, or committed ones missing"
     # Offsets: n2 follows the aborted records, n3 the abort marker (offset 14).

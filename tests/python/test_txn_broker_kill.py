@@ -208,7 +208,9 @@ def check(bs, topic, loads, cycle, seed):
         got = sorted(by_txn.get(key, []))
         outcome = txn["outcome"]
         counts[outcome] += 1
-        if got and got != want:
+        if len(set(got)) != len(got):
+            problems.append(f"{key} ({outcome}): records visible twice: {got}")
+        elif got and got != want:
             problems.append(f"{key} ({outcome}): PARTIAL: {len(got)} of its {len(want)} records visible: "
                             f"{got} of {want}")
         elif outcome == "committed" and not got:

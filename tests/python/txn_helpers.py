@@ -109,41 +109,60 @@ def wait_stable(bootstrap, topic, partitions, timeout):
         raise AssertionError(f"{e}; (lso, hw) per partition: {seen.get('last')}") from None
 
 
-def read_all(bootstrap, topic, partitions, isolation, timeout=30):
-    """Reads every partition from its start up to the end this isolation
-    level sees (the LSO for read_committed: librdkafka signals the partition's
-    EOF when its fetch position reaches the end the Fetch reported).
-    Returns {partition: [(offset, key, value)]} of the records delivered."""
-    c = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": unique("rd"),
-        "isolation.level": isolation,
-        "enable.auto.commit": False,
-        "enable.partition.eof": True,
-        "fetch.wait.max.ms": 100,
-    })
-    out = {p: [] for p in range(partitions)}
-    eof = set()
-    try:
-        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+class Reader:
+    """A consumer assigned every partition from its start. read() returns the
+    records delivered until each partition signalled its end as this
+    isolation level sees it (the LSO for read_committed): librdkafka signals a
+    partition's EOF each time its fetch position reaches a new end that the
+    Fetch reported, so successive read()s of one Reader continue where the
+    last one stopped and wait for every partition's end to move."""
+
+    def __init__(self, bootstrap, topic, partitions, isolation):
+        self.topic, self.partitions, self.isolation = topic, partitions, isolation
+        self.c = Consumer({
+            "bootstrap.servers": bootstrap,
+            "group.id": unique("rd"),
+            "isolation.level": isolation,
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "fetch.wait.max.ms": 100,
+        })
+        self.c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+
+    def read(self, timeout=30):
+        """{partition: [(offset, key, value)]} of the records delivered."""
+        out = {p: [] for p in range(self.partitions)}
+        eof = set()
         deadline = time.time() + timeout
-        while len(eof) < partitions:
+        while len(eof) < self.partitions:
             if time.time() > deadline:
                 raise AssertionError(
-                    f"{topic} ({isolation}): no end of partition for {sorted(set(range(partitions)) - eof)} "
-                    f"within {timeout}s; read so far {[len(v) for v in out.values()]} records")
-            for m in c.consume(500, 0.2):
+                    f"{self.topic} ({self.isolation}): no end of partition for "
+                    f"{sorted(set(range(self.partitions)) - eof)} within {timeout}s; "
+                    f"read {[len(v) for v in out.values()]} records")
+            for m in self.c.consume(500, 0.2):
                 if m.error():
                     if m.error().code() == KafkaError._PARTITION_EOF:
                         eof.add(m.partition())
                         continue
-                    raise AssertionError(f"{topic} ({isolation}): consume error {m.error()}")
+                    raise AssertionError(f"{self.topic} ({self.isolation}): consume error {m.error()}")
                 eof.discard(m.partition())
                 key = m.key().decode() if m.key() is not None else None
                 out[m.partition()].append((m.offset(), key, m.value().decode()))
         return out
+
+    def close(self):
+        self.c.close()
+
+
+def read_all(bootstrap, topic, partitions, isolation, timeout=30):
+    """Every partition from its start up to the end this isolation level
+    sees: {partition: [(offset, key, value)]}."""
+    r = Reader(bootstrap, topic, partitions, isolation)
+    try:
+        return r.read(timeout)
     finally:
-        c.close()
+        r.close()
 
 
 def values(read):
