@@ -14,6 +14,7 @@ to the input's end. Progress lines on stdout: "ready" (assigned), "commit N"
 import argparse
 import random
 import sys
+import time
 import zlib
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -33,18 +34,26 @@ def main():
     ap.add_argument("--txn-id", required=True)
     ap.add_argument("--commit-every-max", type=int, default=10)
     ap.add_argument("--seed", type=int, required=True)
+    # Simulated work per record, so that a transaction spends about as long
+    # producing as committing and a kill at a random moment often finds
+    # records in the log of a transaction that is not yet committed.
+    ap.add_argument("--work-ms", type=float, default=0.0)
+    # The broken processor of the torture's self-test: no transactions, the
+    # outputs flushed and then the offsets committed (at-least-once: a kill
+    # between the two repeats outputs).
+    ap.add_argument("--at-least-once", action="store_true")
     args = ap.parse_args()
     rng = random.Random(args.seed)
 
-    producer = Producer({
-        "bootstrap.servers": args.bootstrap,
-        "transactional.id": args.txn_id,
-        "transaction.timeout.ms": 10000,
-        "linger.ms": 2,
-    })
-    # Before the consumer reads its committed offsets: this fences the killed
-    # instance and aborts its open transaction (offsets included).
-    producer.init_transactions(60)
+    eos = not args.at_least_once
+    pconf = {"bootstrap.servers": args.bootstrap, "linger.ms": 2, "acks": "all"}
+    if eos:
+        pconf.update({"transactional.id": args.txn_id, "transaction.timeout.ms": 10000})
+    producer = Producer(pconf)
+    if eos:
+        # Before the consumer reads its committed offsets: this fences the
+        # killed instance and aborts its open transaction (offsets included).
+        producer.init_transactions(60)
 
     consumer = Consumer({
         "bootstrap.servers": args.bootstrap,
@@ -79,8 +88,13 @@ def main():
     def commit():
         nonlocal in_txn, pending, committed, batch
         offsets = [TopicPartition(args.input, p, o) for p, o in sorted(next_offset.items())]
-        producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
-        producer.commit_transaction(30)
+        if eos:
+            producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
+            producer.commit_transaction(30)
+        else:
+            if producer.flush(30):
+                raise KafkaException("outputs not delivered")
+            consumer.commit(offsets=offsets, asynchronous=False)
         committed += pending
         in_txn, pending = False, 0
         batch = rng.randint(1, args.commit_every_max)
@@ -106,8 +120,11 @@ def main():
                 print(f"consume error: {m.error()}", file=sys.stderr, flush=True)
                 continue
             if not in_txn:
-                producer.begin_transaction()
+                if eos:
+                    producer.begin_transaction()
                 in_txn = True
+            if args.work_ms:
+                time.sleep(args.work_ms / 1000)
             producer.produce(args.output, key=m.key(), value=transform(m.value()), partition=m.partition())
             next_offset[m.partition()] = m.offset() + 1
             pending += 1

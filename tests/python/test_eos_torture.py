@@ -100,10 +100,23 @@ def group_offsets(bs, group, topic):
 
 
 def test_consume_transform_produce_exactly_once_under_sigkill(broker):
-    t_start = time.time()
     seed = int(os.environ.get("HERALD_EOS_SEED", random.SystemRandom().randrange(1 << 32)))
-    print(f"\neos torture: seed={seed} records={RECORDS} kills={KILLS} "
-          f"(replay: HERALD_EOS_SEED={seed})", flush=True)
+    torture(broker, seed, RECORDS, KILLS)
+
+
+def test_the_torture_sees_duplicates_of_an_at_least_once_processor(broker):
+    """The check is not vacuous: the same processor without transactions
+    (outputs flushed, then offsets committed) repeats outputs when a kill
+    falls between the two, and the torture names them."""
+    seed = int(os.environ.get("HERALD_EOS_SEED", random.SystemRandom().randrange(1 << 32)))
+    with pytest.raises(AssertionError, match=r"[1-9][0-9]* duplicated"):
+        torture(broker, seed, 1000, 8, ["--at-least-once"])
+
+
+def torture(broker, seed, records, kill_count, extra_args=()):
+    t_start = time.time()
+    print(f"\neos torture{' ' + ' '.join(extra_args) if extra_args else ''}: seed={seed} records={records} "
+          f"kills={kill_count} (replay: HERALD_EOS_SEED={seed})", flush=True)
     rng = random.Random(seed)
     bs = broker.bootstrap
     src = create_topic(bs, P, "eos-in")
@@ -113,7 +126,7 @@ def test_consume_transform_produce_exactly_once_under_sigkill(broker):
 
     inputs = {p: [] for p in range(P)}
     plain = plain_producer(bs)
-    for i in range(RECORDS):
+    for i in range(records):
         p = i % P
         v = f"rec-{i:06d}".encode()
         plain.produce(src, key=f"k{i}", value=v, partition=p)
@@ -130,14 +143,22 @@ def test_consume_transform_produce_exactly_once_under_sigkill(broker):
         proc = Processor([
             "--bootstrap", bs, "--input", src, "--output", dst, "--partitions", str(P),
             "--group", group, "--txn-id", txn_id, "--seed", str(rng.randrange(1 << 32)),
+            "--work-ms", "1", *extra_args,
         ])
         try:
-            if kills < KILLS:
-                # Mostly while it processes; sometimes while it starts up
+            if kills < kill_count:
+                # Mostly while it processes: after it committed a random
+                # number of records (so that the kills spread over the whole
+                # input, whatever the processing rate), plus a random fraction
+                # of a transaction's time; sometimes while it starts up
                 # (init_transactions, joining the group).
                 if rng.random() < 0.8:
                     assert proc.ready.wait(60), f"processor never got its assignment: {proc.errors[-20:]}"
-                    delay = rng.uniform(0.05, 1.5)
+                    target = rng.randint(0, 2 * records // kill_count)
+                    deadline = time.time() + 60
+                    while proc.committed() < target and proc.proc.poll() is None and time.time() < deadline:
+                        time.sleep(0.002)
+                    delay = rng.uniform(0.0, 0.03)
                 else:
                     delay = rng.uniform(0.0, 0.8)
                 if _sleep_or_exit(proc, delay):
@@ -178,8 +199,8 @@ def test_consume_transform_produce_exactly_once_under_sigkill(broker):
     assert group_offsets(bs, group, src) == {p: len(inputs[p]) for p in range(P)}
     uncommitted = read_all(bs, dst, P, "read_uncommitted", timeout=60)
     total_ru = sum(len(v) for v in uncommitted.values())
-    print(f"eos torture: OK seed={seed}: {RECORDS} inputs, each exactly once in the read_committed output; "
-          f"read_uncommitted sees {total_ru} records ({total_ru - RECORDS} from aborted transactions); "
+    print(f"eos torture: OK seed={seed}: {records} inputs, each exactly once in the read_committed output; "
+          f"read_uncommitted sees {total_ru} records ({total_ru - records} from aborted transactions); "
           f"{time.time() - t_start:.1f} s", flush=True)
 
 
