@@ -5,7 +5,9 @@ commit and abort transactions continuously on a 3-partition topic; every
 transaction has known contents (1..8 records named <producer>-<txn>-<record>
 spread over the partitions) and a known outcome as far as its client was told:
 committed (commit_transaction returned), aborted (abort_transaction returned),
-or unknown (the producer hit a fatal error and was replaced; the replacement's
+abandoned (the client "dies": a new instance with the same transactional.id
+is initialized while the transaction is open, which must abort it), or unknown
+(the producer hit a fatal error and was replaced; the replacement's
 init_transactions ends the transaction one way or the other).
 
 The broker is SIGKILLed at random moments (seeded RNG, the seed is printed;
@@ -18,8 +20,10 @@ port. After each restart the producers pause, and:
     none for every acknowledged abort; no record twice; each producer's
     records in order in each partition;
   * the broker never panicked.
+At the end the checks are shown not to be vacuous: a falsified ledger (a
+commit recorded as an abort, an abort as a commit, a record more) is reported.
 
-Defaults: 5 kills (about 1 minute). HERALD_TXN_KILL_LONG=1: 30 kills;
+Defaults: 8 kills (about 30 s). HERALD_TXN_KILL_LONG=1: 30 kills;
 HERALD_TXN_KILL_CYCLES overrides.
 """
 
@@ -40,7 +44,7 @@ from txn_helpers import BROKER_ARGS, create_topic, read_all, txn_producer, uniqu
 P = 3
 PRODUCERS = 2
 LONG = os.environ.get("HERALD_TXN_KILL_LONG") == "1"
-CYCLES = int(os.environ.get("HERALD_TXN_KILL_CYCLES", 30 if LONG else 5))
+CYCLES = int(os.environ.get("HERALD_TXN_KILL_CYCLES", 30 if LONG else 8))
 TXN_TIMEOUT_MS = 10000
 # How long one transactional call may keep failing (the broker restarting)
 # before the torture gives up on the broker.
@@ -105,16 +109,20 @@ class TxnLoad(threading.Thread):
                     p = self.make_producer()
                 time.sleep(0.2)
 
-    def retry(self, what, call):
+    def retry(self, what, call, txn):
         """Retries a commit or abort while it fails retriably; returns None on
         success, else the non-retriable error."""
         deadline = time.time() + RECOVERY_S
+        txn["call"] = [time.time(), None]
         while True:
             try:
                 call()
+                txn["call"][1] = time.time()
                 return None
             except KafkaException as e:
+                txn["call"][1] = time.time()
                 err = e.args[0]
+                txn["retries"] = txn.get("retries", 0) + 1
                 if not err.retriable() or err.fatal() or err.txn_requires_abort():
                     return err
                 if time.time() > deadline:
@@ -124,7 +132,8 @@ class TxnLoad(threading.Thread):
         key = f"{self.name_}-{n}"
         m = self.rng.randint(1, 8)
         records = [(self.rng.randrange(P), f"{key}-{r}") for r in range(m)]
-        commit = self.rng.random() < 0.7
+        roll = self.rng.random()
+        commit, abandon = roll < 0.65, roll >= 0.95
         txn = {"records": records, "outcome": "unknown", "intent": "commit" if commit else "abort"}
         self.txns[key] = txn
         self.order.append(key)
@@ -133,15 +142,24 @@ class TxnLoad(threading.Thread):
             p.begin_transaction()
             for part, value in records:
                 p.produce(self.topic, key=key, value=value, partition=part)
+            if abandon:
+                # The client dies with its transaction open, its records
+                # (mostly) in the log: the next instance's InitProducerId
+                # must abort it.
+                p.flush(5)
+                txn["outcome"] = "abandoned"
+                self.replaced += 1
+                self.producer = self.new_producer()
+                return
             if commit:
-                err = self.retry("commit", lambda: p.commit_transaction(10))
+                err = self.retry("commit", lambda: p.commit_transaction(10), txn)
                 if err is None:
                     txn["outcome"] = "committed"
                     return
             else:
                 err = None
             if err is None or (err.txn_requires_abort() and not err.fatal()):
-                err = self.retry("abort", lambda: p.abort_transaction(10))
+                err = self.retry("abort", lambda: p.abort_transaction(10), txn)
                 if err is None:
                     txn["outcome"] = "aborted"
                     return
@@ -195,7 +213,8 @@ def check(bs, topic, loads, cycle, seed):
                 problems.append(f"partition {p}: {value} after {name}-{last[name][0]}-{last[name][1]} "
                                 "(out of order or duplicated)")
             last[name] = pos
-    counts = {"committed": 0, "aborted": 0, "unknown": 0, "unknown_visible": 0}
+    counts = {"committed": 0, "aborted": 0, "abandoned": 0, "unknown": 0, "unknown_visible": 0,
+              "retried": 0}
     known = {}
     for load in loads:
         for key in load.order:
@@ -208,6 +227,7 @@ def check(bs, topic, loads, cycle, seed):
         got = sorted(by_txn.get(key, []))
         outcome = txn["outcome"]
         counts[outcome] += 1
+        counts["retried"] += 1 if txn.get("retries") else 0
         if len(set(got)) != len(got):
             problems.append(f"{key} ({outcome}): records visible twice: {got}")
         elif got and got != want:
@@ -217,6 +237,9 @@ def check(bs, topic, loads, cycle, seed):
             problems.append(f"{key}: acknowledged commit LOST: none of its {len(want)} records visible")
         elif outcome == "aborted" and got:
             problems.append(f"{key}: acknowledged abort, yet its records are visible")
+        elif outcome == "abandoned" and got:
+            problems.append(f"{key}: its producer died with it open, the next instance's "
+                            "InitProducerId should have aborted it, yet its records are visible")
         elif outcome == "unknown" and got:
             counts["unknown_visible"] += 1
     if problems:
@@ -236,10 +259,12 @@ def test_transactions_all_or_nothing_across_broker_sigkill(broker):
     for load in loads:
         load.start()
     counts = {}
+    kill_times = []
     try:
         for cycle in range(1, CYCLES + 1):
             time.sleep(rng.uniform(0.3, 2.5))
             before = sum(len(l.order) for l in loads)
+            kill_times.append(time.time())
             broker.stop(sig=signal.SIGKILL)
             time.sleep(rng.uniform(0.05, 0.5))
             t_restart = time.time()
@@ -268,5 +293,43 @@ def test_transactions_all_or_nothing_across_broker_sigkill(broker):
     panics = [line for line in broker.log_text().splitlines() if "panicked" in line]
     assert not panics, panics[:5]
     assert counts["committed"] > 0 and counts["aborted"] > 0, counts
-    print(f"txn broker kill: OK seed={seed}: {CYCLES} SIGKILLs, transactions {counts}, producers replaced "
-          f"{sum(l.replaced for l in loads)} times, {time.time() - t_start:.1f} s", flush=True)
+    self_test(bs, topic, loads, seed)
+    # How many commit_transaction/abort_transaction calls the kills fell into
+    # (librdkafka retried them across the restart).
+    spanning = sum(
+        1 for load in loads for txn in load.txns.values()
+        if txn.get("call") and txn["call"][1] is not None
+        and any(txn["call"][0] <= k <= txn["call"][1] for k in kill_times))
+    print(f"txn broker kill: OK seed={seed}: {CYCLES} SIGKILLs ({spanning} fell inside a commit or abort "
+          f"call), transactions {counts}, producers replaced {sum(l.replaced for l in loads)} times, "
+          f"{time.time() - t_start:.1f} s", flush=True)
+
+
+class Ledger:
+    """A copy of one load's record of transactions, to falsify."""
+
+    def __init__(self, load):
+        self.order = list(load.order)
+        self.txns = {k: dict(v, records=list(v["records"])) for k, v in load.txns.items()}
+
+
+def self_test(bs, topic, loads, seed):
+    """The checks are not vacuous: against the same log, a ledger that
+    claims a committed transaction was aborted, an aborted one committed, or
+    a committed one with one record more than the log holds, is reported."""
+    def first(outcome):
+        return next(k for k in loads[0].order if loads[0].txns[k]["outcome"] == outcome)
+
+    cases = []
+    for what, falsify, expect in [
+        ("a commit told as an abort", lambda t: t.update(outcome="aborted"), "acknowledged abort, yet"),
+        ("an abort told as a commit", lambda t: t.update(outcome="committed"), "acknowledged commit LOST"),
+        ("a record more", lambda t: t["records"].append((0, "never-written")), "PARTIAL"),
+    ]:
+        ledger = Ledger(loads[0])
+        key = first("aborted" if expect.endswith("LOST") else "committed")
+        falsify(ledger.txns[key])
+        with pytest.raises(AssertionError, match=expect):
+            check(bs, topic, [ledger, *loads[1:]], f"self-test: {what}", seed)
+        cases.append(what)
+    print(f"txn broker kill: self-test: {', '.join(cases)}: each reported", flush=True)
