@@ -102,6 +102,7 @@ SCENARIOS = [
     ("idempotent_produce", "idempotent produce"),
     ("group_commit_resume", "group: commit, close, resume (classic)"),
     ("group_consumer_protocol", "group: commit, resume (KIP-848 consumer protocol)"),
+    ("transactions", "transactions: commit across partitions, abort, read_committed"),
 ]
 
 # Broker features a scenario part can depend on: the API keys that must be advertised.
@@ -724,8 +725,61 @@ class Cluster:
             log(f"   herald-cluster.sh stop failed: {self.dir} kept (see {self.script_log.name})")
 
 
+def _csv(v):
+    """A list, or the comma-separated string the Java suite's JSON writer makes of one."""
+    return [x.strip() for x in v.split(",")] if isinstance(v, str) else list(v)
+
+
+def verify_transactions(bootstrap, topic, spec):
+    """The `transactions` scenario on the wire, per partition: its data batches are
+    transactional, of one producer id, with the scenario's record counts between the
+    markers; the control batches are one marker per transaction, in order (commit /
+    abort), of the same producer id; a read_committed Fetch reports the last stable
+    offset at the high watermark and exactly the aborted transaction, at its first
+    offset. Returns a failure reason or None."""
+    markers = _csv(spec["markers"])
+    counts = [int(n) for n in _csv(spec["records"])]
+    for p in range(int(spec["partitions"])):
+        batches = kafkawire.fetch_batches(bootstrap, topic, partition=p)
+        data = [b for b in batches if not b["control"]]
+        if not data:
+            return f"driver's Fetch v4 of {topic}-{p} found no data batches"
+        pids = sorted({b["producer_id"] for b in batches})
+        if len(pids) != 1 or pids[0] < 0:
+            return f"{topic}-{p}: batches carry producer ids {pids}, want one transactional producer"
+        plain = [b["base_offset"] for b in data if not b["transactional"]]
+        if plain:
+            return f"{topic}-{p}: data batches at offsets {plain} are not marked transactional"
+        got_markers, got_counts, first_offsets, n, first = [], [], [], 0, None
+        for b in batches:
+            if b["control"]:
+                got_markers.append(b.get("control_type", "?"))
+                got_counts.append(n)
+                first_offsets.append(first)
+                n, first = 0, None
+            else:
+                n += b["count"]
+                first = b["base_offset"] if first is None else first
+        if got_markers != markers:
+            return f"{topic}-{p}: control batches {','.join(got_markers) or 'none'}, want {','.join(markers)}"
+        if got_counts != counts:
+            return f"{topic}-{p}: records per transaction {got_counts}, want {counts}"
+        if n:
+            return f"{topic}-{p}: {n} records after the last marker"
+        view = kafkawire.fetch_committed_view(bootstrap, topic, partition=p)
+        if view["lso"] != view["hw"]:
+            return f"{topic}-{p}: last stable offset {view['lso']} != high watermark {view['hw']} with no open transaction"
+        want_aborted = sorted((pids[0], first_offsets[i]) for i, m in enumerate(markers) if m == "abort")
+        if sorted(map(tuple, view["aborted"])) != want_aborted:
+            return (f"{topic}-{p}: read_committed Fetch reports aborted transactions {view['aborted']}, "
+                    f"want {want_aborted} (producer id, first offset)")
+    return None
+
+
 def verify_wire(bootstrap, spec):
     """Checks the stored batches of a topic; returns a failure reason or None."""
+    if "transactions" in spec:
+        return verify_transactions(bootstrap, spec["topic"], spec["transactions"])
     batches = kafkawire.fetch_batches(bootstrap, spec["topic"])
     if not batches:
         return f"driver's Fetch v4 of {spec['topic']} found no batches"

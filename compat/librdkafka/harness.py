@@ -1160,20 +1160,43 @@ def main():
                 ents = plan[scen][num]
                 # Broker-less entries get the broker too: test.conf must be valid.
                 b = broker_for(scen)
-                if len(ents) == 1 and ents[0]["name"] in split:
-                    for label, flt in split[ents[0]["name"]]:
-                        pe = dict(ents[0], name=f"{ents[0]['name']}[{label}]", base=ents[0]["name"])
-                        if quick and num not in quick_list and ents[0]["name"] not in quick_list \
+                # Entries split into sub-tests (subtests.txt) run one process per
+                # sub-test; -L / -l keep their siblings of the other kind (e.g.
+                # 0103_transactions_local) out of those processes, and them out of
+                # the siblings' run.
+                split_ents = [e for e in ents if e["name"] in split]
+                ents = [e for e in ents if e["name"] not in split]
+                for se in split_ents:
+                    others = [e for e in catalogue if e["number"] == num and e["name"] != se["name"]]
+                    sflags = None
+                    if others:
+                        if not se["local"] and all(e["local"] for e in others):
+                            sflags = ["-L"]
+                        elif se["local"] and not any(e["local"] for e in others):
+                            sflags = ["-l"]
+                        else:
+                            raise SystemExit(f"subtests.txt: {se['name']}: its siblings under {num} are of the "
+                                             "same kind (broker/local); -l/-L cannot keep them out")
+                    for label, flt in split[se["name"]]:
+                        pe = dict(se, name=f"{se['name']}[{label}]", base=se["name"])
+                        if quick and num not in quick_list and se["name"] not in quick_list \
                                 and pe["name"] not in quick_list:
                             continue
-                        if only and num not in only and ents[0]["name"] not in only and pe["name"] not in only:
+                        if only and num not in only and se["name"] not in only and pe["name"] not in only:
                             continue
-                        rs, _ = run_number(num, [pe], cfg, b, scen, outdir, suffix=f"-{label}", subtests=flt)
+                        rs, _ = run_number(num, [pe], cfg, b, scen, outdir, flags=sflags, suffix=f"-{label}",
+                                           subtests=flt)
                         for r in rs:
                             results.append(r)
                             log(f"{r['name']:<52} {r['state']:<8} {r['duration']:8.1f}s  {short(r['reason'], 110) if r['state'] != 'PASSED' else ''}")
                     json.dump({"results": results}, open(os.path.join(outdir, "partial.json"), "w"), indent=1)
+                if not ents:
                     continue
+                if split_ents and num not in flag_args:
+                    if all(e["local"] for e in ents) and any(not e["local"] for e in split_ents):
+                        flag_args[num] = ["-l"]
+                    elif not any(e["local"] for e in ents) and any(e["local"] for e in split_ents):
+                        flag_args[num] = ["-L"]
                 rs, wall = run_number(num, ents, cfg, b, scen, outdir)
                 # An entry that timed out kills the whole test-runner process;
                 # re-run the siblings it kept from running when -l/-L can
