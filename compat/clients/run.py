@@ -158,6 +158,18 @@ CLUSTER_REFUSED_CONFIGS = ["compression.type (other than producer)", "cleanup.po
 # compresses producer-side (the producer's compression.type, not the topic's)
 # and creates its topics with retention.ms only.
 CLUSTER_NA = {}
+# Features cluster mode refuses outright: {scenario: (the refusal as the client reports it (regex),
+# what the brokers log for it (regex), explanation)}. With --cluster, the scenario's failure is
+# `n/a-cluster` only when it is that refusal and a broker logged it; any other failure is FAIL.
+CLUSTER_REFUSED = {
+    "transactions": (
+        r"(?i)transactional.?id.?authori[sz]ation",
+        r"refusing a transactional producer: transactions are not supported in cluster mode",
+        "cluster mode refuses transactional producers: InitProducerId with a transactional id is answered "
+        "TRANSACTIONAL_ID_AUTHORIZATION_FAILED, and the broker logs \"refusing a transactional producer: "
+        "transactions are not supported in cluster mode yet\"",
+    ),
+}
 
 
 def log(msg):
@@ -907,6 +919,11 @@ def run_suite(client, binary, outdir, timeout, install_errors, nodes=0, security
                     sc["wire"] = "checked"
     finally:
         broker.stop()
+    if nodes:
+        # Whether the brokers logged the refusals of CLUSTER_REFUSED (classify() wants both sides).
+        logs = "".join(re.sub(r"\x1b\[[0-9;]*m", "", p.read_text(errors="replace"))
+                       for p in outdir.glob(f"{client}.broker-*.log"))
+        res["cluster_logged"] = {name: bool(re.search(r[1], logs)) for name, r in CLUSTER_REFUSED.items()}
     if security:
         res["security"] = security_evidence(broker_log)
         sc = res["scenarios"].get("acl_denied")
@@ -932,6 +949,14 @@ def classify(res, cluster=False, scenarios=SCENARIOS, security=None):
             sc["status"], sc["needs"], sc["expected"] = "xfail", bug[4], bug[5]
             sc["client_bug"] = True
             continue
+        refused = CLUSTER_REFUSED.get(name)
+        if cluster and refused and sc["status"] == "fail":
+            if re.search(refused[0], sc.get("reason", "")) and res.get("cluster_logged", {}).get(name):
+                sc["status"] = "n/a-cluster"
+                sc["expected"] = refused[2]
+                continue
+            if re.search(refused[0], sc.get("reason", "")):
+                sc["reason"] += " (no broker logged the cluster-mode refusal)"
         na = CLUSTER_NA.get((res["client"], name)) or CLUSTER_NA.get(("*", name))
         if cluster and na and sc["status"] == "fail":
             sc["status"] = "n/a-cluster"
@@ -1076,15 +1101,25 @@ def matrix_lines(results, scenarios, nodes=0, h="##"):
         lines += ["", f"{h} Not applicable in cluster mode", ""]
         nas = [(r, n, r["scenarios"][n]) for r in results for n, _ in scenarios
                if r["scenarios"][n]["status"] == "n/a-cluster"]
+        config_nas = [x for x in nas if x[1] not in CLUSTER_REFUSED]
         lines.append("Cluster mode refuses these topic configs with INVALID_CONFIG: "
                      + ", ".join(CLUSTER_REFUSED_CONFIGS) + ". "
                      + ("No scenario sets any of them (the compression scenarios compress in the "
                         "producer, the topics are created with retention.ms only), so none is marked."
-                        if not nas else "Scenarios that set one, and failed:"))
-        if nas:
+                        if not config_nas else "Scenarios that set one, and failed:"))
+        if config_nas:
             lines.append("")
-            for r, name, sc in nas:
+            for r, name, sc in config_nas:
                 lines.append(f"- {r['client']} `{name}`: {sc['expected']}; the failure: {sc['reason']}")
+        for feat, (_, _, why) in CLUSTER_REFUSED.items():
+            refused = [x for x in nas if x[1] == feat]
+            lines += ["", f"`{feat}`: {why}. A scenario is marked `n/a (cluster)` only when the client reports "
+                      "that refusal and a broker of its cluster logged it; any other failure is `**FAIL**`."
+                      + (" Refused as expected:" if refused else " None was refused this run.")]
+            if refused:
+                lines.append("")
+                for r, name, sc in refused:
+                    lines.append(f"- {r['client']}: {sc['reason']}")
         lines += ["", f"{h} Clusters", ""]
         for r in results:
             c = r.get("cluster")
