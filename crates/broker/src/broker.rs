@@ -70,7 +70,7 @@ impl Broker {
         let store = Arc::new(herald_security::store::FileStore::new(&config.data_dir));
         let security = Security::new(&config.security, store)?;
         let me = BrokerInfo::new(config.node_id, None, endpoints.clone());
-        Ok(Self::assemble(
+        let broker = Self::assemble(
             config,
             topics,
             groups,
@@ -78,7 +78,10 @@ impl Broker {
             Arc::new(SingleNode(me)),
             security,
             endpoints,
-        ))
+        );
+        // Transactions on the single-node engine (cluster mode refuses them).
+        broker.txn.open(&broker.config)?;
+        Ok(broker)
     }
 
     /// A broker of any engine, from its parts.

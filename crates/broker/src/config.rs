@@ -70,6 +70,19 @@ pub struct BrokerConfig {
     /// Partitions (and group offsets) with their own series in `/metrics`;
     /// beyond it only totals, and a count of what was left out.
     pub metrics_partition_series_max: usize,
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a
+    /// producer may ask for (InitProducerId answers INVALID_TRANSACTION_TIMEOUT).
+    pub transaction_max_timeout: Duration,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how
+    /// often open transactions past their timeout are looked for and aborted.
+    pub transaction_abort_check_interval: Duration,
+    /// `transactional.id.expiration.ms`: an idle transactional id with no
+    /// open transaction is forgotten after this.
+    pub transactional_id_expiration: Duration,
+    /// Bound on transactional ids kept (a new one beyond it is refused).
+    pub transactional_ids_max: usize,
+    /// Bound on the partitions of one transaction.
+    pub transaction_partitions_max: usize,
 }
 
 impl Default for BrokerConfig {
@@ -105,6 +118,11 @@ impl Default for BrokerConfig {
             offsets_compact_bytes: 64 * 1024 * 1024,
             metrics_enabled: true,
             metrics_partition_series_max: 2000,
+            transaction_max_timeout: Duration::from_secs(900),
+            transaction_abort_check_interval: Duration::from_secs(10),
+            transactional_id_expiration: Duration::from_secs(7 * 24 * 3600),
+            transactional_ids_max: 100_000,
+            transaction_partitions_max: 10_000,
         }
     }
 }

@@ -257,6 +257,10 @@ async fn serve(
         broker.clone(),
         shutdown.clone(),
     ));
+    let txn_timers = tokio::spawn(crate::txn_coordinator::run_timers(
+        broker.clone(),
+        shutdown.clone(),
+    ));
     let topic_follower = tokio::spawn(follow_topics(broker.clone(), shutdown.clone()));
     let security_follower = tokio::spawn(follow_security(broker.clone(), shutdown.clone()));
     let (accepted_tx, mut accepted) = mpsc::channel(64);
@@ -322,9 +326,11 @@ async fn serve(
     }
     let _ = maintenance.await;
     let _ = group_timers.await;
+    let _ = txn_timers.await;
     let _ = topic_follower.await;
     let _ = security_follower.await;
     broker.groups.close();
+    broker.txn.close();
     broker.topics.close_all();
     tracing::info!("herald broker stopped");
 }

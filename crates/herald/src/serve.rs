@@ -88,6 +88,21 @@ pub struct ServeArgs {
     /// last snapshot's size [default: 67108864].
     #[arg(long, env = "HERALD_OFFSETS_COMPACT_BYTES")]
     pub offsets_compact_bytes: Option<u64>,
+    /// The longest `transaction.timeout.ms` a transactional producer may ask
+    /// for (`transaction.max.timeout.ms`) [default: 900000].
+    #[arg(long, env = "HERALD_TRANSACTION_MAX_TIMEOUT_MS")]
+    pub transaction_max_timeout_ms: Option<u64>,
+    /// How often open transactions past their timeout are aborted
+    /// (`transaction.abort.timed.out.transaction.cleanup.interval.ms`) [default: 10000].
+    #[arg(
+        long,
+        env = "HERALD_TRANSACTION_ABORT_TIMED_OUT_TRANSACTION_CLEANUP_INTERVAL_MS"
+    )]
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: Option<u64>,
+    /// An idle transactional id is forgotten after this
+    /// (`transactional.id.expiration.ms`) [default: 604800000].
+    #[arg(long, env = "HERALD_TRANSACTIONAL_ID_EXPIRATION_MS")]
+    pub transactional_id_expiration_ms: Option<u64>,
     /// Kafka's `listeners`: `NAME://HOST:PORT`, comma separated; names are
     /// PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL or mapped by
     /// --listener-security-protocol-map [default: PLAINTEXT://127.0.0.1:9092].
@@ -235,6 +250,9 @@ impl ServeArgs {
             group_consumer_heartbeat_interval_ms,
             offsets_retention_minutes,
             offsets_compact_bytes,
+            transaction_max_timeout_ms,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms,
+            transactional_id_expiration_ms,
             metrics_partition_series_max,
             cluster_db,
             object_store,
@@ -385,6 +403,28 @@ impl ServeArgs {
         if let Some(v) = a.offsets_retention_minutes {
             anyhow::ensure!(v >= 1, "--offsets-retention-minutes must be at least 1");
             c.offsets_retention = Duration::from_secs(v * 60);
+        }
+        if let Some(v) = a.transaction_max_timeout_ms {
+            anyhow::ensure!(
+                (1..=i32::MAX as u64).contains(&v),
+                "--transaction-max-timeout-ms must be between 1 and {}",
+                i32::MAX
+            );
+            c.transaction_max_timeout = Duration::from_millis(v);
+        }
+        if let Some(v) = a.transaction_abort_timed_out_transaction_cleanup_interval_ms {
+            anyhow::ensure!(
+                v >= 10,
+                "--transaction-abort-timed-out-transaction-cleanup-interval-ms must be at least 10"
+            );
+            c.transaction_abort_check_interval = Duration::from_millis(v);
+        }
+        if let Some(v) = a.transactional_id_expiration_ms {
+            anyhow::ensure!(
+                v >= 1,
+                "--transactional-id-expiration-ms must be at least 1"
+            );
+            c.transactional_id_expiration = Duration::from_millis(v);
         }
         if let Some(v) = a.offsets_compact_bytes {
             anyhow::ensure!(v >= 1, "--offsets-compact-bytes must be at least 1");

@@ -297,3 +297,68 @@ impl GroupCoordinator {
         st.persist(&records);
     }
 }
+
+impl GroupCoordinator {
+    /// TxnOffsetCommit's group check (KIP-447): a commit that names a member
+    /// and generation must come from a current member; one without them
+    /// (generation -1, an old client) is accepted as Kafka accepts it.
+    pub fn validate_txn_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_or_epoch: i32,
+    ) -> Result<(), ResponseError> {
+        self.check_group(group_id)?;
+        if generation_or_epoch < 0 && member_id.is_empty() {
+            return Ok(());
+        }
+        let st = lock(&self.state);
+        let Some(g) = st.groups.get(group_id) else {
+            return Err(ResponseError::IllegalGeneration);
+        };
+        let e = match &g.kind {
+            Kind::Classic(c) => c.validate_commit(member_id, instance_id, generation_or_epoch),
+            Kind::Consumer(c) => c.validate_member(member_id, generation_or_epoch),
+        };
+        match e {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The offsets of a committed transaction become the group's committed
+    /// offsets (the transaction coordinator decided; no member check now).
+    /// The caller waits for durability (`wait_durable`).
+    pub fn commit_transactional(
+        &self,
+        group_id: &str,
+        offsets: Vec<(String, i32, OffsetValue)>,
+    ) -> Result<(), LogError> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<Record> = offsets
+            .iter()
+            .map(|(t, p, v)| Record::Offset {
+                group: group_id.to_string(),
+                topic: t.clone(),
+                partition: *p,
+                value: Some(v.clone()),
+            })
+            .collect();
+        let mut st = lock(&self.state);
+        st.store.append(&records)?;
+        let group = st
+            .groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group {
+                kind: Kind::Classic(ClassicGroup::new(group_id)),
+                offsets: BTreeMap::new(),
+            });
+        for (t, p, v) in offsets {
+            group.offsets.entry(t).or_default().insert(p, v);
+        }
+        Ok(())
+    }
+}

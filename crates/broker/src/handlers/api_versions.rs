@@ -23,6 +23,13 @@ const VERSIONS: &[(ApiKey, i16, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 1, 6),
     (ApiKey::DeleteRecords, 0, 0, 2),
     (ApiKey::InitProducerId, 0, 0, 5),
+    // Transactions (KIP-98) with KIP-890 part 1 verification; not part 2
+    // (EndTxn v5, implicit adds by Produce v12): the `transaction.version`
+    // feature is not advertised, so clients keep to transactions v1.
+    (ApiKey::AddPartitionsToTxn, 0, 0, 5),
+    (ApiKey::AddOffsetsToTxn, 0, 0, 4),
+    (ApiKey::EndTxn, 0, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 0, 5),
     (ApiKey::OffsetForLeaderEpoch, 2, 2, 4),
     (ApiKey::DescribeConfigs, 1, 1, 4),
     (ApiKey::AlterConfigs, 0, 0, 2),

@@ -34,6 +34,7 @@ pub fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> Result<Reply, ProtocolError
 
 async fn answer(ctx: &Ctx, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let mut resp = ListOffsetsResponse::default();
+    let read_committed = req.isolation_level == 1;
     for lt in req.topics {
         let name = s(&lt.name.0);
         let allowed = ctx.authorize(Operation::Describe, ResourceType::Topic, &name);
@@ -60,6 +61,21 @@ async fn answer(ctx: &Ctx, req: ListOffsetsRequest) -> ListOffsetsResponse {
                 }
                 Some(p) => match query(lp.timestamp) {
                     None => pr.error_code = ResponseError::InvalidRequest.code(),
+                    // read_committed: nothing at or past the last stable offset.
+                    Some(q) if read_committed && q != OffsetQuery::Earliest => {
+                        match p.clone().offsets().await {
+                            Ok(o) if q == OffsetQuery::Latest => pr.offset = o.last_stable,
+                            Ok(o) => match p.lookup(q).await {
+                                Ok((offset, ts)) if offset < o.last_stable => {
+                                    pr.offset = offset;
+                                    pr.timestamp = ts;
+                                }
+                                Ok(_) => {}
+                                Err(e) => pr.error_code = log_error_code(&e),
+                            },
+                            Err(e) => pr.error_code = log_error_code(&e),
+                        }
+                    }
                     Some(q) => match p.lookup(q).await {
                         Ok((offset, ts)) => {
                             pr.offset = offset;

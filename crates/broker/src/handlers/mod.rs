@@ -14,6 +14,8 @@ use crate::broker::Broker;
 use crate::error::ProtocolError;
 use crate::server::PendingResponse;
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
@@ -32,6 +34,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_user_scram_credentials;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -47,6 +50,21 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
+
+/// KIP-588: clients older than `fenced_from` know PRODUCER_FENCED as
+/// INVALID_PRODUCER_EPOCH.
+pub fn fenced_for_version(
+    e: kafka_protocol::ResponseError,
+    version: i16,
+    fenced_from: i16,
+) -> kafka_protocol::ResponseError {
+    if e == kafka_protocol::ResponseError::ProducerFenced && version < fenced_from {
+        kafka_protocol::ResponseError::InvalidProducerEpoch
+    } else {
+        e
+    }
+}
 
 /// A handler's answer: bytes now (None: no response, acks=0), or later.
 pub enum Reply {
@@ -257,6 +275,12 @@ pub async fn dispatch(
         ApiKey::Fetch => fetch::handle(&ctx, decode(b, raw_key, version)?),
         ApiKey::ListOffsets => list_offsets::handle(&ctx, decode(b, raw_key, version)?),
         ApiKey::InitProducerId => init_producer_id::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::AddPartitionsToTxn => {
+            add_partitions_to_txn::handle(&ctx, decode(b, raw_key, version)?)
+        }
+        ApiKey::AddOffsetsToTxn => add_offsets_to_txn::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::EndTxn => end_txn::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::TxnOffsetCommit => txn_offset_commit::handle(&ctx, decode(b, raw_key, version)?),
         ApiKey::CreateTopics => create_topics::handle(&ctx, decode(b, raw_key, version)?),
         ApiKey::DeleteTopics => delete_topics::handle(&ctx, decode(b, raw_key, version)?),
         ApiKey::CreatePartitions => create_partitions::handle(&ctx, decode(b, raw_key, version)?),

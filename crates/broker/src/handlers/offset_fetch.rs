@@ -28,7 +28,8 @@ pub fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Result<Reply, ProtocolError
                     (Some(m), true) if !m.is_empty() => Some((s(m), g.member_epoch)),
                     _ => None,
                 };
-                let (error, offsets) = fetch(ctx, &s(&g.group_id.0), topics, member);
+                let (error, offsets) =
+                    fetch(ctx, &s(&g.group_id.0), topics, member, req.require_stable);
                 let mut rg = OffsetFetchResponseGroup::default();
                 rg.group_id = g.group_id.clone();
                 rg.error_code = error;
@@ -62,7 +63,7 @@ pub fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Result<Reply, ProtocolError
             .map(|t| (s(&t.name.0), t.partition_indexes.clone()))
             .collect()
     });
-    let (error, offsets) = fetch(ctx, &s(&req.group_id.0), topics, None);
+    let (error, offsets) = fetch(ctx, &s(&req.group_id.0), topics, None, req.require_stable);
     if ctx.version >= 2 {
         resp.error_code = error;
     }
@@ -103,6 +104,7 @@ fn fetch(
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
     member: Option<(String, i32)>,
+    require_stable: bool,
 ) -> (i16, Offsets) {
     use kafka_protocol::ResponseError as E;
     if !ctx.authorize(Operation::Describe, ResourceType::Group, group) {
@@ -123,6 +125,19 @@ fn fetch(
         }
     } else {
         offsets.retain(|(t, _)| ctx.may(Operation::Describe, ResourceType::Topic, t));
+    }
+    if require_stable {
+        // KIP-447: an offset an open transaction will replace is not stable yet.
+        for (t, parts) in &mut offsets {
+            for p in parts.iter_mut() {
+                if p.error == 0 && ctx.broker.txn.has_pending_offset(group, t, p.partition) {
+                    p.offset = -1;
+                    p.leader_epoch = -1;
+                    p.metadata.clear();
+                    p.error = E::UnstableOffsetCommit.code();
+                }
+            }
+        }
     }
     (error, offsets)
 }

@@ -30,6 +30,9 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
     // Appends in flight: (topic idx, partition idx, its future). Each append is
     // ordered when it is called, here, in request order; only its answer waits.
     let mut pending = Vec::new();
+    let txn_allowed = transactional_id
+        .as_deref()
+        .is_none_or(|id| ctx.authorize(Operation::Write, ResourceType::TransactionalId, id));
     for (ti, td) in req.topic_data.into_iter().enumerate() {
         let name = s(&td.name.0);
         let topic = broker.topics.get(&name);
@@ -48,17 +51,40 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
                 pr.error_code = ResponseError::InvalidRequiredAcks.code();
             } else if !allowed {
                 pr.error_code = ResponseError::TopicAuthorizationFailed.code();
-            } else if transactional {
-                // Transactions are not implemented yet: refuse rather than pretend.
+            } else if transactional && !txn_allowed {
+                pr.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+            } else if transactional && !broker.txn.enabled() {
                 pr.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
                 if ctx.version >= 8 {
                     pr.error_message =
-                        Some(sb("transactions are not supported by this broker yet"));
+                        Some(sb("transactions are not supported in cluster mode yet"));
                 }
             } else if let Some(p) = partition {
-                match pd.records {
-                    None => pr.error_code = ResponseError::InvalidRecord.code(),
-                    Some(records) => {
+                let txn = pd.records.as_deref().map(transactional_producer);
+                match (pd.records, txn) {
+                    (None, _) => pr.error_code = ResponseError::InvalidRecord.code(),
+                    (Some(_), Some(Err(why))) => {
+                        pr.error_code = ResponseError::InvalidRecord.code();
+                        if ctx.version >= 8 {
+                            pr.error_message = Some(sb(why));
+                        }
+                    }
+                    (Some(_), Some(Ok(Some(_)))) if !transactional => {
+                        pr.error_code = ResponseError::InvalidRecord.code();
+                        if ctx.version >= 8 {
+                            pr.error_message =
+                                Some(sb("transactional batches need a transactional id"));
+                        }
+                    }
+                    (Some(_), Some(Ok(None))) if transactional => {
+                        pr.error_code = ResponseError::InvalidRecord.code();
+                        if ctx.version >= 8 {
+                            pr.error_message = Some(sb(
+                                "a produce with a transactional id carries transactional batches only",
+                            ));
+                        }
+                    }
+                    (Some(records), txn) => {
                         // (records, bytes) for the event-flow graph, read
                         // before the payload moves into the log.
                         let flow = broker.event_flow.enabled().then(|| {
@@ -67,15 +93,28 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
                                 records.len() as u64,
                             )
                         });
-                        pending.push((
-                            ti,
-                            tr.partition_responses.len(),
-                            counters
-                                .clone()
-                                .map(|c| crate::metrics::Inflow::measure(c, &records)),
-                            flow,
-                            p.append(records, acks, now),
-                        ))
+                        let inflow = counters
+                            .clone()
+                            .map(|c| crate::metrics::Inflow::measure(c, &records));
+                        let append = match (txn, &transactional_id) {
+                            // KIP-890 part 1: only into a partition of the
+                            // producer's open transaction, ordered before its marker.
+                            (Some(Ok(Some((pid, epoch)))), Some(id)) => {
+                                broker.txn.produce(id, pid, epoch, &name, pd.index, || {
+                                    p.append(records, acks, now)
+                                })
+                            }
+                            _ => Ok(p.append(records, acks, now)),
+                        };
+                        match append {
+                            Ok(fut) => {
+                                pending.push((ti, tr.partition_responses.len(), inflow, flow, fut))
+                            }
+                            Err(e) => {
+                                tracing::debug!(partition = pd.index, error = ?e, "transactional produce refused");
+                                pr.error_code = e.code();
+                            }
+                        }
                     }
                 }
             } else {
@@ -181,4 +220,46 @@ fn set_error(pr: &mut PartitionProduceResponse, e: &herald_log::LogError, versio
                 .collect();
         }
     }
+}
+
+/// The producer of a payload's transactional batches: None if no batch is
+/// transactional, (producer id, epoch) if all are and agree; a payload that
+/// mixes them, or carries control batches (only the coordinator writes
+/// those), is refused. Reads the 61-byte headers only (no allocation).
+fn transactional_producer(records: &[u8]) -> Result<Option<(i64, i16)>, &'static str> {
+    use herald_log::batch::{BATCH_HEADER_BYTES, BatchHeader, peek_total_bytes};
+    let mut rest = records;
+    let mut found: Option<(i64, i16)> = None;
+    let mut plain = false;
+    while rest.len() >= BATCH_HEADER_BYTES {
+        let Ok(h) = BatchHeader::parse(rest) else {
+            break;
+        };
+        if h.is_control() {
+            return Err("control batches are written by the transaction coordinator only");
+        }
+        if h.is_transactional() {
+            if !h.has_producer_id() {
+                return Err("a transactional batch without a producer id");
+            }
+            match found {
+                Some(f) if f != (h.producer_id, h.producer_epoch) => {
+                    return Err("transactional batches of different producers");
+                }
+                _ => found = Some((h.producer_id, h.producer_epoch)),
+            }
+        } else {
+            plain = true;
+        }
+        // The log validates lengths; a bad one just ends this scan.
+        let Some(total) = peek_total_bytes(rest).filter(|t| *t > 0 && *t <= rest.len() as i64)
+        else {
+            break;
+        };
+        rest = &rest[total as usize..];
+    }
+    if plain && found.is_some() {
+        return Err("transactional and non-transactional batches in one payload");
+    }
+    Ok(found)
 }
