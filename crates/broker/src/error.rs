@@ -35,6 +35,9 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
         LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),
         LogError::DuplicateSequence { .. } => ResponseError::DuplicateSequenceNumber.code(),
+        LogError::InvalidTxnState(_) => ResponseError::InvalidTxnState.code(),
+        LogError::CoordinatorFenced { .. } => ResponseError::TransactionCoordinatorFenced.code(),
+        LogError::TooManyOpenTransactions { .. } => ResponseError::ConcurrentTransactions.code(),
         LogError::Coded { code, .. } => *code,
     }
 }

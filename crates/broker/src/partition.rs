@@ -18,6 +18,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use herald_log::batch::EndTxnMarker;
 use herald_log::{AppendInfo, LogConfig, LogError, PartitionLog};
 use tokio::sync::{Notify, watch};
 
@@ -157,6 +158,39 @@ impl Partition {
             }
             Ok((info, fsync_on_ack))
         })
+    }
+
+    /// Writes a transaction marker, ordered like an append (under the same
+    /// lock); asks for an fsync when the flush policy says so. Returns the
+    /// marker's append and whether acks=all waits for its fsync. With relaxed
+    /// flushing the marker is readable, and the last stable offset moved, at
+    /// once: long-polling fetches are woken here (with fsync on ack the
+    /// flusher wakes them once the marker is durable, which is when the last
+    /// stable offset moves).
+    pub fn write_marker(
+        &self,
+        marker: &EndTxnMarker,
+        now_ms: i64,
+    ) -> Result<(AppendInfo, bool), LogError> {
+        let written = self.with_log(|log| {
+            let info = log.write_marker(marker, now_ms)?;
+            let fsync_on_ack = log.config().fsync_on_ack();
+            if log.unflushed_messages() >= log.config().flush_messages {
+                self.flush_request.notify_one();
+            }
+            Ok((info, fsync_on_ack))
+        })?;
+        if !written.1 {
+            self.notify_readable();
+        }
+        Ok(written)
+    }
+
+    /// Wakes long-polling fetches: more of this partition became readable.
+    pub fn notify_readable(&self) {
+        if let Some(r) = &self.readable {
+            r.send_modify(|v| *v = v.wrapping_add(1));
+        }
     }
 
     /// Asks for an fsync (no-op if nothing is unflushed).

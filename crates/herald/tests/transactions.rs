@@ -207,10 +207,23 @@ async fn offsets_in_a_transaction_and_restart() {
     let meta = consumer.group_metadata().unwrap();
     p.send_offsets_to_transaction(&offs, &meta, Duration::from_secs(30))
         .expect("send_offsets_to_transaction");
+    // A read_uncommitted client (require_stable false) sees the old offset; a
+    // read_committed one (require_stable) is answered UNSTABLE_OFFSET_COMMIT,
+    // which librdkafka retries until the transaction ends.
+    let observer: BaseConsumer =
+        b.consumer(&[("group.id", group), ("isolation.level", "read_uncommitted")]);
     assert_eq!(
-        committed_offset(&consumer),
+        committed_offset(&observer),
         Offset::Invalid,
         "not visible before commit"
+    );
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition("in", 0);
+    assert!(
+        consumer
+            .committed_offsets(tpl, Duration::from_secs(2))
+            .is_err(),
+        "require_stable waits while the transaction holds the offset"
     );
     p.commit_transaction(Duration::from_secs(30)).unwrap();
     assert_eq!(committed_offset(&consumer), Offset::Offset(7));
@@ -228,10 +241,12 @@ async fn offsets_in_a_transaction_and_restart() {
         Offset::Offset(7),
         "an abort keeps the offset"
     );
+    drop(observer);
     drop(consumer);
     drop(p);
 
     // A restart keeps committed and aborted transactions as they were.
+    b.stop();
     b.restart();
     let out = read_all(&b, "out", 1, "read_committed");
     assert_eq!(values(&out), vec!["o1".to_string()]);

@@ -11,7 +11,8 @@
 //! 12 partition_leader_epoch i32   set by the broker
 //! 16 magic                  i8    must be 2
 //! 17 crc                    u32   CRC32C of bytes 21..end
-//! 21 attributes             i16   bits 0-2 codec, 3 timestamp type, 4 transactional, 5 control
+//! 21 attributes             i16   bits 0-2 codec, 3 timestamp type, 4 transactional, 5 control,
+//!                                 6 delete horizon in base_timestamp (KIP-534, cleaned markers)
 //! 23 last_offset_delta      i32
 //! 27 base_timestamp         i64
 //! 35 max_timestamp          i64
@@ -49,6 +50,29 @@ pub const ATTRIBUTE_COMPRESSION_MASK: i16 = 0x07;
 pub const ATTRIBUTE_LOG_APPEND_TIME: i16 = 0x08;
 pub const ATTRIBUTE_TRANSACTIONAL: i16 = 0x10;
 pub const ATTRIBUTE_CONTROL: i16 = 0x20;
+/// KIP-534: the batch's base timestamp is the time after which the cleaner
+/// may remove it (set by compaction on transaction markers).
+pub const ATTRIBUTE_DELETE_HORIZON: i16 = 0x40;
+
+/// Kafka's `ControlRecordType` of a transaction marker's key.
+pub const CONTROL_TYPE_ABORT: i16 = 0;
+pub const CONTROL_TYPE_COMMIT: i16 = 1;
+/// A control batch larger than this is not a transaction marker Herald
+/// reads (one record of 10 key/value bytes is ~80 bytes; a horizon adds a
+/// few varint bytes): recovery does not read bigger ones whole.
+pub const MARKER_BATCH_BYTES_MAX: usize = 256;
+
+/// A transaction marker (Kafka's `EndTransactionMarker`): the control batch
+/// the transaction coordinator writes to end a producer's transaction on a
+/// partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndTxnMarker {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// COMMIT (true) or ABORT (false).
+    pub commit: bool,
+    pub coordinator_epoch: i32,
+}
 
 /// The smallest possible encoded record (all varints one byte, no key/value/headers).
 const RECORD_BYTES_MIN: usize = 7;
@@ -134,6 +158,10 @@ impl BatchHeader {
     pub fn is_control(&self) -> bool {
         self.attributes & ATTRIBUTE_CONTROL != 0
     }
+    /// KIP-534's delete horizon (ms), when the cleaner set one.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes & ATTRIBUTE_DELETE_HORIZON != 0).then_some(self.base_timestamp)
+    }
     pub fn has_producer_id(&self) -> bool {
         self.producer_id >= 0
     }
@@ -208,6 +236,13 @@ pub fn validate_produced(bytes: &[u8]) -> Result<BatchHeader, LogError> {
             "producers may not write control batches",
         ));
     }
+    // A transaction is a producer id's: its batches must carry one, and
+    // sequence numbers (Kafka's transactional producer is idempotent).
+    if header.is_transactional() && (!header.has_producer_id() || header.base_sequence < 0) {
+        return Err(LogError::InvalidRecord(
+            "transactional batch without producer id or sequence",
+        ));
+    }
     // Codec ids 5-7 name no codec: no consumer could read the batch. Checked
     // here, not in `validate`, so that recovery never truncates a log that an
     // older Herald accepted such a batch into.
@@ -255,6 +290,72 @@ pub fn count_records(bytes: &[u8]) -> u64 {
         rest = &rest[total as usize..];
     }
     records
+}
+
+/// Where the complete batches at the start of `bytes` end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchesEnd {
+    /// The offset after the last complete batch.
+    pub next_offset: i64,
+    /// The first batch's length.
+    pub first_batch_bytes: usize,
+}
+
+/// The end of the complete batches of `bytes` (a read's records), read from
+/// their headers without allocating; None if there is no complete batch.
+pub fn end_of_batches(bytes: &[u8]) -> Option<BatchesEnd> {
+    let mut rest = bytes;
+    let mut end: Option<BatchesEnd> = None;
+    while rest.len() >= BATCH_HEADER_BYTES {
+        let total = peek_total_bytes(rest)?;
+        if total < BATCH_HEADER_BYTES as i64 || total > rest.len() as i64 {
+            break;
+        }
+        let next = be_i64(rest, OFFSET_BASE_OFFSET)
+            .saturating_add(be_i32(rest, OFFSET_LAST_OFFSET_DELTA).max(0) as i64)
+            .saturating_add(1);
+        let first = end.map_or(total as usize, |e| e.first_batch_bytes);
+        end = Some(BatchesEnd {
+            next_offset: next,
+            first_batch_bytes: first,
+        });
+        rest = &rest[total as usize..];
+    }
+    end
+}
+
+/// The transaction marker in a control batch (whole, validated): its type and
+/// coordinator epoch; None if the batch holds no COMMIT or ABORT marker
+/// (another control type, or a record Herald cannot read, which Kafka also
+/// skips as `ControlRecordType.UNKNOWN`).
+pub fn parse_marker(bytes: &[u8], header: &BatchHeader) -> Option<EndTxnMarker> {
+    if !header.is_control() || header.compression() != 0 || header.records_count < 1 {
+        return None;
+    }
+    let section = bytes.get(BATCH_HEADER_BYTES..)?;
+    let records = crate::records::parse(section, header).ok()?;
+    let record = records.first()?;
+    // Key: i16 version (0 now; later ones keep the layout), i16 type.
+    let key = record.key?;
+    if key.len() < 4 || be_i16(key, 0) < 0 {
+        return None;
+    }
+    let commit = match be_i16(key, 2) {
+        CONTROL_TYPE_ABORT => false,
+        CONTROL_TYPE_COMMIT => true,
+        _ => return None,
+    };
+    // Value: i16 version, i32 coordinator epoch.
+    let value = record.value?;
+    if value.len() < 6 || be_i16(value, 0) < 0 {
+        return None;
+    }
+    Some(EndTxnMarker {
+        producer_id: header.producer_id,
+        producer_epoch: header.producer_epoch,
+        commit,
+        coordinator_epoch: be_i32(value, 2),
+    })
 }
 
 /// Overwrites the base offset and partition leader epoch (not covered by the CRC).
@@ -315,6 +416,82 @@ pub mod build {
                 compression: 0,
             }
         }
+    }
+
+    /// The record of a transaction marker (Kafka's `EndTransactionMarker`):
+    /// key = i16 version 0 + i16 type (0 ABORT, 1 COMMIT), value = i16
+    /// version 0 + i32 coordinator epoch, no headers.
+    fn marker_record(marker: &EndTxnMarker, timestamp_delta: i64) -> Vec<u8> {
+        let kind = if marker.commit {
+            CONTROL_TYPE_COMMIT
+        } else {
+            CONTROL_TYPE_ABORT
+        };
+        let mut rec = vec![0u8]; // attributes
+        put_varint(&mut rec, timestamp_delta);
+        put_varint(&mut rec, 0); // offset delta
+        put_varint(&mut rec, 4);
+        rec.extend_from_slice(&0i16.to_be_bytes());
+        rec.extend_from_slice(&kind.to_be_bytes());
+        put_varint(&mut rec, 6);
+        rec.extend_from_slice(&0i16.to_be_bytes());
+        rec.extend_from_slice(&marker.coordinator_epoch.to_be_bytes());
+        put_varint(&mut rec, 0); // headers
+        let mut out = Vec::with_capacity(rec.len() + 1);
+        put_varint(&mut out, rec.len() as i64);
+        out.extend_from_slice(&rec);
+        out
+    }
+
+    /// A transaction marker batch with base offset 0, as Kafka writes one:
+    /// attributes transactional | control (0x30), uncompressed, one record,
+    /// base sequence -1, the marker's producer id and epoch, both timestamps
+    /// `timestamp_ms`.
+    pub fn marker(marker: &EndTxnMarker, timestamp_ms: i64) -> Vec<u8> {
+        marker_batch(marker, timestamp_ms, None)
+    }
+
+    /// The marker batch with KIP-534's delete horizon: attribute bit 6 set,
+    /// base timestamp = `delete_horizon_ms`; the record keeps its timestamp
+    /// (`timestamp_ms`, as a delta from the horizon) and max timestamp stays
+    /// `timestamp_ms`.
+    pub fn marker_batch(
+        marker: &EndTxnMarker,
+        timestamp_ms: i64,
+        delete_horizon_ms: Option<i64>,
+    ) -> Vec<u8> {
+        let base_ts = delete_horizon_ms.unwrap_or(timestamp_ms);
+        let mut attributes = ATTRIBUTE_TRANSACTIONAL | ATTRIBUTE_CONTROL;
+        if delete_horizon_ms.is_some() {
+            attributes |= ATTRIBUTE_DELETE_HORIZON;
+        }
+        let body = marker_record(marker, timestamp_ms.wrapping_sub(base_ts));
+        let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + body.len());
+        out.extend_from_slice(&0i64.to_be_bytes());
+        out.extend_from_slice(&((BATCH_LENGTH_MIN + body.len()) as i32).to_be_bytes());
+        out.extend_from_slice(&(-1i32).to_be_bytes());
+        out.push(2);
+        out.extend_from_slice(&0u32.to_be_bytes());
+        out.extend_from_slice(&attributes.to_be_bytes());
+        out.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+        out.extend_from_slice(&base_ts.to_be_bytes());
+        out.extend_from_slice(&timestamp_ms.to_be_bytes());
+        out.extend_from_slice(&marker.producer_id.to_be_bytes());
+        out.extend_from_slice(&marker.producer_epoch.to_be_bytes());
+        out.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+        out.extend_from_slice(&1i32.to_be_bytes());
+        out.extend_from_slice(&body);
+        let crc = crc32c::crc32c(&out[OFFSET_ATTRIBUTES..]);
+        out[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    /// Sets the transactional attribute of a built batch (and its CRC).
+    pub fn set_transactional(batch: &mut [u8]) {
+        let attributes = be_i16(batch, OFFSET_ATTRIBUTES) | ATTRIBUTE_TRANSACTIONAL;
+        batch[OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[OFFSET_ATTRIBUTES..]);
+        batch[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
     }
 
     /// Encodes `records` as one uncompressed batch with base offset 0.

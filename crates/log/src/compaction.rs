@@ -3,10 +3,12 @@
 //!
 //! One pass, as Kafka's cleaner does it:
 //! 1. The dirty range runs from the cleaner checkpoint (first dirty offset) to
-//!    the first uncleanable offset: the active segment's base, or the base of
+//!    the first uncleanable offset: the active segment's base, the base of
 //!    the first dirty segment holding a record younger than
-//!    `min.compaction.lag.ms`. Nothing is done unless the dirty bytes are at
-//!    least `min.cleanable.dirty.ratio` of the cleanable bytes.
+//!    `min.compaction.lag.ms`, or the last stable offset, whichever is first
+//!    (nothing of an undecided transaction is cleaned). Nothing is done
+//!    unless the dirty bytes are at least `min.cleanable.dirty.ratio` of the
+//!    cleanable bytes.
 //! 2. A key map (key → offset of its last record) is built from the dirty
 //!    range, batch by batch, within `compaction_key_map_bytes_max`. If it
 //!    fills up, the pass cleans only up to the first batch that did not fit
@@ -19,8 +21,15 @@
 //!    the batch's codec, under the same header (base offset, last offset
 //!    delta, producer fields, timestamps) with a new count, length and CRC. A
 //!    batch left without records is dropped, except a producer's last batch,
-//!    which stays as an empty uncompressed batch (as Kafka does). Control and
-//!    transactional batches are kept as they are.
+//!    which stays as an empty uncompressed batch (as Kafka does).
+//!    Transactions (Kafka's `CleanedTransactionMetadata`): the records of
+//!    aborted transactions go (their batches are dropped, they never enter the
+//!    key map); committed transactional records are cleaned like any other.
+//!    A transaction marker stays while a batch of its transaction is in the
+//!    log; the first pass that finds none sets its delete horizon (KIP-534:
+//!    attribute bit 6, base timestamp = now + `delete.retention.ms`), and the
+//!    first pass after the horizon removes it, with its entry in the aborted
+//!    transaction index (rewritten before the segment is swapped in).
 //! 4. Each rewritten segment is swapped in (see `swap_in`); then the
 //!    checkpoint moves to `map_end`.
 //!
@@ -41,6 +50,7 @@ use crate::partition_log::fsync_dir;
 use crate::producer_state::ProducerStateTable;
 use crate::records::{self, RecordView};
 use crate::segment::{self, SEGMENT_BYTES_LIMIT, Segment};
+use crate::txn_index::{self, AbortedTxnEntry, Collected, TxnIndexView};
 
 /// Per-partition cleaner state: where the dirty part starts, and when each
 /// range of offsets became clean (for `delete.retention.ms`).
@@ -60,6 +70,10 @@ pub const DECOMPRESSED_BYTES_FACTOR: usize = 64;
 pub const CLEANED_SUFFIX: &str = ".cleaned";
 /// `<base>.log.swap`: a complete, fsynced cleaned segment; swapped in at open.
 pub const SWAP_SUFFIX: &str = ".swap";
+/// Most aborted transactions overlapping one segment that a pass holds in
+/// memory (32 bytes each); a segment with more is an error, as a key map too
+/// small for one batch is.
+pub const ABORTED_TXNS_PER_SEGMENT_MAX: usize = 1 << 20;
 /// Verbatim runs of a segment are copied through a buffer of this size.
 const COPY_CHUNK_BYTES: usize = 1 << 20;
 
@@ -86,6 +100,11 @@ pub struct CompactionReport {
     /// The key map filled up before the first uncleanable offset: calling
     /// again cleans further.
     pub key_map_full: bool,
+    /// Batches of aborted transactions removed whole (also in `batches_removed`).
+    pub aborted_batches_removed: u64,
+    /// Transaction markers removed (their transaction's data gone and their
+    /// delete horizon passed).
+    pub markers_removed: u64,
 }
 
 impl CompactionReport {
@@ -367,14 +386,152 @@ fn rebuild_batch(header_of: &[u8], section: &[u8], records_count: i32, codec: Co
     out
 }
 
+/// The aborted transactions overlapping one segment, by producer: (first
+/// offset, marker offset) ranges.
+#[derive(Debug, Default)]
+struct AbortedRanges {
+    by_producer: HashMap<i64, Vec<(i64, i64)>>,
+}
+
+impl AbortedRanges {
+    /// From the indexes of the segment `[base, next)` and every later one
+    /// (an entry lives in its marker's segment, after the transaction's data).
+    fn of_segment(views: &[(i64, TxnIndexView)], base: i64, next: i64) -> Result<AbortedRanges> {
+        let mut entries: Vec<AbortedTxnEntry> = Vec::new();
+        for (_, v) in views.iter().filter(|(b, _)| *b >= base) {
+            match v.collect(base, next, &mut entries, ABORTED_TXNS_PER_SEGMENT_MAX)? {
+                Collected::Complete => break,
+                Collected::Continue => {}
+                Collected::Full => {
+                    return Err(LogError::InvalidRecord(
+                        "too many aborted transactions overlap one segment to compact it",
+                    ));
+                }
+            }
+        }
+        let mut by_producer: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+        for e in entries {
+            by_producer
+                .entry(e.producer_id)
+                .or_default()
+                .push((e.first_offset, e.last_offset));
+        }
+        Ok(AbortedRanges { by_producer })
+    }
+
+    /// Whether a transactional data batch belongs to an aborted transaction.
+    fn contains(&self, h: &BatchHeader) -> bool {
+        self.by_producer.get(&h.producer_id).is_some_and(|r| {
+            r.iter()
+                .any(|&(f, l)| f <= h.base_offset && h.base_offset <= l)
+        })
+    }
+}
+
+/// Transaction state across one pass, in offset order from the first
+/// segment (Kafka's `CleanedTransactionMetadata`).
+#[derive(Debug, Default)]
+struct TxnTracker {
+    /// Producers with a batch of their current transaction seen this pass.
+    data_seen: HashSet<i64>,
+    /// The segment being cleaned's aborted transactions.
+    aborted: AbortedRanges,
+    /// Offsets of the abort markers this segment's cleaning removes.
+    dropped_abort_markers: HashSet<i64>,
+}
+
+impl TxnTracker {
+    fn begin_segment(&mut self, aborted: AbortedRanges) {
+        self.aborted = aborted;
+        self.dropped_abort_markers.clear();
+    }
+
+    /// A transactional data batch: seen; whether it is aborted.
+    fn on_data(&mut self, h: &BatchHeader) -> bool {
+        self.data_seen.insert(h.producer_id);
+        self.aborted.contains(h)
+    }
+
+    /// A control batch below the cleaned point. Kafka's rule
+    /// (`LogCleaner`/`CleanedTransactionMetadata.onControlBatchRead`, KIP-534):
+    /// a marker stays while any batch of its transaction is in the log (this
+    /// pass saw one: it may be removed by this pass, the marker goes at a
+    /// later one); once none is, it is removable, and is removed once its
+    /// delete horizon (set by the first pass that found it removable, to
+    /// now + `delete.retention.ms`) has passed, so that a consumer reading
+    /// the partition meanwhile still sees it.
+    fn on_marker(
+        &mut self,
+        h: &BatchHeader,
+        bytes: &[u8],
+        rules: &CleanRules<'_>,
+        report: &mut CompactionReport,
+    ) -> BatchOutcome {
+        let seen = self.data_seen.remove(&h.producer_id);
+        if h.last_offset() >= rules.map_end {
+            return BatchOutcome::Keep;
+        }
+        let Some(marker) = batch::parse_marker(bytes, h) else {
+            return BatchOutcome::Keep;
+        };
+        if seen {
+            return BatchOutcome::Keep;
+        }
+        match h.delete_horizon_ms() {
+            Some(horizon) if horizon <= rules.now_ms => {
+                report.markers_removed += 1;
+                report.batches_removed += 1;
+                if !marker.commit {
+                    self.dropped_abort_markers.insert(h.base_offset);
+                }
+                BatchOutcome::Drop
+            }
+            Some(_) => BatchOutcome::Keep,
+            None => {
+                let horizon = rules.now_ms.saturating_add(rules.delete_retention_ms);
+                let mut b = batch::build::marker_batch(&marker, h.max_timestamp, Some(horizon));
+                batch::assign_offset(&mut b, h.base_offset, h.partition_leader_epoch);
+                BatchOutcome::Rewrite(b)
+            }
+        }
+    }
+}
+
 fn clean_batch(
     header: &BatchHeader,
     bytes: &[u8],
     rules: &CleanRules<'_>,
+    txns: &mut TxnTracker,
     report: &mut CompactionReport,
 ) -> Result<BatchOutcome> {
-    if header.last_offset() >= rules.map_end || header.is_control() || header.is_transactional() {
+    if header.is_control() {
+        return Ok(txns.on_marker(header, bytes, rules, report));
+    }
+    let aborted = header.is_transactional() && txns.on_data(header);
+    if header.last_offset() >= rules.map_end {
         return Ok(BatchOutcome::Keep);
+    }
+    let is_producer_last =
+        header.has_producer_id() && rules.producer_last_batches.contains(&header.base_offset);
+    if aborted {
+        // Kafka: an aborted transaction's records go; the producer's last
+        // batch stays, emptied, for its sequence state.
+        if is_producer_last {
+            if header.records_count == 0 {
+                return Ok(BatchOutcome::Keep);
+            }
+            report.records_removed += header.records_count.max(0) as u64;
+            return Ok(BatchOutcome::Rewrite(rebuild_batch(
+                bytes,
+                &[],
+                0,
+                Codec::None,
+            )));
+        }
+        report.records_removed += header.records_count.max(0) as u64;
+        report.batches_removed += 1;
+        report.aborted_batches_removed += 1;
+        return Ok(BatchOutcome::Drop);
     }
     with_records(header, bytes, rules.message_bytes_max, |recs| {
         let mut kept: Vec<&[u8]> = Vec::with_capacity(recs.len());
@@ -386,8 +543,6 @@ fn clean_batch(
                 tombstones_removed += 1;
             }
         }
-        let is_producer_last =
-            header.has_producer_id() && rules.producer_last_batches.contains(&header.base_offset);
         if recs.is_empty() && !is_producer_last {
             // An empty batch kept by an earlier pass for a producer that has
             // written since: no longer needed.
@@ -452,10 +607,11 @@ fn clean_segment(
     dir: &Path,
     seg: &Segment,
     rules: &CleanRules<'_>,
+    txns: &mut TxnTracker,
     report: &mut CompactionReport,
 ) -> Result<CleanedSegment> {
     let path = suffixed(dir, seg.base_offset, CLEANED_SUFFIX);
-    let result = write_cleaned(&path, seg, rules, report);
+    let result = write_cleaned(&path, seg, rules, txns, report);
     if !matches!(result, Ok(CleanedSegment::Written { .. })) {
         // Nothing to swap in, or an error: no partial file stays behind.
         remove_if_exists(&path)?;
@@ -467,6 +623,7 @@ fn write_cleaned(
     path: &Path,
     seg: &Segment,
     rules: &CleanRules<'_>,
+    txns: &mut TxnTracker,
     report: &mut CompactionReport,
 ) -> Result<CleanedSegment> {
     let source = seg.file();
@@ -488,7 +645,7 @@ fn write_cleaned(
     };
     let mut reader = BatchReader::new(seg);
     while let Some((pos, header, bytes)) = reader.next_batch()? {
-        let replacement = match clean_batch(&header, &bytes, rules, report)? {
+        let replacement = match clean_batch(&header, &bytes, rules, txns, report)? {
             BatchOutcome::Keep => continue,
             BatchOutcome::Drop => None,
             BatchOutcome::Rewrite(b) => Some(b),
@@ -553,8 +710,10 @@ fn complete_swap(dir: &Path, base_offset: i64) -> Result<()> {
 
 /// Deletes a segment that compaction emptied: indexes first, so that a crash
 /// leaves at worst orphan index files (ignored), never a `.log` without its
-/// place in the order.
+/// place in the order. (Its transaction index may go first: every marker in
+/// it is being removed because its transaction's data is already gone.)
 fn delete_emptied(dir: &Path, base_offset: i64) -> Result<()> {
+    remove_if_exists(&dir.join(txn_index::txn_index_file_name(base_offset)))?;
     remove_if_exists(&dir.join(segment::index_file_name(base_offset)))?;
     remove_if_exists(&dir.join(segment::time_index_file_name(base_offset)))?;
     remove_if_exists(&dir.join(segment::log_file_name(base_offset)))?;
@@ -566,16 +725,52 @@ fn parse_base(stem: &str) -> Option<i64> {
     stem.parse::<i64>().ok().filter(|b| *b >= 0)
 }
 
+/// Replaces the aborted transaction index of a cleaned segment by its
+/// entries without those of `dropped` markers, before the segment is swapped
+/// in: written to `<base>.txnindex.cleaned`, fsynced, renamed over
+/// `<base>.txnindex` (removed if nothing is left), directory fsynced. A crash
+/// between this and the segment swap leaves markers without their entries
+/// whose transactions' data is already gone, which reads the same.
+fn rewrite_txn_index(dir: &Path, seg: &Segment, dropped: &HashSet<i64>) -> Result<()> {
+    let target = dir.join(txn_index::txn_index_file_name(seg.base_offset));
+    let tmp = dir.join(format!(
+        "{}{CLEANED_SUFFIX}",
+        txn_index::txn_index_file_name(seg.base_offset)
+    ));
+    let kept = match seg.txn_index().view() {
+        Some(v) => {
+            let mut out = BufWriter::new(File::create(&tmp)?);
+            let kept = v.write_filtered(&mut out, |e| !dropped.contains(&e.last_offset))?;
+            let file = out.into_inner().map_err(|e| LogError::Io(e.into_error()))?;
+            file.sync_all()?;
+            kept
+        }
+        None => 0,
+    };
+    if kept == 0 {
+        remove_if_exists(&tmp)?;
+        remove_if_exists(&target)?;
+    } else {
+        std::fs::rename(&tmp, &target)?;
+    }
+    fsync_dir(dir)
+}
+
 /// Finishes or discards swaps a crash interrupted (called at open, before
 /// segments are listed): a `.log.cleaned` is deleted (the old segment is
-/// intact), a `.log.swap` is completed (it is complete and durable).
+/// intact), a `.log.swap` is completed (it is complete and durable), a
+/// `.txnindex.cleaned` is deleted (the index it would replace still holds
+/// every entry of its segment's markers).
 pub(crate) fn recover_interrupted_swaps(dir: &Path) -> Result<()> {
     let mut cleaned = Vec::new();
     let mut swaps = Vec::new();
+    let mut txn_cleaned = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let name = entry?.file_name();
         let name = name.to_string_lossy();
-        if let Some(base) = name
+        if name.ends_with(&format!(".txnindex{CLEANED_SUFFIX}")) {
+            txn_cleaned.push(dir.join(&*name));
+        } else if let Some(base) = name
             .strip_suffix(&format!(".log{CLEANED_SUFFIX}"))
             .and_then(parse_base)
         {
@@ -591,6 +786,10 @@ pub(crate) fn recover_interrupted_swaps(dir: &Path) -> Result<()> {
         tracing::warn!(dir = %dir.display(), segment = base, "discarding an unfinished cleaned segment");
         remove_if_exists(&suffixed(dir, base, CLEANED_SUFFIX))?;
     }
+    for path in &txn_cleaned {
+        tracing::warn!(path = %path.display(), "discarding an unfinished cleaned transaction index");
+        remove_if_exists(path)?;
+    }
     for &base in &swaps {
         if dir.join(segment::log_file_name(base)).exists() {
             tracing::warn!(dir = %dir.display(), segment = base, "completing an interrupted segment swap");
@@ -601,7 +800,7 @@ pub(crate) fn recover_interrupted_swaps(dir: &Path) -> Result<()> {
             remove_if_exists(&suffixed(dir, base, SWAP_SUFFIX))?;
         }
     }
-    if !cleaned.is_empty() || !swaps.is_empty() {
+    if !cleaned.is_empty() || !swaps.is_empty() || !txn_cleaned.is_empty() {
         fsync_dir(dir)?;
     }
     Ok(())
@@ -617,6 +816,7 @@ pub(crate) fn compact(
     config: &LogConfig,
     segments: &mut BTreeMap<i64, Segment>,
     log_start_offset: i64,
+    last_stable_offset: i64,
     producers: &ProducerStateTable,
     now_ms: i64,
 ) -> Result<CompactionReport> {
@@ -654,12 +854,17 @@ pub(crate) fn compact(
             clean_bytes += seg.size_bytes();
             continue;
         }
-        if lag_ms > 0 && seg.max_timestamp() > now_ms.saturating_sub(lag_ms) {
+        if (lag_ms > 0 && seg.max_timestamp() > now_ms.saturating_sub(lag_ms))
+            || seg.base_offset >= last_stable_offset
+        {
             first_uncleanable = seg.base_offset;
             break;
         }
         dirty_bytes += seg.size_bytes();
     }
+    // Kafka: never clean at or beyond the last stable offset (a batch
+    // boundary), so no undecided transaction is touched.
+    let first_uncleanable = first_uncleanable.min(last_stable_offset);
     if dirty_bytes == 0 || first_uncleanable <= first_dirty {
         return Ok(report);
     }
@@ -669,6 +874,20 @@ pub(crate) fn compact(
     }
     report.dirty_ratio = dirty_ratio;
 
+    // Every aborted transaction index, as of now (an entry sits in its
+    // marker's segment).
+    let txn_views: Vec<(i64, TxnIndexView)> = segments
+        .iter()
+        .filter_map(|(&b, s)| s.txn_index().view().map(|v| (b, v)))
+        .collect();
+    let aborted_of = |seg: &Segment| {
+        if txn_views.is_empty() {
+            Ok(AbortedRanges::default())
+        } else {
+            AbortedRanges::of_segment(&txn_views, seg.base_offset, seg.next_offset())
+        }
+    };
+
     // The key map of the dirty range, as far as it fits.
     let mut map = KeyMap::new(config.compaction_key_map_bytes_max);
     let mut map_end = first_uncleanable;
@@ -676,12 +895,17 @@ pub(crate) fn compact(
         if seg.next_offset() <= first_dirty {
             continue;
         }
+        let aborted = aborted_of(seg)?;
         let mut reader = BatchReader::new(seg);
         while let Some((_, header, bytes)) = reader.next_batch()? {
-            if header.base_offset < first_dirty || header.is_control() || header.is_transactional()
+            if header.base_offset >= first_uncleanable {
+                break 'segments;
+            }
+            if header.base_offset < first_dirty
+                || header.is_control()
+                || (header.is_transactional() && aborted.contains(&header))
             {
-                // Transactions are not implemented: their batches are kept as
-                // they are and do not shadow earlier records.
+                // Markers hold no keys; aborted records never shadow others.
                 continue;
             }
             let fitted = with_records(&header, &bytes, config.message_bytes_max, |recs| {
@@ -721,11 +945,18 @@ pub(crate) fn compact(
         message_bytes_max: config.message_bytes_max,
     };
     let bases: Vec<i64> = segments.range(..map_end).map(|(&b, _)| b).collect();
+    let mut txns = TxnTracker::default();
     for base in bases {
         assert!(base < active_base, "the active segment is never cleaned");
         let seg = &segments[&base];
         report.bytes_before += seg.size_bytes();
-        match clean_segment(dir, seg, &rules, &mut report)? {
+        txns.begin_segment(aborted_of(seg)?);
+        let cleaned = clean_segment(dir, seg, &rules, &mut txns, &mut report)?;
+        if !txns.dropped_abort_markers.is_empty() {
+            // Before the swap: an entry must never outlive its marker.
+            rewrite_txn_index(dir, seg, &txns.dropped_abort_markers)?;
+        }
+        match cleaned {
             CleanedSegment::Unchanged => report.bytes_after += seg.size_bytes(),
             CleanedSegment::Written { bytes: 0 } if base != first_base => {
                 // Emptied: deleted, not kept as an empty file. The first

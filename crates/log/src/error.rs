@@ -19,6 +19,19 @@ pub enum LogError {
     OutOfOrderSequence { expected: i32, got: i32 },
     #[error("producer epoch {got} is older than {current}")]
     InvalidProducerEpoch { got: i16, current: i16 },
+    /// A write that does not fit the producer's transaction state: a
+    /// non-transactional batch while its transaction is open (Kafka's
+    /// INVALID_TXN_STATE).
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(&'static str),
+    /// A marker from a coordinator older than one that already wrote for this
+    /// producer (Kafka's TRANSACTION_COORDINATOR_FENCED).
+    #[error("coordinator epoch {got} is older than {current}")]
+    CoordinatorFenced { got: i32, current: i32 },
+    /// The partition already tracks this many open transactions; a batch
+    /// that would open one more is refused until some end (retriable).
+    #[error("too many open transactions on this partition (at most {max})")]
+    TooManyOpenTransactions { max: usize },
     #[error("duplicate of a batch already written at offset {base_offset}")]
     DuplicateSequence { base_offset: i64 },
     /// Some records of a batch are refused (Kafka's `record_errors`): the

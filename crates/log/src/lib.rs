@@ -14,9 +14,13 @@ pub mod producer_state;
 pub mod records;
 pub mod segment;
 pub mod time_index;
+pub mod txn_index;
 
 pub use compaction::CompactionReport;
 pub use config::LogConfig;
 pub use error::{LogError, Result};
-pub use partition_log::{AppendInfo, OpenReport, PartitionLog, SyncTarget, TimestampHit};
+pub use partition_log::{
+    ABORTED_TXNS_PER_READ_MAX, AbortedTxn, AbortedTxnsPlan, AppendInfo, CommittedRead, OpenReport,
+    PartitionLog, SyncTarget, TimestampHit,
+};
 pub use segment::ReadPlan;

@@ -1,5 +1,6 @@
 //! The log of one partition: an ordered set of segments, the log start offset,
-//! idempotent producer state, and the rules for rolling, retention and recovery.
+//! producer state (idempotence and transactions, see `transactions.rs`), and
+//! the rules for rolling, retention and recovery.
 //!
 //! Disk assumptions (see docs/storage-format.md): a write that returned may be
 //! lost or torn at any byte until fsync returns; fsync of a file makes its data
@@ -8,7 +9,7 @@
 //! derived state, rebuilt after an unclean shutdown (the cleaner checkpoint of
 //! compacted logs is a hint whose loss only costs work, see `compaction.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,9 +22,12 @@ use crate::compression;
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
 use crate::fault::{self, FileOp};
-use crate::producer_state::{ProducerStateTable, SequenceVerdict};
+use crate::producer_state::{OPEN_TXNS_PER_PARTITION_MAX, ProducerStateTable, SequenceVerdict};
 use crate::records;
 use crate::segment::{ReadPlan, SEGMENT_BYTES_LIMIT, Segment};
+
+mod transactions;
+pub use transactions::{ABORTED_TXNS_PER_READ_MAX, AbortedTxn, AbortedTxnsPlan, CommittedRead};
 
 pub const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 const LOG_START_FILE: &str = "log-start-offset";
@@ -111,6 +115,11 @@ pub struct PartitionLog {
     offline: Option<String>,
     /// The last append failed for lack of space (for a log line per episode).
     out_of_space: bool,
+    /// Transactions whose marker is written but not yet below the high
+    /// watermark (fsync on ack, before the marker's fsync): (first offset,
+    /// marker offset), in marker order. They still hold the last stable
+    /// offset back, as Kafka's unreplicated transactions do.
+    completed_unstable: VecDeque<(i64, i64)>,
 }
 
 pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
@@ -236,6 +245,7 @@ impl PartitionLog {
             },
             offline: None,
             out_of_space: false,
+            completed_unstable: VecDeque::new(),
         };
         if !clean {
             // What a crashed process wrote may still be only in the page cache:
@@ -247,38 +257,6 @@ impl PartitionLog {
         report.segments = log.segments.len();
         report.duration = started.elapsed();
         Ok((log, report))
-    }
-
-    /// Restores producer state: the snapshot (if valid and not past the log end)
-    /// plus the batches written after it; else every batch header in the log.
-    fn rebuild_producer_state(&mut self) -> Result<()> {
-        self.producers.clear();
-        let end = self.log_end_offset();
-        let snapshot = std::fs::read_to_string(self.dir.join(PRODUCER_SNAPSHOT_FILE))
-            .ok()
-            .and_then(|t| ProducerStateTable::decode_snapshot(&t))
-            .filter(|(offset, _)| *offset <= end);
-        let from = match snapshot {
-            Some((offset, table)) => {
-                self.producers = table;
-                offset
-            }
-            None => i64::MIN,
-        };
-        for seg in self.segments.values() {
-            if seg.next_offset() <= from {
-                continue;
-            }
-            let mut pos = 0;
-            while pos < seg.size_bytes() {
-                let Some(h) = seg.header_at(pos)? else { break };
-                if h.base_offset >= from {
-                    self.producers.record(&h);
-                }
-                pos += h.total_bytes() as u64;
-            }
-        }
-        Ok(())
     }
 
     fn write_producer_snapshot(&self) -> Result<()> {
@@ -391,6 +369,24 @@ impl PartitionLog {
             self.log_end_offset()
         }
     }
+    /// The last stable offset (LSO): below it every transaction is decided,
+    /// so a read_committed consumer reads up to it. The first offset of the
+    /// oldest open transaction (or of one whose marker is not yet below the
+    /// high watermark), else the high watermark; never below the log start.
+    /// O(log open transactions), plus the markers awaiting their fsync.
+    pub fn last_stable_offset(&self) -> i64 {
+        let hw = self.high_watermark();
+        let mut lso = hw;
+        if let Some(first) = self.producers.first_open_txn_offset() {
+            lso = lso.min(first);
+        }
+        for &(first, marker) in &self.completed_unstable {
+            if marker >= hw {
+                lso = lso.min(first);
+            }
+        }
+        lso.max(self.log_start_offset.min(hw))
+    }
     /// Every offset below this is known to be fsynced.
     pub fn durable_offset(&self) -> i64 {
         self.durable.offset
@@ -461,12 +457,20 @@ impl PartitionLog {
         // against the producer's batches earlier in this request if it has
         // some. A retry of a cached batch is answered with its offset.
         let mut in_request = ProducerStateTable::default();
+        let mut txns_begun = 0usize;
         for h in &headers {
-            let verdict = if h.has_producer_id() && in_request.get(h.producer_id).is_some() {
+            let earlier_in_request = h.has_producer_id() && in_request.get(h.producer_id).is_some();
+            let verdict = if earlier_in_request {
                 in_request.check(h)?
             } else {
                 self.producers.check(h)?
             };
+            if h.is_transactional()
+                && !earlier_in_request
+                && self.producers.open_txn_of(h.producer_id).is_none()
+            {
+                txns_begun += 1;
+            }
             match verdict {
                 SequenceVerdict::Append => in_request.record(h),
                 SequenceVerdict::Duplicate { base_offset } if headers.len() == 1 => {
@@ -484,6 +488,14 @@ impl PartitionLog {
                     ));
                 }
             }
+        }
+
+        if txns_begun > 0
+            && self.producers.open_txn_count() + txns_begun > OPEN_TXNS_PER_PARTITION_MAX
+        {
+            return Err(LogError::TooManyOpenTransactions {
+                max: OPEN_TXNS_PER_PARTITION_MAX,
+            });
         }
 
         let total_bytes = records.len() as u64;
@@ -632,6 +644,13 @@ impl PartitionLog {
         {
             self.durable = d;
         }
+        while self
+            .completed_unstable
+            .front()
+            .is_some_and(|&(_, marker)| marker < self.durable.offset)
+        {
+            self.completed_unstable.pop_front();
+        }
     }
 
     /// Rolls the active segment if it is older than `segment.ms` (called periodically).
@@ -671,24 +690,27 @@ impl PartitionLog {
     /// log end offset: for the broker's own logs; consumers use
     /// [`PartitionLog::fetch_plan`].
     pub fn read_plan(&self, offset: i64, max_bytes: usize) -> Result<Option<ReadPlan>> {
-        self.plan_until(offset, max_bytes, false)
+        self.plan_until(offset, max_bytes, None)
     }
 
     /// What a consumer's Fetch may read: as [`PartitionLog::read_plan`], but
     /// nothing at or above the high watermark. With fsync on ack a consumer
     /// thus never sees a record that is not yet on disk.
     pub fn fetch_plan(&self, offset: i64, max_bytes: usize) -> Result<Option<ReadPlan>> {
-        self.plan_until(offset, max_bytes, self.config.fsync_on_ack())
+        let limit = self.config.fsync_on_ack().then_some(self.durable);
+        self.plan_until(offset, max_bytes, limit)
     }
 
+    /// Plans a read from `offset` that stops before `limit` (a batch
+    /// boundary: its offset, segment and byte position), or at the log end.
     fn plan_until(
         &self,
         offset: i64,
         max_bytes: usize,
-        durable_only: bool,
+        limit: Option<Durable>,
     ) -> Result<Option<ReadPlan>> {
         self.check_offset(offset)?;
-        if durable_only && offset >= self.high_watermark() {
+        if limit.is_some_and(|l| offset >= l.offset.min(self.log_end_offset())) {
             return Ok(None);
         }
         for (_, seg) in self
@@ -699,12 +721,11 @@ impl PartitionLog {
             .chain(self.segments.range(offset + 1..))
         {
             if let Some((pos, _)) = seg.find_position(offset)? {
-                let end = if !durable_only || seg.base_offset < self.durable.segment_base {
-                    seg.size_bytes()
-                } else if seg.base_offset == self.durable.segment_base {
-                    self.durable.position
-                } else {
-                    0
+                let end = match limit {
+                    None => seg.size_bytes(),
+                    Some(l) if seg.base_offset < l.segment_base => seg.size_bytes(),
+                    Some(l) if seg.base_offset == l.segment_base => l.position,
+                    Some(_) => 0,
                 };
                 return seg.read_plan_until(pos, max_bytes, end);
             }
@@ -860,11 +881,13 @@ impl PartitionLog {
     ///
     /// Reads issued before the call keep reading the old segment files.
     pub fn compact(&mut self, now_ms: i64) -> Result<CompactionReport> {
+        let last_stable = self.last_stable_offset();
         compaction::compact(
             &self.dir,
             &self.config,
             &mut self.segments,
             self.log_start_offset,
+            last_stable,
             &self.producers,
             now_ms,
         )

@@ -53,6 +53,8 @@ pub struct RecordView<'a> {
     pub timestamp_delta: i64,
     pub key: Option<&'a [u8]>,
     pub value_is_null: bool,
+    /// The value's bytes (None: null).
+    pub value: Option<&'a [u8]>,
     /// The whole encoded record, length prefix included: copied verbatim when kept.
     pub bytes: &'a [u8],
 }
@@ -157,12 +159,13 @@ fn walk<'a>(
             }
             None => None,
         };
-        let value_is_null = match read_length(body, &mut p)? {
+        let value = match read_length(body, &mut p)? {
             Some(n) => {
+                let v = &body[p..p + n];
                 p += n;
-                false
+                Some(v)
             }
-            None => true,
+            None => None,
         };
         read_varint(body, &mut p)?; // header count: present, headers themselves not parsed
         if p > body_end {
@@ -176,7 +179,8 @@ fn walk<'a>(
             offset_delta,
             timestamp_delta,
             key,
-            value_is_null,
+            value_is_null: value.is_none(),
+            value,
             bytes: &section[start..body_end],
         });
         pos = body_end;

@@ -1,4 +1,5 @@
-//! One segment: `<base_offset:020>.log` with its `.index` and `.timeindex`.
+//! One segment: `<base_offset:020>.log` with its `.index` and `.timeindex`,
+//! and its `.txnindex` once it holds an abort marker (see `txn_index.rs`).
 //!
 //! The `.log` file is a concatenation of record batches with broker-assigned
 //! offsets, increasing: dense as appended, with gaps in closed segments that
@@ -17,6 +18,7 @@ use crate::error::{LogError, Result};
 use crate::fault::{self, FileOp, WriteAction};
 use crate::offset_index::{OffsetIndex, OffsetIndexEntry};
 use crate::time_index::{TimeIndex, TimeIndexEntry};
+use crate::txn_index::{AbortedTxnEntry, TxnIndex};
 
 /// Segments never grow past this: index positions are u32 and must stay < 2^31.
 pub const SEGMENT_BYTES_LIMIT: u64 = (i32::MAX as u64) - (64 << 20);
@@ -51,6 +53,7 @@ struct SavePoint {
     bytes_since_index_entry: u64,
     offset_entries: usize,
     time_entries: usize,
+    txn_entries: u64,
 }
 
 /// What a scan of a segment's `.log` found.
@@ -72,6 +75,7 @@ pub struct Segment {
     time_index_file: File,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
+    txn_index: TxnIndex,
     size_bytes: u64,
     next_offset: i64,
     /// Largest batch max timestamp in the segment, -1 when empty.
@@ -108,9 +112,10 @@ impl Segment {
             let index_file = File::create(&index_path)?;
             fault::check(FileOp::Create, &time_index_path)?;
             let time_index_file = File::create(&time_index_path)?;
-            Ok::<_, std::io::Error>((log, index_file, time_index_file))
+            let txn_index = TxnIndex::create(dir, base_offset)?;
+            Ok::<_, std::io::Error>((log, index_file, time_index_file, txn_index))
         })();
-        let (log, index_file, time_index_file) = match created {
+        let (log, index_file, time_index_file, txn_index) = match created {
             Ok(files) => files,
             Err(e) => {
                 for p in [&log_path, &index_path, &time_index_path] {
@@ -129,6 +134,7 @@ impl Segment {
             time_index_file,
             offset_index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
+            txn_index,
             size_bytes: 0,
             next_offset: base_offset,
             max_timestamp: -1,
@@ -165,6 +171,7 @@ impl Segment {
             time_index_file: tempfile_placeholder()?,
             offset_index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
+            txn_index: TxnIndex::empty(dir, base_offset),
             size_bytes: file_bytes,
             next_offset: base_offset,
             max_timestamp: -1,
@@ -255,6 +262,8 @@ impl Segment {
         }
         seg.index_file = OpenOptions::new().append(true).open(&seg.index_path)?;
         seg.time_index_file = OpenOptions::new().append(true).open(&seg.time_index_path)?;
+        // After the scan: entries for markers the log no longer has are cut.
+        seg.txn_index = TxnIndex::load(dir, base_offset, seg.next_offset, seg.size_bytes)?;
         Ok((seg, summary))
     }
 
@@ -417,6 +426,19 @@ impl Segment {
         headers: &[BatchHeader],
         index_interval_bytes: u64,
     ) -> std::result::Result<(), AppendFailure> {
+        self.append_with(parts, headers, index_interval_bytes, None)
+    }
+
+    /// As [`Segment::append`], also appending `txn_entry` to the aborted
+    /// transaction index (an abort marker that ends an open transaction),
+    /// all or nothing with the batches.
+    pub fn append_with(
+        &mut self,
+        parts: &[std::io::IoSlice<'_>],
+        headers: &[BatchHeader],
+        index_interval_bytes: u64,
+        txn_entry: Option<&AbortedTxnEntry>,
+    ) -> std::result::Result<(), AppendFailure> {
         let saved = SavePoint {
             size_bytes: self.size_bytes,
             next_offset: self.next_offset,
@@ -426,8 +448,15 @@ impl Segment {
             bytes_since_index_entry: self.bytes_since_index_entry,
             offset_entries: self.offset_index.len(),
             time_entries: self.time_index.len(),
+            txn_entries: self.txn_index.entries(),
         };
-        match self.append_inner(parts, headers, index_interval_bytes) {
+        let appended = self
+            .append_inner(parts, headers, index_interval_bytes)
+            .and_then(|()| match txn_entry {
+                Some(e) => self.txn_index.append(e),
+                None => Ok(()),
+            });
+        match appended {
             Ok(()) => Ok(()),
             Err(e) => {
                 let error = match e {
@@ -455,6 +484,7 @@ impl Segment {
         )?;
         self.time_index_file
             .set_len((saved.time_entries * crate::time_index::TIME_INDEX_ENTRY_BYTES) as u64)?;
+        self.txn_index.truncate_entries(saved.txn_entries)?;
         self.offset_index.truncate_entries(saved.offset_entries);
         self.time_index.truncate_entries(saved.time_entries);
         self.size_bytes = saved.size_bytes;
@@ -643,14 +673,14 @@ impl Segment {
         Ok(())
     }
 
-    /// fsyncs data and both index files (done when the segment is rolled or closed).
+    /// fsyncs data and the index files (done when the segment is rolled or closed).
     pub fn sync_all(&mut self) -> Result<()> {
         self.sync()?;
         fault::check(FileOp::Fsync, &self.index_path)?;
         self.index_file.sync_data()?;
         fault::check(FileOp::Fsync, &self.time_index_path)?;
         self.time_index_file.sync_data()?;
-        Ok(())
+        self.txn_index.sync()
     }
 
     pub fn file(&self) -> Arc<File> {
@@ -677,9 +707,16 @@ impl Segment {
     pub fn is_empty(&self) -> bool {
         self.size_bytes == 0
     }
+    pub fn txn_index(&self) -> &TxnIndex {
+        &self.txn_index
+    }
+    pub(crate) fn txn_index_mut(&mut self) -> &mut TxnIndex {
+        &mut self.txn_index
+    }
 
     /// Deletes the segment's files.
     pub fn delete(self) -> Result<()> {
+        self.txn_index.delete()?;
         for p in [&self.log_path, &self.index_path, &self.time_index_path] {
             match std::fs::remove_file(p) {
                 Ok(()) => {}

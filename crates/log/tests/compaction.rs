@@ -542,7 +542,7 @@ fn tombstones_stay_for_delete_retention_after_cleaning() {
 }
 
 #[test]
-fn null_keys_go_and_transactional_batches_stay() {
+fn null_keys_go_and_committed_transactional_records_are_compacted() {
     let tmp = common::tempdir();
     let dir = tmp.path().join("p");
     let config = compact_config(1 << 40);
@@ -565,7 +565,7 @@ fn null_keys_go_and_transactional_batches_stay() {
         -1,
         -1,
     );
-    // A transactional batch (Herald has no transactions; kept as it is).
+    // A committed transaction: its records are cleaned like any other (Kafka).
     let mut tx = build::batch(
         &[build::SimpleRecord {
             key: Some(b"k"),
@@ -576,32 +576,50 @@ fn null_keys_go_and_transactional_batches_stay() {
         0,
         0,
     );
-    tx[21..23].copy_from_slice(&batch::ATTRIBUTE_TRANSACTIONAL.to_be_bytes());
-    let crc = crc32c::crc32c(&tx[21..]);
-    tx[17..21].copy_from_slice(&crc.to_be_bytes());
+    build::set_transactional(&mut tx);
     append_raw(&mut log, &b, 0).unwrap(); // 0, 1
     append_raw(&mut log, &tx, 0).unwrap(); // 2
+    let commit = batch::EndTxnMarker {
+        producer_id: 5,
+        producer_epoch: 0,
+        commit: true,
+        coordinator_epoch: 0,
+    };
+    assert_eq!(log.write_marker(&commit, 0).unwrap().base_offset, 3);
     log.roll().unwrap();
-    append_raw(&mut log, &b, 0).unwrap(); // 3, 4
+    append_raw(&mut log, &b, 0).unwrap(); // 4, 5
+    let data = |log: &PartitionLog| -> Vec<i64> {
+        read_batches(log)
+            .iter()
+            .filter(|b| !batch::validate(b).unwrap().is_control())
+            .flat_map(|b| decode(b).1)
+            .map(|r| r.offset)
+            .collect()
+    };
     let r = log.compact(0).unwrap();
-    assert_eq!(r.records_removed, 1, "the null-key record goes: {r:?}");
-    let offsets: Vec<i64> = all_records(&log).iter().map(|r| r.offset).collect();
     assert_eq!(
-        offsets,
-        [1, 2, 3, 4],
-        "the transactional record does not shadow k@1"
+        r.records_removed, 2,
+        "the null-key record and k@1 go: {r:?}"
     );
+    assert_eq!(data(&log), [2, 4, 5], "the committed k@2 shadows k@1");
     log.roll().unwrap();
     let r = log.compact(0).unwrap();
     assert_eq!(r.records_removed, 2, "{r:?}");
+    assert_eq!(data(&log), [5]);
+    // The producer's last batch stays (emptied), so its marker stays too.
     let batches = read_batches(&log);
+    let headers: Vec<BatchHeader> = batches
+        .iter()
+        .map(|b| batch::validate(b).unwrap())
+        .collect();
     assert_eq!(
-        batches[0],
-        common::stored_form(&tx, 2),
-        "transactional batch untouched"
+        (headers[0].base_offset, headers[0].records_count),
+        (2, 0),
+        "empty transactional batch kept for producer 5"
     );
-    let offsets: Vec<i64> = all_records(&log).iter().map(|r| r.offset).collect();
-    assert_eq!(offsets, [2, 4]);
+    assert!(headers[0].is_transactional());
+    assert!(headers[1].is_control() && headers[1].delete_horizon_ms().is_none());
+    assert_eq!(log.last_stable_offset(), log.high_watermark());
 }
 
 #[test]

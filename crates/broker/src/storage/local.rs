@@ -13,12 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use herald_log::batch::EndTxnMarker;
 use herald_log::partition_log::RECORDS_DECOMPRESSED_BYTES_MAX;
-use herald_log::{LogConfig, LogError, TimestampHit, compression, records};
+use herald_log::{LogConfig, LogError, PartitionLog, TimestampHit, compression, records};
 
 use super::{
-    Appended, Engine, OffsetQuery, Offsets, PartitionStorage, ReadRequest, ReadResult,
-    StorageFuture, TopicMeta,
+    AbortedTxn, Appended, Engine, Isolation, OffsetQuery, Offsets, PartitionStorage, ProducerInfo,
+    ReadRequest, ReadResult, StorageFuture, TopicMeta, TxnMarker,
 };
 use crate::partition::Partition;
 use crate::topic_registry::TopicError;
@@ -205,38 +206,62 @@ impl Engine for LocalEngine {
                 continue;
             };
             let limit = r.max_bytes.min(budget);
+            let skip = limit == 0 && total > 0;
             // Plan under the lock, read after it: producers of this partition
             // do not wait for a consumer's disk read.
             let result = p
                 .with_log(|log| {
-                    let offsets = Offsets {
-                        log_start: log.log_start_offset(),
-                        high_watermark: log.high_watermark(),
-                        last_stable: log.high_watermark(),
-                    };
-                    let plan = if limit == 0 && total > 0 {
-                        None
-                    } else {
-                        log.fetch_plan(r.offset, limit)?
-                            .filter(|plan| total == 0 || plan.len() <= limit)
-                    };
-                    Ok((offsets, plan))
+                    let mut offsets = offsets_of(log);
+                    let fits = |plan: &herald_log::ReadPlan| total == 0 || plan.len() <= limit;
+                    Ok(match r.isolation {
+                        Isolation::ReadUncommitted => {
+                            let plan = if skip {
+                                None
+                            } else {
+                                log.fetch_plan(r.offset, limit)?.filter(fits)
+                            };
+                            (offsets, plan, None)
+                        }
+                        Isolation::ReadCommitted => {
+                            // Below the last stable offset only (planned with it,
+                            // under the same lock).
+                            let c = log.fetch_plan_committed(r.offset, limit)?;
+                            offsets.last_stable = c.last_stable;
+                            let plan = if skip { None } else { c.plan.filter(fits) };
+                            (offsets, plan, Some(c.aborted))
+                        }
+                    })
                 })
-                .and_then(|(offsets, plan)| {
-                    let data = match plan {
+                .and_then(|(offsets, plan, aborted)| {
+                    let mut data = match plan {
                         Some(plan) => plan.execute()?,
                         None => Vec::new(),
                     };
-                    Ok((offsets, data))
+                    let mut list = Vec::new();
+                    if let Some(a) = aborted
+                        && !data.is_empty()
+                    {
+                        let (records, found) = a.collect(r.offset, &data)?;
+                        let kept = records.len();
+                        data.truncate(kept);
+                        list = found
+                            .into_iter()
+                            .map(|t| AbortedTxn {
+                                producer_id: t.producer_id,
+                                first_offset: t.first_offset,
+                            })
+                            .collect();
+                    }
+                    Ok((offsets, data, list))
                 });
             out.push(match result {
-                Ok((offsets, data)) => {
+                Ok((offsets, data, aborted)) => {
                     total += data.len();
                     budget = budget.saturating_sub(data.len());
                     Ok(ReadResult {
                         offsets,
                         records: Bytes::from(data),
-                        aborted: Vec::new(),
+                        aborted,
                     })
                 }
                 Err(e) => Err(e),
@@ -259,6 +284,15 @@ impl Engine for LocalEngine {
 
     fn readable_advanced(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         Some(self.readable.subscribe())
+    }
+}
+
+/// A partition's bounds, as every read and `offsets` answer them.
+fn offsets_of(log: &PartitionLog) -> Offsets {
+    Offsets {
+        log_start: log.log_start_offset(),
+        high_watermark: log.high_watermark(),
+        last_stable: log.last_stable_offset(),
     }
 }
 
@@ -332,12 +366,50 @@ impl PartitionStorage for Partition {
     }
 
     fn offsets(self: Arc<Self>) -> StorageFuture<Offsets> {
+        ready(self.with_log(|l| Ok(offsets_of(l))))
+    }
+
+    fn write_marker(self: Arc<Self>, marker: TxnMarker, now_ms: i64) -> StorageFuture<i64> {
+        let m = EndTxnMarker {
+            producer_id: marker.producer_id,
+            producer_epoch: marker.producer_epoch,
+            commit: marker.commit,
+            coordinator_epoch: marker.coordinator_epoch,
+        };
+        // Written now, in call order; only the durability wait is deferred.
+        let (info, fsync_on_ack) = match Partition::write_marker(&self, &m, now_ms) {
+            Ok(v) => v,
+            Err(e) => return ready(Err(e)),
+        };
+        if !fsync_on_ack {
+            return ready(Ok(info.base_offset));
+        }
+        let end = info.last_offset + 1;
+        Box::pin(async move {
+            match tokio::time::timeout(DURABILITY_WAIT_MAX, self.wait_durable(end)).await {
+                Ok(Ok(())) => Ok(info.base_offset),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(LogError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "fsync did not finish in time",
+                ))),
+            }
+        })
+    }
+
+    fn producers(self: Arc<Self>) -> StorageFuture<Vec<ProducerInfo>> {
         ready(self.with_log(|l| {
-            Ok(Offsets {
-                log_start: l.log_start_offset(),
-                high_watermark: l.high_watermark(),
-                last_stable: l.high_watermark(),
-            })
+            Ok(l.producers()
+                .iter()
+                .map(|(producer_id, e)| ProducerInfo {
+                    producer_id,
+                    producer_epoch: e.epoch,
+                    last_sequence: e.last_sequence(),
+                    last_timestamp_ms: e.last_timestamp_ms,
+                    coordinator_epoch: e.coordinator_epoch,
+                    current_txn_start_offset: e.txn_first_offset.unwrap_or(-1),
+                })
+                .collect())
         }))
     }
 
