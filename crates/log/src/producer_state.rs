@@ -461,4 +461,81 @@ mod tests {
             Err(LogError::InvalidProducerEpoch { .. })
         ));
     }
+
+    fn txn_header(pid: i64, epoch: i16, seq: i32, base: i64) -> BatchHeader {
+        let mut h = header(pid, epoch, seq, 1, base);
+        h.attributes |= batch::ATTRIBUTE_TRANSACTIONAL;
+        h
+    }
+
+    fn marker_at(pid: i64, epoch: i16, commit: bool, offset: i64) -> (BatchHeader, EndTxnMarker) {
+        let m = EndTxnMarker {
+            producer_id: pid,
+            producer_epoch: epoch,
+            commit,
+            coordinator_epoch: 0,
+        };
+        let mut b = build::marker(&m, 0);
+        batch::assign_offset(&mut b, offset, 0);
+        (BatchHeader::parse(&b).unwrap(), m)
+    }
+
+    #[test]
+    fn a_producer_with_an_open_transaction_is_never_evicted() {
+        let mut t = ProducerStateTable::default();
+        // Producer 1 writes first (the oldest) and opens a transaction.
+        t.record(&txn_header(1, 0, 0, 0));
+        let n = PRODUCERS_PER_PARTITION_MAX as i64;
+        for pid in 2..=n + 5 {
+            t.record(&header(pid, 0, 0, 1, pid));
+        }
+        assert_eq!(t.len(), PRODUCERS_PER_PARTITION_MAX);
+        assert_eq!(t.open_txn_of(1), Some(0), "kept although the oldest");
+        for pid in 2..=6 {
+            assert!(
+                t.get(pid).is_none(),
+                "{pid}: the oldest without a transaction went"
+            );
+        }
+        assert_eq!(t.first_open_txn_offset(), Some(0));
+        // Ended (its marker is older than every other write), it may go.
+        let (h, m) = marker_at(1, 0, true, 1);
+        assert_eq!(t.record_marker(&h, &m), Some(0));
+        assert_eq!(t.first_open_txn_offset(), None);
+        t.record(&header(n + 10, 0, 0, 1, n + 10));
+        assert!(t.get(1).is_none());
+        assert_eq!(t.len(), PRODUCERS_PER_PARTITION_MAX);
+    }
+
+    #[test]
+    fn open_transactions_order_the_lso_and_survive_the_snapshot() {
+        let mut t = ProducerStateTable::default();
+        t.record(&txn_header(1, 0, 0, 10));
+        t.record(&txn_header(2, 0, 0, 11));
+        t.record(&txn_header(1, 0, 1, 12));
+        assert_eq!(t.first_open_txn_offset(), Some(10));
+        assert_eq!(t.first_open_txn_offset_except(1), Some(11));
+        let (h, m) = marker_at(1, 0, false, 13);
+        assert_eq!(t.record_marker(&h, &m), Some(10));
+        assert_eq!(t.first_open_txn_offset(), Some(11));
+        let text = t.encode_snapshot(14);
+        let (offset, back) = ProducerStateTable::decode_snapshot(&text).unwrap();
+        assert_eq!(offset, 14);
+        assert_eq!(back.first_open_txn_offset(), Some(11));
+        assert_eq!(back.open_txn_of(1), None);
+        let p1 = back.get(1).unwrap();
+        assert_eq!(
+            (p1.coordinator_epoch, p1.last_sequence(), p1.last_offset),
+            (0, 1, 13)
+        );
+        // Two transactions at one offset, or a count that lies: refused.
+        let dup = "herald-producer-snapshot 2 20 2\n1 0 10 0:0:10 10 -1 5\n2 0 11 0:0:11 10 -1 5\n";
+        assert!(ProducerStateTable::decode_snapshot(dup).is_none());
+        let lies = "herald-producer-snapshot 2 20 3\n1 0 10 - -1 -1 5\n";
+        assert!(ProducerStateTable::decode_snapshot(lies).is_none());
+        let v1 = "herald-producer-snapshot 1 20 1\n1 0 10 0:0:10\n";
+        let (_, t1) = ProducerStateTable::decode_snapshot(v1).unwrap();
+        assert_eq!(t1.get(1).unwrap().txn_first_offset, None);
+        assert!(ProducerStateTable::decode_snapshot("herald-producer-snapshot 3 20 0\n").is_none());
+    }
 }

@@ -368,10 +368,13 @@ fn write_mixed(dir: &Path, config: &LogConfig) -> PartitionLog {
         log.append(&plain_batch(1), 0).unwrap();
         // One producer aborts, one commits, one stays open over rounds.
         let aborting = 1 + (round % 3) as i64;
-        log.write_marker(&marker(aborting, 0, false, round), 0)
+        log.write_marker(&marker(aborting, 0, false, round as i32), 0)
             .unwrap();
-        log.write_marker(&marker(1 + ((round + 1) % 3) as i64, 0, true, round), 0)
-            .unwrap();
+        log.write_marker(
+            &marker(1 + ((round + 1) % 3) as i64, 0, true, round as i32),
+            0,
+        )
+        .unwrap();
     }
     // An abort in the active segment too (producer 3 ended in the last round).
     log.append(&txn_batch(3, 0, seqs[3], 1), 0).unwrap();
