@@ -44,6 +44,9 @@ public class TxnCheck {
         pp.put("bootstrap.servers", bs);
         pp.put("key.serializer", StringSerializer.class.getName());
         pp.put("value.serializer", StringSerializer.class.getName());
+        // Blocking calls (initTransactions, commitTransaction) give up after
+        // 30 s instead of 60, so that a failure is reported sooner.
+        pp.put("max.block.ms", "30000");
         if (txnId != null) pp.put("transactional.id", txnId);
         else pp.put("acks", "all");
         return new KafkaProducer<>(pp);
