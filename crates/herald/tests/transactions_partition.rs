@@ -50,9 +50,11 @@ impl InProcess {
             .enable_all()
             .build()
             .unwrap();
-        let mut config = BrokerConfig::default();
-        config.data_dir = data.path().to_path_buf();
-        config.listen = ([127, 0, 0, 1], 0).into();
+        let config = BrokerConfig {
+            data_dir: data.path().to_path_buf(),
+            listen: ([127, 0, 0, 1], 0).into(),
+            ..BrokerConfig::default()
+        };
         let running = rt
             .block_on(herald_broker::server::start(config))
             .expect("broker starts");
@@ -170,13 +172,17 @@ fn values(records: &[(i64, String)]) -> Vec<(i64, &str)> {
     records.iter().map(|(o, v)| (*o, v.as_str())).collect()
 }
 
-/// A read_committed Fetch v12 at `offset`: (LSO, aborted (producer, first
-/// offset), records' (offset, value)).
-fn fetch_committed(
-    s: &mut std::net::TcpStream,
-    offset: i64,
-    max_wait_ms: i32,
-) -> (i64, Vec<(i64, i64)>, Vec<(i64, String)>) {
+/// What a read_committed Fetch answered for the partition.
+struct Fetched {
+    last_stable: i64,
+    /// (producer id, first offset)
+    aborted: Vec<(i64, i64)>,
+    /// (offset, value) of the data records sent
+    records: Vec<(i64, String)>,
+}
+
+/// A read_committed Fetch v12 at `offset`.
+fn fetch_committed(s: &mut std::net::TcpStream, offset: i64, max_wait_ms: i32) -> Fetched {
     let mut fp = FetchPartition::default();
     fp.partition = 0;
     fp.fetch_offset = offset;
@@ -216,7 +222,11 @@ fn fetch_committed(
             records.push((r.offset, String::from_utf8_lossy(&v).into_owned()));
         }
     }
-    (p.last_stable_offset, aborted, records)
+    Fetched {
+        last_stable: p.last_stable_offset,
+        aborted,
+        records,
+    }
 }
 
 #[test]
@@ -253,11 +263,11 @@ fn markers_written_by_the_engine_decide_what_each_isolation_level_reads() {
 
     // What the consumer was told: the LSO and the aborted transaction.
     let mut s = connect(&b.addr());
-    let (lso, aborted, records) = fetch_committed(&mut s, 0, 0);
-    assert_eq!(lso, 6);
-    assert_eq!(aborted, [(1000, 0)]);
+    let f = fetch_committed(&mut s, 0, 0);
+    assert_eq!(f.last_stable, 6);
+    assert_eq!(f.aborted, [(1000, 0)]);
     assert_eq!(
-        values(&records),
+        values(&f.records),
         [(0, "a1"), (1, "a2"), (2, "b1"), (3, "n1")],
         "the broker sends the aborted records; the consumer drops them"
     );
@@ -275,10 +285,10 @@ fn markers_written_by_the_engine_decide_what_each_isolation_level_reads() {
     });
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(b.marker(1002, true), 8);
-    let ((lso, aborted, records), waited) = waiting.join().unwrap();
-    assert_eq!(lso, 9);
-    assert!(aborted.is_empty());
-    assert_eq!(values(&records), [(6, "o1"), (7, "n2")]);
+    let (f, waited) = waiting.join().unwrap();
+    assert_eq!(f.last_stable, 9);
+    assert!(f.aborted.is_empty());
+    assert_eq!(values(&f.records), [(6, "o1"), (7, "n2")]);
     assert!(
         waited < Duration::from_secs(20),
         "woken by the marker, not by the wait's end ({waited:?})"

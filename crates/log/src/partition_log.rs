@@ -456,14 +456,20 @@ impl PartitionLog {
         // Idempotence: every batch is checked against its producer's state, or
         // against the producer's batches earlier in this request if it has
         // some. A retry of a cached batch is answered with its offset.
-        let mut in_request = ProducerStateTable::default();
+        // Only a later batch of the same request reads it: made only for
+        // requests of several batches with a producer id (nothing to build or
+        // drop for one batch, the usual case).
+        let mut in_request: Option<ProducerStateTable> = None;
+        let several = headers.len() > 1;
         let mut txns_begun = 0usize;
         for h in &headers {
-            let earlier_in_request = h.has_producer_id() && in_request.get(h.producer_id).is_some();
-            let verdict = if earlier_in_request {
-                in_request.check(h)?
-            } else {
-                self.producers.check(h)?
+            let earlier = in_request
+                .as_ref()
+                .filter(|t| h.has_producer_id() && t.get(h.producer_id).is_some());
+            let earlier_in_request = earlier.is_some();
+            let verdict = match earlier {
+                Some(t) => t.check(h)?,
+                None => self.producers.check(h)?,
             };
             if h.is_transactional()
                 && !earlier_in_request
@@ -472,7 +478,12 @@ impl PartitionLog {
                 txns_begun += 1;
             }
             match verdict {
-                SequenceVerdict::Append => in_request.record(h),
+                SequenceVerdict::Append
+                    if several && h.has_producer_id() && h.base_sequence >= 0 =>
+                {
+                    in_request.get_or_insert_with(Default::default).record(h)
+                }
+                SequenceVerdict::Append => {}
                 SequenceVerdict::Duplicate { base_offset } if headers.len() == 1 => {
                     return Ok(AppendInfo {
                         base_offset,

@@ -23,6 +23,15 @@ pub const PRODUCERS_PER_PARTITION_MAX: usize = 10_000;
 /// it), so this bounds the table too. A batch that would open one more is
 /// refused (retriable) until a marker closes one.
 pub const OPEN_TXNS_PER_PARTITION_MAX: usize = 10_000;
+/// The most producers a table holds: beyond `PRODUCERS_PER_PARTITION_MAX`
+/// only while every one has an open transaction (none may be evicted), and
+/// one more then.
+pub const PRODUCERS_TRACKED_MAX: usize =
+    if PRODUCERS_PER_PARTITION_MAX > OPEN_TXNS_PER_PARTITION_MAX {
+        PRODUCERS_PER_PARTITION_MAX
+    } else {
+        OPEN_TXNS_PER_PARTITION_MAX
+    } + 1;
 /// A producer snapshot larger than this is not read (it is corrupt): every
 /// line is under 200 bytes and there are at most the two bounds above.
 pub const SNAPSHOT_BYTES_MAX: u64 = 8 << 20;
@@ -340,7 +349,7 @@ impl ProducerStateTable {
         };
         let offset: i64 = head[2].parse().ok()?;
         let count: usize = head[3].parse().ok()?;
-        if count > PRODUCERS_PER_PARTITION_MAX + OPEN_TXNS_PER_PARTITION_MAX {
+        if count > PRODUCERS_TRACKED_MAX {
             return None;
         }
         let mut table = ProducerStateTable::default();
@@ -505,6 +514,18 @@ mod tests {
         t.record(&header(n + 10, 0, 0, 1, n + 10));
         assert!(t.get(1).is_none());
         assert_eq!(t.len(), PRODUCERS_PER_PARTITION_MAX);
+
+        // Every producer in a transaction: a new one is still tracked, one
+        // beyond the bound, and replaces only others without one.
+        let mut t = ProducerStateTable::default();
+        for pid in 0..OPEN_TXNS_PER_PARTITION_MAX as i64 {
+            t.record(&txn_header(pid, 0, 0, pid));
+        }
+        t.record(&header(-5 + i64::MAX, 0, 0, 1, n * 2));
+        t.record(&header(-6 + i64::MAX, 0, 0, 1, n * 2 + 1));
+        assert_eq!(t.len(), PRODUCERS_TRACKED_MAX);
+        assert_eq!(t.open_txn_count(), OPEN_TXNS_PER_PARTITION_MAX);
+        assert!(t.get(-6 + i64::MAX).is_some());
     }
 
     #[test]
