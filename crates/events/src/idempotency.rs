@@ -53,6 +53,16 @@ impl Deduplicator {
     }
 }
 
+impl Deduplicator {
+    /// Forgets `id` (its handling did not take effect: an exactly-once
+    /// transaction that was aborted), so a redelivery is handled again.
+    pub fn forget(&self, id: &str) {
+        if let Ok(mut guard) = self.inner.lock() {
+            guard.0.remove(id);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +75,14 @@ mod tests {
         assert!(!d.seen("b"));
         std::thread::sleep(Duration::from_millis(80));
         assert!(!d.seen("a"));
+    }
+
+    #[test]
+    fn a_forgotten_id_is_new_again() {
+        let d = Deduplicator::new(Duration::from_secs(60), 100);
+        assert!(!d.seen("a"));
+        d.forget("a");
+        assert!(!d.seen("a"));
+        assert!(d.seen("a"));
     }
 }

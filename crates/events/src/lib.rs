@@ -8,6 +8,7 @@
 
 pub mod dead_letter;
 pub mod event;
+mod exactly_once;
 pub mod idempotency;
 pub mod metrics;
 pub mod publisher;

@@ -10,6 +10,7 @@ pub struct Metrics {
     retried: AtomicU64,
     dead_lettered: AtomicU64,
     skipped: AtomicU64,
+    aborted: AtomicU64,
     handler_micros_total: AtomicU64,
 }
 
@@ -20,6 +21,9 @@ pub struct MetricsSnapshot {
     pub dead_lettered: u64,
     /// Duplicates skipped by the deduplicator and events no handler wanted.
     pub skipped: u64,
+    /// Exactly-once mode: transactions aborted (a failed handler attempt, a
+    /// commit that could not complete, a rebalance).
+    pub aborted: u64,
     pub handler_micros_total: u64,
 }
 
@@ -30,6 +34,7 @@ impl Metrics {
             retried: self.retried.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
             skipped: self.skipped.load(Ordering::Relaxed),
+            aborted: self.aborted.load(Ordering::Relaxed),
             handler_micros_total: self.handler_micros_total.load(Ordering::Relaxed),
         }
     }
@@ -49,5 +54,9 @@ impl Metrics {
     }
     pub(crate) fn skipped(&self) {
         self.skipped.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn aborted(&self, reason: &str) {
+        self.aborted.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(target: "herald_events::metrics", reason, "transaction aborted");
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use crate::event::{self, Encoding, Event};
 use crate::{Error, Result};
@@ -17,6 +17,12 @@ pub struct Published {
     pub partition: i32,
     pub offset: i64,
 }
+
+/// How long a transaction of an exactly-once subscriber may stay open before
+/// the broker aborts it (one event's handler, its outputs and its offset).
+const TRANSACTION_TIMEOUT_MS: &str = "60000";
+/// Bound on each blocking transaction call (init, commit, abort, offsets).
+pub(crate) const TXN_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct Publisher {
@@ -50,6 +56,44 @@ impl Publisher {
             source: source.to_string(),
             encoding: Encoding::JsonEnvelope,
         })
+    }
+
+    /// A transactional publisher (exactly-once subscribers): `transactional_id`
+    /// names it across restarts, so that a restarted instance fences its
+    /// predecessor and aborts the transaction it left open. Waits for
+    /// `init_transactions`.
+    pub(crate) async fn transactional(
+        brokers: &str,
+        source: &str,
+        transactional_id: &str,
+        extra: &[(String, String)],
+    ) -> Result<Publisher> {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", brokers)
+            .set("client.id", source)
+            .set("transactional.id", transactional_id)
+            .set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS)
+            .set("acks", "all")
+            .set("linger.ms", "2")
+            .set("message.timeout.ms", "30000");
+        for (k, v) in extra {
+            c.set(k, v);
+        }
+        let producer: FutureProducer = c.create()?;
+        let p = producer.clone();
+        tokio::task::spawn_blocking(move || p.init_transactions(TXN_CALL_TIMEOUT))
+            .await
+            .map_err(|e| Error::Other(format!("init_transactions: {e}")))??;
+        Ok(Publisher {
+            producer,
+            source: source.to_string(),
+            encoding: Encoding::JsonEnvelope,
+        })
+    }
+
+    /// The underlying producer (the transaction calls of exactly-once mode).
+    pub(crate) fn producer(&self) -> &FutureProducer {
+        &self.producer
     }
 
     /// Uses CloudEvents binary mode instead of the JSON envelope.

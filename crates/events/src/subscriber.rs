@@ -1,6 +1,8 @@
 //! Subscribing: one consumer group per subscriber, handlers by event type,
 //! offsets committed only after the handler succeeded or the event was handed
 //! to a retry or dead-letter topic (at-least-once), order kept per partition.
+//! With `exactly_once`, each event's outputs and its offset commit in one
+//! Kafka transaction instead (`exactly_once.rs`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -18,7 +20,7 @@ use tokio::sync::watch;
 use crate::event::{self, Event, EventMeta};
 use crate::idempotency::Deduplicator;
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::publisher::Publisher;
+use crate::publisher::{Published, Publisher};
 use crate::retry::{self, RetryPolicy, headers as h};
 use crate::{Error, Result};
 
@@ -32,12 +34,35 @@ pub struct Context<E> {
     pub meta: EventMeta,
     /// 1 for the first attempt; counts in-place attempts and retry topics.
     pub attempt: u32,
+    outbox: Outbox,
+}
+
+impl<E> Context<E> {
+    /// Publishes `event` as this handler's output. In exactly-once mode it
+    /// goes into the handler's transaction: a read_committed consumer sees it
+    /// only if the handler succeeds and the input's offset commits with it,
+    /// never for an attempt that failed. Otherwise it is published at once
+    /// (at-least-once: a redelivered input publishes it again).
+    pub async fn publish<O: Event>(&self, event: &O) -> Result<Published> {
+        self.outbox.0.publish(event).await
+    }
+}
+
+/// Where a handler's outputs go: the subscriber's publisher, transactional
+/// in exactly-once mode.
+#[derive(Clone)]
+pub(crate) struct Outbox(pub(crate) Publisher);
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Outbox")
+    }
 }
 
 type BoxFuture = Pin<Box<dyn Future<Output = std::result::Result<(), HandlerError>> + Send>>;
 /// Decodes `data` into the handler's type (Err: undecodable) and starts the handler.
-type Handler = Arc<
-    dyn Fn(serde_json::Value, EventMeta, u32) -> std::result::Result<BoxFuture, String>
+pub(crate) type Handler = Arc<
+    dyn Fn(serde_json::Value, EventMeta, u32, Outbox) -> std::result::Result<BoxFuture, String>
         + Send
         + Sync,
 >;
@@ -50,6 +75,7 @@ pub struct SubscriberBuilder {
     retry: RetryPolicy,
     dedup: Option<Arc<Deduplicator>>,
     config: Vec<(String, String)>,
+    exactly_once: Option<String>,
 }
 
 impl SubscriberBuilder {
@@ -62,7 +88,7 @@ impl SubscriberBuilder {
     {
         self.topics.insert(E::TOPIC.to_string());
         let handler = Arc::new(handler);
-        let wrapped: Handler = Arc::new(move |data, meta, attempt| {
+        let wrapped: Handler = Arc::new(move |data, meta, attempt, outbox| {
             let event: E = serde_json::from_value(data)
                 .map_err(|e| format!("cannot decode {}: {e}", E::EVENT_TYPE))?;
             let handler = handler.clone();
@@ -71,6 +97,7 @@ impl SubscriberBuilder {
                     event,
                     meta,
                     attempt,
+                    outbox,
                 })
                 .await
             }))
@@ -87,6 +114,26 @@ impl SubscriberBuilder {
 
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
+        self
+    }
+
+    /// Exactly-once consume-transform-produce: each event is handled in a
+    /// Kafka transaction that holds the outputs the handler publishes with
+    /// [`Context::publish`] and the event's offset (sent with the consumer's
+    /// group metadata, so a member fenced by a rebalance cannot commit). The
+    /// subscriber reads with `isolation.level=read_committed`. A failing
+    /// handler's transaction is aborted (its outputs are never visible to
+    /// read_committed consumers) before the retry policy applies; routing to
+    /// a retry or dead-letter topic commits in a transaction too. A rebalance
+    /// aborts a transaction still open and the event is redelivered.
+    ///
+    /// `instance` names this instance of the group, stably across restarts
+    /// (a pod ordinal, a host name): the transactional id is
+    /// `herald-events.<group>.<instance>` (`.retry.<n>` for the retry
+    /// consumers), so a restarted instance fences its predecessor and aborts
+    /// what that one left open. Two live instances must not share it.
+    pub fn exactly_once(mut self, instance: &str) -> Self {
+        self.exactly_once = Some(instance.to_string());
         self
     }
 
@@ -126,21 +173,25 @@ impl SubscriberBuilder {
                 config: self.config,
                 publisher,
                 metrics: Metrics::default(),
+                exactly_once: self.exactly_once,
             }),
         })
     }
 }
 
-struct Inner {
-    brokers: String,
-    group: String,
-    topics: Vec<String>,
-    handlers: HashMap<String, Handler>,
-    retry: RetryPolicy,
-    dedup: Option<Arc<Deduplicator>>,
-    config: Vec<(String, String)>,
-    publisher: Publisher,
-    metrics: Metrics,
+pub(crate) struct Inner {
+    pub(crate) brokers: String,
+    pub(crate) group: String,
+    pub(crate) topics: Vec<String>,
+    pub(crate) handlers: HashMap<String, Handler>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) dedup: Option<Arc<Deduplicator>>,
+    pub(crate) config: Vec<(String, String)>,
+    /// Retries and dead letters of at-least-once mode; outputs there too.
+    pub(crate) publisher: Publisher,
+    pub(crate) metrics: Metrics,
+    /// The instance name, in exactly-once mode.
+    pub(crate) exactly_once: Option<String>,
 }
 
 #[derive(Clone)]
@@ -149,7 +200,7 @@ pub struct Subscriber {
 }
 
 /// How a message's processing ended.
-enum Outcome {
+pub(crate) enum Outcome {
     Handled,
     Skipped,
     Retried,
@@ -167,6 +218,7 @@ impl Subscriber {
             retry: RetryPolicy::default(),
             dedup: None,
             config: Vec::new(),
+            exactly_once: None,
         }
     }
 
@@ -186,7 +238,11 @@ impl Subscriber {
         for level in 0..=inner.retry.retry_topic_delays.len() {
             let inner = self.inner.clone();
             let stop = stop_rx.clone();
-            loops.spawn(async move { inner.consume_level(level, stop).await });
+            if inner.exactly_once.is_some() {
+                loops.spawn(async move { inner.consume_level_exactly_once(level, stop).await });
+            } else {
+                loops.spawn(async move { inner.consume_level(level, stop).await });
+            }
         }
         tokio::pin!(shutdown);
         let mut result = Ok(());
@@ -231,7 +287,7 @@ pub(crate) fn header_str(headers: &[(String, Vec<u8>)], name: &str) -> Option<St
         .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -256,8 +312,24 @@ impl Inner {
         Ok(c.create()?)
     }
 
+    /// The consumer group and topics of a level: the main topics (0) or
+    /// `<topic>.retry.<level>` in group `<group>.retry.<level>`.
+    pub(crate) fn level_group_and_topics(&self, level: usize) -> (String, Vec<String>) {
+        if level == 0 {
+            (self.group.clone(), self.topics.clone())
+        } else {
+            (
+                format!("{}.retry.{level}", self.group),
+                self.topics
+                    .iter()
+                    .map(|t| retry::retry_topic(t, level))
+                    .collect(),
+            )
+        }
+    }
+
     /// Creates retry and dead-letter topics beside each main topic, with its partition count.
-    async fn ensure_topics(&self) -> Result<()> {
+    pub(crate) async fn ensure_topics(&self) -> Result<()> {
         let mut ac = ClientConfig::new();
         ac.set("bootstrap.servers", &self.brokers);
         // The same security (and other) properties as the consumers.
@@ -309,17 +381,7 @@ impl Inner {
         level: usize,
         mut stop: watch::Receiver<bool>,
     ) -> Result<()> {
-        let (group, topics): (String, Vec<String>) = if level == 0 {
-            (self.group.clone(), self.topics.clone())
-        } else {
-            (
-                format!("{}.retry.{level}", self.group),
-                self.topics
-                    .iter()
-                    .map(|t| retry::retry_topic(t, level))
-                    .collect(),
-            )
-        };
+        let (group, topics) = self.level_group_and_topics(level);
         let consumer = self.consumer(&group)?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&names)?;
@@ -414,7 +476,8 @@ impl Inner {
         let mut last_error = String::new();
         for in_place in 1..=self.retry.attempts_in_place.max(1) {
             let attempt = before + in_place;
-            let fut = match handler(raw.data.clone(), raw.meta.clone(), attempt) {
+            let outbox = Outbox(self.publisher.clone());
+            let fut = match handler(raw.data.clone(), raw.meta.clone(), attempt, outbox) {
                 Ok(f) => f,
                 Err(reason) => {
                     self.dead_letter(msg, &headers, attempt - 1, &reason, &raw.meta.event_type)
@@ -439,18 +502,44 @@ impl Inner {
             }
         }
         let attempts = before + self.retry.attempts_in_place.max(1);
+        self.route_failure(
+            &self.publisher,
+            msg,
+            &headers,
+            level,
+            attempts,
+            &last_error,
+            &raw.meta.event_type,
+        )
+        .await
+    }
+
+    /// Hands an event whose handler failed `attempts` times on to the next
+    /// retry topic, or to the dead-letter topic after the last one, through
+    /// `publisher` (transactional in exactly-once mode).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn route_failure(
+        &self,
+        publisher: &Publisher,
+        msg: &BorrowedMessage<'_>,
+        headers: &[(String, Vec<u8>)],
+        level: usize,
+        attempts: u32,
+        last_error: &str,
+        event_type: &str,
+    ) -> Result<Outcome> {
         if level < self.retry.retry_topic_delays.len() {
             let next = level + 1;
             let delay = self.retry.retry_topic_delays[level];
             let base = retry::base_topic(msg.topic()).to_string();
-            let mut out = self.carried_headers(msg, &headers, attempts, &last_error);
+            let mut out = self.carried_headers(msg, headers, attempts, last_error);
             out.push((
                 h::NOT_BEFORE.to_string(),
                 (now_ms() + delay.as_millis() as i64)
                     .to_string()
                     .into_bytes(),
             ));
-            self.publisher
+            publisher
                 .publish_raw(
                     &retry::retry_topic(&base, next),
                     msg.key(),
@@ -458,10 +547,10 @@ impl Inner {
                     &out,
                 )
                 .await?;
-            self.metrics.retried(&raw.meta.event_type);
+            self.metrics.retried(event_type);
             Ok(Outcome::Retried)
         } else {
-            self.dead_letter(msg, &headers, attempts, &last_error, &raw.meta.event_type)
+            self.dead_letter_via(publisher, msg, headers, attempts, last_error, event_type)
                 .await?;
             Ok(Outcome::DeadLettered)
         }
@@ -469,7 +558,7 @@ impl Inner {
 
     /// Original headers (minus Herald's routing headers) plus the routing headers,
     /// keeping the first original topic/partition/offset across retry hops.
-    fn carried_headers(
+    pub(crate) fn carried_headers(
         &self,
         msg: &BorrowedMessage<'_>,
         headers: &[(String, Vec<u8>)],
@@ -508,9 +597,23 @@ impl Inner {
         error: &str,
         event_type: &str,
     ) -> Result<()> {
+        self.dead_letter_via(&self.publisher, msg, headers, attempts, error, event_type)
+            .await
+    }
+
+    /// Moves an event to `<topic>.dlq` through `publisher`.
+    pub(crate) async fn dead_letter_via(
+        &self,
+        publisher: &Publisher,
+        msg: &BorrowedMessage<'_>,
+        headers: &[(String, Vec<u8>)],
+        attempts: u32,
+        error: &str,
+        event_type: &str,
+    ) -> Result<()> {
         let base = retry::base_topic(msg.topic()).to_string();
         let out = self.carried_headers(msg, headers, attempts, error);
-        self.publisher
+        publisher
             .publish_raw(
                 &retry::dead_letter_topic(&base),
                 msg.key(),

@@ -902,6 +902,43 @@ fn body(api_key: ApiKey, v: i16, r: &mut Rng, k: &Known) -> Result<Vec<u8>, Stri
             }
             enc(q, v).map_err(err)
         }
+        ApiKey::DescribeProducers => {
+            let mut q = DescribeProducersRequest::default();
+            for _ in 0..r.count(2) {
+                let (name, _, count) = k.topic(r);
+                let mut t = describe_producers_request::TopicRequest::default();
+                t.name = TopicName(s(&name));
+                t.partition_indexes = (0..r.count(3)).map(|_| k.partition(r, count)).collect();
+                q.topics.push(t);
+            }
+            enc(q, v).map_err(err)
+        }
+        ApiKey::DescribeTransactions => {
+            let mut q = DescribeTransactionsRequest::default();
+            q.transactional_ids = (0..r.count(3))
+                .map(|_| TransactionalId(string(r)))
+                .collect();
+            enc(q, v).map_err(err)
+        }
+        ApiKey::ListTransactions => {
+            let mut q = ListTransactionsRequest::default();
+            q.state_filters = (0..r.count(2))
+                .map(|_| s(r.pick(&["Ongoing", "Empty", "CompleteAbort", "bogus"])))
+                .collect();
+            q.producer_id_filters = (0..r.count(2))
+                .map(|_| ProducerId(r.pick(&[0, 1, -1, i64::MAX])))
+                .collect();
+            if v >= 1 {
+                q.duration_filter = r.pick(&[-1, 0, 1000, i64::MAX, i64::MIN]);
+            }
+            if v >= 2 {
+                q.transactional_id_pattern = opt!(
+                    r,
+                    s(r.pick(&["", ".*", "pay-[0-9]+", "(", "a{1000}{1000}"]))
+                );
+            }
+            enc(q, v).map_err(err)
+        }
         other => Err(format!("no generator for {other:?}")),
     }
 }

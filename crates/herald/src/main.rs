@@ -45,6 +45,9 @@ enum Command {
     /// ACLs: create, list, delete.
     #[command(subcommand)]
     Acl(cli::acl::AclCommand),
+    /// Transactions: list, describe, describe-producers (as kafka-transactions.sh).
+    #[command(subcommand)]
+    Txn(cli::txn::TxnCommand),
     /// Event SDK tools.
     #[command(subcommand)]
     Events(EventsCommand),
@@ -95,6 +98,7 @@ fn client_command(common: &cli::Common, command: Command) -> anyhow::Result<()> 
             Command::Bench(c) => cli::bench::run(common, c).await,
             Command::User(c) => cli::user::run(common, c).await,
             Command::Acl(c) => tokio::task::block_in_place(|| cli::acl::run(common, c)),
+            Command::Txn(c) => tokio::task::block_in_place(|| cli::txn::run(common, c)),
             Command::Events(EventsCommand::ReplayDlq { topic }) => {
                 cli::metadata(&common.query_consumer(None)?, None, &common.brokers)?;
                 let n = herald_events::dead_letter::replay_dead_letters_with(

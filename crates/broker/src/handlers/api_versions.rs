@@ -58,6 +58,11 @@ const VERSIONS: &[(ApiKey, i16, i16, i16)] = &[
     (ApiKey::DeleteAcls, 1, 1, 3),
     (ApiKey::DescribeUserScramCredentials, 0, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0, 0),
+    // Transactions admin (kafka-transactions.sh): the crate's newest
+    // versions, all of which Kafka 4.1+ serves.
+    (ApiKey::DescribeProducers, 0, 0, 0),
+    (ApiKey::DescribeTransactions, 0, 0, 0),
+    (ApiKey::ListTransactions, 0, 0, 2),
 ];
 
 /// The versions Herald decodes for `api_key`, if it serves it at all.

@@ -33,6 +33,8 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
+pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
 pub mod end_txn;
 pub mod fetch;
@@ -43,6 +45,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -321,6 +324,11 @@ pub async fn dispatch(
         ApiKey::AlterUserScramCredentials => {
             alter_user_scram_credentials::handle(&ctx, decode(b, raw_key, version)?)
         }
+        ApiKey::DescribeProducers => describe_producers::handle(&ctx, decode(b, raw_key, version)?),
+        ApiKey::DescribeTransactions => {
+            describe_transactions::handle(&ctx, decode(b, raw_key, version)?)
+        }
+        ApiKey::ListTransactions => list_transactions::handle(&ctx, decode(b, raw_key, version)?),
         _ => Err(ProtocolError::UnknownApiKey(raw_key)),
     }
 }

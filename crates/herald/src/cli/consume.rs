@@ -37,10 +37,34 @@ pub struct ConsumeArgs {
     /// Stop at the end of the partitions instead of following.
     #[arg(long, short = 'e')]
     pub exit: bool,
+    /// read_uncommitted (the default, as in Kafka's console consumer) shows
+    /// every record, those of aborted and still open transactions too;
+    /// read_committed stops at the last stable offset and leaves out records
+    /// of aborted transactions.
+    #[arg(long, value_enum, default_value_t = Isolation::ReadUncommitted)]
+    pub isolation: Isolation,
     /// Output template: %t topic, %p partition, %o offset, %k key, %v value,
     /// %T timestamp (ms), %h headers, %% percent, \n \t.
     #[arg(long, short = 'f')]
     pub template: Option<String>,
+}
+
+/// A consumer's `isolation.level`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum Isolation {
+    ReadUncommitted,
+    ReadCommitted,
+}
+
+impl Isolation {
+    /// librdkafka's name of the level.
+    pub fn property(self) -> &'static str {
+        match self {
+            Isolation::ReadUncommitted => "read_uncommitted",
+            Isolation::ReadCommitted => "read_committed",
+        }
+    }
 }
 
 fn render(template: &str, m: &BorrowedMessage<'_>) -> String {
@@ -152,6 +176,7 @@ pub fn run(common: &Common, args: ConsumeArgs) -> anyhow::Result<()> {
         },
     );
     cfg.set("enable.partition.eof", "true");
+    cfg.set("isolation.level", args.isolation.property());
     let consumer: BaseConsumer = cfg.create()?;
 
     // End offsets at start, for --exit.

@@ -20,6 +20,7 @@ pub mod produce;
 pub mod raw;
 pub mod sink;
 pub mod topic;
+pub mod txn;
 pub mod user;
 
 /// How long a command waits for the cluster before giving up.

@@ -254,7 +254,7 @@ impl RawClient {
 
 /// A Kafka error code as its name (`SASL_AUTHENTICATION_FAILED`-like Debug
 /// form), or the number if unknown.
-fn error_name(code: i16) -> String {
+pub fn error_name(code: i16) -> String {
     kafka_protocol::ResponseError::try_from_code(code)
         .map(|e| format!("{e:?} (error {code})"))
         .unwrap_or_else(|| format!("error {code}"))

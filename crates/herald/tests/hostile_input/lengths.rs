@@ -730,6 +730,30 @@ length_cases! {
         r.deletions = vec![d];
         enc(r, v)
     };
+    lengths_describe_producers_v0: DescribeProducers, 0, str = string(E), arr = string(E), |v| {
+        let mut t = describe_producers_request::TopicRequest::default();
+        t.name = TopicName(sb(E));
+        t.partition_indexes = vec![0];
+        let mut r = DescribeProducersRequest::default();
+        r.topics = vec![t];
+        enc(r, v)
+    };
+    lengths_describe_transactions_v0: DescribeTransactions, 0, str = string(E), arr = string(E), |v| {
+        let mut r = DescribeTransactionsRequest::default();
+        r.transactional_ids = vec![TransactionalId(sb(E))];
+        enc(r, v)
+    };
+    lengths_list_transactions_v0: ListTransactions, 0, str = string(E), arr = string(E), |v| {
+        let mut r = ListTransactionsRequest::default();
+        r.state_filters = vec![sb(E)];
+        enc(r, v)
+    };
+    lengths_list_transactions_v2: ListTransactions, 2, str = string(M), arr = string(E), |v| {
+        let mut r = ListTransactionsRequest::default();
+        r.state_filters = vec![sb(E)];
+        r.transactional_id_pattern = Some(sb(M));
+        enc(r, v)
+    };
     lengths_sasl_handshake_v0: SaslHandshake, 0, str = string(M), arr = None, |v| {
         let mut r = SaslHandshakeRequest::default();
         r.mechanism = sb(M);
