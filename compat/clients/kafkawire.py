@@ -7,7 +7,8 @@ A client that silently falls back to uncompressed batches, or that claims
 idempotence without an InitProducerId, is caught here.
 
 Layouts follow Kafka's message specs (ApiVersionsRequest/Response v0,
-MetadataRequest/Response v1, FetchRequest/Response v4) and the record batch format v2 (magic 2).
+MetadataRequest/Response v1, FetchRequest/Response v4) and the record batch format v2 (magic 2),
+with the control records' key (version, type) that transaction markers carry.
 """
 
 import socket
@@ -109,6 +110,38 @@ def metadata_brokers(bootstrap, ssl_context=None, api_versions_first=False):
     return out
 
 
+def _varint(buf, pos):
+    """A zigzag varint (record fields) at `pos`: (value, next position)."""
+    shift, raw = 0, 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        raw |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return (raw >> 1) ^ -(raw & 1), pos
+
+
+CONTROL_TYPES = {0: "abort", 1: "commit"}
+
+
+def _control_type(batch):
+    """The marker type of a control batch: the key of its first (only) record is
+    version int16, type int16 (0 abort, 1 commit)."""
+    pos = 61
+    _len, pos = _varint(batch, pos)
+    pos += 1  # record attributes
+    _ts, pos = _varint(batch, pos)
+    _off, pos = _varint(batch, pos)
+    klen, pos = _varint(batch, pos)
+    if klen < 4 or pos + 4 > len(batch):
+        return "?"
+    _version, typ = struct.unpack(">hh", batch[pos:pos + 4])
+    return CONTROL_TYPES.get(typ, f"?{typ}")
+
+
 def parse_batches(records):
     """Yields dicts describing each record batch (magic 2) in a records blob."""
     pos = 0
@@ -121,7 +154,7 @@ def parse_batches(records):
         last_delta = struct.unpack(">i", records[pos + 23:pos + 27])[0]
         base_ts, max_ts, pid, epoch, base_seq, count = struct.unpack(
             ">qqqhii", records[pos + 27:pos + 61])
-        yield {
+        b = {
             "base_offset": base_offset, "last_offset": base_offset + last_delta,
             "magic": magic, "codec": CODECS.get(attrs & 7, f"?{attrs & 7}"),
             "timestamp_type": "log_append" if attrs & 8 else "create",
@@ -129,42 +162,59 @@ def parse_batches(records):
             "producer_id": pid, "producer_epoch": epoch, "base_sequence": base_seq,
             "count": count, "base_timestamp": base_ts, "max_timestamp": max_ts,
         }
+        if b["control"]:
+            b["control_type"] = _control_type(records[pos:pos + 12 + length])
+        yield b
         pos += 12 + length
 
 
+def _fetch_v4(c, topic, partition, offset, isolation=0):
+    """One Fetch v4 of one partition: (high watermark, last stable offset,
+    [(producer id, first offset)] of aborted transactions, records blob)."""
+    body = struct.pack(">iiiib", -1, 0, 1, 8 << 20, isolation)
+    body += struct.pack(">i", 1) + _str(topic)
+    body += struct.pack(">i", 1) + struct.pack(">iqi", partition, offset, 8 << 20)
+    r = c.request(1, 4, body)
+    pos = 4  # throttle
+    ntopics = struct.unpack(">i", r[pos:pos + 4])[0]
+    pos += 4
+    out = None
+    for _ in range(ntopics):
+        tl = struct.unpack(">h", r[pos:pos + 2])[0]
+        pos += 2 + tl
+        nparts = struct.unpack(">i", r[pos:pos + 4])[0]
+        pos += 4
+        for _ in range(nparts):
+            _p, err, hw, lso = struct.unpack(">ihqq", r[pos:pos + 22])
+            pos += 22
+            naborted = struct.unpack(">i", r[pos:pos + 4])[0]
+            pos += 4
+            aborted = []
+            for _ in range(max(naborted, 0)):
+                aborted.append(struct.unpack(">qq", r[pos:pos + 16]))
+                pos += 16
+            rl = struct.unpack(">i", r[pos:pos + 4])[0]
+            pos += 4
+            recs = r[pos:pos + max(rl, 0)]
+            pos += max(rl, 0)
+            if err:
+                raise ValueError(f"Fetch v4 error code {err} for {topic}-{partition}")
+            out = (hw, lso, aborted, recs)
+    if out is None:
+        raise ValueError(f"Fetch v4 answered no partition for {topic}-{partition}")
+    return out
+
+
 def fetch_batches(bootstrap, topic, partition=0, max_batches=10000):
-    """Every batch of one partition, read with Fetch v4 from offset 0."""
+    """Every batch of one partition (control batches too), read with Fetch v4
+    (read_uncommitted) from offset 0."""
     host, port = bootstrap.rsplit(":", 1)
     c = Conn(host, int(port))
     batches, offset = [], 0
     try:
         for _ in range(1000):
-            body = struct.pack(">iiiib", -1, 0, 1, 8 << 20, 0)
-            body += struct.pack(">i", 1) + _str(topic)
-            body += struct.pack(">i", 1) + struct.pack(">iqi", partition, offset, 8 << 20)
-            r = c.request(1, 4, body)
-            pos = 4  # throttle
-            ntopics = struct.unpack(">i", r[pos:pos + 4])[0]
-            pos += 4
-            got = []
-            for _ in range(ntopics):
-                tl = struct.unpack(">h", r[pos:pos + 2])[0]
-                pos += 2 + tl
-                nparts = struct.unpack(">i", r[pos:pos + 4])[0]
-                pos += 4
-                for _ in range(nparts):
-                    _p, err, hw, _lso = struct.unpack(">ihqq", r[pos:pos + 22])
-                    pos += 22
-                    naborted = struct.unpack(">i", r[pos:pos + 4])[0]
-                    pos += 4 + max(naborted, 0) * 16
-                    rl = struct.unpack(">i", r[pos:pos + 4])[0]
-                    pos += 4
-                    recs = r[pos:pos + max(rl, 0)]
-                    pos += max(rl, 0)
-                    if err:
-                        raise ValueError(f"Fetch v4 error code {err} for {topic}-{partition}")
-                    got = list(parse_batches(recs))
-            got = [b for b in got if b["last_offset"] >= offset]
+            hw, _lso, _aborted, recs = _fetch_v4(c, topic, partition, offset)
+            got = [b for b in parse_batches(recs) if b["last_offset"] >= offset]
             if not got:
                 return batches
             batches.extend(got)
@@ -174,3 +224,16 @@ def fetch_batches(bootstrap, topic, partition=0, max_batches=10000):
     finally:
         c.close()
     return batches
+
+
+def fetch_committed_view(bootstrap, topic, partition=0):
+    """A read_committed Fetch v4 of one partition from offset 0: {"hw", "lso",
+    "aborted": [(producer id, first offset)]} (the aborted transactions the broker
+    reports for the range it returns; the whole partition when it is small)."""
+    host, port = bootstrap.rsplit(":", 1)
+    c = Conn(host, int(port))
+    try:
+        hw, lso, aborted, _recs = _fetch_v4(c, topic, partition, 0, isolation=1)
+    finally:
+        c.close()
+    return {"hw": hw, "lso": lso, "aborted": aborted}

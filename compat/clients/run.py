@@ -102,6 +102,7 @@ SCENARIOS = [
     ("idempotent_produce", "idempotent produce"),
     ("group_commit_resume", "group: commit, close, resume (classic)"),
     ("group_consumer_protocol", "group: commit, resume (KIP-848 consumer protocol)"),
+    ("transactions", "transactions: commit across partitions, abort, read_committed"),
 ]
 
 # Broker features a scenario part can depend on: the API keys that must be advertised.
@@ -157,6 +158,18 @@ CLUSTER_REFUSED_CONFIGS = ["compression.type (other than producer)", "cleanup.po
 # compresses producer-side (the producer's compression.type, not the topic's)
 # and creates its topics with retention.ms only.
 CLUSTER_NA = {}
+# Features cluster mode refuses outright: {scenario: (the refusal as the client reports it (regex),
+# what the brokers log for it (regex), explanation)}. With --cluster, the scenario's failure is
+# `n/a-cluster` only when it is that refusal and a broker logged it; any other failure is FAIL.
+CLUSTER_REFUSED = {
+    "transactions": (
+        r"(?i)transactional.?id.?authori[sz]ation",
+        r"refusing a transactional producer: transactions are not supported in cluster mode",
+        "cluster mode refuses transactional producers: InitProducerId with a transactional id is answered "
+        "TRANSACTIONAL_ID_AUTHORIZATION_FAILED, and the broker logs \"refusing a transactional producer: "
+        "transactions are not supported in cluster mode yet\"",
+    ),
+}
 
 
 def log(msg):
@@ -724,8 +737,61 @@ class Cluster:
             log(f"   herald-cluster.sh stop failed: {self.dir} kept (see {self.script_log.name})")
 
 
+def _csv(v):
+    """A list, or the comma-separated string the Java suite's JSON writer makes of one."""
+    return [x.strip() for x in v.split(",")] if isinstance(v, str) else list(v)
+
+
+def verify_transactions(bootstrap, topic, spec):
+    """The `transactions` scenario on the wire, per partition: its data batches are
+    transactional, of one producer id, with the scenario's record counts between the
+    markers; the control batches are one marker per transaction, in order (commit /
+    abort), of the same producer id; a read_committed Fetch reports the last stable
+    offset at the high watermark and exactly the aborted transaction, at its first
+    offset. Returns a failure reason or None."""
+    markers = _csv(spec["markers"])
+    counts = [int(n) for n in _csv(spec["records"])]
+    for p in range(int(spec["partitions"])):
+        batches = kafkawire.fetch_batches(bootstrap, topic, partition=p)
+        data = [b for b in batches if not b["control"]]
+        if not data:
+            return f"driver's Fetch v4 of {topic}-{p} found no data batches"
+        pids = sorted({b["producer_id"] for b in batches})
+        if len(pids) != 1 or pids[0] < 0:
+            return f"{topic}-{p}: batches carry producer ids {pids}, want one transactional producer"
+        plain = [b["base_offset"] for b in data if not b["transactional"]]
+        if plain:
+            return f"{topic}-{p}: data batches at offsets {plain} are not marked transactional"
+        got_markers, got_counts, first_offsets, n, first = [], [], [], 0, None
+        for b in batches:
+            if b["control"]:
+                got_markers.append(b.get("control_type", "?"))
+                got_counts.append(n)
+                first_offsets.append(first)
+                n, first = 0, None
+            else:
+                n += b["count"]
+                first = b["base_offset"] if first is None else first
+        if got_markers != markers:
+            return f"{topic}-{p}: control batches {','.join(got_markers) or 'none'}, want {','.join(markers)}"
+        if got_counts != counts:
+            return f"{topic}-{p}: records per transaction {got_counts}, want {counts}"
+        if n:
+            return f"{topic}-{p}: {n} records after the last marker"
+        view = kafkawire.fetch_committed_view(bootstrap, topic, partition=p)
+        if view["lso"] != view["hw"]:
+            return f"{topic}-{p}: last stable offset {view['lso']} != high watermark {view['hw']} with no open transaction"
+        want_aborted = sorted((pids[0], first_offsets[i]) for i, m in enumerate(markers) if m == "abort")
+        if sorted(map(tuple, view["aborted"])) != want_aborted:
+            return (f"{topic}-{p}: read_committed Fetch reports aborted transactions {view['aborted']}, "
+                    f"want {want_aborted} (producer id, first offset)")
+    return None
+
+
 def verify_wire(bootstrap, spec):
     """Checks the stored batches of a topic; returns a failure reason or None."""
+    if "transactions" in spec:
+        return verify_transactions(bootstrap, spec["topic"], spec["transactions"])
     batches = kafkawire.fetch_batches(bootstrap, spec["topic"])
     if not batches:
         return f"driver's Fetch v4 of {spec['topic']} found no batches"
@@ -853,6 +919,11 @@ def run_suite(client, binary, outdir, timeout, install_errors, nodes=0, security
                     sc["wire"] = "checked"
     finally:
         broker.stop()
+    if nodes:
+        # Whether the brokers logged the refusals of CLUSTER_REFUSED (classify() wants both sides).
+        logs = "".join(re.sub(r"\x1b\[[0-9;]*m", "", p.read_text(errors="replace"))
+                       for p in outdir.glob(f"{client}.broker-*.log"))
+        res["cluster_logged"] = {name: bool(re.search(r[1], logs)) for name, r in CLUSTER_REFUSED.items()}
     if security:
         res["security"] = security_evidence(broker_log)
         sc = res["scenarios"].get("acl_denied")
@@ -878,6 +949,14 @@ def classify(res, cluster=False, scenarios=SCENARIOS, security=None):
             sc["status"], sc["needs"], sc["expected"] = "xfail", bug[4], bug[5]
             sc["client_bug"] = True
             continue
+        refused = CLUSTER_REFUSED.get(name)
+        if cluster and refused and sc["status"] == "fail":
+            if re.search(refused[0], sc.get("reason", "")) and res.get("cluster_logged", {}).get(name):
+                sc["status"] = "n/a-cluster"
+                sc["expected"] = refused[2]
+                continue
+            if re.search(refused[0], sc.get("reason", "")):
+                sc["reason"] += " (no broker logged the cluster-mode refusal)"
         na = CLUSTER_NA.get((res["client"], name)) or CLUSTER_NA.get(("*", name))
         if cluster and na and sc["status"] == "fail":
             sc["status"] = "n/a-cluster"
@@ -1022,15 +1101,25 @@ def matrix_lines(results, scenarios, nodes=0, h="##"):
         lines += ["", f"{h} Not applicable in cluster mode", ""]
         nas = [(r, n, r["scenarios"][n]) for r in results for n, _ in scenarios
                if r["scenarios"][n]["status"] == "n/a-cluster"]
+        config_nas = [x for x in nas if x[1] not in CLUSTER_REFUSED]
         lines.append("Cluster mode refuses these topic configs with INVALID_CONFIG: "
                      + ", ".join(CLUSTER_REFUSED_CONFIGS) + ". "
                      + ("No scenario sets any of them (the compression scenarios compress in the "
                         "producer, the topics are created with retention.ms only), so none is marked."
-                        if not nas else "Scenarios that set one, and failed:"))
-        if nas:
+                        if not config_nas else "Scenarios that set one, and failed:"))
+        if config_nas:
             lines.append("")
-            for r, name, sc in nas:
+            for r, name, sc in config_nas:
                 lines.append(f"- {r['client']} `{name}`: {sc['expected']}; the failure: {sc['reason']}")
+        for feat, (_, _, why) in CLUSTER_REFUSED.items():
+            refused = [x for x in nas if x[1] == feat]
+            lines += ["", f"`{feat}`: {why}. A scenario is marked `n/a (cluster)` only when the client reports "
+                      "that refusal and a broker of its cluster logged it; any other failure is `**FAIL**`."
+                      + (" Refused as expected:" if refused else " None was refused this run.")]
+            if refused:
+                lines.append("")
+                for r, name, sc in refused:
+                    lines.append(f"- {r['client']}: {sc['reason']}")
         lines += ["", f"{h} Clusters", ""]
         for r in results:
             c = r.get("cluster")

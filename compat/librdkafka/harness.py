@@ -29,6 +29,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 
 SCENARIOS = ("default", "noautocreate")  # what a single Herald node can provide
+# The pseudo-scenario of rf1.txt's rows: the default broker, the tests-rf1
+# test-runner (build.sh: replication factor 3 -> 1 in a few tests' topics).
+RF1 = "rf1"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|\x1b\(B")
 
 
@@ -438,7 +441,10 @@ AUTO_RULES = [
 
 
 def classify(r, triage):
-    t = triage.get(r["name"])
+    scen = r.get("scenario", "default")
+    t = triage.get(f"{r['name']} ({scen})") if scen != "default" else None
+    if not t and scen != RF1:  # an rf1 row never borrows the unmodified test's diagnosis
+        t = triage.get(r["name"])
     if t:
         return t["category"], t["note"]
     txt = r.get("reason", "")
@@ -489,7 +495,8 @@ def render(data, excl, triage, catalogue):
                  "`COMPAT_QUICK=1 compat/librdkafka/run.sh` (CI selection). See `compat/librdkafka/README.md`.")
     lines.append("")
 
-    broker = [r for r in res if r["kind"] == "broker"]
+    broker = [r for r in res if r["kind"] == "broker" and r["scenario"] != RF1]
+    rf1 = [r for r in res if r["kind"] == "broker" and r["scenario"] == RF1]
     free = [r for r in res if r["kind"] != "broker"]
 
     def counts(rs):
@@ -499,7 +506,7 @@ def render(data, excl, triage, catalogue):
             c[r["state"] if r["state"] in c else "FAILED"] += 1
         return c
 
-    cb, cf = counts(broker), counts(free)
+    cb, cf, cr = counts(broker), counts(free), counts(rf1)
     buckets, feats = {}, {}
     for r in broker:
         if r["state"] in ("FAILED", "NOT_RUN"):
@@ -515,7 +522,17 @@ def render(data, excl, triage, catalogue):
     lines.append("|---|---:|---:|---:|---:|---:|")
     lines.append(f"| against Herald | {cb['applicable']} | {cb['PASSED']} | {cb['FAILED']} | {cb['SKIPPED']} | {cb['NOT_RUN']} |")
     lines.append(f"| broker-less (local / mock cluster) | {cf['applicable']} | {cf['PASSED']} | {cf['FAILED']} | {cf['SKIPPED']} | {cf['NOT_RUN']} |")
+    if rf1:
+        lines.append(f"| against Herald, replication factor 1 (`(rf1)` rows, not counted above) | {cr['applicable']} | "
+                     f"{cr['PASSED']} | {cr['FAILED']} | {cr['SKIPPED']} | {cr['NOT_RUN']} |")
     lines.append("")
+    if rf1:
+        lines.append("`(rf1)` rows: tests that create their topics with replication factor 3 (librdkafka's CI runs "
+                     "against 3 brokers; one node refuses it with INVALID_REPLICATION_FACTOR, as Kafka does), run a "
+                     "second time by a test-runner built from a copy of the suite in which that argument is 1 and "
+                     "nothing else changed (`compat/librdkafka/build.sh`, step tests-rf1; selection: "
+                     "`compat/librdkafka/rf1.txt`). The unmodified rows stay in the table with their own result.")
+        lines.append("")
     if buckets:
         parts = []
         for k, v in sorted(buckets.items(), key=lambda kv: -kv[1]):
@@ -1004,6 +1021,7 @@ def main():
     runner = os.path.join(tests_dir, "test-runner")
     excl = read_kv_file(os.path.join(HERE, "exclusions.txt"))
     quick_list = read_kv_file(os.path.join(HERE, "quick.txt"))
+    rf1_list = read_kv_file(os.path.join(HERE, "rf1.txt"))
     triage = read_triage(os.path.join(HERE, "triage.txt"))
     catalogue = parse_catalogue(os.path.join(tests_dir, "test.c"))
     doc_path = env("COMPAT_DOC", os.path.join(REPO, "docs", "compatibility.md"))
@@ -1160,20 +1178,43 @@ def main():
                 ents = plan[scen][num]
                 # Broker-less entries get the broker too: test.conf must be valid.
                 b = broker_for(scen)
-                if len(ents) == 1 and ents[0]["name"] in split:
-                    for label, flt in split[ents[0]["name"]]:
-                        pe = dict(ents[0], name=f"{ents[0]['name']}[{label}]", base=ents[0]["name"])
-                        if quick and num not in quick_list and ents[0]["name"] not in quick_list \
+                # Entries split into sub-tests (subtests.txt) run one process per
+                # sub-test; -L / -l keep their siblings of the other kind (e.g.
+                # 0103_transactions_local) out of those processes, and them out of
+                # the siblings' run.
+                split_ents = [e for e in ents if e["name"] in split]
+                ents = [e for e in ents if e["name"] not in split]
+                for se in split_ents:
+                    others = [e for e in catalogue if e["number"] == num and e["name"] != se["name"]]
+                    sflags = None
+                    if others:
+                        if not se["local"] and all(e["local"] for e in others):
+                            sflags = ["-L"]
+                        elif se["local"] and not any(e["local"] for e in others):
+                            sflags = ["-l"]
+                        else:
+                            raise SystemExit(f"subtests.txt: {se['name']}: its siblings under {num} are of the "
+                                             "same kind (broker/local); -l/-L cannot keep them out")
+                    for label, flt in split[se["name"]]:
+                        pe = dict(se, name=f"{se['name']}[{label}]", base=se["name"])
+                        if quick and num not in quick_list and se["name"] not in quick_list \
                                 and pe["name"] not in quick_list:
                             continue
-                        if only and num not in only and ents[0]["name"] not in only and pe["name"] not in only:
+                        if only and num not in only and se["name"] not in only and pe["name"] not in only:
                             continue
-                        rs, _ = run_number(num, [pe], cfg, b, scen, outdir, suffix=f"-{label}", subtests=flt)
+                        rs, _ = run_number(num, [pe], cfg, b, scen, outdir, flags=sflags, suffix=f"-{label}",
+                                           subtests=flt)
                         for r in rs:
                             results.append(r)
                             log(f"{r['name']:<52} {r['state']:<8} {r['duration']:8.1f}s  {short(r['reason'], 110) if r['state'] != 'PASSED' else ''}")
                     json.dump({"results": results}, open(os.path.join(outdir, "partial.json"), "w"), indent=1)
+                if not ents:
                     continue
+                if split_ents and num not in flag_args:
+                    if all(e["local"] for e in ents) and any(not e["local"] for e in split_ents):
+                        flag_args[num] = ["-l"]
+                    elif not any(e["local"] for e in ents) and any(e["local"] for e in split_ents):
+                        flag_args[num] = ["-L"]
                 rs, wall = run_number(num, ents, cfg, b, scen, outdir)
                 # An entry that timed out kills the whole test-runner process;
                 # re-run the siblings it kept from running when -l/-L can
@@ -1192,6 +1233,44 @@ def main():
                     log(f"{r['name']:<52} {r['state']:<8} {r['duration']:8.1f}s  {short(r['reason'], 110) if r['state'] != 'PASSED' else ''}")
                 # Keep results.json current so a partial run is usable.
                 json.dump({"results": results}, open(os.path.join(outdir, "partial.json"), "w"), indent=1)
+        # rf1.txt: the same tests again with the tests-rf1 test-runner, against the
+        # default broker, as separate "(rf1)" rows.
+        rf1_dir = os.path.join(src, "tests-rf1")
+        rf1_cfg = dict(cfg, runner=os.path.join(rf1_dir, "test-runner"), tests_dir=rf1_dir)
+        by_name = {e["name"]: e for e in catalogue}
+        for key, _comment in rf1_list.items():
+            m = re.match(r"^([^\[]+)(?:\[(.+)\])?$", key)
+            base, label = m.group(1), m.group(2)
+            ents = [by_name[base]] if base in by_name else [e for e in catalogue if e["number"] == base]
+            if not ents:
+                raise SystemExit(f"rf1.txt: {key}: no such test")
+            number = ents[0]["number"]
+            if only and not ({key, base, number} & only):
+                continue
+            if quick and f"{RF1}:{key}" not in quick_list:
+                continue
+            flt = None
+            if label:
+                flt = dict(split.get(base, [])).get(label)
+                if flt is None:
+                    raise SystemExit(f"rf1.txt: {key}: no such subtests.txt label")
+                ents = [dict(ents[0], name=key, base=base)]
+            others = [e for e in catalogue if e["number"] == number and
+                      e["name"] not in [x.get("base", x["name"]) for x in ents]]
+            fl = []
+            if others and all(not e["local"] for e in ents) and any(e["local"] for e in others):
+                fl = ["-L"]
+            elif others and all(e["local"] for e in ents) and any(not e["local"] for e in others):
+                fl = ["-l"]
+            if not os.access(rf1_cfg["runner"], os.X_OK):
+                raise SystemExit(f"{rf1_cfg['runner']} missing: run compat/librdkafka/build.sh")
+            rs, _ = run_number(number, ents, rf1_cfg, broker_for("default"), "default", outdir, flags=fl,
+                               suffix=(f"-{label}" if label else "") + f"-{RF1}", subtests=flt)
+            for r in rs:
+                r["scenario"] = RF1
+                results.append(r)
+                log(f"{r['name'] + ' (rf1)':<52} {r['state']:<8} {r['duration']:8.1f}s  {short(r['reason'], 110) if r['state'] != 'PASSED' else ''}")
+            json.dump({"results": results}, open(os.path.join(outdir, "partial.json"), "w"), indent=1)
     finally:
         for b in brokers.values():
             b.stop()
@@ -1222,26 +1301,32 @@ def main():
         write_doc_section(doc_path, section)
         log(f"wrote {doc_path}")
 
-    broker_res = [r for r in results if r["kind"] == "broker"]
+    broker_res = [r for r in results if r["kind"] == "broker" and r["scenario"] != RF1]
     npass = sum(r["state"] == "PASSED" for r in broker_res)
     nfail = sum(r["state"] in ("FAILED", "NOT_RUN") for r in broker_res)
     free_res = [r for r in results if r["kind"] != "broker"]
     log(f"against Herald: {len(broker_res)} applicable, {npass} passed, {nfail} failed; "
         f"broker-less: {len(free_res)} run, {sum(r['state'] == 'PASSED' for r in free_res)} passed; "
         f"{wall_min:.1f} min; results {outdir}")
+    rf1_res = [r for r in results if r["scenario"] == RF1]
+    if rf1_res:
+        log(f"rf1 rows: {len(rf1_res)} run, {sum(r['state'] == 'PASSED' for r in rf1_res)} passed")
     for k, b in brokers.items():
         if b.crashes:
             log(f"!!! broker {k} had to be restarted {b.crashes} time(s)")
 
     if quick:
         # CI gate: every quick-list test is expected to pass (or be skipped by itself).
+        def quick_entry(r):
+            if r["scenario"] == RF1:  # rf1 rows are selected as "rf1:NAME"
+                return quick_list.get(f"{RF1}:{r['name']}")
+            return quick_list.get(r["name"]) if quick_list.get(r["name"]) is not None else quick_list.get(r["number"])
         bad = [r for r in results if r["state"] in ("FAILED", "NOT_RUN")
-               and (quick_list.get(r["name"]) is not None or quick_list.get(r["number"]) is not None)
-               and "expect-fail" not in (quick_list.get(r["name"]) or quick_list.get(r["number"]) or "")]
+               and quick_entry(r) is not None and "expect-fail" not in quick_entry(r)]
         if bad:
             log("quick mode: regressions: " + ", ".join(r["name"] for r in bad))
             return 1
-    if env("COMPAT_STRICT") == "1" and nfail:
+    if env("COMPAT_STRICT") == "1" and (nfail or any(r["state"] in ("FAILED", "NOT_RUN") for r in rf1_res)):
         return 1
     return 0
 

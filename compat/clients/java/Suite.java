@@ -506,6 +506,103 @@ public class Suite {
         };
     }
 
+    // The transactions scenario, as in compat/clients/py/harness.py (TXN_PLAN): one
+    // transactional producer, each transaction across every partition of the topic, the
+    // aborted one's records flushed to the log before the abort; a read_committed consumer
+    // must read exactly the committed records, a read_uncommitted one all of them.
+    static final int TXN_PARTITIONS = 2;
+    static final String[] TXN_OUTCOMES = {"commit", "abort", "commit"};
+    static final int[] TXN_RECORDS = {4, 3, 2};
+
+    static List<String> txnValues(int txn, int partition) {
+        List<String> out = new ArrayList<>();
+        for (int i = 0; i < TXN_RECORDS[txn]; i++) out.add("t" + txn + "-" + TXN_OUTCOMES[txn] + "-p" + partition + "-" + i);
+        return out;
+    }
+
+    static Map<Integer, List<String>> txnExpected(boolean committedOnly) {
+        Map<Integer, List<String>> out = new HashMap<>();
+        for (int p = 0; p < TXN_PARTITIONS; p++) {
+            List<String> vs = new ArrayList<>();
+            for (int t = 0; t < TXN_OUTCOMES.length; t++) {
+                if (!committedOnly || TXN_OUTCOMES[t].equals("commit")) vs.addAll(txnValues(t, p));
+            }
+            out.put(p, vs);
+        }
+        return out;
+    }
+
+    static int txnCount(boolean committedOnly) {
+        int n = 0;
+        for (List<String> v : txnExpected(committedOnly).values()) n += v.size();
+        return n;
+    }
+
+    static Map<Integer, List<String>> readTxn(String t, String isolation) {
+        KafkaConsumer<byte[], byte[]> c = consumer(Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation));
+        List<TopicPartition> tps = new ArrayList<>();
+        for (int p = 0; p < TXN_PARTITIONS; p++) tps.add(new TopicPartition(t, p));
+        c.assign(tps);
+        c.seekToBeginning(tps);
+        Map<Integer, List<String>> got = new HashMap<>();
+        for (ConsumerRecord<byte[], byte[]> r : pollN(c, txnCount(isolation.equals("read_committed")), 15)) {
+            got.computeIfAbsent(r.partition(), k -> new ArrayList<>()).add(str(r.value()));
+        }
+        c.close(Duration.ofSeconds(5));
+        return got;
+    }
+
+    static void checkTxnRead(Map<Integer, List<String>> got, boolean committedOnly) {
+        String what = committedOnly ? "read_committed" : "read_uncommitted";
+        Map<Integer, List<String>> want = txnExpected(committedOnly);
+        for (int p = 0; p < TXN_PARTITIONS; p++) {
+            List<String> g = got.getOrDefault(p, List.of());
+            expect(g.equals(want.get(p)), what + " consumer, partition " + p + ": got " + g + ", want " + want.get(p));
+        }
+        for (int p : got.keySet()) expect(p < TXN_PARTITIONS, what + " consumer read partition " + p);
+    }
+
+    static String transactions() throws Exception {
+        String t = topic("txn");
+        admin().createTopics(List.of(new NewTopic(t, TXN_PARTITIONS, (short) 1))).all().get();
+        needs = "transactions";
+        KafkaProducer<byte[], byte[]> p = producer(Map.of(
+            ProducerConfig.TRANSACTIONAL_ID_CONFIG, "compat-java-" + RUN_ID,
+            ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true", ProducerConfig.ACKS_CONFIG, "all"));
+        p.initTransactions();
+        List<Future<RecordMetadata>> fs = new ArrayList<>();
+        for (int n = 0; n < TXN_OUTCOMES.length; n++) {
+            p.beginTransaction();
+            for (int part = 0; part < TXN_PARTITIONS; part++) {
+                for (String v : txnValues(n, part)) {
+                    fs.add(p.send(new ProducerRecord<>(t, part, null, v.getBytes(StandardCharsets.UTF_8))));
+                }
+            }
+            if (TXN_OUTCOMES[n].equals("abort")) {
+                // Written to the log before the abort, so the broker has something to hide.
+                p.flush();
+                p.abortTransaction();
+            } else {
+                p.commitTransaction();
+            }
+        }
+        for (Future<RecordMetadata> f : fs) f.get(20, TimeUnit.SECONDS);
+        p.close(Duration.ofSeconds(5));
+        expect(fs.size() == txnCount(false), fs.size() + " acknowledged records, want " + txnCount(false));
+        checkTxnRead(readTxn(t, "read_committed"), true);
+        checkTxnRead(readTxn(t, "read_uncommitted"), false);
+        Map<String, Object> tx = new LinkedHashMap<>();
+        tx.put("partitions", TXN_PARTITIONS);
+        tx.put("markers", String.join(",", TXN_OUTCOMES));
+        StringBuilder recs = new StringBuilder();
+        for (int n : TXN_RECORDS) recs.append(recs.length() > 0 ? "," : "").append(n);
+        tx.put("records", recs.toString());
+        verify = new LinkedHashMap<>(Map.of("topic", t, "transactions", tx));
+        return TXN_OUTCOMES.length + " transactions across " + TXN_PARTITIONS + " partitions (commit 4, abort 3, commit 2 "
+            + "records per partition, the aborted ones flushed before the abort); read_committed reads exactly the "
+            + "committed ones, read_uncommitted all";
+    }
+
     // As User:limited (not a super user; WRITE and CREATE on the topics prefixed acl-ok-).
     static String aclDenied() throws Exception {
         String ok = topic("acl_ok"), no = topic("acl_no");
@@ -535,6 +632,7 @@ public class Suite {
         run("idempotent_produce", Suite::idempotentProduce, 30);
         run("group_commit_resume", groupResume("classic"), 40);
         run("group_consumer_protocol", groupResume("consumer"), 40);
+        run("transactions", Suite::transactions, 60);
         if (SECURITY != null && !SECURITY.isEmpty()) run("acl_denied", Suite::aclDenied, 30);
         System.exit(0);
     }

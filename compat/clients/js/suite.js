@@ -292,8 +292,8 @@ function compression (codec, type) {
 
 // A group consumer (kafkajs has no other) that collects `n` records. Fails as
 // soon as the consumer crashes (kafkajs gives up on a missing coordinator).
-async function consumeGroup (topic, n, { groupId, fromBeginning = true, seekTo = null, timeoutMs = 15000 } = {}) {
-  const c = kafka.consumer({ groupId: groupId || `grp-${topic}`, sessionTimeout: 6000, heartbeatInterval: 1000, retry: { retries: 2 } })
+async function consumeGroup (topic, n, { groupId, fromBeginning = true, seekTo = null, timeoutMs = 15000, readUncommitted = false } = {}) {
+  const c = kafka.consumer({ groupId: groupId || `grp-${topic}`, sessionTimeout: 6000, heartbeatInterval: 1000, retry: { retries: 2 }, readUncommitted })
   cleanups.push(() => c.disconnect())
   const got = []
   let crash = null
@@ -302,13 +302,13 @@ async function consumeGroup (topic, n, { groupId, fromBeginning = true, seekTo =
   const finished = new Promise(resolve => { done = resolve })
   c.on(c.events.GROUP_JOIN, () => joined(true))
   c.on(c.events.CRASH, ({ payload }) => { crash = payload.error; joined(false); done() })
-  needs = 'group-coordinator'
+  needs = needs || 'group-coordinator'
   await c.connect()
   await c.subscribe({ topic, fromBeginning })
   await c.run({
     autoCommit: false,
-    eachMessage: async ({ message }) => {
-      if (got.length < n) got.push(message)
+    eachMessage: async ({ partition, message }) => {
+      if (got.length < n) got.push(Object.assign(message, { partition }))
       if (got.length >= n) done()
     },
   })
@@ -384,6 +384,75 @@ async function groupCommitResume () {
   }
 }
 
+// The transactions scenario, as in compat/clients/py/harness.py (TXN_PLAN): one
+// transactional producer, each transaction across every partition of the topic,
+// the aborted one's records acknowledged before the abort; a read_committed
+// consumer (kafkajs's default, readUncommitted: false) must read exactly the
+// committed records, a read_uncommitted one all of them.
+const TXN_PARTITIONS = 2
+const TXN_PLAN = [['commit', 4], ['abort', 3], ['commit', 2]]
+const txnValues = (txn, partition) => [...Array(TXN_PLAN[txn][1]).keys()].map(i => `t${txn}-${TXN_PLAN[txn][0]}-p${partition}-${i}`)
+function txnExpected (committedOnly) {
+  const out = {}
+  for (let p = 0; p < TXN_PARTITIONS; p++) {
+    out[p] = TXN_PLAN.flatMap(([outcome], t) => (outcome === 'commit' || !committedOnly) ? txnValues(t, p) : [])
+  }
+  return out
+}
+const txnCount = committedOnly => Object.values(txnExpected(committedOnly)).reduce((n, v) => n + v.length, 0)
+
+async function readTxn (topic, readUncommitted) {
+  const n = txnCount(!readUncommitted)
+  const { consumer, got } = await consumeGroup(topic, n, { groupId: `grp-${topic}-${readUncommitted ? 'ru' : 'rc'}`, readUncommitted })
+  await consumer.disconnect()
+  const out = {}
+  for (const m of got) (out[m.partition] = out[m.partition] || []).push(m.value ? m.value.toString() : null)
+  return out
+}
+
+function checkTxnRead (got, committedOnly) {
+  const what = committedOnly ? 'read_committed' : 'read_uncommitted'
+  const want = txnExpected(committedOnly)
+  for (let p = 0; p < TXN_PARTITIONS; p++) {
+    const g = got[p] || []
+    expect(JSON.stringify(g) === JSON.stringify(want[p]), `${what} consumer, partition ${p}: got ${JSON.stringify(g)}, want ${JSON.stringify(want[p])}`)
+  }
+  const extra = Object.keys(got).filter(p => Number(p) >= TXN_PARTITIONS)
+  expect(extra.length === 0, `${what} consumer read partitions ${extra}`)
+}
+
+async function transactions () {
+  const t = topicName('txn')
+  const a = await adminClient()
+  try {
+    await a.createTopics({ topics: [{ topic: t, numPartitions: TXN_PARTITIONS }], waitForLeaders: true })
+  } finally {
+    await a.disconnect()
+  }
+  needs = 'transactions'
+  const p = kafka.producer({ transactionalId: `compat-kafkajs-${runId}`, idempotent: true, maxInFlightRequests: 1 })
+  cleanups.push(() => p.disconnect())
+  await p.connect()
+  let acked = 0
+  for (const [n, [outcome]] of TXN_PLAN.entries()) {
+    const txn = await p.transaction()
+    for (let part = 0; part < TXN_PARTITIONS; part++) {
+      const md = await txn.send({ topic: t, acks: -1, messages: txnValues(n, part).map(value => ({ value, partition: part })) })
+      expect(md.every(r => r.errorCode === 0), `transactional produce: ${JSON.stringify(md)}`)
+      acked += txnValues(n, part).length
+    }
+    // txn.send resolved once the broker acknowledged: the aborted records are in the log.
+    if (outcome === 'abort') await txn.abort()
+    else await txn.commit()
+  }
+  await p.disconnect()
+  expect(acked === txnCount(false), `${acked} acknowledged records, want ${txnCount(false)}`)
+  checkTxnRead(await readTxn(t, false), true)
+  checkTxnRead(await readTxn(t, true), false)
+  verify = { topic: t, transactions: { partitions: TXN_PARTITIONS, markers: TXN_PLAN.map(([o]) => o), records: TXN_PLAN.map(([, n]) => n) } }
+  return `${TXN_PLAN.length} transactions across ${TXN_PARTITIONS} partitions (${TXN_PLAN.map(([o, n]) => `${o} ${n}`).join(', ')} records per partition, the aborted ones acknowledged before the abort); read_committed reads exactly the committed ones, read_uncommitted all (group consumers)`
+}
+
 // As User:limited (not a super user; WRITE and CREATE on the topics prefixed acl-ok-).
 async function aclDenied () {
   const limited = newKafka(true)
@@ -416,6 +485,7 @@ async function main () {
   await run('idempotent_produce', idempotentProduce)
   await run('group_commit_resume', groupCommitResume, 40000)
   na('group_consumer_protocol', 'kafkajs has no KIP-848 consumer')
+  await run('transactions', transactions, 60000)
   if (SECURITY) await run('acl_denied', aclDenied)
 }
 

@@ -24,7 +24,7 @@ SCENARIOS = [
     "admin_topics", "describe_configs", "produce_keys_headers",
     "compression_gzip", "compression_snappy", "compression_lz4", "compression_zstd",
     "consume_beginning", "consume_timestamp", "idempotent_produce",
-    "group_commit_resume", "group_consumer_protocol",
+    "group_commit_resume", "group_consumer_protocol", "transactions",
 ]
 # ...and in security mode (HERALD_SECURITY set), after those.
 SECURITY_SCENARIOS = ["acl_denied"]
@@ -206,3 +206,55 @@ def check_records(got, want, what="records"):
 
 # A record without a key and a tombstone (null value), after records(10).
 NULLS = [(None, b"v-no-key", []), (b"k-tombstone", None, [])]
+
+
+# The `transactions` scenario: one transactional producer on a topic of
+# TXN_PARTITIONS partitions runs the transactions of TXN_PLAN in turn, each
+# across every partition; the aborted one's records are flushed to the log
+# before the abort, so the broker has something to hide. A read_committed
+# consumer must see exactly the committed records, in order; a read_uncommitted
+# one all of them (the aborted ones were written, not lost). The driver then
+# checks the control batches on the wire (one marker per transaction and
+# partition) and the aborted-transaction index of a read_committed Fetch.
+TXN_PARTITIONS = 2
+TXN_PLAN = [("commit", 4), ("abort", 3), ("commit", 2)]
+
+
+def txn_values(txn, partition):
+    outcome, n = TXN_PLAN[txn]
+    return [f"t{txn}-{outcome}-p{partition}-{i}".encode() for i in range(n)]
+
+
+def txn_expected(committed_only):
+    """{partition: [values in offset order]} a consumer must read."""
+    return {p: [v for t, (outcome, _) in enumerate(TXN_PLAN) if outcome == "commit" or not committed_only
+                for v in txn_values(t, p)]
+            for p in range(TXN_PARTITIONS)}
+
+
+def txn_count(committed_only):
+    return sum(len(v) for v in txn_expected(committed_only).values())
+
+
+def check_txn_read(got, committed_only):
+    """got: {partition: [values in the order read]}."""
+    what = "read_committed" if committed_only else "read_uncommitted"
+    want = txn_expected(committed_only)
+    for p in range(TXN_PARTITIONS):
+        g = [bytes(v) if v is not None else None for v in got.get(p, [])]
+        expect(g == want[p], f"{what} consumer, partition {p}: got {[_short(v) for v in g]}, "
+               f"want {[v.decode() for v in want[p]]}")
+    extra = sorted(set(got) - set(range(TXN_PARTITIONS)))
+    expect(not extra, f"{what} consumer read partitions {extra}")
+
+
+def txn_verify_spec(topic):
+    """What the driver checks on the wire after a passing `transactions`."""
+    return {"topic": topic, "transactions": {"partitions": TXN_PARTITIONS,
+                                             "markers": [o for o, _ in TXN_PLAN],
+                                             "records": [n for _, n in TXN_PLAN]}}
+
+
+TXN_NOTE = (f"{len(TXN_PLAN)} transactions across {TXN_PARTITIONS} partitions "
+            f"({', '.join(f'{o} {n}' for o, n in TXN_PLAN)} records per partition, the aborted ones flushed "
+            "before the abort); read_committed reads exactly the committed ones, read_uncommitted all")

@@ -11,8 +11,9 @@ from aiokafka.structs import OffsetAndMetadata
 
 from aiokafka.helpers import create_ssl_context
 
-from harness import (NULLS, SECURITY, Check, Suite, check_records, expect, is_authorization_error,
-                     records, security)
+from harness import (NULLS, SECURITY, TXN_NOTE, TXN_PARTITIONS, TXN_PLAN, Check, Suite, check_records,
+                     check_txn_read, expect, is_authorization_error, records, security, txn_count,
+                     txn_values, txn_verify_spec)
 
 suite = Suite("aiokafka", aiokafka.__version__)
 B = suite.bootstrap
@@ -231,6 +232,58 @@ async def group_commit_resume():
             await second.stop()
 
 
+async def read_txn_topic(topic, isolation, timeout=15):
+    """{partition: [values]} of the transactions topic, from the beginning until the
+    expected number of records (read_committed: the committed ones) has arrived."""
+    c = consumer(isolation_level=isolation)
+    tps = [TopicPartition(topic, p) for p in range(TXN_PARTITIONS)]
+    await c.start()
+    try:
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        got = {}
+        for m in await getmany_n(c, txn_count(isolation == "read_committed"), timeout):
+            got.setdefault(m.partition, []).append(m.value)
+    finally:
+        await c.stop()
+    return got
+
+
+async def transactions():
+    t = suite.topic("txn")
+    a = AIOKafkaAdminClient(bootstrap_servers=B, client_id="compat-aiokafka", **sec())
+    await a.start()
+    try:
+        r = await a.create_topics([NewTopic(t, TXN_PARTITIONS, 1)])
+        expect(not topic_errors(r), f"CreateTopics errors {topic_errors(r)}")
+    finally:
+        await a.close()
+    with suite.needs("transactions"):
+        p = AIOKafkaProducer(bootstrap_servers=B, client_id="compat-aiokafka",
+                             transactional_id=f"compat-aiokafka-{suite.run_id}", **sec())
+        await asyncio.wait_for(p.start(), 15)  # InitProducerId with the transactional id
+        try:
+            futs = []
+            for n, (outcome, _) in enumerate(TXN_PLAN):
+                await asyncio.wait_for(p.begin_transaction(), 15)  # waits for the producer id
+                for part in range(TXN_PARTITIONS):
+                    futs += [await p.send(t, value=v, partition=part) for v in txn_values(n, part)]
+                if outcome == "abort":
+                    # Written to the log before the abort, so the broker has something to hide.
+                    await asyncio.wait_for(asyncio.gather(*futs), 15)
+                    await asyncio.wait_for(p.abort_transaction(), 15)
+                else:
+                    await asyncio.wait_for(p.commit_transaction(), 15)
+            mds = await asyncio.wait_for(asyncio.gather(*futs), 15)
+            expect(len(mds) == txn_count(False), f"{len(mds)} acknowledged records, want {txn_count(False)}")
+        finally:
+            await p.stop()
+        check_txn_read(await read_txn_topic(t, "read_committed"), committed_only=True)
+        check_txn_read(await read_txn_topic(t, "read_uncommitted"), committed_only=False)
+    suite.verify(**txn_verify_spec(t))
+    return TXN_NOTE
+
+
 async def acl_denied():
     ok, no = suite.topic("acl_ok"), suite.topic("acl_no")
     md = await produce(ok, records(3), limited=True)
@@ -254,5 +307,6 @@ suite.run("consume_timestamp", run_async(consume_timestamp))
 suite.run("idempotent_produce", run_async(idempotent_produce))
 suite.run("group_commit_resume", run_async(group_commit_resume), timeout=40)
 suite.na("group_consumer_protocol", "aiokafka has no KIP-848 consumer")
+suite.run("transactions", run_async(transactions), timeout=60)
 if SECURITY:
     suite.run("acl_denied", run_async(acl_denied))

@@ -6,8 +6,9 @@ import confluent_kafka
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from harness import (NULLS, SECURITY, Check, Suite, check_records, expect, librdkafka_security,
-                     records)
+from harness import (NULLS, SECURITY, TXN_NOTE, TXN_PARTITIONS, TXN_PLAN, Check, Suite, check_records,
+                     check_txn_read, expect, librdkafka_security, records, txn_count, txn_values,
+                     txn_verify_spec)
 
 suite = Suite("confluent-kafka", confluent_kafka.__version__,
               f"librdkafka {confluent_kafka.libversion()[0]}")
@@ -228,6 +229,63 @@ def group_resume(protocol):
     return run
 
 
+def read_txn_topic(topic, isolation, timeout=15):
+    """{partition: [values]} of every partition of the transactions topic, read from the
+    beginning up to its end (partition EOF: the last stable offset under read_committed)."""
+    c = Consumer(base(**{"group.id": f"unused-{suite.run_id}", "enable.auto.commit": False,
+                         "enable.auto.offset.store": False, "enable.partition.eof": True,
+                         "isolation.level": isolation}))
+    c.assign([TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING) for p in range(TXN_PARTITIONS)])
+    got, eof = {}, set()
+    deadline = time.monotonic() + timeout
+    try:
+        while len(eof) < TXN_PARTITIONS and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    eof.add(m.partition())
+                    continue
+                raise Check(f"{isolation} consumer error: {m.error()}")
+            got.setdefault(m.partition(), []).append(m.value())
+    finally:
+        c.close()
+    expect(len(eof) == TXN_PARTITIONS, f"{isolation} consumer reached the end of {sorted(eof)} of "
+           f"{TXN_PARTITIONS} partitions within {timeout}s ({sum(map(len, got.values()))} records){last_error()}")
+    return got
+
+
+def transactions():
+    t = suite.topic("txn")
+    a = AdminClient(base())  # kept alive until the result is in
+    a.create_topics([NewTopic(t, TXN_PARTITIONS, 1)])[t].result(15)
+    with suite.needs("transactions"):
+        p = Producer(base(**{"transactional.id": f"compat-confluent-{suite.run_id}"}))
+        reports = []
+        for n, (outcome, _) in enumerate(TXN_PLAN):
+            if n == 0:
+                p.init_transactions(15)
+            p.begin_transaction()
+            for part in range(TXN_PARTITIONS):
+                for v in txn_values(n, part):
+                    p.produce(t, value=v, partition=part, on_delivery=lambda err, msg: reports.append(err))
+            if outcome == "abort":
+                # Written to the log before the abort, so the broker has something to hide.
+                left = p.flush(15)
+                expect(left == 0, f"{left} messages of the aborted transaction not delivered within 15s")
+                p.abort_transaction(15)
+            else:
+                p.commit_transaction(15)
+        bad = [e for e in reports if e is not None]
+        expect(not bad, f"delivery error: {bad[0] if bad else ''}")
+        expect(len(reports) == txn_count(False), f"{len(reports)} delivery reports, want {txn_count(False)}")
+        check_txn_read(read_txn_topic(t, "read_committed"), committed_only=True)
+        check_txn_read(read_txn_topic(t, "read_uncommitted"), committed_only=False)
+    suite.verify(**txn_verify_spec(t))
+    return TXN_NOTE
+
+
 def acl_denied():
     ok, no = suite.topic("acl_ok"), suite.topic("acl_no")
     reps = produce(ok, records(3), limited=True)
@@ -254,5 +312,6 @@ suite.run("consume_timestamp", consume_timestamp)
 suite.run("idempotent_produce", idempotent_produce)
 suite.run("group_commit_resume", group_resume("classic"), timeout=40)
 suite.run("group_consumer_protocol", group_resume("consumer"), timeout=40)
+suite.run("transactions", transactions, timeout=60)
 if SECURITY:
     suite.run("acl_denied", acl_denied)

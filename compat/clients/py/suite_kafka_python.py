@@ -8,8 +8,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.structs import OffsetAndMetadata
 
-from harness import (NULLS, SECURITY, Check, Suite, check_records, expect, is_authorization_error,
-                     records, security)
+from harness import (NULLS, SECURITY, TXN_NOTE, TXN_PARTITIONS, TXN_PLAN, Check, Suite, check_records,
+                     check_txn_read, expect, is_authorization_error, records, security, txn_count,
+                     txn_values, txn_verify_spec)
 
 suite = Suite("kafka-python", kafka.__version__)
 B = suite.bootstrap
@@ -209,6 +210,56 @@ def group_commit_resume():
         second.close()
 
 
+def read_txn_topic(topic, isolation, timeout=15):
+    """{partition: [values]} of the transactions topic, from the beginning until the
+    expected number of records (read_committed: the committed ones) has arrived."""
+    c = consumer(isolation_level=isolation)
+    tps = [TopicPartition(topic, p) for p in range(TXN_PARTITIONS)]
+    try:
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        n = txn_count(isolation == "read_committed")
+        got = {}
+        for m in poll_n(c, n, timeout):
+            got.setdefault(m.partition, []).append(m.value)
+    finally:
+        c.close()
+    return got
+
+
+def transactions():
+    t = suite.topic("txn")
+    a = admin()
+    try:
+        a.create_topics([NewTopic(t, TXN_PARTITIONS, 1)])
+    finally:
+        a.close()
+    with suite.needs("transactions"):
+        p = KafkaProducer(bootstrap_servers=B, client_id="compat-kafka-python",
+                          transactional_id=f"compat-kafka-python-{suite.run_id}", **sec())
+        try:
+            p.init_transactions()
+            futs = []
+            for n, (outcome, _) in enumerate(TXN_PLAN):
+                p.begin_transaction()
+                for part in range(TXN_PARTITIONS):
+                    futs += [p.send(t, value=v, partition=part) for v in txn_values(n, part)]
+                if outcome == "abort":
+                    # Written to the log before the abort, so the broker has something to hide.
+                    p.flush(timeout=15)
+                    p.abort_transaction()
+                else:
+                    p.commit_transaction()
+            offsets = [f.get(timeout=15).offset for f in futs]
+            expect(len(offsets) == txn_count(False), f"{len(offsets)} acknowledged records, want {txn_count(False)}")
+        finally:
+            p.close(timeout=5)
+        check_txn_read(read_txn_topic(t, "read_committed"), committed_only=True)
+        check_txn_read(read_txn_topic(t, "read_uncommitted"), committed_only=False)
+    suite.verify(**txn_verify_spec(t))
+    return TXN_NOTE
+
+
 def acl_denied():
     ok, no = suite.topic("acl_ok"), suite.topic("acl_no")
     md = produce(ok, records(3), limited=True)
@@ -232,5 +283,6 @@ suite.run("consume_timestamp", consume_timestamp)
 suite.run("idempotent_produce", idempotent_produce)
 suite.run("group_commit_resume", group_commit_resume, timeout=40)
 suite.na("group_consumer_protocol", "kafka-python has no KIP-848 consumer")
+suite.run("transactions", transactions, timeout=60)
 if SECURITY:
     suite.run("acl_denied", acl_denied)

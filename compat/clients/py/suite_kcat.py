@@ -202,5 +202,6 @@ suite.run("consume_timestamp", consume_timestamp)
 suite.run("idempotent_produce", idempotent_produce)
 suite.run("group_commit_resume", group_commit_resume, timeout=45)
 suite.na("group_consumer_protocol", "librdkafka 2.0 (kcat) predates KIP-848")
+suite.na("transactions", "kcat has no transactional producer")
 if SECURITY:
     suite.run("acl_denied", acl_denied)

@@ -12,7 +12,7 @@ use herald_log::batch::build::{Options, SimpleRecord, batch_with};
 use herald_log::batch::{self, BatchHeader, OFFSET_ATTRIBUTES, OFFSET_CRC, OFFSET_LENGTH};
 use herald_log::compression::{self, Codec};
 use herald_log::partition_log::{CLEAN_SHUTDOWN_FILE, PRODUCER_SNAPSHOT_FILE};
-use herald_log::producer_state::{PRODUCERS_PER_PARTITION_MAX, ProducerStateTable};
+use herald_log::producer_state::{PRODUCERS_TRACKED_MAX, ProducerStateTable};
 use herald_log::{LogConfig, PartitionLog, records, segment};
 
 /// Most bytes a fuzzed batch may decompress to here.
@@ -346,7 +346,7 @@ pub fn index(data: &[u8]) {
 /// `producer_snapshot`: a log of idempotent batches whose producer snapshot
 /// is then replaced (mode bit 0: XOR onto the real snapshot instead). The
 /// snapshot decodes or is rejected, the log opens, holds at most
-/// `PRODUCERS_PER_PARTITION_MAX` producers, and the producer's next batch is
+/// `PRODUCERS_TRACKED_MAX` producers, and the producer's next batch is
 /// answered (accepted or refused with a typed error).
 pub fn producer_snapshot(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
@@ -391,7 +391,7 @@ pub fn producer_snapshot(data: &[u8]) {
     let Ok((mut log, _)) = PartitionLog::open(&path, small_log_config()) else {
         return;
     };
-    assert!(log.producers().len() <= PRODUCERS_PER_PARTITION_MAX);
+    assert!(log.producers().len() <= PRODUCERS_TRACKED_MAX);
     let _ = log.append(&one_batch(3), 1_800_000_000_000);
     let _ = log.append(&one_batch(0), 1_800_000_000_000);
 }

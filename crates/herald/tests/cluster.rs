@@ -20,6 +20,7 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 struct Cluster {
@@ -367,6 +368,30 @@ async fn acknowledged_records_survive_broker_kills_exactly_once_in_order() {
             i + 1
         );
     }
+
+    // Transactions are refused in cluster mode, with a fatal error (the
+    // application stops at init_transactions instead of retrying) and a log line.
+    let txn: rdkafka::producer::BaseProducer = cluster
+        .client(&[("transactional.id", "tx-cluster")])
+        .create()
+        .expect("transactional producer");
+    let e = rdkafka::producer::Producer::init_transactions(&txn, Duration::from_secs(30))
+        .expect_err("cluster mode refuses transactions");
+    assert!(
+        e.rdkafka_error_code() == Some(RDKafkaErrorCode::TransactionalIdAuthorizationFailed),
+        "{e:?}"
+    );
+    let logged = |c: &Cluster| {
+        c.brokers
+            .iter()
+            .map(|b| b.log_count(&["transactions are not supported in cluster mode yet"]))
+            .sum::<usize>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while logged(&cluster) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(logged(&cluster) > 0, "a broker logs the refusal");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -346,7 +346,7 @@ pub fn parse_marker(bytes: &[u8], header: &BatchHeader) -> Option<EndTxnMarker> 
         _ => return None,
     };
     // Value: i16 version, i32 coordinator epoch.
-    let value = record.value?;
+    let value = record.value()?;
     if value.len() < 6 || be_i16(value, 0) < 0 {
         return None;
     }

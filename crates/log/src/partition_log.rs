@@ -120,6 +120,11 @@ pub struct PartitionLog {
     /// marker offset), in marker order. They still hold the last stable
     /// offset back, as Kafka's unreplicated transactions do.
     completed_unstable: VecDeque<(i64, i64)>,
+    /// Whether a segment may hold aborted transaction index entries (set at
+    /// open and by every entry written, never cleared while open): a
+    /// read_committed read of a partition that never saw an abort looks at
+    /// no segment's index (librdkafka consumers read committed by default).
+    aborted_txns_indexed: bool,
 }
 
 pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
@@ -246,6 +251,7 @@ impl PartitionLog {
             offline: None,
             out_of_space: false,
             completed_unstable: VecDeque::new(),
+            aborted_txns_indexed: false,
         };
         if !clean {
             // What a crashed process wrote may still be only in the page cache:
@@ -254,6 +260,7 @@ impl PartitionLog {
         }
         log.durable = log.durable_now();
         log.rebuild_producer_state()?;
+        log.aborted_txns_indexed = log.segments.values().any(|s| s.txn_index().entries() > 0);
         report.segments = log.segments.len();
         report.duration = started.elapsed();
         Ok((log, report))
@@ -456,14 +463,20 @@ impl PartitionLog {
         // Idempotence: every batch is checked against its producer's state, or
         // against the producer's batches earlier in this request if it has
         // some. A retry of a cached batch is answered with its offset.
-        let mut in_request = ProducerStateTable::default();
+        // Only a later batch of the same request reads it: made only for
+        // requests of several batches with a producer id (nothing to build or
+        // drop for one batch, the usual case).
+        let mut in_request: Option<ProducerStateTable> = None;
+        let several = headers.len() > 1;
         let mut txns_begun = 0usize;
         for h in &headers {
-            let earlier_in_request = h.has_producer_id() && in_request.get(h.producer_id).is_some();
-            let verdict = if earlier_in_request {
-                in_request.check(h)?
-            } else {
-                self.producers.check(h)?
+            let earlier = in_request
+                .as_ref()
+                .filter(|t| h.has_producer_id() && t.get(h.producer_id).is_some());
+            let earlier_in_request = earlier.is_some();
+            let verdict = match earlier {
+                Some(t) => t.check(h)?,
+                None => self.producers.check(h)?,
             };
             if h.is_transactional()
                 && !earlier_in_request
@@ -472,7 +485,12 @@ impl PartitionLog {
                 txns_begun += 1;
             }
             match verdict {
-                SequenceVerdict::Append => in_request.record(h),
+                SequenceVerdict::Append
+                    if several && h.has_producer_id() && h.base_sequence >= 0 =>
+                {
+                    in_request.get_or_insert_with(Default::default).record(h)
+                }
+                SequenceVerdict::Append => {}
                 SequenceVerdict::Duplicate { base_offset } if headers.len() == 1 => {
                     return Ok(AppendInfo {
                         base_offset,

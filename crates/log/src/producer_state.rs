@@ -23,6 +23,15 @@ pub const PRODUCERS_PER_PARTITION_MAX: usize = 10_000;
 /// it), so this bounds the table too. A batch that would open one more is
 /// refused (retriable) until a marker closes one.
 pub const OPEN_TXNS_PER_PARTITION_MAX: usize = 10_000;
+/// The most producers a table holds: beyond `PRODUCERS_PER_PARTITION_MAX`
+/// only while every one has an open transaction (none may be evicted), and
+/// one more then.
+pub const PRODUCERS_TRACKED_MAX: usize =
+    if PRODUCERS_PER_PARTITION_MAX > OPEN_TXNS_PER_PARTITION_MAX {
+        PRODUCERS_PER_PARTITION_MAX
+    } else {
+        OPEN_TXNS_PER_PARTITION_MAX
+    } + 1;
 /// A producer snapshot larger than this is not read (it is corrupt): every
 /// line is under 200 bytes and there are at most the two bounds above.
 pub const SNAPSHOT_BYTES_MAX: u64 = 8 << 20;
@@ -340,7 +349,7 @@ impl ProducerStateTable {
         };
         let offset: i64 = head[2].parse().ok()?;
         let count: usize = head[3].parse().ok()?;
-        if count > PRODUCERS_PER_PARTITION_MAX + OPEN_TXNS_PER_PARTITION_MAX {
+        if count > PRODUCERS_TRACKED_MAX {
             return None;
         }
         let mut table = ProducerStateTable::default();
@@ -460,5 +469,94 @@ mod tests {
             t.check(&header(7, 0, 12, 1, 0)),
             Err(LogError::InvalidProducerEpoch { .. })
         ));
+    }
+
+    fn txn_header(pid: i64, epoch: i16, seq: i32, base: i64) -> BatchHeader {
+        let mut h = header(pid, epoch, seq, 1, base);
+        h.attributes |= batch::ATTRIBUTE_TRANSACTIONAL;
+        h
+    }
+
+    fn marker_at(pid: i64, epoch: i16, commit: bool, offset: i64) -> (BatchHeader, EndTxnMarker) {
+        let m = EndTxnMarker {
+            producer_id: pid,
+            producer_epoch: epoch,
+            commit,
+            coordinator_epoch: 0,
+        };
+        let mut b = build::marker(&m, 0);
+        batch::assign_offset(&mut b, offset, 0);
+        (BatchHeader::parse(&b).unwrap(), m)
+    }
+
+    #[test]
+    fn a_producer_with_an_open_transaction_is_never_evicted() {
+        let mut t = ProducerStateTable::default();
+        // Producer 1 writes first (the oldest) and opens a transaction.
+        t.record(&txn_header(1, 0, 0, 0));
+        let n = PRODUCERS_PER_PARTITION_MAX as i64;
+        for pid in 2..=n + 5 {
+            t.record(&header(pid, 0, 0, 1, pid));
+        }
+        assert_eq!(t.len(), PRODUCERS_PER_PARTITION_MAX);
+        assert_eq!(t.open_txn_of(1), Some(0), "kept although the oldest");
+        for pid in 2..=6 {
+            assert!(
+                t.get(pid).is_none(),
+                "{pid}: the oldest without a transaction went"
+            );
+        }
+        assert_eq!(t.first_open_txn_offset(), Some(0));
+        // Ended (its marker is older than every other write), it may go.
+        let (h, m) = marker_at(1, 0, true, 1);
+        assert_eq!(t.record_marker(&h, &m), Some(0));
+        assert_eq!(t.first_open_txn_offset(), None);
+        t.record(&header(n + 10, 0, 0, 1, n + 10));
+        assert!(t.get(1).is_none());
+        assert_eq!(t.len(), PRODUCERS_PER_PARTITION_MAX);
+
+        // Every producer in a transaction: a new one is still tracked, one
+        // beyond the bound, and replaces only others without one.
+        let mut t = ProducerStateTable::default();
+        for pid in 0..OPEN_TXNS_PER_PARTITION_MAX as i64 {
+            t.record(&txn_header(pid, 0, 0, pid));
+        }
+        t.record(&header(-5 + i64::MAX, 0, 0, 1, n * 2));
+        t.record(&header(-6 + i64::MAX, 0, 0, 1, n * 2 + 1));
+        assert_eq!(t.len(), PRODUCERS_TRACKED_MAX);
+        assert_eq!(t.open_txn_count(), OPEN_TXNS_PER_PARTITION_MAX);
+        assert!(t.get(-6 + i64::MAX).is_some());
+    }
+
+    #[test]
+    fn open_transactions_order_the_lso_and_survive_the_snapshot() {
+        let mut t = ProducerStateTable::default();
+        t.record(&txn_header(1, 0, 0, 10));
+        t.record(&txn_header(2, 0, 0, 11));
+        t.record(&txn_header(1, 0, 1, 12));
+        assert_eq!(t.first_open_txn_offset(), Some(10));
+        assert_eq!(t.first_open_txn_offset_except(1), Some(11));
+        let (h, m) = marker_at(1, 0, false, 13);
+        assert_eq!(t.record_marker(&h, &m), Some(10));
+        assert_eq!(t.first_open_txn_offset(), Some(11));
+        let text = t.encode_snapshot(14);
+        let (offset, back) = ProducerStateTable::decode_snapshot(&text).unwrap();
+        assert_eq!(offset, 14);
+        assert_eq!(back.first_open_txn_offset(), Some(11));
+        assert_eq!(back.open_txn_of(1), None);
+        let p1 = back.get(1).unwrap();
+        assert_eq!(
+            (p1.coordinator_epoch, p1.last_sequence(), p1.last_offset),
+            (0, 1, 13)
+        );
+        // Two transactions at one offset, or a count that lies: refused.
+        let dup = "herald-producer-snapshot 2 20 2\n1 0 10 0:0:10 10 -1 5\n2 0 11 0:0:11 10 -1 5\n";
+        assert!(ProducerStateTable::decode_snapshot(dup).is_none());
+        let lies = "herald-producer-snapshot 2 20 3\n1 0 10 - -1 -1 5\n";
+        assert!(ProducerStateTable::decode_snapshot(lies).is_none());
+        let v1 = "herald-producer-snapshot 1 20 1\n1 0 10 0:0:10\n";
+        let (_, t1) = ProducerStateTable::decode_snapshot(v1).unwrap();
+        assert_eq!(t1.get(1).unwrap().txn_first_offset, None);
+        assert!(ProducerStateTable::decode_snapshot("herald-producer-snapshot 3 20 0\n").is_none());
     }
 }

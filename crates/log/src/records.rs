@@ -53,10 +53,27 @@ pub struct RecordView<'a> {
     pub timestamp_delta: i64,
     pub key: Option<&'a [u8]>,
     pub value_is_null: bool,
-    /// The value's bytes (None: null).
-    pub value: Option<&'a [u8]>,
     /// The whole encoded record, length prefix included: copied verbatim when kept.
     pub bytes: &'a [u8],
+}
+
+impl<'a> RecordView<'a> {
+    /// The value's bytes (None: null), read again from the record's bytes
+    /// (off the produce path, which only needs to know it is there: markers).
+    pub fn value(&self) -> Option<&'a [u8]> {
+        let b = self.bytes;
+        let mut p = 0;
+        let len = read_varint(b, &mut p).ok()?;
+        let body = b.get(..p.checked_add(usize::try_from(len).ok()?)?)?;
+        p += 1; // attributes
+        read_varlong(body, &mut p).ok()?;
+        read_varint(body, &mut p).ok()?;
+        if let Some(n) = read_length(body, &mut p).ok()? {
+            p += n;
+        }
+        let n = read_length(body, &mut p).ok()??;
+        body.get(p..p + n)
+    }
 }
 
 /// Reads a zigzag varlong at `*pos` (at most 10 bytes).
@@ -159,13 +176,12 @@ fn walk<'a>(
             }
             None => None,
         };
-        let value = match read_length(body, &mut p)? {
+        let value_is_null = match read_length(body, &mut p)? {
             Some(n) => {
-                let v = &body[p..p + n];
                 p += n;
-                Some(v)
+                false
             }
-            None => None,
+            None => true,
         };
         read_varint(body, &mut p)?; // header count: present, headers themselves not parsed
         if p > body_end {
@@ -179,8 +195,7 @@ fn walk<'a>(
             offset_delta,
             timestamp_delta,
             key,
-            value_is_null: value.is_none(),
-            value,
+            value_is_null,
             bytes: &section[start..body_end],
         });
         pos = body_end;

@@ -555,6 +555,51 @@ mod tests {
     }
 
     #[test]
+    fn any_bytes_load_as_a_sound_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(txn_index_file_name(0));
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let good: Vec<u8> = (0..20)
+            .flat_map(|i| entry(1 + i, i * 10, i * 10 + 5, i * 10 + 6).encode())
+            .collect();
+        for round in 0..300 {
+            let mut bytes = good.clone();
+            bytes.truncate(next() as usize % (good.len() + 1));
+            for _ in 0..(round % 4) {
+                if !bytes.is_empty() {
+                    let i = next() as usize % bytes.len();
+                    bytes[i] = next() as u8;
+                }
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            let idx = TxnIndex::load(dir.path(), 0, 150, 1 << 20).unwrap();
+            let entries = idx.all_entries().unwrap();
+            assert_eq!(entries.len() as u64, idx.entries());
+            assert!(
+                entries
+                    .windows(2)
+                    .all(|w| w[0].last_offset < w[1].last_offset)
+            );
+            assert!(entries.iter().all(|e| e.last_offset < 150));
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().len(),
+                idx.entries() * TXN_INDEX_ENTRY_BYTES as u64
+            );
+            let mut out = Vec::new();
+            if let Some(v) = idx.view() {
+                v.collect(0, 200, &mut out, 100).unwrap();
+            }
+            assert_eq!(out, entries);
+        }
+    }
+
+    #[test]
     fn truncation_from_an_offset_and_undo() {
         let dir = tempfile::tempdir().unwrap();
         let mut idx = TxnIndex::create(dir.path(), 0).unwrap();

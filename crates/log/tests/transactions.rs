@@ -255,6 +255,9 @@ fn last_stable_offset_with_two_interleaved_transactions() {
     assert_eq!(p1.last_timestamp_ms, 5, "the marker's timestamp");
 }
 
+/// (fetch offset, max bytes, aborted (producer, first offset) expected).
+type OverlapCase = (i64, usize, &'static [(i64, i64)]);
+
 #[test]
 fn abort_index_entries_and_the_aborted_transactions_a_read_reports() {
     let dir = tempdir();
@@ -281,7 +284,7 @@ fn abort_index_entries_and_the_aborted_transactions_a_read_reports() {
     );
     // Overlap selection: marker at or after the fetch offset, first offset
     // below the end of what was read.
-    let cases: [(i64, usize, &[(i64, i64)]); 6] = [
+    let cases: [OverlapCase; 6] = [
         (0, 1 << 20, &[(1, 0), (3, 6), (1, 8)]),
         (2, 1 << 20, &[(1, 0), (3, 6), (1, 8)]),
         (3, 1 << 20, &[(3, 6), (1, 8)]),
@@ -368,10 +371,13 @@ fn write_mixed(dir: &Path, config: &LogConfig) -> PartitionLog {
         log.append(&plain_batch(1), 0).unwrap();
         // One producer aborts, one commits, one stays open over rounds.
         let aborting = 1 + (round % 3) as i64;
-        log.write_marker(&marker(aborting, 0, false, round), 0)
+        log.write_marker(&marker(aborting, 0, false, round as i32), 0)
             .unwrap();
-        log.write_marker(&marker(1 + ((round + 1) % 3) as i64, 0, true, round), 0)
-            .unwrap();
+        log.write_marker(
+            &marker(1 + ((round + 1) % 3) as i64, 0, true, round as i32),
+            0,
+        )
+        .unwrap();
     }
     // An abort in the active segment too (producer 3 ended in the last round).
     log.append(&txn_batch(3, 0, seqs[3], 1), 0).unwrap();

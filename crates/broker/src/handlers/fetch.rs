@@ -3,6 +3,14 @@
 //! `min_bytes` waits until a produce brings more or `max_wait_ms` passes, and is
 //! answered as soon as `min_bytes` is reached.
 //!
+//! read_committed (`isolation_level` 1): the engine reads below the last
+//! stable offset only, so only data below it counts towards `min_bytes`; a
+//! fetch waiting there is woken when the LSO moves, by the engine's
+//! `readable_advanced` signal, which the local engine bumps when it writes a
+//! transaction marker (at once with relaxed flushing, after the marker's
+//! fsync with fsync on ack). Appends of transactional data wake it too (it
+//! then finds nothing new below the LSO and waits on).
+//!
 //! Incremental fetch sessions (KIP-227) are not created: the response carries
 //! session id 0, which tells clients to keep sending full fetches.
 

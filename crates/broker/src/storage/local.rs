@@ -483,3 +483,6 @@ impl PartitionStorage for Partition {
         self
     }
 }
+
+#[cfg(test)]
+mod tests;

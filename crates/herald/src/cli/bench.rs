@@ -61,10 +61,23 @@ pub struct BenchArgs {
     /// Producer instances (each its own connection and thread).
     #[arg(long, default_value_t = 1)]
     pub producers: usize,
+    /// Idempotent producers (`enable.idempotence=true`); implied by
+    /// --transaction-records.
+    #[arg(long)]
+    pub idempotence: bool,
+    /// Records per transaction (0: none). Each producer gets its own
+    /// transactional id and commits every this many records, waiting for the
+    /// commit before the next transaction begins, as a transactional
+    /// application does.
+    #[arg(long, default_value_t = 0)]
+    pub transaction_records: u64,
     /// Hide the progress bar.
     #[arg(long)]
     pub no_progress: bool,
 }
+
+/// How long a bench producer waits for InitProducerId and for each commit.
+const TXN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Latencies are recorded in microseconds, up to an hour.
 fn histogram() -> Histogram<u64> {
@@ -82,6 +95,8 @@ struct Stats {
     acked: AtomicU64,
     failed: AtomicU64,
     bytes: AtomicU64,
+    /// Transactions committed (--transaction-records).
+    transactions: AtomicU64,
     latency_us: Mutex<Histogram<u64>>,
     last_error: Mutex<Option<String>>,
 }
@@ -96,6 +111,7 @@ impl Stats {
             acked: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            transactions: AtomicU64::new(0),
             latency_us: Mutex::new(histogram()),
             last_error: Mutex::new(None),
         })
@@ -148,6 +164,13 @@ fn producer_config(common: &Common, a: &BenchArgs) -> anyhow::Result<ClientConfi
         .set("queue.buffering.max.kbytes", "1048576")
         .set("message.timeout.ms", "120000")
         .set_log_level(RDKafkaLogLevel::Error);
+    if a.idempotence || a.transaction_records > 0 {
+        c.set("enable.idempotence", "true");
+    }
+    if a.transaction_records > 0 {
+        // librdkafka wants message.timeout.ms <= transaction.timeout.ms.
+        c.set("transaction.timeout.ms", "120000");
+    }
     Ok(c)
 }
 
@@ -213,11 +236,24 @@ fn run_producers(
 ) -> anyhow::Result<()> {
     let n = a.producers.max(1);
     let per_producer = a.count / n as u64;
+    let txn_records = a.transaction_records;
     let mut handles = Vec::new();
-    for _ in 0..n {
-        let cfg = producer_config(common, a)?;
+    for i in 0..n {
+        let mut cfg = producer_config(common, a)?;
+        if txn_records > 0 {
+            // One transactional id per producer and run: producers of one run must
+            // not fence each other, nor a later run this one's leftovers.
+            cfg.set(
+                "transactional.id",
+                format!("herald-bench-{}-{i}", std::process::id()),
+            );
+        }
         let producer: ThreadedProducer<BenchContext> =
             cfg.create_with_context(BenchContext(stats.clone()))?;
+        if txn_records > 0 {
+            producer.init_transactions(TXN_TIMEOUT)?;
+            producer.begin_transaction()?;
+        }
         let stats = stats.clone();
         let topic = a.topic.clone();
         let size = a.size.max(8);
@@ -265,6 +301,18 @@ fn run_producers(
                     }
                 }
                 sent += 1;
+                if txn_records > 0 && sent.is_multiple_of(txn_records) {
+                    producer.commit_transaction(TXN_TIMEOUT)?;
+                    stats.transactions.fetch_add(1, Ordering::Relaxed);
+                    producer.begin_transaction()?;
+                }
+            }
+            if txn_records > 0 {
+                // The last, partial (or empty) transaction.
+                producer.commit_transaction(TXN_TIMEOUT)?;
+                if !sent.is_multiple_of(txn_records) {
+                    stats.transactions.fetch_add(1, Ordering::Relaxed);
+                }
             }
             producer.flush(Duration::from_secs(120))?;
             Ok(())
@@ -301,6 +349,12 @@ fn report(
             "messages": msgs, "failed": failed, "seconds": secs, "msgs_per_sec": msgs as f64 / secs,
             "mb_per_sec": bytes as f64 / secs / 1e6,
         });
+        if a.transaction_records > 0 {
+            v["transaction_records"] = json!(a.transaction_records);
+            v["transactions"] = json!(stats.transactions.load(Ordering::Relaxed));
+        } else if a.idempotence {
+            v["idempotence"] = json!(true);
+        }
         if with_latency {
             v["latency_ms"] = json!({"p50": ms(0.5), "p95": ms(0.95), "p99": ms(0.99), "p99_9": ms(0.999), "max": h.max() as f64 / 1000.0});
         }
@@ -313,7 +367,18 @@ fn report(
     }
     let mut t = Table::new(&headers);
     let mut row = vec![
-        format!("{kind} {}B acks={}", a.size, a.acks),
+        format!(
+            "{kind} {}B acks={}{}",
+            a.size,
+            a.acks,
+            if a.transaction_records > 0 {
+                format!(" txn={}", a.transaction_records)
+            } else if a.idempotence {
+                " idempotent".to_string()
+            } else {
+                String::new()
+            }
+        ),
         msgs.to_string(),
         format!("{secs:.2}"),
         format!("{:.0}", msgs as f64 / secs),

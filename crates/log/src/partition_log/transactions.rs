@@ -128,7 +128,7 @@ impl PartitionLog {
             }
         };
         let mut aborted = AbortedTxnsPlan::default();
-        if plan.is_some() {
+        if plan.is_some() && self.aborted_txns_indexed {
             let from = self
                 .segments
                 .range(..=offset)
@@ -207,6 +207,7 @@ impl PartitionLog {
             entry.as_ref(),
         );
         self.check_appended(r)?;
+        self.aborted_txns_indexed |= entry.is_some();
         let ended = self.producers.record_marker(&header, marker);
         if let Some(first) = ended
             && self.config.fsync_on_ack()
