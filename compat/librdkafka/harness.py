@@ -1326,7 +1326,7 @@ def main():
         if bad:
             log("quick mode: regressions: " + ", ".join(r["name"] for r in bad))
             return 1
-    if env("COMPAT_STRICT") == "1" and nfail:
+    if env("COMPAT_STRICT") == "1" and (nfail or any(r["state"] in ("FAILED", "NOT_RUN") for r in rf1_res)):
         return 1
     return 0
 

@@ -31,7 +31,13 @@ pub async fn replay_dead_letters_with(
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", brokers)
         .set("group.id", &group)
-        .set("enable.auto.commit", "false");
+        .set("enable.auto.commit", "false")
+        // Dead letters an exactly-once subscriber routed in a transaction
+        // that aborted are not dead letters; the end of a partition is then
+        // its last stable offset, told by a partition EOF (the last offsets
+        // may be transaction markers, never delivered as records).
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true");
     for (k, v) in extra {
         cc.set(k, v);
     }
@@ -82,10 +88,16 @@ pub async fn replay_dead_letters_with(
                 "replay of {dlq} did not finish in time"
             )));
         }
-        let Some(m) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
+        let m = match consumer.poll(Duration::from_millis(200)) {
+            None => continue,
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                if let Some((_, end)) = ends.iter().find(|(q, _)| *q == p) {
+                    done.insert(p, *end);
+                }
+                continue;
+            }
+            Some(m) => m?,
         };
-        let m = m?;
         let headers = crate::subscriber::collect_headers(&m);
         let target = crate::subscriber::header_str(&headers, h::ORIGINAL_TOPIC)
             .unwrap_or_else(|| topic.to_string());

@@ -139,13 +139,9 @@ impl Inner {
         let (group, topics) = self.level_group_and_topics(level);
         let instance = self.exactly_once.clone().unwrap_or_default();
         let transactional_id = format!("herald-events.{group}.{instance}");
-        let txn = Publisher::transactional(
-            &self.brokers,
-            &format!("herald-events/{group}"),
-            &transactional_id,
-            &self.config,
-        )
-        .await?;
+        let txn =
+            Publisher::transactional(&self.brokers, &self.source, &transactional_id, &self.config)
+                .await?;
         let consumer = self.consumer_exactly_once(&group)?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&names)?;

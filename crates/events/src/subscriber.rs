@@ -76,6 +76,7 @@ pub struct SubscriberBuilder {
     dedup: Option<Arc<Deduplicator>>,
     config: Vec<(String, String)>,
     exactly_once: Option<String>,
+    source: Option<String>,
 }
 
 impl SubscriberBuilder {
@@ -137,6 +138,14 @@ impl SubscriberBuilder {
         self
     }
 
+    /// The `source` stamped into the events handlers publish with
+    /// [`Context::publish`], and the client id of the subscriber's producers
+    /// (default `herald-events/<group>`).
+    pub fn source(mut self, source: &str) -> Self {
+        self.source = Some(source.to_string());
+        self
+    }
+
     /// Skips events whose id was handled within `window`.
     pub fn deduplicate(mut self, window: Duration) -> Self {
         self.dedup = Some(Arc::new(Deduplicator::new(window, 100_000)));
@@ -161,7 +170,10 @@ impl SubscriberBuilder {
                 "a subscriber needs at least one handler or topic".into(),
             ));
         }
-        let publisher = Publisher::new(&self.brokers, &format!("herald-events/{}", self.group))?;
+        let source = self
+            .source
+            .unwrap_or_else(|| format!("herald-events/{}", self.group));
+        let publisher = Publisher::new(&self.brokers, &source)?;
         Ok(Subscriber {
             inner: Arc::new(Inner {
                 brokers: self.brokers,
@@ -174,6 +186,7 @@ impl SubscriberBuilder {
                 publisher,
                 metrics: Metrics::default(),
                 exactly_once: self.exactly_once,
+                source,
             }),
         })
     }
@@ -192,6 +205,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: Metrics,
     /// The instance name, in exactly-once mode.
     pub(crate) exactly_once: Option<String>,
+    /// Stamped into published events; the producers' client id.
+    pub(crate) source: String,
 }
 
 #[derive(Clone)]
@@ -219,6 +234,7 @@ impl Subscriber {
             dedup: None,
             config: Vec::new(),
             exactly_once: None,
+            source: None,
         }
     }
 

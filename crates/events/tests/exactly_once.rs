@@ -293,6 +293,16 @@ async fn a_failed_attempt_is_aborted_and_the_input_handled_again() {
     assert_eq!(committed_total(&addr, "eos-flaky", 2), 12);
     let dlq = dead_letters(&addr);
     assert_eq!(dlq, ["c7"], "the dead letter committed with its offset");
+    // Replay reads the transactional dead-letter topic to its end (past the
+    // commit markers) and moves the one record back.
+    let replayed = tokio::time::timeout(
+        Duration::from_secs(30),
+        herald_events::dead_letter::replay_dead_letters(&addr, Charge::TOPIC),
+    )
+    .await
+    .expect("replay finished")
+    .expect("replay");
+    assert_eq!(replayed, 1);
 }
 
 /// Keys of the records in the input's dead-letter topic (read_committed).
@@ -419,6 +429,8 @@ async fn a_second_instance_joining_rebalances_without_duplicates_or_loss() {
         let h = handled.clone();
         Subscriber::builder(&addr, "eos-shared")
             .retry(no_retry_topics(1))
+            // Members hear of the rebalance sooner (librdkafka's default is 3 s).
+            .config("heartbeat.interval.ms", "300")
             .exactly_once(instance)
             .on::<Charge, _, _>(move |ctx: Context<Charge>| {
                 let h = h.clone();
@@ -447,7 +459,13 @@ async fn a_second_instance_joining_rebalances_without_duplicates_or_loss() {
     )
     .await;
     let (stop_b, task_b) = spawn(build("b", &b_handled));
-    publish_charges(&addr, 40..80).await;
+    // A trickle, so that work remains once the second instance has its
+    // partitions.
+    let publisher = Publisher::new(&addr, "test/storefront").expect("publisher");
+    for id in 40..80 {
+        publisher.publish(&Charge { id }).await.expect("published");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Handled counts run ahead of commits (an attempt aborted by the
     // rebalance was handled, then handled again): wait for the offsets.
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -1,6 +1,7 @@
 //! librdkafka's own integration tests against this build's broker: the CI
-//! selection (`compat/librdkafka/quick.txt`, test-runner -Q) and the security
-//! tests (`compat/librdkafka/security.txt`: TLS, SASL, ACLs). `.ci/run` builds
+//! selection (`compat/librdkafka/quick.txt`, test-runner -Q), two transaction
+//! tests that do nothing under -Q, and the security tests
+//! (`compat/librdkafka/security.txt`: TLS, SASL, ACLs). `.ci/run` builds
 //! the suite (`compat/librdkafka/build.sh`); the full sweep is
 //! `compat/librdkafka/run.sh`, the whole security selection
 //! `COMPAT_SECURITY=1 compat/librdkafka/run.sh`.
@@ -33,6 +34,20 @@ fn librdkafka_quick_selection_passes() {
     assert!(
         status.success(),
         "librdkafka quick selection failed (see target/librdkafka-tests/results)"
+    );
+}
+
+/// 0061 consumer_lag (its second half: lag behind a transactional producer,
+/// measured to the last stable offset) and 0137 barrier_batch_consume (its
+/// "control msgs flow" sub-test: batch consume across commit markers) return
+/// at once under test-runner -Q, so they run here in full mode; every row must
+/// pass (COMPAT_STRICT). About 1.5 minutes on 2 cores.
+#[test]
+fn librdkafka_transaction_selection_passes() {
+    let status = run(&[("COMPAT_TESTS", "0061,0137"), ("COMPAT_STRICT", "1")]);
+    assert!(
+        status.success(),
+        "librdkafka 0061/0137 failed (see target/librdkafka-tests/results/*-full)"
     );
 }
 

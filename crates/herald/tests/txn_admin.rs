@@ -116,7 +116,8 @@ fn txn_commands_show_a_transaction_through_its_life() {
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
     assert_eq!(listed[0]["transactional_id"], "cli-payments");
     assert_eq!(listed[0]["state"], "Empty");
-    assert_eq!(listed[0]["coordinator"], 0);
+    // The single node (the default --node-id, 1) coordinates every id.
+    assert_eq!(listed[0]["coordinator"], 1);
     let pid = listed[0]["producer_id"].as_i64().expect("producer id");
 
     p.begin_transaction().expect("begin");
@@ -124,7 +125,7 @@ fn txn_commands_show_a_transaction_through_its_life() {
     let table = ok(&b, &["txn", "list"]);
     assert_eq!(
         row(&table, "cli-payments"),
-        ["cli-payments", "0", &pid.to_string(), "Ongoing"]
+        ["cli-payments", "1", &pid.to_string(), "Ongoing"]
     );
     // Filters: by state, producer id, duration and pattern.
     let ids = |args: &[&str]| -> Vec<String> {
@@ -163,7 +164,7 @@ fn txn_commands_show_a_transaction_through_its_life() {
             "TopicPartitions"
         ]
     );
-    let r = row(&d, "0");
+    let r = row(&d, "1");
     assert_eq!(r[1], "cli-payments");
     assert_eq!(r[2], pid.to_string());
     assert_eq!(r[4], "Ongoing");
@@ -360,7 +361,7 @@ fn java_admin_client_lists_and_describes_transactions_and_producers() {
         init.starts_with("state=Empty ")
             && init.contains(" timeout=60000 ")
             && init.contains(" start=none ")
-            && init.contains(" coordinator=0 ")
+            && init.contains(" coordinator=1 ")
             && init.ends_with("partitions=[]"),
         "{init}"
     );

@@ -13,4 +13,7 @@
 pub mod events;
 pub mod services;
 
-pub use services::{Analytics, ShopOptions, ShopReport, replay_analytics, run_shop};
+pub use services::{
+    Analytics, ShopOptions, ShopReport, create_topics, make_order, payment_service_quiet,
+    replay_analytics, run_shop,
+};

@@ -84,7 +84,8 @@ const SKUS: [(&str, u64, u32); 5] = [
     ("signed-vinyl", 9_900, 20),
 ];
 
-fn make_order(n: u32) -> OrderPlaced {
+/// The storefront's order number `n`.
+pub fn make_order(n: u32) -> OrderPlaced {
     let mut items = vec![Item {
         sku: SKUS[(n % 4) as usize].0.into(),
         qty: 1 + n % 3,
@@ -106,7 +107,7 @@ fn make_order(n: u32) -> OrderPlaced {
     }
 }
 
-async fn create_topics(brokers: &str, partitions: i32) -> anyhow::Result<()> {
+pub async fn create_topics(brokers: &str, partitions: i32) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()?;
@@ -207,23 +208,15 @@ fn analytics_subscriber(
         .build()?)
 }
 
-/// Runs every service, places `orders` orders, waits for each to end
-/// (shipped, cancelled, or dead-lettered), and reports.
-pub async fn run_shop(opts: ShopOptions) -> anyhow::Result<ShopReport> {
-    let started = Instant::now();
-    let brokers = opts.brokers.clone();
-    create_topics(&brokers, opts.partitions).await?;
-    let tl = Arc::new(Timeline {
-        start: started,
-        show: opts.show,
-        quiet: opts.quiet,
-    });
-
-    // payment: card declines, a flaky gateway (retried), a broken gateway (dead-lettered).
-    let pay_pub = Publisher::new(&brokers, "shop/payment")?;
-    let flaky_attempts: Arc<Mutex<HashMap<String, u32>>> = Arc::new(Mutex::new(HashMap::new()));
-    let (tl1, fa) = (tl.clone(), flaky_attempts.clone());
-    let payment = Subscriber::builder(&brokers, "payment")
+/// The payment service: card declines, a flaky gateway (retried), a broken
+/// gateway (dead-lettered). Counting a payment twice is wrong, so it runs in
+/// exactly-once mode: each order's PaymentReceived or PaymentFailed commits
+/// in one transaction with the order's offset, and a restarted payment
+/// service (the same instance, `payment-0`) neither loses nor repeats one.
+fn payment_service(brokers: &str, tl: Arc<Timeline>) -> anyhow::Result<Subscriber> {
+    Ok(Subscriber::builder(brokers, "payment")
+        .exactly_once("payment-0")
+        .source("shop/payment")
         .retry(RetryPolicy {
             attempts_in_place: 1,
             initial_backoff: Duration::from_millis(10),
@@ -231,7 +224,7 @@ pub async fn run_shop(opts: ShopOptions) -> anyhow::Result<ShopReport> {
             retry_topic_delays: vec![Duration::from_millis(200), Duration::from_millis(500)],
         })
         .on::<OrderPlaced, _, _>(move |c: Context<OrderPlaced>| {
-            let (p, tl, fa) = (pay_pub.clone(), tl1.clone(), fa.clone());
+            let tl = tl.clone();
             async move {
                 let n = order_number(&c.event.order_id);
                 let id = c.event.order_id.clone();
@@ -243,21 +236,16 @@ pub async fn run_shop(opts: ShopOptions) -> anyhow::Result<ShopReport> {
                     );
                     anyhow::bail!("payment gateway returned HTTP 502 for {id}");
                 }
-                if n % 20 == 3 {
-                    let tries = {
-                        let mut m = fa.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-                        let e = m.entry(id.clone()).or_insert(0);
-                        *e += 1;
-                        *e
-                    };
-                    if tries <= 2 {
-                        tl.say(
-                            "payment",
-                            &id,
-                            format!("gateway timeout, will retry (attempt {})", c.attempt),
-                        );
-                        anyhow::bail!("payment gateway timeout");
-                    }
+                // The first two attempts time out. The attempt number travels
+                // with the event through the retry topics, so a restarted
+                // payment service agrees on it.
+                if n % 20 == 3 && c.attempt <= 2 {
+                    tl.say(
+                        "payment",
+                        &id,
+                        format!("gateway timeout, will retry (attempt {})", c.attempt),
+                    );
+                    anyhow::bail!("payment gateway timeout");
                 }
                 if n % 50 == 7 {
                     tl.say(
@@ -265,7 +253,7 @@ pub async fn run_shop(opts: ShopOptions) -> anyhow::Result<ShopReport> {
                         &id,
                         "OrderPlaced → PaymentFailed (card declined)".into(),
                     );
-                    p.publish(&PaymentFailed {
+                    c.publish(&PaymentFailed {
                         order_id: id,
                         reason: "card declined".into(),
                     })
@@ -279,7 +267,7 @@ pub async fn run_shop(opts: ShopOptions) -> anyhow::Result<ShopReport> {
                             dollars(c.event.total_cents)
                         ),
                     );
-                    p.publish(&PaymentReceived {
+                    c.publish(&PaymentReceived {
                         order_id: id,
                         amount_cents: c.event.total_cents,
                         items: c.event.items.clone(),
@@ -289,7 +277,35 @@ pub async fn run_shop(opts: ShopOptions) -> anyhow::Result<ShopReport> {
                 Ok(())
             }
         })
-        .build()?;
+        .build()?)
+}
+
+/// The payment service alone, printing nothing (for tests that stop and
+/// restart it).
+pub fn payment_service_quiet(brokers: &str) -> anyhow::Result<Subscriber> {
+    payment_service(
+        brokers,
+        Arc::new(Timeline {
+            start: Instant::now(),
+            show: 0,
+            quiet: true,
+        }),
+    )
+}
+
+/// Runs every service, places `orders` orders, waits for each to end
+/// (shipped, cancelled, or dead-lettered), and reports.
+pub async fn run_shop(opts: ShopOptions) -> anyhow::Result<ShopReport> {
+    let started = Instant::now();
+    let brokers = opts.brokers.clone();
+    create_topics(&brokers, opts.partitions).await?;
+    let tl = Arc::new(Timeline {
+        start: started,
+        show: opts.show,
+        quiet: opts.quiet,
+    });
+
+    let payment = payment_service(&brokers, tl.clone())?;
 
     // inventory: reserves the paid items (the payment event carries them, so
     // inventory does not depend on seeing OrderPlaced first, from another topic).

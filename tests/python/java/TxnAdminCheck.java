@@ -65,7 +65,6 @@ public class TxnAdminCheck {
         String id = "jtx-" + suffix;
         Properties ap = new Properties();
         ap.put("bootstrap.servers", bs);
-        ap.put("default.api.timeout.ms", "20000");
         admin = Admin.create(ap);
         try {
             admin.createTopics(List.of(new NewTopic(topic, 2, (short) 1))).all().get();

@@ -104,6 +104,9 @@ export function MessageBrowser({ topic, partitions, headerColumns = [], allowTai
   const [timestamp, setTimestamp] = useState('');
   const [filter, setFilter] = useState('');
   const [limit, setLimit] = useState('50');
+  // read_committed, as a transactional application's consumers read: records
+  // of aborted or still open transactions are not shown.
+  const [isolation, setIsolation] = useState('read_committed');
   const [page, setPage] = useState(null);
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
@@ -123,7 +126,7 @@ export function MessageBrowser({ topic, partitions, headerColumns = [], allowTai
     setBusy(true);
     setError(null);
     try {
-      const q = qs({ partitions: partParam(), filter: filter.trim(), limit, ...params });
+      const q = qs({ partitions: partParam(), filter: filter.trim(), limit, isolation, ...params });
       const res = await get(`/api/topics/${seg(topic)}/messages?${q}`, { signal: ctl.signal });
       setPage(res);
     } catch (e) {
@@ -168,7 +171,7 @@ export function MessageBrowser({ topic, partitions, headerColumns = [], allowTai
     }
     setTail([]);
     setTailState('connecting');
-    const q = qs({ partitions: partParam(), filter: filter.trim() });
+    const q = qs({ partitions: partParam(), filter: filter.trim(), isolation });
     const es = new EventSource(`/api/topics/${seg(topic)}/tail${q ? '?' + q : ''}`);
     es.onopen = () => setTailState('live');
     es.onerror = () => setTailState(es.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting');
@@ -216,7 +219,7 @@ export function MessageBrowser({ topic, partitions, headerColumns = [], allowTai
       es.close();
       clearTimeout(flush);
     };
-  }, [tailOn, topic]);
+  }, [tailOn, topic, isolation]);
 
   const togglePart = (p) =>
     setChosen((prev) => {
@@ -254,6 +257,12 @@ export function MessageBrowser({ topic, partitions, headerColumns = [], allowTai
         <input type="text" data-testid="filter" placeholder='key == "order-42" && value.total_cents > 100'
           value=${filter} onInput=${(e) => setFilter(e.target.value)} spellcheck="false" />
       </label>
+      <label title="read_committed leaves out records of aborted transactions and stops before an open one, as a transactional application's consumers read; read_uncommitted shows every record">Isolation
+        <select data-testid="isolation" value=${isolation} onChange=${(e) => setIsolation(e.target.value)}>
+          <option value="read_committed">read_committed</option>
+          <option value="read_uncommitted">read_uncommitted</option>
+        </select>
+      </label>
       <label>Limit <input type="number" min="1" max="500" class="num" data-testid="limit" value=${limit}
         onInput=${(e) => setLimit(e.target.value)} /></label>
       <button type="submit" class="primary" data-testid="search" disabled=${busy}>${busy ? 'Scanning…' : 'Search'}</button>
@@ -270,6 +279,9 @@ export function MessageBrowser({ topic, partitions, headerColumns = [], allowTai
       : page &&
         html`<div class="status" data-testid="browser-status">
             <span data-testid="result-count">${page.messages.length}</span> records · scanned ${page.scanned}
+            · <span data-testid="isolation-note">${page.isolation === 'read_uncommitted'
+              ? 'read_uncommitted: records of aborted and open transactions included'
+              : 'read_committed: records of aborted and open transactions hidden'}</span>
             ${page.budget_exhausted && html` · <span class="warn" data-testid="budget-exhausted">scan budget reached; page on to scan further</span>`}
             <span class="pager">
               <button type="button" data-testid="page-prev" disabled=${!page.prev_cursor || busy}

@@ -164,7 +164,10 @@ async fn replay(
     let group = replay_group(&source);
     let meta = ops::topic_meta(&caller.client, &dlq).await?;
     let parts: Vec<i32> = meta.partitions.iter().map(|(p, _)| *p).collect();
-    let marks = ops::watermarks(&caller.client, &dlq, &parts).await?;
+    // read_committed: a dead letter whose transaction was aborted (an
+    // exactly-once subscriber's routing that did not commit) is not one.
+    let isolation = ops::Isolation::ReadCommitted;
+    let marks = ops::watermarks_with(&caller.client, &dlq, &parts, isolation).await?;
     let committed = committed_on(&caller, &group, &dlq, &parts).await?;
     let mut targets: std::collections::BTreeMap<String, usize> = Default::default();
     let mut replayed = 0usize;
@@ -174,7 +177,7 @@ async fn replay(
         let (low, high) = marks[&p];
         let mut pos = committed.get(&p).copied().unwrap_or(low).max(low);
         while pos < high && replayed < REPLAY_RECORDS_MAX {
-            let f = ops::fetch(&caller.client, &dlq, &[(p, pos)], 0)
+            let f = ops::fetch(&caller.client, &dlq, &[(p, pos)], 0, isolation)
                 .await?
                 .into_iter()
                 .next()

@@ -9,6 +9,11 @@
 //! passed over", and its cursors (each partition's position) continue it
 //! without gaps or repeats. Pages are answered oldest first in both
 //! directions.
+//!
+//! Reads are read_committed unless the query says `isolation=read_uncommitted`:
+//! a page ends at the last stable offset (records of a transaction still open
+//! are not shown), records of aborted transactions are left out, and control
+//! batches (transaction markers) are never records. The page says which.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -275,6 +280,7 @@ impl Lane {
         topic: &str,
         dir: Direction,
         budget: &mut Budget,
+        isolation: ops::Isolation,
     ) -> ApiResult<()> {
         match dir {
             Direction::Forward => {
@@ -284,6 +290,7 @@ impl Lane {
                     self.partition,
                     self.fetch_pos,
                     self.fetch_bytes,
+                    isolation,
                 )
                 .await?;
                 budget.bytes += f.bytes;
@@ -306,7 +313,15 @@ impl Lane {
                 let mut got = Vec::new();
                 let mut cur = from;
                 while cur < upper && !budget.exhausted() {
-                    let f = fetch_one(caller, topic, self.partition, cur, self.fetch_bytes).await?;
+                    let f = fetch_one(
+                        caller,
+                        topic,
+                        self.partition,
+                        cur,
+                        self.fetch_bytes,
+                        isolation,
+                    )
+                    .await?;
                     budget.bytes += f.bytes;
                     let next = f.next_offset.max(f.log_start);
                     got.extend(f.records.into_iter().filter(|r| r.offset < upper));
@@ -336,12 +351,20 @@ async fn fetch_one(
     partition: i32,
     offset: i64,
     bytes: i32,
+    isolation: ops::Isolation,
 ) -> ApiResult<ops::Fetched> {
-    ops::fetch_sized(&caller.client, topic, &[(partition, offset)], 0, bytes)
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_GATEWAY, "BROKER", "empty fetch answer"))
+    ops::fetch_sized(
+        &caller.client,
+        topic,
+        &[(partition, offset)],
+        0,
+        bytes,
+        isolation,
+    )
+    .await?
+    .into_iter()
+    .next()
+    .ok_or_else(|| ApiError::new(StatusCode::BAD_GATEWAY, "BROKER", "empty fetch answer"))
 }
 
 #[derive(Deserialize)]
@@ -354,6 +377,8 @@ pub struct BrowseQuery {
     direction: Option<String>,
     filter: Option<String>,
     cursor: Option<String>,
+    /// read_committed (default) or read_uncommitted.
+    isolation: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -363,6 +388,9 @@ pub struct Page {
     prev_cursor: Option<String>,
     scanned: usize,
     budget_exhausted: bool,
+    /// How the page was read: read_committed leaves out records of aborted
+    /// and open transactions.
+    isolation: ops::Isolation,
 }
 
 async fn browse(
@@ -374,6 +402,7 @@ async fn browse(
     let _permit = scan_permit(&state)?;
     let filter = parse_filter(q.filter.as_deref())?;
     let limit = q.limit.unwrap_or(LIMIT_DEFAULT).clamp(1, LIMIT_MAX);
+    let isolation = ops::Isolation::parse(q.isolation.as_deref())?;
     let meta = ops::topic_meta(&caller.client, &name).await?;
     let cursor = q.cursor.as_deref().map(Cursor::decode).transpose()?;
     let partitions: Vec<i32> = match &cursor {
@@ -388,7 +417,8 @@ async fn browse(
         }
         None => ops::choose_partitions(&meta.partitions, q.partitions.as_deref())?,
     };
-    let marks = ops::watermarks(&caller.client, &name, &partitions).await?;
+    // With read_committed the end is the last stable offset.
+    let marks = ops::watermarks_with(&caller.client, &name, &partitions, isolation).await?;
     let asked_direction = match q.direction.as_deref() {
         None | Some("") | Some("forward") => Direction::Forward,
         Some("backward") => Direction::Backward,
@@ -479,7 +509,8 @@ async fn browse(
                     break;
                 }
                 let before = lane.fetch_pos;
-                lane.refill(&caller, &name, direction, &mut budget).await?;
+                lane.refill(&caller, &name, direction, &mut budget, isolation)
+                    .await?;
                 if lane.buf.is_empty() && lane.fetch_pos == before {
                     // No progress (the budget stopped a backward range).
                     budget_exhausted = budget.exhausted();
@@ -556,6 +587,7 @@ async fn browse(
         prev_cursor,
         scanned,
         budget_exhausted,
+        isolation,
     }))
 }
 

@@ -25,6 +25,38 @@ pub const LIST_OFFSETS_VERSION: i16 = 7;
 /// v12: topics by name (v13 switches to topic ids), flexible encoding.
 pub const FETCH_VERSION: i16 = 12;
 
+/// Which records a read shows (a Fetch's and ListOffsets' `isolation_level`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    /// Below the last stable offset only, without the records of aborted
+    /// transactions: what a transactional application's consumers see.
+    #[default]
+    ReadCommitted,
+    /// Every record, those of aborted and still open transactions too.
+    ReadUncommitted,
+}
+
+impl Isolation {
+    fn level(self) -> i8 {
+        match self {
+            Isolation::ReadUncommitted => 0,
+            Isolation::ReadCommitted => 1,
+        }
+    }
+
+    /// The `isolation` query parameter (read_committed when absent).
+    pub fn parse(v: Option<&str>) -> ApiResult<Isolation> {
+        match v {
+            None | Some("") | Some("read_committed") => Ok(Isolation::ReadCommitted),
+            Some("read_uncommitted") => Ok(Isolation::ReadUncommitted),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "bad isolation '{other}' (read_committed or read_uncommitted)"
+            ))),
+        }
+    }
+}
+
 /// ListOffsets' special timestamps.
 pub const LATEST: i64 = -1;
 pub const EARLIEST: i64 = -2;
@@ -109,9 +141,28 @@ pub async fn list_offsets(
     partitions: &[i32],
     timestamp: i64,
 ) -> ApiResult<BTreeMap<i32, i64>> {
+    list_offsets_with(
+        client,
+        topic,
+        partitions,
+        timestamp,
+        Isolation::ReadUncommitted,
+    )
+    .await
+}
+
+/// As [`list_offsets`] with `isolation`: LATEST is the last stable offset
+/// with read_committed.
+pub async fn list_offsets_with(
+    client: &KafkaClient,
+    topic: &str,
+    partitions: &[i32],
+    timestamp: i64,
+    isolation: Isolation,
+) -> ApiResult<BTreeMap<i32, i64>> {
     let mut req = ListOffsetsRequest::default();
     req.replica_id = BrokerId(-1);
-    req.isolation_level = 0;
+    req.isolation_level = isolation.level();
     let mut t = ListOffsetsTopic::default();
     t.name = TopicName(sb(topic));
     t.partitions = partitions
@@ -144,8 +195,19 @@ pub async fn watermarks(
     topic: &str,
     partitions: &[i32],
 ) -> ApiResult<BTreeMap<i32, (i64, i64)>> {
+    watermarks_with(client, topic, partitions, Isolation::ReadUncommitted).await
+}
+
+/// Log start and the end a reader with `isolation` reads to: the high
+/// watermark, or with read_committed the last stable offset.
+pub async fn watermarks_with(
+    client: &KafkaClient,
+    topic: &str,
+    partitions: &[i32],
+    isolation: Isolation,
+) -> ApiResult<BTreeMap<i32, (i64, i64)>> {
     let low = list_offsets(client, topic, partitions, EARLIEST).await?;
-    let high = list_offsets(client, topic, partitions, LATEST).await?;
+    let high = list_offsets_with(client, topic, partitions, LATEST, isolation).await?;
     Ok(low
         .into_iter()
         .map(|(p, l)| (p, (l, high.get(&p).copied().unwrap_or(l))))
@@ -155,7 +217,8 @@ pub async fn watermarks(
 /// What one Fetch gave for one partition.
 pub struct Fetched {
     pub partition: i32,
-    /// Data records at or after the fetch offset (control records left out).
+    /// Data records at or after the fetch offset (control records left out,
+    /// and with read_committed those of aborted transactions).
     pub records: Vec<Record>,
     /// Bytes the broker sent for this partition.
     pub bytes: usize,
@@ -174,8 +237,17 @@ pub async fn fetch(
     topic: &str,
     positions: &[(i32, i64)],
     max_wait_ms: i32,
+    isolation: Isolation,
 ) -> ApiResult<Vec<Fetched>> {
-    fetch_sized(client, topic, positions, max_wait_ms, FETCH_BYTES_MAX).await
+    fetch_sized(
+        client,
+        topic,
+        positions,
+        max_wait_ms,
+        FETCH_BYTES_MAX,
+        isolation,
+    )
+    .await
 }
 
 /// As [`fetch`], each partition answering at most `partition_bytes_max`
@@ -186,13 +258,14 @@ pub async fn fetch_sized(
     positions: &[(i32, i64)],
     max_wait_ms: i32,
     partition_bytes_max: i32,
+    isolation: Isolation,
 ) -> ApiResult<Vec<Fetched>> {
     let mut req = FetchRequest::default();
     req.replica_id = BrokerId(-1);
     req.max_wait_ms = max_wait_ms;
     req.min_bytes = if max_wait_ms > 0 { 1 } else { 0 };
     req.max_bytes = FETCH_BYTES_MAX;
-    req.isolation_level = 0;
+    req.isolation_level = isolation.level();
     req.session_id = 0;
     req.session_epoch = -1;
     req.cluster_id = None;
@@ -246,7 +319,15 @@ pub async fn fetch_sized(
                 return Err(ApiError::kafka(pd.error_code, None));
             }
             let bytes = pd.records.as_ref().map(|r| r.len()).unwrap_or(0);
-            let (records, next) = decode(pd.records.unwrap_or_default(), asked)?;
+            // Only a read_committed answer lists aborted transactions; the
+            // broker bounds the list by the range it read.
+            let aborted: Vec<(i64, i64)> = pd
+                .aborted_transactions
+                .unwrap_or_default()
+                .iter()
+                .map(|a| (a.producer_id.0, a.first_offset))
+                .collect();
+            let (records, next) = decode(pd.records.unwrap_or_default(), asked, &aborted)?;
             out.push(Fetched {
                 partition: pd.partition_index,
                 records,
@@ -263,12 +344,28 @@ pub async fn fetch_sized(
 /// Length of a v2 batch's fixed prefix before its `batch_length` ends.
 const BATCH_PREFIX_BYTES: usize = 12;
 
+/// A v2 batch's attributes: the batch is part of a transaction...
+const ATTR_TRANSACTIONAL: i16 = 0x10;
+/// ...or holds a transaction marker (a control record).
+const ATTR_CONTROL: i16 = 0x20;
+/// A control record's type (its key: version int16, type int16).
+const CONTROL_TYPE_ABORT: i16 = 0;
+
 /// Decodes the complete batches of `data` (a fetch may end with a partial
 /// one), keeping data records at or after `from`. Returns them and the offset
 /// after the last complete batch.
-pub fn decode(mut data: Bytes, from: i64) -> ApiResult<(Vec<Record>, i64)> {
+///
+/// `aborted` (producer id, first offset) are the aborted transactions a
+/// read_committed Fetch reported; their batches are left out as Kafka's
+/// consumer does it: a producer's transactional batches are dropped from its
+/// aborted transaction's first offset until its ABORT marker.
+pub fn decode(mut data: Bytes, from: i64, aborted: &[(i64, i64)]) -> ApiResult<(Vec<Record>, i64)> {
     let mut records = Vec::new();
     let mut next = from;
+    let mut pending: Vec<(i64, i64)> = aborted.to_vec();
+    // Latest first offset at the end, so the next to start pops off.
+    pending.sort_by_key(|(_, first)| std::cmp::Reverse(*first));
+    let mut aborting: std::collections::HashSet<i64> = std::collections::HashSet::new();
     while data.len() >= BATCH_PREFIX_BYTES {
         let base_offset = i64::from_be_bytes(data[0..8].try_into().unwrap_or([0; 8]));
         let batch_len = i32::from_be_bytes(data[8..12].try_into().unwrap_or([0; 4]));
@@ -295,7 +392,32 @@ pub fn decode(mut data: Bytes, from: i64) -> ApiResult<(Vec<Record>, i64)> {
                 .saturating_add(i64::from(last_delta))
                 .saturating_add(1),
         );
+        let attributes = data
+            .get(21..23)
+            .and_then(|b| b.try_into().ok())
+            .map(i16::from_be_bytes)
+            .unwrap_or(0);
+        let producer_id = data
+            .get(43..51)
+            .and_then(|b| b.try_into().ok())
+            .map(i64::from_be_bytes)
+            .unwrap_or(-1);
+        let last_offset = base_offset.saturating_add(i64::from(last_delta));
+        while pending
+            .last()
+            .is_some_and(|(_, first)| *first <= last_offset)
+        {
+            if let Some((pid, _)) = pending.pop() {
+                aborting.insert(pid);
+            }
+        }
+        let transactional = attributes & ATTR_TRANSACTIONAL != 0;
+        let control = attributes & ATTR_CONTROL != 0;
+        let dropped = transactional && !control && aborting.contains(&producer_id);
         let mut batch = data.split_to(total);
+        if dropped {
+            continue;
+        }
         let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| {
             ApiError::new(
                 axum::http::StatusCode::BAD_GATEWAY,
@@ -305,7 +427,17 @@ pub fn decode(mut data: Bytes, from: i64) -> ApiResult<(Vec<Record>, i64)> {
         })?;
         for r in set.records {
             next = next.max(r.offset + 1);
-            if r.offset >= from && !r.control {
+            if r.control {
+                let kind = r
+                    .key
+                    .as_ref()
+                    .and_then(|k| k.get(2..4))
+                    .and_then(|b| b.try_into().ok())
+                    .map(i16::from_be_bytes);
+                if kind == Some(CONTROL_TYPE_ABORT) {
+                    aborting.remove(&producer_id);
+                }
+            } else if r.offset >= from {
                 records.push(r);
             }
         }
@@ -475,5 +607,116 @@ where
             Ok(axum::extract::Query(v)) => Ok(QueryParams(v)),
             Err(e) => Err(ApiError::bad_request(e.body_text())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use kafka_protocol::indexmap::IndexMap;
+    use kafka_protocol::records::{
+        Compression, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    use super::*;
+
+    /// One batch of `values` at `base`: transactional for `producer_id` >= 0.
+    fn batch(out: &mut BytesMut, base: i64, producer_id: i64, values: &[&str]) {
+        let records: Vec<Record> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Record {
+                transactional: producer_id >= 0,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id,
+                producer_epoch: 0,
+                timestamp_type: TimestampType::Creation,
+                offset: base + i as i64,
+                sequence: if producer_id >= 0 { i as i32 } else { -1 },
+                timestamp: 1_000,
+                key: None,
+                value: Some(Bytes::copy_from_slice(v.as_bytes())),
+                headers: IndexMap::new(),
+            })
+            .collect();
+        encode(out, &records);
+    }
+
+    /// A transaction marker of `producer_id` at `offset`.
+    fn marker(out: &mut BytesMut, offset: i64, producer_id: i64, commit: bool) {
+        let mut key = vec![0u8, 0];
+        key.extend_from_slice(&(i16::from(commit)).to_be_bytes());
+        let r = Record {
+            transactional: true,
+            control: true,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id,
+            producer_epoch: 0,
+            timestamp_type: TimestampType::Creation,
+            offset,
+            sequence: -1,
+            timestamp: 1_000,
+            key: Some(Bytes::from(key)),
+            value: Some(Bytes::from_static(&[0, 0, 0, 0, 0, 0])),
+            headers: IndexMap::new(),
+        };
+        encode(out, &[r]);
+    }
+
+    fn encode(out: &mut BytesMut, records: &[Record]) {
+        RecordBatchEncoder::encode(
+            out,
+            records.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .expect("encode");
+    }
+
+    fn values(records: &[Record]) -> Vec<String> {
+        records
+            .iter()
+            .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn aborted_transactions_and_markers_are_left_out() {
+        let mut log = BytesMut::new();
+        batch(&mut log, 0, 7, &["a1", "a2"]); // aborted, producer 7
+        batch(&mut log, 2, 8, &["c1"]); // committed, producer 8
+        batch(&mut log, 3, -1, &["plain"]);
+        marker(&mut log, 4, 7, false);
+        marker(&mut log, 5, 8, true);
+        batch(&mut log, 6, 7, &["c2"]); // producer 7's next transaction, committed
+        marker(&mut log, 7, 7, true);
+        let data = log.freeze();
+
+        let (all, next) = decode(data.clone(), 0, &[]).expect("decode");
+        assert_eq!(values(&all), ["a1", "a2", "c1", "plain", "c2"]);
+        assert_eq!(next, 8, "past the last marker");
+
+        let (committed, next) = decode(data.clone(), 0, &[(7, 0)]).expect("decode");
+        assert_eq!(values(&committed), ["c1", "plain", "c2"]);
+        assert_eq!(next, 8);
+
+        // From inside the aborted transaction: still left out.
+        let (from1, _) = decode(data, 1, &[(7, 0)]).expect("decode");
+        assert_eq!(values(&from1), ["c1", "plain", "c2"]);
+    }
+
+    #[test]
+    fn isolation_parses_with_read_committed_by_default() {
+        assert_eq!(Isolation::parse(None).ok(), Some(Isolation::ReadCommitted));
+        assert_eq!(
+            Isolation::parse(Some("read_uncommitted")).ok(),
+            Some(Isolation::ReadUncommitted)
+        );
+        assert!(Isolation::parse(Some("dirty")).is_err());
     }
 }

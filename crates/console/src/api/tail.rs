@@ -37,6 +37,8 @@ pub fn routes() -> Router<AppState> {
 pub struct TailQuery {
     partitions: Option<String>,
     filter: Option<String>,
+    /// read_committed (default) or read_uncommitted, as in the browser.
+    isolation: Option<String>,
 }
 
 struct Tail {
@@ -44,6 +46,7 @@ struct Tail {
     topic: String,
     positions: Vec<(i32, i64)>,
     filter: Option<Expr>,
+    isolation: ops::Isolation,
     pending: VecDeque<Message>,
     /// Set after an error event: the stream ends.
     ended: bool,
@@ -70,18 +73,20 @@ async fn tail(
             )
         })?;
     let filter = parse_filter(q.filter.as_deref())?;
+    let isolation = ops::Isolation::parse(q.isolation.as_deref())?;
     let meta = ops::topic_meta(&caller.client, &name).await?;
     let partitions = ops::choose_partitions(&meta.partitions, q.partitions.as_deref())?;
     // Fetch needs Read: check it now, so a denied tail is a 403 rather than a
     // stream that ends at once.
-    let marks = ops::watermarks(&caller.client, &name, &partitions).await?;
+    let marks = ops::watermarks_with(&caller.client, &name, &partitions, isolation).await?;
     let positions: Vec<(i32, i64)> = partitions.iter().map(|p| (*p, marks[p].1)).collect();
-    ops::fetch(&caller.client, &name, &positions, 0).await?;
+    ops::fetch(&caller.client, &name, &positions, 0, isolation).await?;
     let state = Tail {
         caller,
         topic: name,
         positions,
         filter,
+        isolation,
         pending: VecDeque::new(),
         ended: false,
         _permit: permit,
@@ -98,7 +103,15 @@ async fn tail(
             if t.ended {
                 return None;
             }
-            match ops::fetch(&t.caller.client, &t.topic, &t.positions, TAIL_WAIT_MS).await {
+            match ops::fetch(
+                &t.caller.client,
+                &t.topic,
+                &t.positions,
+                TAIL_WAIT_MS,
+                t.isolation,
+            )
+            .await
+            {
                 Ok(fetched) => {
                     let mut burst = Vec::new();
                     for f in fetched {
