@@ -11,7 +11,8 @@
 //!   in Kafka);
 //! - `transactional_id_pattern` (v2, KIP-1152): a regular expression that the
 //!   whole id must match (RE2 syntax, Java's `matches()`); one that does not
-//!   compile is INVALID_REGULAR_EXPRESSION;
+//!   compile, is longer than 8 KiB or compiles beyond 1 MiB is
+//!   INVALID_REGULAR_EXPRESSION;
 //!
 //! and only the ids the principal may DESCRIBE (TRANSACTIONAL_ID resource).
 
@@ -30,6 +31,9 @@ use crate::txn_coordinator::{TxnListing, TxnState};
 /// Compiled size limit of a `transactional_id_pattern`: a pattern from the
 /// network may not make the broker build an arbitrarily large automaton.
 const PATTERN_COMPILED_BYTES_MAX: usize = 1 << 20;
+/// Longest pattern parsed at all (the parser's memory grows with it); an
+/// id pattern longer than this is not a filter anyone writes.
+const PATTERN_BYTES_MAX: usize = 8 * 1024;
 
 const STATES: [TxnState; 8] = [
     TxnState::Empty,
@@ -117,6 +121,9 @@ impl Filters {
 /// first, so a pattern with a stray `)` is refused rather than changing the
 /// meaning of the anchors wrapped around it.
 fn compile_whole_match(pattern: &str) -> Result<regex::Regex, FilterError> {
+    if pattern.len() > PATTERN_BYTES_MAX {
+        return Err(FilterError::InvalidPattern);
+    }
     let build = |p: &str| {
         regex::RegexBuilder::new(p)
             .size_limit(PATTERN_COMPILED_BYTES_MAX)
@@ -267,5 +274,13 @@ mod tests {
             Filters::parse(&req).err(),
             Some(FilterError::InvalidPattern)
         );
+        // Too long to parse: refused by its length.
+        req.transactional_id_pattern = Some(sb("a".repeat(PATTERN_BYTES_MAX + 1)));
+        assert_eq!(
+            Filters::parse(&req).err(),
+            Some(FilterError::InvalidPattern)
+        );
+        req.transactional_id_pattern = Some(sb("a".repeat(PATTERN_BYTES_MAX)));
+        assert!(Filters::parse(&req).is_ok());
     }
 }
