@@ -3,7 +3,10 @@
 //! offset commit in one transaction; a failing attempt's outputs are aborted
 //! (never seen by read_committed consumers) and the input is handled again; a
 //! subscriber killed inside a transaction and restarted, or joined by a
-//! second instance (a rebalance), produces every output exactly once.
+//! second instance (a rebalance), produces every output exactly once; a
+//! member that lost its partition while a transaction was open (it outlasted
+//! max.poll.interval.ms) aborts that transaction and the event is handled
+//! again.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -496,4 +499,83 @@ async fn a_second_instance_joining_rebalances_without_duplicates_or_loss() {
         "no output twice across the rebalance: {committed:?}"
     );
     assert_eq!(committed_total(&addr, "eos-shared", 4), 80);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_loses_its_partition_mid_transaction_aborts_it() {
+    let broker = EmbeddedBroker::start_with(|c| {
+        c.group_min_session_timeout = Duration::from_millis(500);
+    })
+    .expect("broker");
+    let addr = broker.bootstrap_servers();
+    create_topic(&broker, Charge::TOPIC, 1).await;
+    create_topic(&broker, Charged::TOPIC, 1).await;
+    publish_charges(&addr, 0..6).await;
+
+    // Charge 3's first handling outlasts max.poll.interval.ms: librdkafka
+    // leaves the group meanwhile (a rebalance), so the transaction holding
+    // its output cannot commit its offset; it is aborted and charge 3 is
+    // handled again once the member has rejoined.
+    let slow_once = Arc::new(AtomicU32::new(0));
+    let handled = Arc::new(AtomicU32::new(0));
+    let (s, h) = (slow_once.clone(), handled.clone());
+    let sub = Subscriber::builder(&addr, "eos-wedged")
+        .retry(no_retry_topics(1))
+        .exactly_once("instance-0")
+        .config("session.timeout.ms", "1000")
+        .config("heartbeat.interval.ms", "200")
+        .config("max.poll.interval.ms", "1500")
+        .on::<Charge, _, _>(move |ctx: Context<Charge>| {
+            let (s, h) = (s.clone(), h.clone());
+            async move {
+                ctx.publish(&Charged {
+                    id: ctx.event.id,
+                    attempt: ctx.attempt,
+                })
+                .await?;
+                if ctx.event.id == 3 && s.fetch_add(1, Ordering::SeqCst) == 0 {
+                    tokio::time::sleep(Duration::from_millis(4000)).await;
+                }
+                h.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        })
+        .build()
+        .expect("subscriber");
+    let metrics = sub.clone();
+    let (stop, task) = spawn(sub);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let a = addr.clone();
+        let total = tokio::task::spawn_blocking(move || committed_total(&a, "eos-wedged", 1))
+            .await
+            .expect("join");
+        if total >= 6 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "committed {total} of 6");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = stop.send(());
+    task.await.expect("join");
+
+    assert_eq!(
+        slow_once.load(Ordering::SeqCst),
+        2,
+        "charge 3 handled twice"
+    );
+    assert!(metrics.metrics().aborted >= 1, "{:?}", metrics.metrics());
+    let committed = read_outputs(&addr, "read_committed");
+    assert_eq!(committed.len(), 6, "{committed:?}");
+    assert!(
+        committed.values().all(|a| a.len() == 1),
+        "each output once: {committed:?}"
+    );
+    assert_eq!(
+        read_outputs(&addr, "read_uncommitted")
+            .get(&3)
+            .map(Vec::len),
+        Some(2),
+        "the aborted transaction's output is in the log"
+    );
 }
