@@ -1,7 +1,8 @@
 //! The transactions admin APIs (ListTransactions, DescribeTransactions,
 //! DescribeProducers) through real clients, the Java AdminClient 4.3 and the
 //! `herald txn` commands, and `herald consume --isolation`, against a real
-//! Herald process with a real transactional producer (librdkafka).
+//! Herald process with a real transactional producer (librdkafka); and their
+//! ACLs (`--authorizer acl`, SASL_SSL).
 
 mod common;
 
@@ -416,4 +417,140 @@ fn epoch(describe: &str) -> String {
         .find_map(|w| w.strip_prefix("epoch="))
         .unwrap_or_else(|| panic!("no epoch in {describe}"))
         .to_string()
+}
+
+#[test]
+fn txn_admin_apis_show_only_what_the_principal_may_describe() {
+    use common::secure::SecureBroker;
+    let b = SecureBroker::start(&[]);
+    b.create_user("alice", "alice-pw", "SCRAM-SHA-512");
+    b.create_user("bob", "bob-pw", "SCRAM-SHA-512");
+    b.admin_cli(&["topic", "create", "paid", "-p", "1"]);
+    let acl = |args: &[&str]| {
+        let mut v = vec!["acl", "create"];
+        v.extend_from_slice(args);
+        b.admin_cli(&v);
+    };
+    acl(&[
+        "--principal",
+        "User:alice",
+        "--operation",
+        "write,describe",
+        "--transactional-id",
+        "alice-",
+        "--prefixed",
+    ]);
+    acl(&[
+        "--principal",
+        "User:alice",
+        "--operation",
+        "write,read,describe",
+        "--topic",
+        "paid",
+    ]);
+    // Bob may describe one of alice's ids, and nothing of the topic.
+    acl(&[
+        "--principal",
+        "User:bob",
+        "--operation",
+        "describe",
+        "--transactional-id",
+        "alice-pay",
+    ]);
+
+    let alice = |id: &str| -> TxnProducer {
+        let p: TxnProducer = b
+            .sasl_ssl_config("alice", "alice-pw", "SCRAM-SHA-512")
+            .set("transactional.id", id)
+            .create()
+            .expect("producer");
+        p.init_transactions(Duration::from_secs(30))
+            .expect("init_transactions");
+        p
+    };
+    let pay = alice("alice-pay");
+    let _ship = alice("alice-ship");
+    pay.begin_transaction().expect("begin");
+    send(&pay, "paid", 0, &["p1"]);
+
+    let bob_pw = b.data.path().join("bob-cli.pw");
+    std::fs::write(&bob_pw, "bob-pw").expect("password file");
+    let bob = |args: &[&str]| {
+        b.cli_as("bob", &bob_pw)
+            .args(args)
+            .output()
+            .expect("herald")
+    };
+    let ids = |out: &Output| -> Vec<String> {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|t| t["transactional_id"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids(&bob(&["--format", "json", "txn", "list"])),
+        ["alice-pay"],
+        "ListTransactions lists only the ids bob may DESCRIBE"
+    );
+    let admin_list = b.admin_cli(&["--format", "json", "txn", "list"]);
+    let all: Value = serde_json::from_str(&admin_list).expect("JSON");
+    assert_eq!(all.as_array().map(Vec::len), Some(2), "{all}");
+
+    let denied = bob(&["txn", "describe", "alice-ship"]);
+    assert!(!denied.status.success());
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("TransactionalIdAuthorizationFailed"),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+    let d = bob(&["--format", "json", "txn", "describe", "alice-pay"]);
+    assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stderr));
+    let d: Value = serde_json::from_slice(&d.stdout).expect("JSON");
+    assert_eq!(d["state"], "Ongoing");
+    assert_eq!(
+        d["topic_partitions"],
+        serde_json::json!([]),
+        "bob may not describe topic paid: its partition is left out"
+    );
+    let a: Value =
+        serde_json::from_str(&b.admin_cli(&["--format", "json", "txn", "describe", "alice-pay"]))
+            .expect("JSON");
+    assert_eq!(a["topic_partitions"], serde_json::json!(["paid-0"]));
+
+    // DescribeProducers needs READ on the topic (asked of the broker
+    // directly: bob's Metadata does not even show the topic).
+    let p = bob(&[
+        "txn",
+        "describe-producers",
+        "--topic",
+        "paid",
+        "--partition",
+        "0",
+        "--broker-id",
+        "1",
+    ]);
+    assert!(!p.status.success());
+    assert!(
+        String::from_utf8_lossy(&p.stderr).contains("TopicAuthorizationFailed"),
+        "{}",
+        String::from_utf8_lossy(&p.stderr)
+    );
+    let p = b.admin_cli(&[
+        "txn",
+        "describe-producers",
+        "--topic",
+        "paid",
+        "--partition",
+        "0",
+    ]);
+    assert_eq!(p.lines().count(), 2, "alice-pay's producer: {p}");
+    pay.abort_transaction(Duration::from_secs(30))
+        .expect("abort");
 }
