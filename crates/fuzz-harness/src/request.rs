@@ -336,5 +336,12 @@ fn decode_response(api_key: ApiKey, version: i16, buf: &mut Bytes) -> Result<(),
         DeleteAcls => DeleteAclsResponse,
         DescribeUserScramCredentials => DescribeUserScramCredentialsResponse,
         AlterUserScramCredentials => AlterUserScramCredentialsResponse,
+        AddPartitionsToTxn => AddPartitionsToTxnResponse,
+        AddOffsetsToTxn => AddOffsetsToTxnResponse,
+        EndTxn => EndTxnResponse,
+        TxnOffsetCommit => TxnOffsetCommitResponse,
+        DescribeProducers => DescribeProducersResponse,
+        DescribeTransactions => DescribeTransactionsResponse,
+        ListTransactions => ListTransactionsResponse,
     })
 }
