@@ -219,3 +219,64 @@ def test_kafka_python_produce_consume_from_beginning_and_timestamp(bootstrap):
     assert consumer.beginning_offsets([tp])[tp] == 0
     assert consumer.end_offsets([tp])[tp] == 100
     consumer.close()
+
+
+def test_kafka_python_transactions_admin(bootstrap):
+    """kafka-python's list_transactions (every filter), describe_transactions
+    and describe_producers against a confluent-kafka transactional producer:
+    ongoing, then aborted."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from kafka import KafkaAdminClient, TopicPartition
+    from kafka.errors import TransactionalIdNotFoundError
+
+    topic = unique("kp-txn")
+    tid = unique("kp-tid")
+    creator = AdminClient({"bootstrap.servers": bootstrap})
+    creator.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(10)
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": tid})
+    p.init_transactions(30)
+    p.begin_transaction()
+    for i in range(3):
+        p.produce(topic, f"v{i}".encode(), partition=1)
+    p.flush(30)
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        def ids(**filters):
+            return sorted(l.transactional_id for ls in admin.list_transactions(**filters).values() for l in ls)
+
+        assert tid in ids()
+        listing = [l for ls in admin.list_transactions().values() for l in ls if l.transactional_id == tid][0]
+        assert listing.state.value == "Ongoing"
+        assert tid in ids(state_filters=["Ongoing"])
+        assert tid not in ids(state_filters=["CompleteCommit"])
+        assert tid in ids(producer_id_filters=[listing.producer_id])
+        assert tid not in ids(producer_id_filters=[listing.producer_id + 1000])
+        assert tid not in ids(duration_filter_ms=3_600_000, state_filters=["Ongoing"])
+        assert ids(transactional_id_pattern=tid.replace("-", "[-]")) == [tid]
+        assert ids(transactional_id_pattern="kp") == []
+
+        d = admin.describe_transactions([tid])[tid]
+        assert d.state.value == "Ongoing"
+        assert d.producer_id == listing.producer_id
+        assert d.transaction_start_time_ms > 0
+        assert d.topic_partitions == {TopicPartition(topic, 1)}
+        with pytest.raises(TransactionalIdNotFoundError):
+            admin.describe_transactions(["no-such-" + tid])
+
+        tp = TopicPartition(topic, 1)
+        producers = admin.describe_producers([tp])[tp].active_producers
+        mine = [s for s in producers if s.producer_id == listing.producer_id]
+        assert len(mine) == 1, producers
+        assert mine[0].last_sequence == 2
+        assert mine[0].current_transaction_start_offset == 0
+
+        p.abort_transaction(30)
+        d = admin.describe_transactions([tid])[tid]
+        assert d.state.value == "CompleteAbort"
+        assert d.topic_partitions == set()
+        after = [s for s in admin.describe_producers([tp])[tp].active_producers if s.producer_id == listing.producer_id]
+        assert after[0].current_transaction_start_offset in (None, -1), after
+    finally:
+        admin.close()

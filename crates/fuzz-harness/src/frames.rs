@@ -904,68 +904,77 @@ fn body(api_key: ApiKey, v: i16, r: &mut Rng, k: &Known) -> Result<Vec<u8>, Stri
         }
         ApiKey::AddPartitionsToTxn => {
             let mut q = AddPartitionsToTxnRequest::default();
-            let mut topics = Vec::new();
-            for _ in 0..r.count(2) {
-                let (name, _, count) = k.topic(r);
-                let mut t = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default();
-                t.name = TopicName(s(&name));
-                t.partitions = (0..r.count(3)).map(|_| k.partition(r, count)).collect();
-                topics.push(t);
-            }
-            let id = TransactionalId(string(r));
-            let pid = ProducerId(r.pick(&[0, 1, -1, i64::MAX]));
-            let epoch = r.pick(&[0, 1, -1, i16::MAX]);
+            let topics =
+                |r: &mut Rng| -> Vec<add_partitions_to_txn_request::AddPartitionsToTxnTopic> {
+                    (0..r.count(2))
+                        .map(|_| {
+                            let (name, _, count) = k.topic(r);
+                            let mut t =
+                                add_partitions_to_txn_request::AddPartitionsToTxnTopic::default();
+                            t.name = TopicName(s(&name));
+                            t.partitions = (0..r.count(3)).map(|_| k.partition(r, count)).collect();
+                            t
+                        })
+                        .collect()
+                };
             if v >= 4 {
-                let mut t = add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default();
-                t.transactional_id = id;
-                t.producer_id = pid;
-                t.producer_epoch = epoch;
-                t.verify_only = r.pick(&[true, false]);
-                t.topics = topics;
-                q.transactions = vec![t];
+                for _ in 0..r.count(2) {
+                    let mut t =
+                        add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default();
+                    t.transactional_id = TransactionalId(string(r));
+                    t.producer_id = ProducerId(r.i64_edgy());
+                    t.producer_epoch = r.pick(&[-1, 0, i16::MAX]);
+                    t.verify_only = r.chance(2);
+                    t.topics = topics(r);
+                    q.transactions.push(t);
+                }
             } else {
-                q.v3_and_below_transactional_id = id;
-                q.v3_and_below_producer_id = pid;
-                q.v3_and_below_producer_epoch = epoch;
-                q.v3_and_below_topics = topics;
+                q.v3_and_below_transactional_id = TransactionalId(string(r));
+                q.v3_and_below_producer_id = ProducerId(r.i64_edgy());
+                q.v3_and_below_producer_epoch = r.pick(&[-1, 0, i16::MAX]);
+                q.v3_and_below_topics = topics(r);
             }
             enc(q, v).map_err(err)
         }
         ApiKey::AddOffsetsToTxn => {
             let mut q = AddOffsetsToTxnRequest::default();
             q.transactional_id = TransactionalId(string(r));
-            q.producer_id = ProducerId(r.pick(&[0, 1, -1, i64::MAX]));
-            q.producer_epoch = r.pick(&[0, 1, -1, i16::MAX]);
-            q.group_id = GroupId(string(r));
+            q.producer_id = ProducerId(r.i64_edgy());
+            q.producer_epoch = r.pick(&[-1, 0, i16::MAX]);
+            q.group_id = group(r);
             enc(q, v).map_err(err)
         }
         ApiKey::EndTxn => {
             let mut q = EndTxnRequest::default();
             q.transactional_id = TransactionalId(string(r));
-            q.producer_id = ProducerId(r.pick(&[0, 1, -1, i64::MAX]));
-            q.producer_epoch = r.pick(&[0, 1, -1, i16::MAX]);
-            q.committed = r.pick(&[true, false]);
+            q.producer_id = ProducerId(r.i64_edgy());
+            q.producer_epoch = r.pick(&[-1, 0, i16::MAX]);
+            q.committed = r.chance(2);
             enc(q, v).map_err(err)
         }
         ApiKey::TxnOffsetCommit => {
             let mut q = TxnOffsetCommitRequest::default();
             q.transactional_id = TransactionalId(string(r));
-            q.group_id = GroupId(string(r));
-            q.producer_id = ProducerId(r.pick(&[0, 1, -1, i64::MAX]));
-            q.producer_epoch = r.pick(&[0, 1, -1, i16::MAX]);
+            q.group_id = group(r);
+            q.producer_id = ProducerId(r.i64_edgy());
+            q.producer_epoch = r.pick(&[-1, 0, i16::MAX]);
             if v >= 3 {
-                q.generation_id = r.pick(&[-1, 0, 1, i32::MAX]);
+                q.generation_id = r.i32_edgy();
                 q.member_id = string(r);
+                q.group_instance_id = opt!(r, string(r));
             }
             for _ in 0..r.count(2) {
                 let (name, _, count) = k.topic(r);
                 let mut t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
                 t.name = TopicName(s(&name));
-                for _ in 0..r.count(3) {
+                for _ in 0..r.count(2) {
                     let mut p =
                         txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
                     p.partition_index = k.partition(r, count);
-                    p.committed_offset = r.pick(&[0, 1, -1, i64::MAX]);
+                    p.committed_offset = r.i64_edgy();
+                    if v >= 2 {
+                        p.committed_leader_epoch = r.pick(&[-1, 0, i32::MAX]);
+                    }
                     p.committed_metadata = opt!(r, string(r));
                     t.partitions.push(p);
                 }

@@ -730,36 +730,29 @@ length_cases! {
         r.deletions = vec![d];
         enc(r, v)
     };
-    lengths_add_partitions_to_txn_v3: AddPartitionsToTxn, 3, str = string(E), arr = string(E), |v| {
+    lengths_add_partitions_to_txn_v0: AddPartitionsToTxn, 0, str = string(M), arr = string(E), |v| {
         let mut t = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default();
-        t.name = TopicName(sb(E));
+        t.name = topic_name(E);
         t.partitions = vec![0];
         let mut r = AddPartitionsToTxnRequest::default();
-        r.v3_and_below_transactional_id = TransactionalId(sb("t"));
+        r.v3_and_below_transactional_id = TransactionalId(sb(M));
         r.v3_and_below_topics = vec![t];
         enc(r, v)
     };
     lengths_add_partitions_to_txn_v5: AddPartitionsToTxn, 5, str = string(E), arr = string(E), |v| {
-        let mut t = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default();
-        t.name = TopicName(sb(E));
-        t.partitions = vec![0];
-        let mut x = add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default();
-        x.transactional_id = TransactionalId(sb("t"));
-        x.topics = vec![t];
+        let mut t = add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default();
+        t.transactional_id = TransactionalId(sb(E));
         let mut r = AddPartitionsToTxnRequest::default();
-        r.transactions = vec![x];
-        enc(r, v)
-    };
-    lengths_add_partitions_to_txn_v0: AddPartitionsToTxn, 0, str = string(E), arr = string(E), |v| {
-        let mut t = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default();
-        t.name = TopicName(sb(E));
-        t.partitions = vec![0];
-        let mut r = AddPartitionsToTxnRequest::default();
-        r.v3_and_below_transactional_id = TransactionalId(sb("t"));
-        r.v3_and_below_topics = vec![t];
+        r.transactions = vec![t];
         enc(r, v)
     };
     lengths_add_offsets_to_txn_v0: AddOffsetsToTxn, 0, str = string(M), arr = None, |v| {
+        let mut r = AddOffsetsToTxnRequest::default();
+        r.transactional_id = TransactionalId(sb(M));
+        r.group_id = GroupId(sb("g"));
+        enc(r, v)
+    };
+    lengths_add_offsets_to_txn_v4: AddOffsetsToTxn, 4, str = string(M), arr = None, |v| {
         let mut r = AddOffsetsToTxnRequest::default();
         r.transactional_id = TransactionalId(sb(M));
         r.group_id = GroupId(sb("g"));
@@ -770,37 +763,25 @@ length_cases! {
         r.transactional_id = TransactionalId(sb(M));
         enc(r, v)
     };
-    lengths_txn_offset_commit_v0: TxnOffsetCommit, 0, str = string(E), arr = string(E), |v| {
-        let mut p = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
-        p.partition_index = 0;
-        let mut t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
-        t.name = TopicName(sb(E));
-        t.partitions = vec![p];
-        let mut r = TxnOffsetCommitRequest::default();
-        r.transactional_id = TransactionalId(sb("t"));
-        r.group_id = GroupId(sb("g"));
-        r.topics = vec![t];
-        enc(r, v)
-    };
-    lengths_add_offsets_to_txn_v4: AddOffsetsToTxn, 4, str = string(M), arr = None, |v| {
-        let mut r = AddOffsetsToTxnRequest::default();
-        r.transactional_id = TransactionalId(sb(M));
-        r.group_id = GroupId(sb("g"));
-        enc(r, v)
-    };
     lengths_end_txn_v4: EndTxn, 4, str = string(M), arr = None, |v| {
         let mut r = EndTxnRequest::default();
         r.transactional_id = TransactionalId(sb(M));
         enc(r, v)
     };
-    lengths_txn_offset_commit_v5: TxnOffsetCommit, 5, str = string(E), arr = string(E), |v| {
-        let mut p = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
-        p.partition_index = 0;
+    lengths_txn_offset_commit_v0: TxnOffsetCommit, 0, str = string(M), arr = string(E), |v| {
         let mut t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
-        t.name = TopicName(sb(E));
-        t.partitions = vec![p];
+        t.name = topic_name(E);
         let mut r = TxnOffsetCommitRequest::default();
-        r.transactional_id = TransactionalId(sb("t"));
+        r.transactional_id = TransactionalId(sb(M));
+        r.group_id = GroupId(sb("g"));
+        r.topics = vec![t];
+        enc(r, v)
+    };
+    lengths_txn_offset_commit_v5: TxnOffsetCommit, 5, str = string(M), arr = string(E), |v| {
+        let mut t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
+        t.name = topic_name(E);
+        let mut r = TxnOffsetCommitRequest::default();
+        r.transactional_id = TransactionalId(sb(M));
         r.group_id = GroupId(sb("g"));
         r.topics = vec![t];
         enc(r, v)
