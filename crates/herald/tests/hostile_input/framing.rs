@@ -336,12 +336,13 @@ fn negative_api_key_is_closed() {
 
 #[test]
 fn unserved_api_key_is_closed() {
-    // AddPartitionsToTxn (24): a Kafka API Herald does not serve (no transactions).
+    // WriteTxnMarkers (27): broker-to-broker in Kafka; Herald's coordinator
+    // writes markers itself and does not serve it.
     let mut c = Case::start(&[]);
     c.expect_close(
-        &sized(&raw_header(ApiKey::AddPartitionsToTxn as i16, 3)),
+        &sized(&raw_header(ApiKey::WriteTxnMarkers as i16, 1)),
         false,
-        &[BAD_REQUEST, "unknown API key 24"],
+        &[BAD_REQUEST, "unknown API key 27"],
     );
 }
 
