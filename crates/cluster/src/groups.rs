@@ -45,9 +45,7 @@ struct Write {
 }
 
 fn group_of(r: &Record) -> &str {
-    match r {
-        Record::Offset { group, .. } | Record::Group { group, .. } => group,
-    }
+    r.group()
 }
 
 pub struct PgGroupStore {

@@ -21,6 +21,9 @@ pub struct DescribedGroup {
     pub protocol_type: String,
     pub protocol_data: String,
     pub members: Vec<DescribedMember>,
+    /// Why a group shows as Dead: unknown or not a classic group. DescribeGroups
+    /// v6+ (KIP-1043) answers GROUP_ID_NOT_FOUND with it, older versions Dead.
+    pub not_found: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +110,7 @@ impl GroupCoordinator {
                             } else {
                                 String::new()
                             },
+                            not_found: None,
                             members: g
                                 .members
                                 .values()
@@ -134,7 +138,14 @@ impl GroupCoordinator {
                         }
                     }
                     // Not a classic group: DescribeGroups (v0-5) shows it as Dead.
-                    _ => dead,
+                    Some(_) => DescribedGroup {
+                        not_found: Some(format!("Group {id} is not a classic group.")),
+                        ..dead
+                    },
+                    None => DescribedGroup {
+                        not_found: Some(format!("Group {id} not found.")),
+                        ..dead
+                    },
                 }
             })
             .collect()

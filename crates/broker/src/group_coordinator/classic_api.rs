@@ -64,6 +64,11 @@ impl GroupCoordinator {
                     group = group_id,
                     "empty consumer group converted to a classic group"
                 );
+                // Its KIP-848 records go (members and targets went as they left).
+                records.push(Record::ConsumerTargetMeta {
+                    group: group_id.to_string(),
+                    value: None,
+                });
                 group.kind = Kind::Classic(ClassicGroup::new(group_id));
             }
             let Kind::Classic(g) = &mut group.kind else {

@@ -20,7 +20,10 @@ use uuid::Uuid;
 
 use super::GroupConfig;
 use super::assignor::{self, Assignment};
-use super::offset_store::{GROUP_TYPE_CONSUMER, GroupValue, Record};
+use super::offset_store::{
+    ConsumerMemberValue, ConsumerTargetMeta, GROUP_TYPE_CONSUMER, GroupValue, Record,
+    StoredAssignment,
+};
 use crate::topic_registry::TopicRegistry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +104,39 @@ pub struct ConsumerGroup {
     subscription_hash: u64,
     pub assignor: String,
     pub state_timestamp_ms: i64,
+    /// The target metadata last computed (kept for snapshots).
+    persisted_meta: Option<ConsumerTargetMeta>,
+}
+
+/// A KIP-848 group's records other than its group record, gathered on replay.
+#[derive(Debug, Default)]
+pub struct StoredConsumerGroup {
+    pub members: BTreeMap<String, ConsumerMemberValue>,
+    pub targets: BTreeMap<String, StoredAssignment>,
+    pub meta: Option<ConsumerTargetMeta>,
+}
+
+pub fn to_stored(a: &Assignment) -> StoredAssignment {
+    a.iter()
+        .filter(|(_, ps)| !ps.is_empty())
+        .map(|(t, ps)| (*t, ps.iter().copied().collect()))
+        .collect()
+}
+
+pub fn from_stored(a: &StoredAssignment) -> Assignment {
+    let mut out = Assignment::new();
+    for (t, ps) in a {
+        if !ps.is_empty() {
+            out.entry(*t).or_default().extend(ps.iter().copied());
+        }
+    }
+    out
+}
+
+fn metadata_hash(map: &BTreeMap<String, (Uuid, i32)>) -> u64 {
+    let mut h = DefaultHasher::new();
+    map.hash(&mut h);
+    h.finish()
 }
 
 fn contains_all(outer: &Assignment, inner: &Assignment) -> bool {
@@ -135,10 +171,19 @@ impl ConsumerGroup {
             subscription_hash: 0,
             assignor: assignor::UNIFORM.to_string(),
             state_timestamp_ms: crate::now_ms(),
+            persisted_meta: None,
         }
     }
 
-    pub fn restore(id: &str, v: &GroupValue) -> ConsumerGroup {
+    /// Rebuilds a group from its stored records. Timers restart from now
+    /// (`now` is the broker's start or the group's load), as in Kafka.
+    pub fn restore(
+        id: &str,
+        v: &GroupValue,
+        stored: StoredConsumerGroup,
+        now: Instant,
+        session_timeout: Duration,
+    ) -> ConsumerGroup {
         let mut g = ConsumerGroup::new(id);
         g.group_epoch = v.generation;
         g.assignment_epoch = v.generation;
@@ -146,7 +191,144 @@ impl ConsumerGroup {
         if let Some(a) = &v.protocol_name {
             g.assignor = a.clone();
         }
+        // Metadata of a newer epoch than the group's is stale (left by an
+        // older incarnation of the group): the target is recomputed.
+        let meta = stored.meta.filter(|m| m.assignment_epoch <= g.group_epoch);
+        g.persisted_meta = meta.clone();
+        if let Some(m) = &meta {
+            g.assignment_epoch = m.assignment_epoch;
+            let map: BTreeMap<String, (Uuid, i32)> = m
+                .topics
+                .iter()
+                .map(|(n, id, p)| (n.clone(), (*id, *p)))
+                .collect();
+            g.subscription_hash = metadata_hash(&map);
+            g.target = stored
+                .targets
+                .into_iter()
+                .map(|(m, a)| (m, from_stored(&a)))
+                .collect();
+        }
+        for (member_id, m) in stored.members {
+            // An epoch beyond the group's cannot have been given out by it.
+            if m.member_epoch > g.group_epoch {
+                continue;
+            }
+            let state = match m.state {
+                1 => MemberState::UnrevokedPartitions,
+                2 => MemberState::UnreleasedPartitions,
+                _ => MemberState::Stable,
+            };
+            let rebalance_timeout = if m.rebalance_timeout_ms < 0 {
+                DEFAULT_REBALANCE_TIMEOUT
+            } else {
+                Duration::from_millis(m.rebalance_timeout_ms as u64)
+            };
+            if let Some(i) = &m.instance_id {
+                g.statics.insert(i.clone(), member_id.clone());
+            }
+            g.members.insert(
+                member_id.clone(),
+                CMember {
+                    member_id,
+                    instance_id: m.instance_id,
+                    rack_id: m.rack_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    epoch: m.member_epoch,
+                    previous_epoch: m.previous_epoch,
+                    state,
+                    rebalance_timeout,
+                    subscribed_names: m.subscribed_names,
+                    regex: m.regex,
+                    server_assignor: m.server_assignor,
+                    assigned: from_stored(&m.assigned),
+                    pending_revocation: from_stored(&m.pending_revocation),
+                    session_deadline: now + session_timeout,
+                    revocation_deadline: (state == MemberState::UnrevokedPartitions)
+                        .then(|| now + rebalance_timeout.max(Duration::from_secs(1))),
+                    left_static: m.left_static,
+                },
+            );
+        }
+        if meta.is_none() && !g.members.is_empty() {
+            // No target to reconcile toward: compute one at the next heartbeat.
+            g.assignment_epoch = g.assignment_epoch.min(g.group_epoch.saturating_sub(1));
+        }
+        g.target.retain(|m, _| g.members.contains_key(m));
         g
+    }
+
+    /// Every record of this group's state (a snapshot).
+    pub fn records(&self) -> Vec<Record> {
+        let mut out = vec![self.record()];
+        for id in self.members.keys() {
+            out.push(self.member_record(id));
+        }
+        for (id, a) in &self.target {
+            out.push(Record::ConsumerTarget {
+                group: self.id.clone(),
+                member_id: id.clone(),
+                value: Some(to_stored(a)),
+            });
+        }
+        if let Some(meta) = &self.persisted_meta {
+            out.push(Record::ConsumerTargetMeta {
+                group: self.id.clone(),
+                value: Some(meta.clone()),
+            });
+        }
+        out
+    }
+
+    fn stored_member(&self, id: &str) -> Option<ConsumerMemberValue> {
+        let m = self.members.get(id)?;
+        Some(ConsumerMemberValue {
+            member_epoch: m.epoch,
+            previous_epoch: m.previous_epoch,
+            state: match m.state {
+                MemberState::Stable => 0,
+                MemberState::UnrevokedPartitions => 1,
+                MemberState::UnreleasedPartitions => 2,
+            },
+            left_static: m.left_static,
+            instance_id: m.instance_id.clone(),
+            rack_id: m.rack_id.clone(),
+            client_id: m.client_id.clone(),
+            client_host: m.client_host.clone(),
+            rebalance_timeout_ms: m.rebalance_timeout.as_millis().min(i32::MAX as u128) as i32,
+            server_assignor: m.server_assignor.clone(),
+            regex: m.regex.clone(),
+            subscribed_names: m.subscribed_names.clone(),
+            assigned: to_stored(&m.assigned),
+            pending_revocation: to_stored(&m.pending_revocation),
+        })
+    }
+
+    /// The member's record (a tombstone if it is gone).
+    fn member_record(&self, id: &str) -> Record {
+        Record::ConsumerMember {
+            group: self.id.clone(),
+            member_id: id.to_string(),
+            value: self.stored_member(id),
+        }
+    }
+
+    /// Appends the member's record if its durable state differs from `before`.
+    fn persist_member(
+        &self,
+        id: &str,
+        before: Option<ConsumerMemberValue>,
+        records: &mut Vec<Record>,
+    ) {
+        let after = self.stored_member(id);
+        if after != before {
+            records.push(Record::ConsumerMember {
+                group: self.id.clone(),
+                member_id: id.to_string(),
+                value: after,
+            });
+        }
     }
 
     pub fn record(&self) -> Record {
@@ -196,6 +378,20 @@ impl ConsumerGroup {
             self.target.remove(id);
             tracing::info!(group = %self.id, member = id, reason = why, "consumer group member removed");
             self.bump(records);
+            for r in [
+                Record::ConsumerMember {
+                    group: self.id.clone(),
+                    member_id: id.to_string(),
+                    value: None,
+                },
+                Record::ConsumerTarget {
+                    group: self.id.clone(),
+                    member_id: id.to_string(),
+                    value: None,
+                },
+            ] {
+                records.push(r);
+            }
         }
     }
 
@@ -228,13 +424,15 @@ impl ConsumerGroup {
                 );
             }
             if req.member_epoch == -2 && req.instance_id.is_some() {
+                let before = self.stored_member(&id);
                 if let Some(m) = self.members.get_mut(&id) {
                     m.left_static = true;
                     m.session_deadline = now + cfg.consumer_session_timeout;
                 }
+                self.persist_member(&id, before, records);
             } else {
                 self.remove_member(&id, records, "left the group");
-                self.refresh(topics, cfg);
+                self.refresh(topics, cfg, records);
             }
             return HeartbeatResult {
                 member_id: Some(req.member_id),
@@ -249,6 +447,7 @@ impl ConsumerGroup {
                 && req.owned.is_some());
         let mut member_id = req.member_id.clone();
         let mut joined = false;
+        let before = self.stored_member(&member_id);
         if req.member_epoch == 0 {
             if member_id.is_empty() {
                 member_id = Uuid::new_v4().to_string();
@@ -269,7 +468,22 @@ impl ConsumerGroup {
                     m.member_id = member_id.clone();
                     m.left_static = false;
                     m.session_deadline = now + cfg.consumer_session_timeout;
+                    records.push(Record::ConsumerMember {
+                        group: self.id.clone(),
+                        member_id: old.clone(),
+                        value: None,
+                    });
+                    records.push(Record::ConsumerTarget {
+                        group: self.id.clone(),
+                        member_id: old.clone(),
+                        value: None,
+                    });
                     if let Some(t) = self.target.remove(&old) {
+                        records.push(Record::ConsumerTarget {
+                            group: self.id.clone(),
+                            member_id: member_id.clone(),
+                            value: Some(to_stored(&t)),
+                        });
                         self.target.insert(member_id.clone(), t);
                     }
                     self.members.insert(member_id.clone(), m);
@@ -394,15 +608,22 @@ impl ConsumerGroup {
             }
         }
         if self.group_epoch > self.assignment_epoch {
-            self.compute_target(&topic_map, topics, cfg);
+            self.compute_target(&topic_map, topics, cfg, records);
         }
         // Reconcile this member toward its target.
-        let before = self.members.get(&member_id).map(|m| m.assigned.clone());
+        let before_assigned = self.members.get(&member_id).map(|m| m.assigned.clone());
         self.reconcile(&member_id, req.owned.as_ref(), now);
+        // A member new under this id (or taken over) has no record yet.
+        let before = if member_id == req.member_id {
+            before
+        } else {
+            None
+        };
+        self.persist_member(&member_id, before, records);
         let Some(m) = self.members.get(&member_id) else {
             return HeartbeatResult::error(E::UnknownMemberId, "member vanished");
         };
-        let send_assignment = full_request || before.as_ref() != Some(&m.assigned);
+        let send_assignment = full_request || before_assigned.as_ref() != Some(&m.assigned);
         HeartbeatResult {
             error: 0,
             message: None,
@@ -439,9 +660,8 @@ impl ConsumerGroup {
                 }
             }
         }
-        let mut h = DefaultHasher::new();
-        out.hash(&mut h);
-        (out, h.finish())
+        let h = metadata_hash(&out);
+        (out, h)
     }
 
     fn compute_target(
@@ -449,6 +669,7 @@ impl ConsumerGroup {
         topic_map: &BTreeMap<String, (Uuid, i32)>,
         _topics: &TopicRegistry,
         cfg: &GroupConfig,
+        records: &mut Vec<Record>,
     ) {
         let mut subs: BTreeMap<String, BTreeSet<Uuid>> = BTreeMap::new();
         for m in self.members.values() {
@@ -485,9 +706,42 @@ impl ConsumerGroup {
                 previous: &self.target,
             },
         );
-        self.target = target.into_iter().map(|(k, v)| (k, normalize(v))).collect();
+        let target: HashMap<String, Assignment> =
+            target.into_iter().map(|(k, v)| (k, normalize(v))).collect();
+        // Persist the members' targets that changed, then the target's epoch.
+        for (id, a) in &target {
+            if self.target.get(id) != Some(a) {
+                records.push(Record::ConsumerTarget {
+                    group: self.id.clone(),
+                    member_id: id.clone(),
+                    value: Some(to_stored(a)),
+                });
+            }
+        }
+        for id in self.target.keys() {
+            if !target.contains_key(id) {
+                records.push(Record::ConsumerTarget {
+                    group: self.id.clone(),
+                    member_id: id.clone(),
+                    value: None,
+                });
+            }
+        }
+        self.target = target;
         self.assignor = name;
         self.assignment_epoch = self.group_epoch;
+        let meta = ConsumerTargetMeta {
+            assignment_epoch: self.assignment_epoch,
+            topics: topic_map
+                .iter()
+                .map(|(n, (id, p))| (n.clone(), *id, *p))
+                .collect(),
+        };
+        records.push(Record::ConsumerTargetMeta {
+            group: self.id.clone(),
+            value: Some(meta.clone()),
+        });
+        self.persisted_meta = Some(meta);
         tracing::info!(
             group = %self.id,
             epoch = self.group_epoch,
@@ -577,11 +831,16 @@ impl ConsumerGroup {
     /// Timers: session expiry and revocation timeouts.
     /// Computes the target assignment now if the group epoch moved past it
     /// (members left or expired), rather than at the next heartbeat.
-    pub fn refresh(&mut self, topics: &TopicRegistry, cfg: &GroupConfig) {
+    pub fn refresh(
+        &mut self,
+        topics: &TopicRegistry,
+        cfg: &GroupConfig,
+        records: &mut Vec<Record>,
+    ) {
         if self.group_epoch > self.assignment_epoch && !self.members.is_empty() {
             let (topic_map, hash) = self.subscribed_metadata(topics);
             self.subscription_hash = hash;
-            self.compute_target(&topic_map, topics, cfg);
+            self.compute_target(&topic_map, topics, cfg, records);
         }
     }
 

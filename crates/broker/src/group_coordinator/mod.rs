@@ -191,11 +191,37 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 
 /// Rebuilds groups from their records, in write order (last write wins; a
 /// group tombstone drops the group's offsets too).
-fn replay(records: Vec<Record>) -> HashMap<String, Group> {
+fn replay(records: Vec<Record>, session_timeout: Duration) -> HashMap<String, Group> {
     let mut offsets: HashMap<String, BTreeMap<String, BTreeMap<i32, OffsetValue>>> = HashMap::new();
     let mut metas: HashMap<String, Option<GroupValue>> = HashMap::new();
+    let mut consumers: HashMap<String, consumer::StoredConsumerGroup> = HashMap::new();
     for r in records {
         match r {
+            Record::ConsumerMember {
+                group,
+                member_id,
+                value,
+            } => {
+                let c = consumers.entry(group).or_default();
+                match value {
+                    Some(v) => c.members.insert(member_id, v),
+                    None => c.members.remove(&member_id),
+                };
+            }
+            Record::ConsumerTarget {
+                group,
+                member_id,
+                value,
+            } => {
+                let c = consumers.entry(group).or_default();
+                match value {
+                    Some(v) => c.targets.insert(member_id, v),
+                    None => c.targets.remove(&member_id),
+                };
+            }
+            Record::ConsumerTargetMeta { group, value } => {
+                consumers.entry(group).or_default().meta = value;
+            }
             Record::Offset {
                 group,
                 topic,
@@ -224,6 +250,7 @@ fn replay(records: Vec<Record>) -> HashMap<String, Group> {
             Record::Group { group, value } => {
                 if value.is_none() {
                     offsets.remove(&group);
+                    consumers.remove(&group);
                 }
                 metas.insert(group, value);
             }
@@ -236,7 +263,8 @@ fn replay(records: Vec<Record>) -> HashMap<String, Group> {
         let offs = offsets.remove(&id).unwrap_or_default();
         let kind = match metas.get(&id) {
             Some(Some(v)) if v.group_type == GROUP_TYPE_CONSUMER => {
-                Kind::Consumer(ConsumerGroup::restore(&id, v))
+                let stored = consumers.remove(&id).unwrap_or_default();
+                Kind::Consumer(ConsumerGroup::restore(&id, v, stored, now, session_timeout))
             }
             Some(Some(v)) => Kind::Classic(ClassicGroup::restore(&id, v, now)),
             Some(None) if offs.is_empty() => continue,
@@ -274,7 +302,7 @@ impl State {
                         out.push(c.record());
                     }
                 }
-                Kind::Consumer(c) => out.push(c.record()),
+                Kind::Consumer(c) => out.extend(c.records()),
             }
             out.extend(g.offset_records(id));
         }
@@ -302,7 +330,7 @@ impl GroupCoordinator {
         let started = Instant::now();
         let configs = group_configs::GroupConfigStore::open(&config.data_dir)?;
         let n = records.len();
-        let groups = replay(records);
+        let groups = replay(records, cfg.consumer_session_timeout);
         tracing::info!(
             groups = groups.len(),
             records = n,
@@ -326,7 +354,7 @@ impl GroupCoordinator {
     /// Takes a group's stored state over (cluster mode: this broker became
     /// its coordinator), replacing whatever was in memory.
     pub fn install_group(&self, group_id: &str, records: Vec<Record>) {
-        let mut loaded = replay(records);
+        let mut loaded = replay(records, self.cfg.consumer_session_timeout);
         let mut st = lock(&self.state);
         match loaded.remove(group_id) {
             Some(g) => {
@@ -389,7 +417,7 @@ impl GroupCoordinator {
                     let before = records.len();
                     c.tick(now, &mut records);
                     if records.len() != before {
-                        c.refresh(topics, &self.cfg);
+                        c.refresh(topics, &self.cfg, &mut records);
                     }
                 }
             }

@@ -14,6 +14,9 @@
 //! key   = u8 key version (0) | u8 kind | fields
 //!   kind 1, committed offset: group str | topic str | partition i32
 //!   kind 2, group metadata:   group str
+//!   kind 3, KIP-848 member:   group str | member id str
+//!   kind 4, KIP-848 member's target assignment: group str | member id str
+//!   kind 5, KIP-848 target assignment metadata: group str
 //! offset value = u8 version (0) | offset i64 | leader epoch i32 | commit ts i64 | metadata str
 //! group value  = u8 version (0) | u8 type (0 classic, 1 consumer) | protocol type str
 //!              | generation (or group epoch) i32 | protocol name opt str | leader opt str
@@ -21,6 +24,15 @@
 //! member       = member id str | instance id opt str | client id str | client host str
 //!              | session timeout ms i32 | rebalance timeout ms i32
 //!              | subscription (selected protocol's metadata) bytes | assignment bytes
+//! consumer member value = u8 version (0) | member epoch i32 | previous epoch i32
+//!              | u8 state (0 stable, 1 unrevoked, 2 unreleased) | u8 flags (bit 0 left static)
+//!              | instance id opt str | rack id opt str | client id str | client host str
+//!              | rebalance timeout ms i32 | server assignor opt str | regex opt str
+//!              | topic name count u32 | names str... | assigned | pending revocation
+//! target value = u8 version (0) | assignment
+//! target metadata value = u8 version (0) | assignment epoch i32
+//!              | topic count u32 | (topic name str | topic id 16 bytes | partitions i32)...
+//! assignment   = topic count u32 | (topic id 16 bytes | partition count u32 | i32...)...
 //! ```
 //!
 //! Replay reads the whole log at start. The log is kept bounded by snapshots:
@@ -50,6 +62,13 @@ const BATCH_BYTES_TARGET: usize = 512 * 1024;
 const KEY_VERSION: u8 = 0;
 const KIND_OFFSET: u8 = 1;
 const KIND_GROUP: u8 = 2;
+const KIND_CONSUMER_MEMBER: u8 = 3;
+const KIND_CONSUMER_TARGET: u8 = 4;
+const KIND_CONSUMER_TARGET_META: u8 = 5;
+/// Most topics one stored assignment or subscription may name, and most
+/// partitions of one topic in it (bounds decoding beyond the bytes present).
+pub const STORED_TOPICS_MAX: usize = 100_000;
+pub const STORED_PARTITIONS_MAX: usize = 1_000_000;
 const VALUE_VERSION: u8 = 0;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +103,40 @@ pub struct GroupValue {
     pub members: Vec<StoredMember>,
 }
 
+/// A KIP-848 assignment as stored: (topic id, partitions), topics in order.
+pub type StoredAssignment = Vec<(uuid::Uuid, Vec<i32>)>;
+
+/// A KIP-848 member's durable state (kind 3): enough for the member's next
+/// heartbeat with its id and epoch to be accepted after a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConsumerMemberValue {
+    pub member_epoch: i32,
+    pub previous_epoch: i32,
+    /// 0 stable, 1 unrevoked partitions, 2 unreleased partitions.
+    pub state: u8,
+    pub left_static: bool,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub server_assignor: Option<String>,
+    pub regex: Option<String>,
+    pub subscribed_names: Vec<String>,
+    pub assigned: StoredAssignment,
+    pub pending_revocation: StoredAssignment,
+}
+
+/// A KIP-848 group's target assignment metadata (kind 5): the epoch of the
+/// target and the subscribed topics' metadata it was computed from (so a
+/// restart does not take unchanged metadata for a change and bump the epoch).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConsumerTargetMeta {
+    pub assignment_epoch: i32,
+    /// (topic name, topic id, partition count)
+    pub topics: Vec<(String, uuid::Uuid, i32)>,
+}
+
 pub const GROUP_TYPE_CLASSIC: u8 = 0;
 pub const GROUP_TYPE_CONSUMER: u8 = 1;
 
@@ -100,6 +153,68 @@ pub enum Record {
         group: String,
         value: Option<GroupValue>,
     },
+    /// A KIP-848 member; a tombstone when it leaves or is fenced.
+    ConsumerMember {
+        group: String,
+        member_id: String,
+        value: Option<ConsumerMemberValue>,
+    },
+    /// A KIP-848 member's target assignment; a tombstone when it leaves.
+    ConsumerTarget {
+        group: String,
+        member_id: String,
+        value: Option<StoredAssignment>,
+    },
+    ConsumerTargetMeta {
+        group: String,
+        value: Option<ConsumerTargetMeta>,
+    },
+}
+
+fn write_assignment(w: &mut Writer, a: &StoredAssignment) {
+    w.u32(a.len() as u32);
+    for (t, ps) in a {
+        w.0.extend_from_slice(t.as_bytes());
+        w.u32(ps.len() as u32);
+        for p in ps {
+            w.i32(*p);
+        }
+    }
+}
+
+fn read_assignment(r: &mut Reader<'_>) -> Option<StoredAssignment> {
+    let n = r.u32()? as usize;
+    // A topic takes at least 20 bytes: a count beyond what is left is corrupt.
+    if n > STORED_TOPICS_MAX || n > r.0.len() / 20 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = r.uuid()?;
+        let m = r.u32()? as usize;
+        if m > STORED_PARTITIONS_MAX || m > r.0.len() / 4 {
+            return None;
+        }
+        let mut ps = Vec::with_capacity(m);
+        for _ in 0..m {
+            ps.push(r.i32()?);
+        }
+        out.push((t, ps));
+    }
+    Some(out)
+}
+
+impl Record {
+    /// The group a record belongs to.
+    pub fn group(&self) -> &str {
+        match self {
+            Record::Offset { group, .. }
+            | Record::Group { group, .. }
+            | Record::ConsumerMember { group, .. }
+            | Record::ConsumerTarget { group, .. }
+            | Record::ConsumerTargetMeta { group, .. } => group,
+        }
+    }
 }
 
 pub(crate) struct Writer(pub(crate) Vec<u8>);
@@ -159,6 +274,10 @@ impl<'a> Reader<'a> {
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
         Some(i64::from_be_bytes(a))
+    }
+    pub(crate) fn uuid(&mut self) -> Option<uuid::Uuid> {
+        let b = self.take(16)?;
+        uuid::Uuid::from_slice(b).ok()
     }
     pub(crate) fn bytes(&mut self) -> Option<&'a [u8]> {
         let n = self.u32()? as usize;
@@ -226,6 +345,71 @@ impl Record {
                         w.i32(m.rebalance_timeout_ms);
                         w.bytes(&m.subscription);
                         w.bytes(&m.assignment);
+                    }
+                    w.0
+                });
+                (k.0, v)
+            }
+            Record::ConsumerMember {
+                group,
+                member_id,
+                value,
+            } => {
+                k.u8(KIND_CONSUMER_MEMBER);
+                k.str(group);
+                k.str(member_id);
+                let v = value.as_ref().map(|m| {
+                    let mut w = Writer(Vec::with_capacity(128));
+                    w.u8(VALUE_VERSION);
+                    w.i32(m.member_epoch);
+                    w.i32(m.previous_epoch);
+                    w.u8(m.state);
+                    w.u8(u8::from(m.left_static));
+                    w.opt_str(m.instance_id.as_deref());
+                    w.opt_str(m.rack_id.as_deref());
+                    w.str(&m.client_id);
+                    w.str(&m.client_host);
+                    w.i32(m.rebalance_timeout_ms);
+                    w.opt_str(m.server_assignor.as_deref());
+                    w.opt_str(m.regex.as_deref());
+                    w.u32(m.subscribed_names.len() as u32);
+                    for n in &m.subscribed_names {
+                        w.str(n);
+                    }
+                    write_assignment(&mut w, &m.assigned);
+                    write_assignment(&mut w, &m.pending_revocation);
+                    w.0
+                });
+                (k.0, v)
+            }
+            Record::ConsumerTarget {
+                group,
+                member_id,
+                value,
+            } => {
+                k.u8(KIND_CONSUMER_TARGET);
+                k.str(group);
+                k.str(member_id);
+                let v = value.as_ref().map(|a| {
+                    let mut w = Writer(Vec::with_capacity(64));
+                    w.u8(VALUE_VERSION);
+                    write_assignment(&mut w, a);
+                    w.0
+                });
+                (k.0, v)
+            }
+            Record::ConsumerTargetMeta { group, value } => {
+                k.u8(KIND_CONSUMER_TARGET_META);
+                k.str(group);
+                let v = value.as_ref().map(|m| {
+                    let mut w = Writer(Vec::with_capacity(64));
+                    w.u8(VALUE_VERSION);
+                    w.i32(m.assignment_epoch);
+                    w.u32(m.topics.len() as u32);
+                    for (name, id, n) in &m.topics {
+                        w.str(name);
+                        w.0.extend_from_slice(id.as_bytes());
+                        w.i32(*n);
                     }
                     w.0
                 });
@@ -309,6 +493,108 @@ impl Record {
                     }
                 };
                 Some(Record::Group { group, value })
+            }
+            KIND_CONSUMER_MEMBER => {
+                let group = k.str()?;
+                let member_id = k.str()?;
+                let value = match value {
+                    None => None,
+                    Some(v) => {
+                        let mut r = Reader(v);
+                        if r.u8()? != VALUE_VERSION {
+                            return None;
+                        }
+                        let member_epoch = r.i32()?;
+                        let previous_epoch = r.i32()?;
+                        let state = r.u8()?;
+                        let flags = r.u8()?;
+                        let instance_id = r.opt_str()?;
+                        let rack_id = r.opt_str()?;
+                        let client_id = r.str()?;
+                        let client_host = r.str()?;
+                        let rebalance_timeout_ms = r.i32()?;
+                        let server_assignor = r.opt_str()?;
+                        let regex = r.opt_str()?;
+                        let n = r.u32()? as usize;
+                        // A name takes at least 4 bytes.
+                        if n > STORED_TOPICS_MAX || n > r.0.len() / 4 {
+                            return None;
+                        }
+                        let mut subscribed_names = Vec::with_capacity(n);
+                        for _ in 0..n {
+                            subscribed_names.push(r.str()?);
+                        }
+                        let assigned = read_assignment(&mut r)?;
+                        let pending_revocation = read_assignment(&mut r)?;
+                        Some(ConsumerMemberValue {
+                            member_epoch,
+                            previous_epoch,
+                            state,
+                            left_static: flags & 1 != 0,
+                            instance_id,
+                            rack_id,
+                            client_id,
+                            client_host,
+                            rebalance_timeout_ms,
+                            server_assignor,
+                            regex,
+                            subscribed_names,
+                            assigned,
+                            pending_revocation,
+                        })
+                    }
+                };
+                Some(Record::ConsumerMember {
+                    group,
+                    member_id,
+                    value,
+                })
+            }
+            KIND_CONSUMER_TARGET => {
+                let group = k.str()?;
+                let member_id = k.str()?;
+                let value = match value {
+                    None => None,
+                    Some(v) => {
+                        let mut r = Reader(v);
+                        if r.u8()? != VALUE_VERSION {
+                            return None;
+                        }
+                        Some(read_assignment(&mut r)?)
+                    }
+                };
+                Some(Record::ConsumerTarget {
+                    group,
+                    member_id,
+                    value,
+                })
+            }
+            KIND_CONSUMER_TARGET_META => {
+                let group = k.str()?;
+                let value = match value {
+                    None => None,
+                    Some(v) => {
+                        let mut r = Reader(v);
+                        if r.u8()? != VALUE_VERSION {
+                            return None;
+                        }
+                        let assignment_epoch = r.i32()?;
+                        let n = r.u32()? as usize;
+                        // A topic takes at least 24 bytes.
+                        if n > STORED_TOPICS_MAX || n > r.0.len() / 24 {
+                            return None;
+                        }
+                        let mut topics = Vec::with_capacity(n);
+                        for _ in 0..n {
+                            topics.push((r.str()?, r.uuid()?, r.i32()?));
+                        }
+                        Some(ConsumerTargetMeta {
+                            assignment_epoch,
+                            topics,
+                        })
+                    }
+                };
+                Some(Record::ConsumerTargetMeta { group, value })
             }
             _ => None,
         }
@@ -627,6 +913,8 @@ mod tests {
                 }),
             },
         ];
+        let mut recs = recs;
+        recs.extend(kip848_records());
         for r in &recs {
             let (k, v) = r.encode();
             assert_eq!(Record::decode(&k, v.as_deref()).as_ref(), Some(r));
@@ -640,6 +928,91 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn kip848_records() -> Vec<Record> {
+        let t = uuid::Uuid::from_u128(0x1234);
+        vec![
+            Record::ConsumerMember {
+                group: "g".into(),
+                member_id: "m".into(),
+                value: Some(ConsumerMemberValue {
+                    member_epoch: 7,
+                    previous_epoch: 6,
+                    state: 1,
+                    left_static: true,
+                    instance_id: Some("i".into()),
+                    rack_id: None,
+                    client_id: "c".into(),
+                    client_host: "/127.0.0.1".into(),
+                    rebalance_timeout_ms: 300_000,
+                    server_assignor: Some("uniform".into()),
+                    regex: None,
+                    subscribed_names: vec!["a".into(), "b".into()],
+                    assigned: vec![(t, vec![0, 2])],
+                    pending_revocation: vec![(t, vec![1])],
+                }),
+            },
+            Record::ConsumerMember {
+                group: "g".into(),
+                member_id: "m".into(),
+                value: None,
+            },
+            Record::ConsumerTarget {
+                group: "g".into(),
+                member_id: "m".into(),
+                value: Some(vec![(t, vec![0, 1, 2])]),
+            },
+            Record::ConsumerTarget {
+                group: "g".into(),
+                member_id: "m".into(),
+                value: None,
+            },
+            Record::ConsumerTargetMeta {
+                group: "g".into(),
+                value: Some(ConsumerTargetMeta {
+                    assignment_epoch: 7,
+                    topics: vec![("a".into(), t, 3)],
+                }),
+            },
+            Record::ConsumerTargetMeta {
+                group: "g".into(),
+                value: None,
+            },
+        ]
+    }
+
+    /// Counts beyond the bytes present are refused before any allocation.
+    #[test]
+    fn kip848_counts_are_bounded() {
+        let (k, _) = Record::ConsumerTarget {
+            group: "g".into(),
+            member_id: "m".into(),
+            value: None,
+        }
+        .encode();
+        let mut v = vec![VALUE_VERSION];
+        v.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(Record::decode(&k, Some(&v)), None);
+        let mut v = vec![VALUE_VERSION];
+        v.extend_from_slice(&1u32.to_be_bytes());
+        v.extend_from_slice(&[0u8; 16]);
+        v.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(Record::decode(&k, Some(&v)), None);
+        let (k, _) = Record::ConsumerTargetMeta {
+            group: "g".into(),
+            value: None,
+        }
+        .encode();
+        let mut v = vec![VALUE_VERSION];
+        v.extend_from_slice(&1i32.to_be_bytes());
+        v.extend_from_slice(&1_000_000u32.to_be_bytes());
+        assert_eq!(Record::decode(&k, Some(&v)), None);
+        // An unknown value version is skipped, not misread.
+        let (k, v) = kip848_records()[0].encode();
+        let mut v = v.unwrap();
+        v[0] = 1;
+        assert_eq!(Record::decode(&k, Some(&v)), None);
     }
 
     fn offset(group: &str, p: i32, o: i64) -> Record {

@@ -274,3 +274,258 @@ mod groups_max {
         assert_eq!(commit(&groups, "a"), 0, "existing groups still commit");
     }
 }
+
+/// KIP-848 member state survives a restart (replay), a compaction (snapshot)
+/// and is dropped when members leave (tombstones).
+mod kip848_persistence {
+    use super::super::*;
+    use assignor::Assignment;
+
+    fn config(dir: &std::path::Path) -> BrokerConfig {
+        BrokerConfig {
+            data_dir: dir.to_path_buf(),
+            offsets_compact_bytes: 4096,
+            ..BrokerConfig::default()
+        }
+    }
+
+    struct M {
+        id: String,
+        epoch: i32,
+        owned: Assignment,
+    }
+
+    fn hb(
+        groups: &GroupCoordinator,
+        topics: &TopicRegistry,
+        m: &mut M,
+        full: bool,
+    ) -> consumer::HeartbeatResult {
+        let r = groups.consumer_heartbeat(
+            "g",
+            consumer::HeartbeatRequest {
+                member_id: m.id.clone(),
+                member_epoch: m.epoch,
+                instance_id: None,
+                rack_id: None,
+                rebalance_timeout_ms: if full { 10_000 } else { -1 },
+                subscribed_topic_names: full.then(|| vec!["t".into()]),
+                subscribed_topic_regex: None,
+                server_assignor: None,
+                owned: full.then(|| m.owned.clone()),
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                version: 1,
+            },
+            topics,
+        );
+        if r.error == 0 {
+            m.epoch = r.member_epoch;
+            if let Some(a) = &r.assignment {
+                m.owned = a.clone();
+            }
+        }
+        r
+    }
+
+    /// Heartbeats (full, with what each owns) until every member is stable.
+    fn settle(groups: &GroupCoordinator, topics: &TopicRegistry, ms: &mut [M]) {
+        for _ in 0..20 {
+            for m in ms.iter_mut() {
+                assert_eq!(hb(groups, topics, m, true).error, 0);
+            }
+        }
+        let d = &groups.consumer_describe(&["g".into()], topics)[0];
+        assert_eq!(d.state, "Stable");
+    }
+
+    fn leave(groups: &GroupCoordinator, topics: &TopicRegistry, m: &M) {
+        let r = groups.consumer_heartbeat(
+            "g",
+            consumer::HeartbeatRequest {
+                member_id: m.id.clone(),
+                member_epoch: -1,
+                instance_id: None,
+                rack_id: None,
+                rebalance_timeout_ms: -1,
+                subscribed_topic_names: None,
+                subscribed_topic_regex: None,
+                server_assignor: None,
+                owned: None,
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                version: 1,
+            },
+            topics,
+        );
+        assert_eq!(r.error, 0);
+    }
+
+    /// (group epoch, assignment epoch, member id -> (epoch, assignment, target))
+    type View = (
+        i32,
+        i32,
+        Vec<(String, i32, Vec<(uuid::Uuid, String, Vec<i32>)>)>,
+    );
+
+    fn view(groups: &GroupCoordinator, topics: &TopicRegistry) -> View {
+        let d = &groups.consumer_describe(&["g".into()], topics)[0];
+        assert_eq!(d.error, 0);
+        (
+            d.group_epoch,
+            d.assignment_epoch,
+            d.members
+                .iter()
+                .map(|m| {
+                    assert_eq!(m.assignment, m.target_assignment);
+                    (m.member_id.clone(), m.member_epoch, m.assignment.clone())
+                })
+                .collect(),
+        )
+    }
+
+    #[tokio::test]
+    async fn members_and_assignments_survive_restart_compaction_and_leave() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let topics = TopicRegistry::load(dir.path(), cfg.log.clone(), 100).unwrap();
+        topics.create("t", 6, BTreeMap::new()).await.unwrap();
+        let mut ms: Vec<M> = (1..=3)
+            .map(|i| M {
+                id: format!("m{i}"),
+                epoch: 0,
+                owned: Assignment::new(),
+            })
+            .collect();
+        let before = {
+            let groups = GroupCoordinator::open(&cfg).unwrap();
+            settle(&groups, &topics, &mut ms);
+            let v = view(&groups, &topics);
+            assert_eq!(v.2.len(), 3);
+            assert!(
+                v.2.iter()
+                    .all(|(_, _, a)| a.iter().map(|t| t.2.len()).sum::<usize>() == 2)
+            );
+            groups.wait_durable().await.unwrap();
+            groups.close();
+            v
+        };
+        // Restart: the members go on with their ids and epochs (a light
+        // heartbeat, as a client sends between rebalances) and keep all.
+        {
+            let groups = GroupCoordinator::open(&cfg).unwrap();
+            assert_eq!(view(&groups, &topics), before);
+            for m in ms.iter_mut() {
+                let owned = m.owned.clone();
+                let r = hb(&groups, &topics, m, false);
+                assert_eq!(r.error, 0, "{:?}", r.message);
+                assert_eq!(m.owned, owned);
+                // And a full one (what librdkafka sends after reconnecting).
+                let r = hb(&groups, &topics, m, true);
+                assert_eq!(r.error, 0, "{:?}", r.message);
+                assert_eq!(m.owned, owned);
+            }
+            assert_eq!(view(&groups, &topics), before);
+            // Fill the log with offset commits until it compacts (a snapshot
+            // of every group's records, then the old segments go).
+            for i in 0..400i64 {
+                groups.commit(
+                    CommitRequest {
+                        group_id: "other".into(),
+                        generation_or_epoch: -1,
+                        member_id: String::new(),
+                        instance_id: None,
+                        topics: vec![(
+                            "t".into(),
+                            vec![CommitPartition {
+                                partition: 0,
+                                offset: i,
+                                leader_epoch: 0,
+                                metadata: None,
+                            }],
+                        )],
+                        version: 8,
+                    },
+                    &topics,
+                );
+            }
+            let big = lock(&groups.state).store.size_bytes();
+            groups.tick(&topics);
+            assert!(
+                lock(&groups.state).store.size_bytes() < big,
+                "not compacted"
+            );
+            groups.wait_durable().await.unwrap();
+            groups.close();
+        }
+        // After the compaction: the same state; then one member leaves.
+        let after_leave = {
+            let groups = GroupCoordinator::open(&cfg).unwrap();
+            assert_eq!(view(&groups, &topics), before);
+            leave(&groups, &topics, &ms[2]);
+            ms.truncate(2);
+            settle(&groups, &topics, &mut ms);
+            let v = view(&groups, &topics);
+            assert_eq!(v.2.len(), 2);
+            assert!(v.0 > before.0);
+            groups.wait_durable().await.unwrap();
+            groups.close();
+            v
+        };
+        let groups = GroupCoordinator::open(&cfg).unwrap();
+        assert_eq!(view(&groups, &topics), after_leave);
+        // A member that left is unknown after the restart.
+        let mut gone = M {
+            id: "m3".into(),
+            epoch: before.2[2].1,
+            owned: Assignment::new(),
+        };
+        assert_eq!(
+            hb(&groups, &topics, &mut gone, false).error,
+            ResponseError::UnknownMemberId.code()
+        );
+    }
+
+    /// A member mid-revocation keeps its pending revocation across a restart.
+    #[tokio::test]
+    async fn a_pending_revocation_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let topics = TopicRegistry::load(dir.path(), cfg.log.clone(), 100).unwrap();
+        topics.create("t", 4, BTreeMap::new()).await.unwrap();
+        let mut a = M {
+            id: "a".into(),
+            epoch: 0,
+            owned: Assignment::new(),
+        };
+        let mut b = M {
+            id: "b".into(),
+            epoch: 0,
+            owned: Assignment::new(),
+        };
+        {
+            let groups = GroupCoordinator::open(&cfg).unwrap();
+            settle(&groups, &topics, std::slice::from_mut(&mut a));
+            assert_eq!(a.owned.values().map(|p| p.len()).sum::<usize>(), 4);
+            // b joins: a must give up two partitions and has not yet.
+            assert_eq!(hb(&groups, &topics, &mut b, true).error, 0);
+            let held = a.owned.clone();
+            assert_eq!(hb(&groups, &topics, &mut a, true).error, 0);
+            assert_eq!(a.owned.values().map(|p| p.len()).sum::<usize>(), 2);
+            a.owned = held;
+            groups.wait_durable().await.unwrap();
+            groups.close();
+        }
+        let groups = GroupCoordinator::open(&cfg).unwrap();
+        let d = &groups.consumer_describe(&["g".into()], &topics)[0];
+        assert_eq!(d.state, "Reconciling");
+        // b still gets nothing a holds; once a reports the revocation, all settle.
+        assert_eq!(hb(&groups, &topics, &mut b, true).error, 0);
+        assert!(b.owned.values().all(|p| p.is_empty()));
+        let mut both = [a, b];
+        settle(&groups, &topics, &mut both);
+        for m in &both {
+            assert_eq!(m.owned.values().map(|p| p.len()).sum::<usize>(), 2);
+        }
+    }
+}

@@ -46,10 +46,10 @@ const VERSIONS: &[(ApiKey, i16, i16, i16)] = &[
     (ApiKey::OffsetFetch, 1, 1, 9),
     (ApiKey::OffsetDelete, 0, 0, 0),
     (ApiKey::DeleteGroups, 0, 0, 2),
-    (ApiKey::DescribeGroups, 0, 0, 5),
+    (ApiKey::DescribeGroups, 0, 0, 6),
     (ApiKey::ListGroups, 0, 0, 5),
     (ApiKey::ConsumerGroupHeartbeat, 0, 0, 1),
-    (ApiKey::ConsumerGroupDescribe, 0, 0, 0),
+    (ApiKey::ConsumerGroupDescribe, 0, 0, 1),
     // Served by the connection (sasl.rs), not dispatched.
     (ApiKey::SaslHandshake, 0, 0, 1),
     (ApiKey::SaslAuthenticate, 0, 0, 2),

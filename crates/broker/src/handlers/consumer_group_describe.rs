@@ -85,6 +85,12 @@ pub fn handle(ctx: &Ctx, req: ConsumerGroupDescribeRequest) -> Result<Reply, Pro
                     mm.subscribed_topic_regex = m.subscribed_topic_regex.map(sb);
                     mm.assignment = assignment(m.assignment);
                     mm.target_assignment = assignment(m.target_assignment);
+                    // v1 (KIP-1099): every member of a Herald consumer group
+                    // speaks the consumer protocol (1); classic members
+                    // cannot join one. -1 (unknown) is v0's default.
+                    if ctx.version >= 1 {
+                        mm.member_type = 1;
+                    }
                     mm
                 })
                 .collect();

@@ -1,5 +1,6 @@
 //! DescribeGroups (key 15): state, protocol and members of classic groups.
-//! Unknown (and KIP-848) groups are shown as Dead, as Kafka does before v6.
+//! Unknown (and KIP-848) groups are shown as Dead, as Kafka does before v6;
+//! v6 (KIP-1043) answers GROUP_ID_NOT_FOUND with an error message instead.
 
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
@@ -34,6 +35,13 @@ pub fn handle(ctx: &Ctx, req: DescribeGroupsRequest) -> Result<Reply, ProtocolEr
                 return g;
             }
             g.error_code = d.error;
+            if ctx.version >= 6
+                && d.error == 0
+                && let Some(why) = d.not_found
+            {
+                g.error_code = kafka_protocol::ResponseError::GroupIdNotFound.code();
+                g.error_message = Some(sb(why));
+            }
             g.group_id = GroupId(sb(d.group_id));
             g.group_state = sb(d.state);
             g.protocol_type = sb(d.protocol_type);
