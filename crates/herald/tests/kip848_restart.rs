@@ -147,7 +147,8 @@ async fn a_consumer_group_keeps_its_members_and_assignment_across_a_restart() {
             .set("auto.offset.reset", "earliest");
         let stop = stop.clone();
         handles.push(std::thread::spawn(move || {
-            let c: BaseConsumer<Counting> = cfg.create_with_context(Counting(count)).expect("consumer");
+            let c: BaseConsumer<Counting> =
+                cfg.create_with_context(Counting(count)).expect("consumer");
             c.subscribe(&[TOPIC]).expect("subscribe");
             while !stop.load(Ordering::SeqCst) {
                 match c.poll(Duration::from_millis(100)) {
@@ -168,14 +169,16 @@ async fn a_consumer_group_keeps_its_members_and_assignment_across_a_restart() {
     };
     wait_for("the group to settle and consume 60 records", 60, || {
         total(&seen) >= 60
-            && group_view(&b.addr).is_some_and(|(_, m)| {
-                m.len() == MEMBERS && m.values().all(|(_, p)| p.len() == 2)
-            })
+            && group_view(&b.addr)
+                .is_some_and(|(_, m)| m.len() == MEMBERS && m.values().all(|(_, p)| p.len() == 2))
     });
     // Let the last commits land.
     std::thread::sleep(Duration::from_millis(500));
     let before = group_view(&b.addr).expect("stable");
-    let rebalances_before: Vec<usize> = rebalances.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+    let rebalances_before: Vec<usize> = rebalances
+        .iter()
+        .map(|r| r.load(Ordering::SeqCst))
+        .collect();
     let joins_before = b.log_count(&["consumer group member joined"]);
     assert_eq!(joins_before, MEMBERS);
 
@@ -220,8 +223,14 @@ async fn a_consumer_group_keeps_its_members_and_assignment_across_a_restart() {
     std::thread::sleep(Duration::from_secs(3));
     let after = group_view(&b.addr).expect("stable after the restart");
     assert_eq!(after, before, "members, epochs or partitions changed");
-    let rebalances_after: Vec<usize> = rebalances.iter().map(|r| r.load(Ordering::SeqCst)).collect();
-    assert_eq!(rebalances_after, rebalances_before, "a rebalance callback fired");
+    let rebalances_after: Vec<usize> = rebalances
+        .iter()
+        .map(|r| r.load(Ordering::SeqCst))
+        .collect();
+    assert_eq!(
+        rebalances_after, rebalances_before,
+        "a rebalance callback fired"
+    );
     assert_eq!(
         b.log_count(&["consumer group member joined"]),
         joins_before,
@@ -244,8 +253,14 @@ async fn a_consumer_group_keeps_its_members_and_assignment_across_a_restart() {
     assert_eq!(n, all.len(), "duplicates after the restart");
     assert_eq!(all.len(), 120);
     for p in 0..PARTITIONS {
-        let offs: Vec<i64> = all.iter().filter(|(q, _)| *q == p).map(|(_, o)| *o).collect();
+        let offs: Vec<i64> = all
+            .iter()
+            .filter(|(q, _)| *q == p)
+            .map(|(_, o)| *o)
+            .collect();
         assert_eq!(offs, (0..20).collect::<Vec<i64>>(), "partition {p}");
     }
-    eprintln!("broker down and back in {restart_ms} ms; rebalances per member {rebalances_after:?}");
+    eprintln!(
+        "broker down and back in {restart_ms} ms; rebalances per member {rebalances_after:?}"
+    );
 }

@@ -150,5 +150,7 @@ pub fn handle(ctx: &Ctx, req: ConsumerGroupHeartbeatRequest) -> Result<Reply, Pr
             .collect();
         out
     });
-    ctx.reply(&resp)
+    // Answered once the member's new epoch and assignment are durable, so a
+    // crash cannot fence a member for an epoch it was given.
+    Ok(super::reply_when_durable(ctx, resp))
 }
