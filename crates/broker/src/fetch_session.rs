@@ -114,6 +114,23 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session outside the cache, for comparing offsets only.
+    pub fn detached(id: i32, partitions: Vec<CachedPartition>) -> Session {
+        let mut s = Session {
+            id,
+            epoch: -1,
+            uses_topic_ids: false,
+            principal: String::new(),
+            partitions,
+            index: HashMap::new(),
+            created_ms: 0,
+            last_used_ms: 0,
+            cached_size: 0,
+        };
+        s.reindex();
+        s
+    }
+
     fn reindex(&mut self) {
         self.index = self
             .partitions
@@ -258,7 +275,10 @@ impl FetchSessionCache {
             // A full fetch closes the session it names.
             if id != 0 {
                 let mut g = self.lock();
-                if g.sessions.get(&id).is_some_and(|s| s.principal == principal) {
+                if g.sessions
+                    .get(&id)
+                    .is_some_and(|s| s.principal == principal)
+                {
                     g.remove(id);
                 }
             }

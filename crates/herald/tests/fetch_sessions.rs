@@ -275,10 +275,15 @@ fn wire_sessions_by_topic_id() {
     let r = w.fetch(12, &fetch_req(id, 2, "wid", None, &[]));
     assert_eq!(r.error_code, ResponseError::FetchSessionTopicIdError.code());
 
+    // The epoch was not used up; partition 1 moves past its record.
+    let r = w.fetch(13, &fetch_req(id, 2, "", Some(tid), &[(1, 1)]));
+    assert_eq!((r.error_code, r.session_id), (0, id));
+    assert!(answered(&r).is_empty(), "{:?}", answered(&r));
+
     // An unknown topic id added to the session: UNKNOWN_TOPIC_ID for it, in
     // every response while it stays (errors are always answered).
     let ghost = uuid::Uuid::new_v4();
-    let r = w.fetch(13, &fetch_req(id, 2, "", Some(ghost), &[(0, 0)]));
+    let r = w.fetch(13, &fetch_req(id, 3, "", Some(ghost), &[(0, 0)]));
     let codes: Vec<i16> = r
         .responses
         .iter()
@@ -286,9 +291,12 @@ fn wire_sessions_by_topic_id() {
         .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
         .collect();
     assert_eq!(codes, vec![ResponseError::UnknownTopicId.code()]);
-    let r = w.fetch(13, &fetch_req(id, 3, "", None, &[]));
+    let r = w.fetch(13, &fetch_req(id, 4, "", None, &[]));
     assert!(r.responses.iter().any(|t| t.topic_id == ghost));
-    assert!(r.responses.iter().all(|t| t.topic_id == ghost), "nothing else changed");
+    assert!(
+        r.responses.iter().all(|t| t.topic_id == ghost),
+        "nothing else changed"
+    );
 }
 
 #[test]
@@ -303,9 +311,17 @@ fn wire_full_cache_and_disabled_sessions() {
     assert_ne!(a, 0);
     let r = w.fetch(12, &fetch_req(0, 0, "wc", None, &all));
     assert_eq!((r.error_code, r.session_id), (0, 0));
-    assert_eq!(answered(&r).len(), 2, "a sessionless answer carries everything");
+    assert_eq!(
+        answered(&r).len(),
+        2,
+        "a sessionless answer carries everything"
+    );
     let r = w.fetch(12, &fetch_req(a, 1, "wc", None, &[]));
-    assert_eq!((r.error_code, r.session_id), (0, a), "the first session lives on");
+    assert_eq!(
+        (r.error_code, r.session_id),
+        (0, a),
+        "the first session lives on"
+    );
     let m = metrics(&b);
     assert_eq!(metric(&m, "herald_fetch_sessions"), 1.0);
     assert_eq!(metric(&m, "herald_fetch_session_partitions"), 2.0);
@@ -388,12 +404,20 @@ fn java_consumer_of_1000_partitions_fetches_incrementally() {
         if metric(&m, "herald_fetch_requests_total{kind=\"incremental\"}") >= 3.0 {
             break m;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "no incremental fetch: {m:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no incremental fetch: {m:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(metric(&before, "herald_fetch_sessions"), 1.0);
     assert!(metric(&before, "herald_fetch_session_partitions") >= 1000.0);
-    assert!(metric(&before, "herald_fetch_request_partitions_total{kind=\"full\"}") >= 1000.0);
+    assert!(
+        metric(
+            &before,
+            "herald_fetch_request_partitions_total{kind=\"full\"}"
+        ) >= 1000.0
+    );
 
     produce(&b, "thousand", &targets);
     let out = java.wait_with_output().expect("java output");
@@ -413,12 +437,27 @@ fn java_consumer_of_1000_partitions_fetches_incrementally() {
     let requests = d(&format!("herald_fetch_requests_total{inc}"));
     let req_parts = d(&format!("herald_fetch_request_partitions_total{inc}"));
     let resp_parts = d(&format!("herald_fetch_response_partitions_total{inc}"));
-    eprintln!("incremental: {requests} requests, {req_parts} request and {resp_parts} response partitions");
+    eprintln!(
+        "incremental: {requests} requests, {req_parts} request and {resp_parts} response partitions"
+    );
+    for l in b
+        .log
+        .lock()
+        .expect("log")
+        .iter()
+        .filter(|l| l.contains("fetch"))
+    {
+        eprintln!("{l}");
+    }
     assert!(requests >= 1.0);
     // Each produced-to partition is answered once (its records) and named
     // once afterwards (its new offset); nothing else moves.
     assert!(resp_parts >= targets.len() as f64 && resp_parts <= 2.0 * targets.len() as f64);
     assert!(req_parts <= 2.0 * targets.len() as f64, "{req_parts}");
-    assert_eq!(d("herald_fetch_requests_total{kind=\"full\"}"), 0.0, "no new full fetch");
+    assert_eq!(
+        d("herald_fetch_requests_total{kind=\"full\"}"),
+        0.0,
+        "no new full fetch"
+    );
     assert_eq!(d("herald_fetch_requests_total{kind=\"error\"}"), 0.0);
 }

@@ -20,11 +20,11 @@
 use std::time::{Duration, Instant};
 
 use kafka_protocol::ResponseError;
-use kafka_protocol::protocol::Encodable;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
+use kafka_protocol::protocol::Encodable;
 
 use herald_security::acl::{Operation, ResourceType};
 
@@ -151,15 +151,23 @@ impl Collected {
                 self.response.session_id = id;
                 (FetchKind::Full, id, 0)
             }
-            Context::Incremental { id, epoch, .. } => {
-                self.keep_changed(ctx, *id, plan);
+            Context::Incremental {
+                id,
+                epoch,
+                partitions,
+            } => {
+                self.keep_changed(ctx, *id, plan, partitions);
                 self.response.session_id = *id;
                 (FetchKind::Incremental, *id, *epoch)
             }
             _ => (FetchKind::Sessionless, 0, -1),
         };
-        let response_partitions: usize =
-            self.response.responses.iter().map(|t| t.partitions.len()).sum();
+        let response_partitions: usize = self
+            .response
+            .responses
+            .iter()
+            .map(|t| t.partitions.len())
+            .sum();
         tracing::debug!(
             session_id,
             epoch,
@@ -195,29 +203,41 @@ impl Collected {
     /// Kafka's incremental response: only partitions with records, a changed
     /// high watermark, last stable or log start offset, or an error; those
     /// that answered records move to the end of the session.
-    fn keep_changed(&mut self, ctx: &Ctx, id: i32, plan: &[PlanTopic]) {
+    fn keep_changed(
+        &mut self,
+        ctx: &Ctx,
+        id: i32,
+        plan: &[PlanTopic],
+        snapshot: &[CachedPartition],
+    ) {
         let responses = std::mem::take(&mut self.response.responses);
         let counters = std::mem::take(&mut self.counters);
         ctx.broker.fetch_sessions.with_session(id, |session| {
-            let Some(session) = session else {
-                // Closed meanwhile: everything read is answered.
-                self.response.responses = responses;
-                self.counters = counters;
-                return;
+            // Closed meanwhile (a close pipelined behind this long poll):
+            // compared with the session as this request found it.
+            let mut detached;
+            let session = match session {
+                Some(s) => s,
+                None => {
+                    detached = crate::fetch_session::Session::detached(id, snapshot.to_vec());
+                    &mut detached
+                }
             };
             let mut answered = Vec::new();
             for ((t, mut tr), c) in plan.iter().zip(responses).zip(counters) {
                 tr.partitions.retain(|pd| {
                     let records_len = pd.records.as_ref().map_or(0, |r| r.len());
-                    let keep = session.get_mut(&t.key, pd.partition_index).is_none_or(|cp| {
-                        cp.must_respond(
-                            records_len,
-                            pd.error_code,
-                            pd.high_watermark,
-                            pd.last_stable_offset,
-                            pd.log_start_offset,
-                        )
-                    });
+                    let keep = session
+                        .get_mut(&t.key, pd.partition_index)
+                        .is_none_or(|cp| {
+                            cp.must_respond(
+                                records_len,
+                                pd.error_code,
+                                pd.high_watermark,
+                                pd.last_stable_offset,
+                                pd.log_start_offset,
+                            )
+                        });
                     if records_len > 0 {
                         answered.push((t.key.clone(), pd.partition_index));
                     }

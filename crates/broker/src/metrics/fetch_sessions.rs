@@ -97,7 +97,10 @@ impl FetchSessions {
                 Value::Counter(c.response_partitions.load(Ordering::Relaxed)),
             );
             req_bytes.push(l(), Value::Counter(c.request_bytes.load(Ordering::Relaxed)));
-            resp_bytes.push(l(), Value::Counter(c.response_bytes.load(Ordering::Relaxed)));
+            resp_bytes.push(
+                l(),
+                Value::Counter(c.response_bytes.load(Ordering::Relaxed)),
+            );
         }
         let (sessions, partitions) = cache.sizes();
         out.extend([
