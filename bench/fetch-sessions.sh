@@ -32,8 +32,10 @@ trap cleanup EXIT
 javac -d "$work/classes" -cp "$CP" tests/python/java/FetchSessionCheck.java
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-# Sum of a /metrics family's samples with this label set ("" for all).
-metric() { curl -s "http://$HTTP/metrics" | awk -v n="$1" -v l="$2" '$1 ~ "^"n && index($1, l) {s+=$2} END {printf "%d", s}'; }
+# One scrape per snapshot, so that its counters agree with each other.
+scrape() { curl -s "http://$HTTP/metrics" >"$work/metrics.txt"; }
+# Sum of a family's samples in the last scrape with this label set ("" for all).
+metric() { awk -v n="$1" -v l="$2" '$1 ~ "^"n && index($1, l) {s+=$2} END {printf "%d", s}' "$work/metrics.txt"; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 
 run() {
@@ -51,6 +53,7 @@ run() {
     local java=$!; pids+=("$java")
     sleep "$WARMUP"
     local r0 q0 s0 t0 p0 c0
+    scrape
     r0=$(metric herald_fetch_requests_total ""); q0=$(metric herald_fetch_request_bytes_total "")
     s0=$(metric herald_fetch_response_bytes_total ""); p0=$(metric herald_fetch_request_partitions_total "")
     t0=$(metric herald_fetch_response_partitions_total ""); c0=$(cpu_ticks "$broker")
@@ -58,8 +61,8 @@ run() {
         "$BIN" -b 127.0.0.1:"$port" produce bench -p $((RANDOM % PARTITIONS)) -v "r$i" >/dev/null 2>&1 &
         sleep 1
     done
-    wait_produce=$(jobs -p | wc -l); : "$wait_produce"
     local r q s p t c
+    scrape
     r=$(( $(metric herald_fetch_requests_total "") - r0 ))
     q=$(( $(metric herald_fetch_request_bytes_total "") - q0 ))
     s=$(( $(metric herald_fetch_response_bytes_total "") - s0 ))
