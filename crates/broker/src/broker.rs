@@ -44,6 +44,8 @@ pub struct Broker {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Transactional ids and their transactions.
     pub txn: crate::txn_coordinator::TransactionCoordinator,
+    /// KIP-227 incremental fetch sessions.
+    pub fetch_sessions: crate::fetch_session::FetchSessionCache,
     producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
 }
 
@@ -100,8 +102,11 @@ impl Broker {
             .map(|e| (e.host.clone(), e.port))
             .unwrap_or_default();
         let metrics = Arc::new(crate::metrics::Metrics::new(config.metrics_enabled));
+        let fetch_sessions =
+            crate::fetch_session::FetchSessionCache::new(config.fetch_session_cache_slots_max);
         Broker {
             metrics,
+            fetch_sessions,
             config,
             topics,
             groups,

@@ -83,6 +83,9 @@ pub struct BrokerConfig {
     pub transactional_ids_max: usize,
     /// Bound on the partitions of one transaction.
     pub transaction_partitions_max: usize,
+    /// `max.incremental.fetch.session.cache.slots`: KIP-227 fetch sessions
+    /// kept (0: none, every fetch is sessionless).
+    pub fetch_session_cache_slots_max: usize,
 }
 
 impl Default for BrokerConfig {
@@ -125,6 +128,7 @@ impl Default for BrokerConfig {
             transactional_id_expiration: Duration::from_secs(7 * 24 * 3600),
             transactional_ids_max: 100_000,
             transaction_partitions_max: 10_000,
+            fetch_session_cache_slots_max: 1000,
         }
     }
 }

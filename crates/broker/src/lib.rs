@@ -8,6 +8,7 @@ pub mod dynamic_config;
 pub mod embedded;
 pub mod error;
 pub mod event_flow;
+pub mod fetch_session;
 pub mod fsutil;
 pub mod group_coordinator;
 pub mod handlers;

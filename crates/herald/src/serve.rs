@@ -177,6 +177,10 @@ pub struct ServeArgs {
     /// past it only totals and a dropped count [default: 2000].
     #[arg(long, env = "HERALD_METRICS_PARTITION_SERIES_MAX")]
     pub metrics_partition_series_max: Option<usize>,
+    /// `max.incremental.fetch.session.cache.slots`: KIP-227 incremental fetch
+    /// sessions kept; 0 turns them off [default: 1000].
+    #[arg(long, env = "HERALD_MAX_INCREMENTAL_FETCH_SESSION_CACHE_SLOTS")]
+    pub max_incremental_fetch_session_cache_slots: Option<usize>,
     /// `acl` turns Kafka's ACL authorizer on [default: none].
     #[arg(long, env = "HERALD_AUTHORIZER")]
     pub authorizer: Option<String>,
@@ -255,6 +259,7 @@ impl ServeArgs {
             transaction_abort_timed_out_transaction_cleanup_interval_ms,
             transactional_id_expiration_ms,
             metrics_partition_series_max,
+            max_incremental_fetch_session_cache_slots,
             cluster_db,
             object_store,
             s3_endpoint,
@@ -438,6 +443,9 @@ impl ServeArgs {
         }
         if let Some(v) = a.metrics_partition_series_max {
             c.metrics_partition_series_max = v;
+        }
+        if let Some(v) = a.max_incremental_fetch_session_cache_slots {
+            c.fetch_session_cache_slots_max = v;
         }
         Ok((c, cluster))
     }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 pub mod connections;
 pub mod encode;
+pub mod fetch_sessions;
 pub mod groups;
 pub mod histogram;
 pub mod process;
@@ -39,6 +40,7 @@ pub struct Metrics {
     pub traffic: traffic::TopicTraffic,
     pub connections: connections::Connections,
     pub log: storage::LogActivity,
+    pub fetch_sessions: fetch_sessions::FetchSessions,
 }
 
 impl Metrics {
@@ -49,6 +51,7 @@ impl Metrics {
             traffic: Default::default(),
             connections: Default::default(),
             log: Default::default(),
+            fetch_sessions: Default::default(),
         }
     }
 
@@ -120,6 +123,7 @@ pub async fn render(broker: &Arc<Broker>) -> String {
     let watermarks = storage::collect_partitions(broker, &mut out).await;
     groups::collect(broker, &watermarks, &mut out).await;
     m.connections.collect(&mut out);
+    m.fetch_sessions.collect(&broker.fetch_sessions, &mut out);
     let security = &broker.security;
     let load = |a: &std::sync::atomic::AtomicU64| {
         Value::Counter(a.load(std::sync::atomic::Ordering::Relaxed))
