@@ -406,9 +406,7 @@ impl TopicRegistry {
                 self.partitions_per_topic_max
             )));
         }
-        for (k, v) in configs {
-            topic_config::validate(k, v).map_err(TopicError::InvalidConfig)?;
-        }
+        topic_config::validate_all(configs).map_err(TopicError::InvalidConfig)?;
         if self.get(name).is_some() {
             return Err(TopicError::AlreadyExists(name.to_string()));
         }
