@@ -227,12 +227,18 @@ pub async fn serve<R, W>(
                 None => break,
             }
         }
+        // The API of an answer given by `parse` itself (ApiVersions of an
+        // unknown version, a MessageSet Produce or Fetch).
+        let answered_api = frame
+            .get(..2)
+            .and_then(|k| ApiKey::try_from(i16::from_be_bytes([k[0], k[1]])).ok())
+            .unwrap_or(ApiKey::ApiVersions);
         let mut req = match handlers::parse(frame) {
             Ok(Ok(r)) => r,
             Ok(Err(answer)) => {
-                // Only ApiVersions is answered this way; it counts against the
-                // pre-authentication allowance like any other.
-                if let Some(why) = auth.refuse(ApiKey::ApiVersions) {
+                // It counts against the pre-authentication allowance like any
+                // other request of its API.
+                if let Some(why) = auth.refuse(answered_api) {
                     security.authentication_failed(&peer_name, "", "", why);
                     break;
                 }

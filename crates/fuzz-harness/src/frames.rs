@@ -324,6 +324,9 @@ fn body(api_key: ApiKey, v: i16, r: &mut Rng, k: &Known) -> Result<Vec<u8>, Stri
                     let mut p = list_offsets_request::ListOffsetsPartition::default();
                     p.partition_index = k.partition(r, n);
                     p.timestamp = r.pick(&[-1, -2, -3, -4, -5, 0, 1_700_000_000_000, i64::MAX]);
+                    if v == 0 {
+                        p.max_num_offsets = r.pick(&[1, 0, -1, 2, i32::MAX, i32::MIN]);
+                    }
                     t.partitions.push(p);
                 }
                 q.topics.push(t);
@@ -675,6 +678,9 @@ fn body(api_key: ApiKey, v: i16, r: &mut Rng, k: &Known) -> Result<Vec<u8>, Stri
                     p.committed_offset = r.i64_edgy();
                     if v >= 6 {
                         p.committed_leader_epoch = r.i32_edgy();
+                    }
+                    if v == 1 {
+                        p.commit_timestamp = r.i64_edgy();
                     }
                     p.committed_metadata = opt!(r, string(r));
                     t.partitions.push(p);

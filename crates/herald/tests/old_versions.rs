@@ -112,30 +112,459 @@ fn list_offsets_v0_answers_old_style_offsets_as_kafka_3() {
 
     create_topic(&mut s, "old-offsets", 1);
     // An empty partition: the log start only, whatever is asked.
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, -1, 10), (0, vec![0]));
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, -2, 10), (0, vec![0]));
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 0, -1, 10),
+        (0, vec![0])
+    );
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 0, -2, 10),
+        (0, vec![0])
+    );
 
     produce(&mut s, "old-offsets", &[1_000, 2_000, 3_000]);
 
     // Latest (-1): the log end offset, then the log start, newest first, up to
     // max_num_offsets (Burrow and sarama ask for 1).
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, -1, 10), (0, vec![3, 0]));
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, -1, 1), (0, vec![3]));
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 0, -1, 10),
+        (0, vec![3, 0])
+    );
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 0, -1, 1),
+        (0, vec![3])
+    );
     // Earliest (-2): the log start only.
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, -2, 10), (0, vec![0]));
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 0, -2, 10),
+        (0, vec![0])
+    );
     // A time: the first record at or after it, then the log start.
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, 2_000, 10), (0, vec![1, 0]));
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, 1_500, 1), (0, vec![1]));
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, 0, 10), (0, vec![0]));
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 0, 2_000, 10),
+        (0, vec![1, 0])
+    );
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 0, 1_500, 1),
+        (0, vec![1])
+    );
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 0, 0, 10),
+        (0, vec![0])
+    );
     // After every record: the log end.
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, 9_000, 10), (0, vec![3, 0]));
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 0, 9_000, 10),
+        (0, vec![3, 0])
+    );
     // Other negative timestamps matched no segment in Kafka 3.x: an empty list.
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, -3, 10), (0, vec![]));
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 0, -3, 10),
+        (0, vec![])
+    );
     // Zero offsets asked: none given.
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, -1, 0), (0, vec![]));
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 0, -1, 0),
+        (0, vec![])
+    );
     // A negative count is refused (Kafka 3.x failed with UNKNOWN_SERVER_ERROR).
     assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, -1, -1).0, 42);
     // Unknown partition and topic.
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 7, -1, 1), (3, vec![]));
-    assert_eq!(list_offsets_v0(&mut s, "no-such-topic", 0, -1, 1), (3, vec![]));
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 7, -1, 1),
+        (3, vec![])
+    );
+    assert_eq!(
+        list_offsets_v0(&mut s, "no-such-topic", 0, -1, 1),
+        (3, vec![])
+    );
+}
+
+fn commit(
+    s: &mut TcpStream,
+    version: i16,
+    group: &str,
+    generation: i32,
+    member: &str,
+    topic: &str,
+    offset: i64,
+) -> i16 {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{GroupId, OffsetCommitRequest, OffsetCommitResponse};
+    let mut p = OffsetCommitRequestPartition::default();
+    p.partition_index = 0;
+    p.committed_offset = offset;
+    p.committed_metadata = Some(StrBytes::from_string(format!("v{version}")));
+    let mut t = OffsetCommitRequestTopic::default();
+    t.name = topic_name(topic);
+    t.partitions = vec![p];
+    let mut req = OffsetCommitRequest::default();
+    req.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    req.generation_id_or_member_epoch = generation;
+    req.member_id = StrBytes::from_string(member.to_string());
+    req.topics = vec![t];
+    s.write_all(&frame(ApiKey::OffsetCommit, version, 4, &req))
+        .expect("write");
+    let r: OffsetCommitResponse =
+        read_response(s, ApiKey::OffsetCommit, version).expect("OffsetCommit answered");
+    r.topics[0].partitions[0].error_code
+}
+
+/// OffsetFetch of partition 0: (error, offset, metadata).
+fn fetch_offset(
+    s: &mut TcpStream,
+    version: i16,
+    group: &str,
+    topic: &str,
+) -> (i16, i64, Option<String>) {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse};
+    let mut t = OffsetFetchRequestTopic::default();
+    t.name = topic_name(topic);
+    t.partition_indexes = vec![0];
+    let mut req = OffsetFetchRequest::default();
+    req.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    req.topics = Some(vec![t]);
+    s.write_all(&frame(ApiKey::OffsetFetch, version, 5, &req))
+        .expect("write");
+    let r: OffsetFetchResponse =
+        read_response(s, ApiKey::OffsetFetch, version).expect("OffsetFetch answered");
+    let p = &r.topics[0].partitions[0];
+    (
+        p.error_code,
+        p.committed_offset,
+        p.metadata.as_ref().map(|m| m.to_string()),
+    )
+}
+
+#[test]
+fn offset_commit_v0_v1_read_back_with_offset_fetch_v0_v1() {
+    let b = BrokerProcess::start(&[]);
+    let mut s = connect(&b.addr);
+    create_topic(&mut s, "old-commits", 1);
+
+    // v0: no generation, no member (a standalone commit).
+    assert_eq!(commit(&mut s, 0, "g0", -1, "", "old-commits", 7), 0);
+    assert_eq!(
+        fetch_offset(&mut s, 0, "g0", "old-commits"),
+        (0, 7, Some("v0".into()))
+    );
+    assert_eq!(
+        fetch_offset(&mut s, 1, "g0", "old-commits"),
+        (0, 7, Some("v0".into()))
+    );
+    // v1 as sarama sends it outside a group: generation -1, member "",
+    // commit_timestamp -1 (the broker's time).
+    assert_eq!(commit(&mut s, 1, "g1", -1, "", "old-commits", 11), 0);
+    assert_eq!(
+        fetch_offset(&mut s, 0, "g1", "old-commits"),
+        (0, 11, Some("v1".into()))
+    );
+    // A newer version reads them too, and a v0 commit replaces a v1 one.
+    assert_eq!(
+        fetch_offset(&mut s, 7, "g1", "old-commits").1,
+        11,
+        "OffsetFetch v7"
+    );
+    assert_eq!(commit(&mut s, 0, "g1", -1, "", "old-commits", 12), 0);
+    assert_eq!(fetch_offset(&mut s, 1, "g1", "old-commits").1, 12);
+    // Nothing committed: -1, no error.
+    assert_eq!(fetch_offset(&mut s, 0, "nobody", "old-commits").1, -1);
+    // An unknown topic is refused per partition.
+    assert_eq!(commit(&mut s, 0, "g0", -1, "", "no-such-topic", 1), 3);
+}
+
+#[test]
+fn old_group_api_versions_join_sync_heartbeat_commit_leave() {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::{
+        GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
+        LeaveGroupRequest, LeaveGroupResponse, SyncGroupRequest, SyncGroupResponse,
+    };
+    let b = BrokerProcess::start(&[]);
+    let mut s = connect(&b.addr);
+    create_topic(&mut s, "old-group", 1);
+    let group = GroupId(StrBytes::from_static_str("old-g"));
+
+    // JoinGroup v0: no rebalance timeout (the session timeout serves).
+    let mut j = JoinGroupRequest::default();
+    j.group_id = group.clone();
+    j.session_timeout_ms = 10_000;
+    j.member_id = StrBytes::from_static_str("");
+    j.protocol_type = StrBytes::from_static_str("consumer");
+    let mut p = JoinGroupRequestProtocol::default();
+    p.name = StrBytes::from_static_str("range");
+    p.metadata = Bytes::from_static(b"\x00\x00\x00\x00\x00\x01\x00\x09old-group\xff\xff\xff\xff");
+    j.protocols = vec![p];
+    s.write_all(&frame(ApiKey::JoinGroup, 0, 10, &j))
+        .expect("write");
+    let jr: JoinGroupResponse = read_response(&mut s, ApiKey::JoinGroup, 0).expect("JoinGroup");
+    assert_eq!(jr.error_code, 0);
+    assert_eq!(jr.leader, jr.member_id);
+    let generation = jr.generation_id;
+    assert!(generation >= 1);
+
+    let mut sg = SyncGroupRequest::default();
+    sg.group_id = group.clone();
+    sg.generation_id = generation;
+    sg.member_id = jr.member_id.clone();
+    s.write_all(&frame(ApiKey::SyncGroup, 0, 11, &sg))
+        .expect("write");
+    let sr: SyncGroupResponse = read_response(&mut s, ApiKey::SyncGroup, 0).expect("SyncGroup");
+    assert_eq!(sr.error_code, 0);
+
+    let mut hb = HeartbeatRequest::default();
+    hb.group_id = group.clone();
+    hb.generation_id = generation;
+    hb.member_id = jr.member_id.clone();
+    s.write_all(&frame(ApiKey::Heartbeat, 0, 12, &hb))
+        .expect("write");
+    let hr: HeartbeatResponse = read_response(&mut s, ApiKey::Heartbeat, 0).expect("Heartbeat");
+    assert_eq!(hr.error_code, 0);
+
+    // OffsetCommit v1 with the generation (sarama's consumer group), then a
+    // stale generation and a v0 (standalone) commit to a live group refused.
+    let member = jr.member_id.to_string();
+    assert_eq!(
+        commit(&mut s, 1, "old-g", generation, &member, "old-group", 5),
+        0
+    );
+    assert_eq!(fetch_offset(&mut s, 1, "old-g", "old-group").1, 5);
+    assert_eq!(
+        commit(&mut s, 1, "old-g", generation + 1, &member, "old-group", 6),
+        22,
+        "ILLEGAL_GENERATION"
+    );
+    assert_ne!(commit(&mut s, 0, "old-g", -1, "", "old-group", 6), 0);
+    assert_eq!(fetch_offset(&mut s, 0, "old-g", "old-group").1, 5);
+
+    let mut l = LeaveGroupRequest::default();
+    l.group_id = group;
+    l.member_id = jr.member_id.clone();
+    s.write_all(&frame(ApiKey::LeaveGroup, 0, 13, &l))
+        .expect("write");
+    let lr: LeaveGroupResponse = read_response(&mut s, ApiKey::LeaveGroup, 0).expect("LeaveGroup");
+    assert_eq!(lr.error_code, 0);
+    // The group is empty now: a standalone v0 commit is accepted again.
+    assert_eq!(commit(&mut s, 0, "old-g", -1, "", "old-group", 8), 0);
+}
+
+#[test]
+fn create_topics_v0_v1_delete_topics_v0_metadata_v0() {
+    use kafka_protocol::messages::{
+        DeleteTopicsRequest, DeleteTopicsResponse, MetadataRequest, MetadataResponse,
+    };
+    let b = BrokerProcess::start(&[]);
+    let mut s = connect(&b.addr);
+
+    let create = |s: &mut TcpStream, version: i16, name: &str, validate_only: bool| {
+        let mut req = CreateTopicsRequest::default();
+        req.topics = vec![creatable(name, 2, &[])];
+        req.timeout_ms = 5000;
+        req.validate_only = validate_only;
+        s.write_all(&frame(ApiKey::CreateTopics, version, 20, &req))
+            .expect("write");
+        let r: CreateTopicsResponse =
+            read_response(s, ApiKey::CreateTopics, version).expect("CreateTopics answered");
+        (
+            r.topics[0].error_code,
+            r.topics[0].error_message.as_ref().map(|m| m.to_string()),
+        )
+    };
+    assert_eq!(create(&mut s, 0, "made-v0", false), (0, None));
+    // Again: TOPIC_ALREADY_EXISTS; v0 has no message to carry.
+    assert_eq!(create(&mut s, 0, "made-v0", false), (36, None));
+    let (code, message) = create(&mut s, 1, "made-v0", false);
+    assert_eq!(code, 36);
+    assert!(message.is_some(), "v1 carries the error message");
+    // v1 validate_only: checked, not created.
+    assert_eq!(create(&mut s, 1, "only-checked", true).0, 0);
+    assert_eq!(create(&mut s, 1, "made-v1", false).0, 0);
+
+    // Metadata v0: an empty list is every topic.
+    let metadata = |s: &mut TcpStream| -> Vec<(String, usize)> {
+        let mut req = MetadataRequest::default();
+        req.topics = Some(vec![]);
+        s.write_all(&frame(ApiKey::Metadata, 0, 21, &req))
+            .expect("write");
+        let r: MetadataResponse = read_response(s, ApiKey::Metadata, 0).expect("Metadata v0");
+        let mut t: Vec<(String, usize)> = r
+            .topics
+            .iter()
+            .map(|t| (t.name.as_ref().unwrap().to_string(), t.partitions.len()))
+            .collect();
+        t.sort();
+        t
+    };
+    assert_eq!(
+        metadata(&mut s),
+        vec![("made-v0".to_string(), 2), ("made-v1".to_string(), 2)]
+    );
+
+    // DeleteTopics v0.
+    let mut req = DeleteTopicsRequest::default();
+    req.topic_names = vec![topic_name("made-v0"), topic_name("never-made")];
+    req.timeout_ms = 5000;
+    s.write_all(&frame(ApiKey::DeleteTopics, 0, 22, &req))
+        .expect("write");
+    let r: DeleteTopicsResponse =
+        read_response(&mut s, ApiKey::DeleteTopics, 0).expect("DeleteTopics v0");
+    let mut codes: Vec<(String, i16)> = r
+        .responses
+        .iter()
+        .map(|t| (t.name.as_ref().unwrap().to_string(), t.error_code))
+        .collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        vec![("made-v0".to_string(), 0), ("never-made".to_string(), 3)]
+    );
+    assert_eq!(metadata(&mut s), vec![("made-v1".to_string(), 2)]);
+}
+
+/// A request frame with a v1 header and a hand-written body (for versions
+/// kafka-protocol has no schema for).
+fn raw_frame(key: ApiKey, version: i16, correlation_id: i32, body: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&(key as i16).to_be_bytes());
+    f.extend_from_slice(&version.to_be_bytes());
+    f.extend_from_slice(&correlation_id.to_be_bytes());
+    f.extend_from_slice(&4i16.to_be_bytes());
+    f.extend_from_slice(b"test");
+    f.extend_from_slice(body);
+    let mut out = (f.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&f);
+    out
+}
+
+fn read_raw(s: &mut TcpStream) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).ok()?;
+    let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut buf).ok()?;
+    Some(buf)
+}
+
+fn topic_array(name: &str, partitions: &[(i32, &[u8])]) -> Vec<u8> {
+    let mut b = 1i32.to_be_bytes().to_vec();
+    b.extend_from_slice(&(name.len() as i16).to_be_bytes());
+    b.extend_from_slice(name.as_bytes());
+    b.extend_from_slice(&(partitions.len() as i32).to_be_bytes());
+    for (p, rest) in partitions {
+        b.extend_from_slice(&p.to_be_bytes());
+        b.extend_from_slice(rest);
+    }
+    b
+}
+
+#[test]
+fn message_set_versions_get_unsupported_version_others_a_closed_connection() {
+    let b = BrokerProcess::start(&[]);
+    let mut s = connect(&b.addr);
+    create_topic(&mut s, "old-format", 2);
+
+    // Produce v2 (acks=1), one partition with a 12-byte MessageSet.
+    for version in 0..=2i16 {
+        let mut body = 1i16.to_be_bytes().to_vec(); // acks
+        body.extend_from_slice(&5000i32.to_be_bytes());
+        let mut set = 12i32.to_be_bytes().to_vec();
+        set.extend_from_slice(&[0u8; 12]);
+        body.extend_from_slice(&topic_array("old-format", &[(1, &set)]));
+        s.write_all(&raw_frame(
+            ApiKey::Produce,
+            version,
+            40 + version as i32,
+            &body,
+        ))
+        .expect("write");
+        let r = read_raw(&mut s).expect("Produce answered");
+        // correlation id, topics[1]: name, partitions[1]: index 1, error 35,
+        // base_offset -1, (v2) log_append_time -1; (v1+) throttle 0.
+        let mut want = (40 + version as i32).to_be_bytes().to_vec();
+        want.extend_from_slice(&1i32.to_be_bytes());
+        want.extend_from_slice(&10i16.to_be_bytes());
+        want.extend_from_slice(b"old-format");
+        want.extend_from_slice(&1i32.to_be_bytes());
+        want.extend_from_slice(&1i32.to_be_bytes());
+        want.extend_from_slice(&35i16.to_be_bytes());
+        want.extend_from_slice(&(-1i64).to_be_bytes());
+        if version >= 2 {
+            want.extend_from_slice(&(-1i64).to_be_bytes());
+        }
+        if version >= 1 {
+            want.extend_from_slice(&0i32.to_be_bytes());
+        }
+        assert_eq!(r, want, "Produce v{version}");
+    }
+
+    // Fetch v3 and v0.
+    for version in [0i16, 3] {
+        let mut body = (-1i32).to_be_bytes().to_vec(); // replica
+        body.extend_from_slice(&100i32.to_be_bytes()); // max wait
+        body.extend_from_slice(&1i32.to_be_bytes()); // min bytes
+        if version >= 3 {
+            body.extend_from_slice(&(1i32 << 20).to_be_bytes());
+        }
+        let mut part = 0i64.to_be_bytes().to_vec();
+        part.extend_from_slice(&(1i32 << 20).to_be_bytes());
+        body.extend_from_slice(&topic_array("old-format", &[(0, &part)]));
+        s.write_all(&raw_frame(ApiKey::Fetch, version, 50, &body))
+            .expect("write");
+        let r = read_raw(&mut s).expect("Fetch answered");
+        let mut want = 50i32.to_be_bytes().to_vec();
+        if version >= 1 {
+            want.extend_from_slice(&0i32.to_be_bytes()); // throttle
+        }
+        want.extend_from_slice(&1i32.to_be_bytes());
+        want.extend_from_slice(&10i16.to_be_bytes());
+        want.extend_from_slice(b"old-format");
+        want.extend_from_slice(&1i32.to_be_bytes());
+        want.extend_from_slice(&0i32.to_be_bytes());
+        want.extend_from_slice(&35i16.to_be_bytes());
+        want.extend_from_slice(&(-1i64).to_be_bytes());
+        want.extend_from_slice(&0i32.to_be_bytes());
+        assert_eq!(r, want, "Fetch v{version}");
+    }
+
+    // The connection still serves the versions Herald knows.
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-format", 0, -1, 1),
+        (0, vec![0])
+    );
+
+    // A truncated MessageSet request: closed, not answered.
+    let mut t = connect(&b.addr);
+    let mut body = 1i16.to_be_bytes().to_vec();
+    body.extend_from_slice(&5000i32.to_be_bytes());
+    body.extend_from_slice(&1000i32.to_be_bytes()); // 1000 topics in 0 bytes
+    t.write_all(&raw_frame(ApiKey::Produce, 2, 60, &body))
+        .expect("write");
+    assert!(common::kafka_wire::closed(&mut t), "truncated Produce v2");
+
+    // Produce v2 with acks=0: no answer may be sent; closed.
+    let mut t = connect(&b.addr);
+    let mut body = 0i16.to_be_bytes().to_vec();
+    body.extend_from_slice(&5000i32.to_be_bytes());
+    body.extend_from_slice(&topic_array("old-format", &[(0, &0i32.to_be_bytes())]));
+    t.write_all(&raw_frame(ApiKey::Produce, 2, 61, &body))
+        .expect("write");
+    assert!(common::kafka_wire::closed(&mut t), "acks=0 Produce v2");
+
+    // A version above the maximum has no schema to answer in: closed, and
+    // the broker says why.
+    let mut t = connect(&b.addr);
+    t.write_all(&raw_frame(ApiKey::ListOffsets, 99, 62, &[]))
+        .expect("write");
+    assert!(common::kafka_wire::closed(&mut t), "ListOffsets v99");
+    assert!(
+        b.wait_log(&["closing connection", "unsupported version 99 of API 2"])
+            .is_some()
+    );
+    // Fetch v4 still works on a new connection (the broker is fine).
+    assert_eq!(
+        list_offsets_v0(&mut connect(&b.addr), "old-format", 1, -2, 1),
+        (0, vec![0])
+    );
 }

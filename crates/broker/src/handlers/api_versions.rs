@@ -13,14 +13,17 @@ use crate::error::ProtocolError;
 /// (API, advertised min, served min, max).
 const VERSIONS: &[(ApiKey, i16, i16, i16)] = &[
     // Advertised from 0 like Kafka 4.0: librdkafka looks for Produce v0 before it
-    // enables compression. Versions below 3 (magic 0/1) are not served.
+    // enables compression. Versions below 3 (magic 0/1, MessageSets) are
+    // answered UNSUPPORTED_VERSION (message_sets.rs), as are Fetch v0-3.
     (ApiKey::Produce, 0, 3, 11),
     (ApiKey::Fetch, 4, 4, 16),
+    // v0 and the old OffsetCommit, OffsetFetch, CreateTopics and DeleteTopics
+    // versions: removed in Kafka 4.0 (KIP-896), served as Kafka 3.x did.
     (ApiKey::ListOffsets, 0, 0, 8),
     (ApiKey::Metadata, 0, 0, 12),
     (ApiKey::ApiVersions, 0, 0, 4),
-    (ApiKey::CreateTopics, 2, 2, 7),
-    (ApiKey::DeleteTopics, 1, 1, 6),
+    (ApiKey::CreateTopics, 0, 0, 7),
+    (ApiKey::DeleteTopics, 0, 0, 6),
     (ApiKey::DeleteRecords, 0, 0, 2),
     (ApiKey::InitProducerId, 0, 0, 5),
     // Transactions (KIP-98) with KIP-890 part 1 verification; not part 2
@@ -42,8 +45,8 @@ const VERSIONS: &[(ApiKey, i16, i16, i16)] = &[
     (ApiKey::SyncGroup, 0, 0, 5),
     (ApiKey::Heartbeat, 0, 0, 4),
     (ApiKey::LeaveGroup, 0, 0, 5),
-    (ApiKey::OffsetCommit, 2, 2, 9),
-    (ApiKey::OffsetFetch, 1, 1, 9),
+    (ApiKey::OffsetCommit, 0, 0, 9),
+    (ApiKey::OffsetFetch, 0, 0, 9),
     (ApiKey::OffsetDelete, 0, 0, 0),
     (ApiKey::DeleteGroups, 0, 0, 2),
     (ApiKey::DescribeGroups, 0, 0, 6),

@@ -46,6 +46,7 @@ pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_transactions;
+pub mod message_sets;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -178,7 +179,8 @@ pub struct Request {
 }
 
 /// Reads a frame's header: Ok(Err(bytes)) is an answer given at once (an
-/// ApiVersions of a version Herald does not know, KIP-511).
+/// ApiVersions of a version Herald does not know, KIP-511; a Produce or Fetch
+/// of a MessageSet version, UNSUPPORTED_VERSION).
 pub fn parse(frame: Bytes) -> Result<Result<Request, Bytes>, ProtocolError> {
     // The connection refuses shorter frames before this; checked here too so
     // that no caller can make the indexing below panic.
@@ -203,6 +205,14 @@ pub fn parse(frame: Bytes) -> Result<Result<Request, Bytes>, ProtocolError> {
                 correlation_id,
             )));
         }
+        if message_sets::is_message_set_version(api_key, version) {
+            // Answered UNSUPPORTED_VERSION per partition (acks=0: closed).
+            if let Some(answer) = message_sets::refuse(frame, api_key, version, correlation_id)? {
+                return Ok(Err(answer));
+            }
+        }
+        // Other versions Herald does not know cannot be answered in their own
+        // schema (kafka-protocol has none for them): closed, as Kafka 4 does.
         return Err(ProtocolError::UnsupportedVersion {
             api_key: raw_key,
             version,

@@ -285,6 +285,13 @@ length_cases! {
         r.topics = vec![t];
         enc(r, v)
     };
+    lengths_list_offsets_v0: ListOffsets, 0, str = string(E), arr = string(E), |v| {
+        let mut t = list_offsets_request::ListOffsetsTopic::default();
+        t.name = topic_name(E);
+        let mut r = ListOffsetsRequest::default();
+        r.topics = vec![t];
+        enc(r, v)
+    };
     lengths_list_offsets_v8: ListOffsets, 8, str = string(E), arr = string(E), |v| {
         let mut t = list_offsets_request::ListOffsetsTopic::default();
         t.name = topic_name(E);
@@ -335,6 +342,15 @@ length_cases! {
         r.validate_only = true;
         enc(r, v)
     };
+    lengths_create_topics_v0: CreateTopics, 0, str = string(E), arr = string(E), |v| {
+        let mut t = CreatableTopic::default();
+        t.name = topic_name(E);
+        t.num_partitions = 1;
+        t.replication_factor = 1;
+        let mut r = CreateTopicsRequest::default();
+        r.topics = vec![t];
+        enc(r, v)
+    };
     lengths_create_topics_v7: CreateTopics, 7, str = string(E), arr = string(E), |v| {
         let mut t = CreatableTopic::default();
         t.name = topic_name(E);
@@ -346,6 +362,11 @@ length_cases! {
         enc(r, v)
     };
     lengths_delete_topics_v1: DeleteTopics, 1, str = string(E), arr = string(E), |v| {
+        let mut r = DeleteTopicsRequest::default();
+        r.topic_names = vec![topic_name(E)];
+        enc(r, v)
+    };
+    lengths_delete_topics_v0: DeleteTopics, 0, str = string(E), arr = string(E), |v| {
         let mut r = DeleteTopicsRequest::default();
         r.topic_names = vec![topic_name(E)];
         enc(r, v)
@@ -569,6 +590,14 @@ length_cases! {
         r.topics = vec![t];
         enc(r, v)
     };
+    lengths_offset_commit_v0: OffsetCommit, 0, str = string(M), arr = string(E), |v| {
+        let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
+        t.name = topic_name(E);
+        let mut r = OffsetCommitRequest::default();
+        r.group_id = GroupId(sb(M));
+        r.topics = vec![t];
+        enc(r, v)
+    };
     lengths_offset_commit_v9: OffsetCommit, 9, str = string(M), arr = string(E), |v| {
         let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
         t.name = topic_name(E);
@@ -578,6 +607,14 @@ length_cases! {
         enc(r, v)
     };
     lengths_offset_fetch_v1: OffsetFetch, 1, str = string(M), arr = string(E), |v| {
+        let mut t = offset_fetch_request::OffsetFetchRequestTopic::default();
+        t.name = topic_name(E);
+        let mut r = OffsetFetchRequest::default();
+        r.group_id = GroupId(sb(M));
+        r.topics = Some(vec![t]);
+        enc(r, v)
+    };
+    lengths_offset_fetch_v0: OffsetFetch, 0, str = string(M), arr = string(E), |v| {
         let mut t = offset_fetch_request::OffsetFetchRequestTopic::default();
         t.name = topic_name(E);
         let mut r = OffsetFetchRequest::default();
