@@ -39,7 +39,7 @@ fn kcat_lists_produces_and_consumes_from_beginning_and_timestamp() {
     kcat(&b.addr, &["-P", "-t", "kc", "-K:"], Some("a:1\nb:2\nc:3\n"));
     let listing = kcat(&b.addr, &["-L", "-J"], None);
     assert!(listing.contains("\"topic\":\"kc\""), "{listing}");
-    assert!(listing.contains("\"brokers\":[{\"id\":1"), "{listing}");
+    assert!(listing.contains("\"brokers\":[{\"id\":0"), "{listing}");
 
     let all = kcat(
         &b.addr,
