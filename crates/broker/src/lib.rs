@@ -11,6 +11,7 @@ pub mod event_flow;
 pub mod fsutil;
 pub mod group_coordinator;
 pub mod handlers;
+pub mod internal_topics;
 pub mod listener;
 pub mod maintenance;
 pub mod membership;
