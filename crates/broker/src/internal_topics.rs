@@ -115,11 +115,20 @@ impl InternalView {
             None => Vec::new(),
         };
         let mut out = Vec::with_capacity(data.len());
-        // A trailing partial batch (the read stops at `limit`) is left out.
-        for b in batch::split(&data).unwrap_or_default() {
+        // Whole batches only: a trailing partial one is left out.
+        let mut rest = &data[..];
+        while let Some(total) = batch::peek_total_bytes(rest) {
+            let Ok(total) = usize::try_from(total) else {
+                break;
+            };
+            if total < batch::BATCH_HEADER_BYTES || total > rest.len() {
+                break;
+            }
+            let (b, tail) = rest.split_at(total);
             if let Some(t) = self.translate_batch(b) {
                 out.extend_from_slice(&t);
             }
+            rest = tail;
         }
         // The coordinators write no transactional batches: nothing is
         // aborted, and read_committed reads the same.
