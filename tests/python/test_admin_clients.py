@@ -280,3 +280,35 @@ def test_kafka_python_transactions_admin(bootstrap):
         assert after[0].current_transaction_start_offset in (None, -1), after
     finally:
         admin.close()
+
+
+def test_kafka_python_success_answers_null_error_messages(bootstrap):
+    """Kafka answers a successful CreateTopics, CreatePartitions and DeleteTopics
+    with a null error_message, not "" (kafka-python hands the raw value back)."""
+    from kafka.admin import KafkaAdminClient, NewPartitions
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    name = unique("kp-null")
+
+    def results(resp, key):
+        return resp[key] if isinstance(resp, dict) else getattr(resp, key)
+
+    def field(item, key):
+        return item[key] if isinstance(item, dict) else getattr(item, key)
+
+    created = admin.create_topics({name: {"num_partitions": 1, "replication_factor": 1}})
+    topics = results(created, "topics")
+    assert [field(t, "name") for t in topics] == [name]
+    assert field(topics[0], "error_code") == 0
+    assert field(topics[0], "error_message") is None, topics[0]
+
+    grown = admin.create_partitions({name: NewPartitions(total_count=2)})
+    parts = results(grown, "results")
+    assert field(parts[0], "error_code") == 0
+    assert field(parts[0], "error_message") is None, parts[0]
+
+    deleted = admin.delete_topics([name])
+    responses = results(deleted, "topics")
+    assert field(responses[0], "error_code") == 0
+    assert field(responses[0], "error_message") is None, responses[0]
+    admin.close()

@@ -170,6 +170,16 @@ impl Broker {
     }
 }
 
+/// The node id a data directory was created with (`meta.json`), if any: a
+/// restart without `--node-id` keeps it, so changing the default never
+/// renumbers an existing broker.
+pub fn stored_node_id(dir: &Path) -> Option<i32> {
+    let bytes = std::fs::read(dir.join("meta.json")).ok()?;
+    serde_json::from_slice::<ClusterMeta>(&bytes)
+        .ok()
+        .map(|m| m.node_id)
+}
+
 fn load_or_create_cluster_id(dir: &Path, node_id: i32) -> anyhow::Result<String> {
     let path = dir.join("meta.json");
     if let Ok(bytes) = std::fs::read(&path) {

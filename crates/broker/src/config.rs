@@ -93,7 +93,9 @@ impl Default for BrokerConfig {
             listeners: Vec::new(),
             security: SecurityConfig::default(),
             data_dir: PathBuf::from("./herald-data"),
-            node_id: 1,
+            // Kafka's single-broker id of old (`broker.id=0`), which client
+            // test suites and docker images address; docs/architecture.md.
+            node_id: 0,
             frame_bytes_max: 100 * 1024 * 1024,
             requests_in_flight_max: 64,
             connections_max: 10_000,

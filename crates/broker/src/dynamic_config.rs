@@ -27,6 +27,7 @@ pub const TOPIC_DEFAULTS: &[(&str, &str)] = &[
         "min.cleanable.dirty.ratio",
     ),
     ("log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms"),
+    ("log.cleaner.max.compaction.lag.ms", "max.compaction.lag.ms"),
     ("log.cleanup.policy", "cleanup.policy"),
     ("log.flush.interval.messages", "flush.messages"),
     ("log.flush.interval.ms", "flush.ms"),

@@ -47,6 +47,9 @@ impl EmbeddedBroker {
         configure: impl FnOnce(&mut BrokerConfig),
     ) -> anyhow::Result<EmbeddedBroker> {
         let mut config = BrokerConfig::default();
+        if let Some(id) = crate::broker::stored_node_id(data_dir) {
+            config.node_id = id;
+        }
         configure(&mut config);
         config.data_dir = data_dir.to_path_buf();
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));

@@ -99,7 +99,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "max.compaction.lag.ms",
         ConfigType::Long,
         "log.cleaner.max.compaction.lag.ms",
-        "Compaction setting (accepted, not used yet).",
+        "Longest time a record stays uncompacted: a dirty segment older than this is cleaned below the dirty ratio, and the active segment rolls by then.",
     ),
     def(
         "max.message.bytes",
@@ -117,13 +117,13 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "min.cleanable.dirty.ratio",
         ConfigType::Double,
         "log.cleaner.min.cleanable.ratio",
-        "Compaction setting (accepted, not used yet).",
+        "Compact once dirty bytes are at least this fraction of the cleanable log.",
     ),
     def(
         "min.compaction.lag.ms",
         ConfigType::Long,
         "log.cleaner.min.compaction.lag.ms",
-        "Compaction setting (accepted, not used yet).",
+        "A record younger than this is not compacted.",
     ),
     def(
         "min.insync.replicas",
@@ -215,7 +215,10 @@ pub fn broker_default(name: &str, base: &LogConfig) -> String {
             .map(ms)
             .unwrap_or_else(|| i64::MAX.to_string()),
         "index.interval.bytes" => base.index_interval_bytes.to_string(),
-        "max.compaction.lag.ms" => i64::MAX.to_string(),
+        "max.compaction.lag.ms" => base
+            .max_compaction_lag
+            .map(ms)
+            .unwrap_or_else(|| i64::MAX.to_string()),
         "max.message.bytes" => base.message_bytes_max.to_string(),
         "message.timestamp.type" => if base.log_append_time {
             "LogAppendTime"
@@ -258,7 +261,8 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
             } else {
                 0
             };
-            if v < min || (name == "flush.messages" && v < 1) {
+            // Kafka: flush.messages and max.compaction.lag.ms are at least 1.
+            if v < min || (matches!(name, "flush.messages" | "max.compaction.lag.ms") && v < 1) {
                 return Err(bad());
             }
         }
@@ -305,6 +309,23 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
             }
             _ => {}
         },
+    }
+    Ok(())
+}
+
+/// Checks a topic's whole set of overrides: each value, then the pairs that
+/// must agree (Kafka's `LogConfig.validateValues`).
+pub fn validate_all(overrides: &BTreeMap<String, String>) -> Result<(), String> {
+    for (k, v) in overrides {
+        validate(k, v)?;
+    }
+    let get = |k: &str| overrides.get(k).and_then(|v| v.parse::<i64>().ok());
+    if let (Some(min), Some(max)) = (get("min.compaction.lag.ms"), get("max.compaction.lag.ms"))
+        && min > max
+    {
+        return Err(format!(
+            "conflict topic config setting min.compaction.lag.ms ({min}) > max.compaction.lag.ms ({max})"
+        ));
     }
     Ok(())
 }
@@ -365,6 +386,9 @@ pub fn log_config(overrides: &BTreeMap<String, String>, base: &LogConfig) -> Log
     }
     if let Some(v) = get_i64("min.compaction.lag.ms") {
         c.min_compaction_lag = Duration::from_millis(v.max(0) as u64);
+    }
+    if let Some(v) = get_i64("max.compaction.lag.ms") {
+        c.max_compaction_lag = (v < i64::MAX).then(|| Duration::from_millis(v.max(1) as u64));
     }
     if let Some(v) = overrides
         .get("min.cleanable.dirty.ratio")

@@ -430,9 +430,7 @@ impl TopicRegistry {
                 self.partitions_per_topic_max
             )));
         }
-        for (k, v) in configs {
-            topic_config::validate(k, v).map_err(TopicError::InvalidConfig)?;
-        }
+        topic_config::validate_all(configs).map_err(TopicError::InvalidConfig)?;
         // Kafka: the internal topics exist, so TOPIC_ALREADY_EXISTS. Where
         // they are not served (cluster mode) the names stay reserved.
         if internal_topics::is_internal_name(name) && self.get(name).is_none() {

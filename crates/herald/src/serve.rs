@@ -27,7 +27,8 @@ pub struct ServeArgs {
     /// Data directory [default: ./herald-data].
     #[arg(long, env = "HERALD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Broker id (`node.id`) [default: 1].
+    /// Broker id (`node.id`) [default: the id the data directory was created
+    /// with, else 0].
     #[arg(long, env = "HERALD_NODE_ID")]
     pub node_id: Option<i32>,
     /// Partitions of auto-created topics (`num.partitions`) [default: 1].
@@ -335,8 +336,13 @@ impl ServeArgs {
         if let Some(v) = a.data_dir {
             c.data_dir = v;
         }
-        if let Some(v) = a.node_id {
-            c.node_id = v;
+        match a.node_id {
+            Some(v) => c.node_id = v,
+            None => {
+                if let Some(v) = herald_broker::broker::stored_node_id(&c.data_dir) {
+                    c.node_id = v;
+                }
+            }
         }
         if let Some(v) = a.num_partitions {
             anyhow::ensure!(v >= 1, "--num-partitions must be at least 1");

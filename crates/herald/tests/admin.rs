@@ -77,7 +77,7 @@ async fn topic_lifecycle_configs_partitions_records() {
         res.entries.len()
     );
     let broker = admin
-        .describe_configs(&[ResourceSpecifier::Broker(1)], &opts)
+        .describe_configs(&[ResourceSpecifier::Broker(0)], &opts)
         .await
         .expect("describe broker");
     assert!(
@@ -217,5 +217,144 @@ async fn offsets_for_times_finds_the_first_record_at_or_after() {
         r.elements()[0].offset(),
         Offset::End,
         "after the last record: end"
+    );
+}
+
+/// Kafka answers success with a null error message where its code sets
+/// ApiError.NONE (CreateTopics, AlterConfigs, IncrementalAlterConfigs), and
+/// FindCoordinator v1-3 with Errors.NONE.message(), "NONE". The crate's
+/// defaults are "", which clients that compare against null trip on.
+#[test]
+fn successful_answers_carry_kafkas_error_messages() {
+    use kafka_protocol::messages::{
+        AlterConfigsRequest, AlterConfigsResponse, ApiKey, CreateTopicsRequest,
+        CreateTopicsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
+        IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use std::io::Write;
+    let b = BrokerProcess::start(&[]);
+    let mut s = common::kafka_wire::connect(&b.addr);
+    let sb = |v: &str| StrBytes::from_string(v.to_string());
+
+    for (i, version) in [2i16, 5, 7].into_iter().enumerate() {
+        let mut req = CreateTopicsRequest::default();
+        req.timeout_ms = 10_000;
+        req.topics = vec![common::kafka_wire::creatable(
+            &format!("null-msg-{version}"),
+            1,
+            &[],
+        )];
+        s.write_all(&common::kafka_wire::frame(
+            ApiKey::CreateTopics,
+            version,
+            i as i32,
+            &req,
+        ))
+        .expect("send");
+        let resp: CreateTopicsResponse =
+            common::kafka_wire::read_response(&mut s, ApiKey::CreateTopics, version)
+                .expect("answered");
+        assert_eq!(resp.topics[0].error_code, 0, "v{version}");
+        assert_eq!(
+            resp.topics[0].error_message, None,
+            "CreateTopics v{version}"
+        );
+    }
+
+    let mut alter = AlterConfigsRequest::default();
+    let mut res = kafka_protocol::messages::alter_configs_request::AlterConfigsResource::default();
+    res.resource_type = 2;
+    res.resource_name = sb("null-msg-2");
+    let mut c = kafka_protocol::messages::alter_configs_request::AlterableConfig::default();
+    c.name = sb("retention.ms");
+    c.value = Some(sb("60000"));
+    res.configs = vec![c];
+    alter.resources = vec![res];
+    s.write_all(&common::kafka_wire::frame(
+        ApiKey::AlterConfigs,
+        2,
+        10,
+        &alter,
+    ))
+    .expect("send");
+    let resp: AlterConfigsResponse =
+        common::kafka_wire::read_response(&mut s, ApiKey::AlterConfigs, 2).expect("answered");
+    assert_eq!(resp.responses[0].error_code, 0);
+    assert_eq!(resp.responses[0].error_message, None, "AlterConfigs");
+
+    let mut inc = IncrementalAlterConfigsRequest::default();
+    let mut res =
+        kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource::default(
+        );
+    res.resource_type = 2;
+    res.resource_name = sb("null-msg-5");
+    let mut c =
+        kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig::default();
+    c.name = sb("retention.ms");
+    c.config_operation = 0;
+    c.value = Some(sb("60000"));
+    res.configs = vec![c];
+    inc.resources = vec![res];
+    s.write_all(&common::kafka_wire::frame(
+        ApiKey::IncrementalAlterConfigs,
+        1,
+        11,
+        &inc,
+    ))
+    .expect("send");
+    let resp: IncrementalAlterConfigsResponse =
+        common::kafka_wire::read_response(&mut s, ApiKey::IncrementalAlterConfigs, 1)
+            .expect("answered");
+    assert_eq!(resp.responses[0].error_code, 0);
+    assert_eq!(
+        resp.responses[0].error_message, None,
+        "IncrementalAlterConfigs"
+    );
+
+    let mut find = FindCoordinatorRequest::default();
+    find.key = sb("some-group");
+    s.write_all(&common::kafka_wire::frame(
+        ApiKey::FindCoordinator,
+        2,
+        12,
+        &find,
+    ))
+    .expect("send");
+    let resp: FindCoordinatorResponse =
+        common::kafka_wire::read_response(&mut s, ApiKey::FindCoordinator, 2).expect("answered");
+    assert_eq!(resp.error_code, 0);
+    assert_eq!(
+        resp.error_message.as_ref().map(|m| m.as_str()),
+        Some("NONE")
+    );
+}
+
+/// The default broker id is 0 (Kafka's single broker of old); a data
+/// directory created under another id keeps it across restarts without
+/// `--node-id` (data directories from before this default say 1).
+#[test]
+fn default_node_id_is_zero_and_a_data_directory_keeps_its_own() {
+    let mut b = BrokerProcess::start(&[]);
+    let ids = |b: &BrokerProcess| -> Vec<i32> {
+        let c = b.consumer(&[]);
+        let md = c
+            .fetch_metadata(None, Duration::from_secs(10))
+            .expect("metadata");
+        md.brokers().iter().map(|x| x.id()).collect()
+    };
+    assert_eq!(ids(&b), [0]);
+    b.stop();
+    let meta_path = b.data_dir().join("meta.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta_path).expect("meta.json")).expect("json");
+    assert_eq!(meta["node_id"], 0);
+    meta["node_id"] = 1.into();
+    std::fs::write(&meta_path, serde_json::to_vec(&meta).expect("json")).expect("write");
+    b.restart();
+    assert_eq!(
+        ids(&b),
+        [1],
+        "the data directory's id wins over the default"
     );
 }

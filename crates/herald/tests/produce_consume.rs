@@ -423,6 +423,78 @@ async fn compacted_topic_keeps_the_last_record_of_every_key() {
     assert_eq!(d.offset, 619);
 }
 
+/// KIP-354: with `max.compaction.lag.ms`, a dirty record is compacted within
+/// that time even though the dirty ratio never reaches
+/// `min.cleanable.dirty.ratio` (1.0: Kafka compacts only above it) and
+/// `segment.ms` would keep the segment open for a week; the same topic
+/// without it stays as written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_compaction_lag_compacts_below_the_dirty_ratio() {
+    let b = BrokerProcess::start(&["--log-cleaner-backoff-ms", "200"]);
+    let base = [
+        ("cleanup.policy", "compact"),
+        ("min.cleanable.dirty.ratio", "1.0"),
+        ("delete.retention.ms", "0"),
+    ];
+    let mut bounded = base.to_vec();
+    bounded.push(("max.compaction.lag.ms", "2000"));
+    create_topic_with(&b, "lagged", &bounded).await;
+    create_topic_with(&b, "unbounded", &base).await;
+    let producer = b.producer(&[("linger.ms", "5")]);
+    let mut last: HashMap<String, (i64, Option<String>)> = HashMap::new();
+    for version in 0..5 {
+        for k in 0..10 {
+            let key = format!("key-{k}");
+            let value = format!("{key}=v{version}");
+            for topic in ["lagged", "unbounded"] {
+                let d = producer
+                    .send(
+                        FutureRecord::to(topic).key(&key).payload(&value),
+                        Duration::from_secs(10),
+                    )
+                    .await
+                    .expect("delivered");
+                if topic == "lagged" {
+                    last.insert(key.clone(), (d.offset, Some(value.clone())));
+                }
+            }
+        }
+    }
+    let mut latest: Vec<(i64, String, Option<String>)> = last
+        .iter()
+        .map(|(k, (o, v))| (*o, k.clone(), v.clone()))
+        .collect();
+    latest.sort();
+    let started = Instant::now();
+    wait_for_log(&b, "lagged", &latest, &latest).await;
+    let took = started.elapsed();
+    // Dirty for at least the lag (2 s, then a roll and a cleaner round).
+    assert!(
+        took >= Duration::from_millis(1000),
+        "compacted after {took:?}"
+    );
+    assert_eq!(
+        read_all(&b, "unbounded").len(),
+        50,
+        "no lag bound, ratio never reached"
+    );
+    // Kafka refuses min.compaction.lag.ms above max.compaction.lag.ms.
+    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+    let t = NewTopic::new("conflicting", 1, TopicReplication::Fixed(1))
+        .set("cleanup.policy", "compact")
+        .set("min.compaction.lag.ms", "5000")
+        .set("max.compaction.lag.ms", "1000");
+    let r = b
+        .admin()
+        .create_topics(&[t], &AdminOptions::new())
+        .await
+        .expect("create_topics");
+    match &r[0] {
+        Err((_, code)) => assert_eq!(*code, rdkafka::types::RDKafkaErrorCode::InvalidConfig),
+        Ok(t) => panic!("{t} created with min lag above max lag"),
+    }
+}
+
 /// Waits until partition 0 of `topic` reads exactly `done`; every state on the
 /// way keeps offsets increasing and holds every record of `kept`.
 async fn wait_for_log(

@@ -117,7 +117,7 @@ fn txn_commands_show_a_transaction_through_its_life() {
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
     assert_eq!(listed[0]["transactional_id"], "cli-payments");
     assert_eq!(listed[0]["state"], "Empty");
-    // The single node (the default --node-id, 1) coordinates every id.
+    // The single node (the default --node-id, 0) coordinates every id.
     assert_eq!(listed[0]["coordinator"], 1);
     let pid = listed[0]["producer_id"].as_i64().expect("producer id");
 

@@ -105,6 +105,9 @@ pub struct CompactionReport {
     /// Transaction markers removed (their transaction's data gone and their
     /// delete horizon passed).
     pub markers_removed: u64,
+    /// The pass ran below `min.cleanable.dirty.ratio` because a dirty record
+    /// had waited longer than `max.compaction.lag.ms`.
+    pub forced_by_max_compaction_lag: bool,
 }
 
 impl CompactionReport {
@@ -869,8 +872,35 @@ pub(crate) fn compact(
         return Ok(report);
     }
     let dirty_ratio = dirty_bytes as f64 / (clean_bytes + dirty_bytes) as f64;
-    if dirty_ratio < config.min_cleanable_dirty_ratio {
-        return Ok(report);
+    // Kafka cleans a log only when its dirty ratio is above the minimum.
+    if dirty_ratio <= config.min_cleanable_dirty_ratio {
+        // KIP-354: a record dirty for longer than max.compaction.lag.ms is
+        // cleaned whatever the ratio. Like Kafka, a segment's age is the max
+        // timestamp of its first batch (non-positive timestamps are ignored).
+        let overdue = match config.max_compaction_lag {
+            Some(lag) => {
+                let clean_until_ms = now_ms.saturating_sub(duration_ms(lag));
+                let mut overdue = false;
+                for seg in segments.range(..first_uncleanable).map(|(_, s)| s) {
+                    if seg.next_offset() <= first_dirty {
+                        continue;
+                    }
+                    if let Some(h) = seg.header_at(0)?
+                        && h.max_timestamp > 0
+                        && h.max_timestamp < clean_until_ms
+                    {
+                        overdue = true;
+                        break;
+                    }
+                }
+                overdue
+            }
+            None => false,
+        };
+        if !overdue {
+            return Ok(report);
+        }
+        report.forced_by_max_compaction_lag = true;
     }
     report.dirty_ratio = dirty_ratio;
 

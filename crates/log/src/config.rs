@@ -39,6 +39,11 @@ pub struct LogConfig {
     /// `min.compaction.lag.ms`: a segment holding a record younger than this
     /// (by record timestamp) is not cleaned, nor anything after it.
     pub min_compaction_lag: Duration,
+    /// `max.compaction.lag.ms`: a record may stay uncompacted at most this
+    /// long (KIP-354). A dirty segment whose first batch is older is cleaned
+    /// whatever the dirty ratio, and the active segment of a compacted log
+    /// rolls by then (None: Kafka's default `Long.MAX_VALUE`, no bound).
+    pub max_compaction_lag: Option<Duration>,
     /// Memory bound of one compaction pass's key map (Kafka's
     /// `log.cleaner.dedupe.buffer.size`, per partition here). A key costs its
     /// length plus [`crate::compaction::KEY_MAP_ENTRY_OVERHEAD_BYTES`]; a pass
@@ -66,6 +71,7 @@ impl Default for LogConfig {
             delete_retention: Duration::from_secs(24 * 3600),
             min_cleanable_dirty_ratio: 0.5,
             min_compaction_lag: Duration::ZERO,
+            max_compaction_lag: None,
             compaction_key_map_bytes_max: 64 << 20,
         }
     }
@@ -75,5 +81,16 @@ impl LogConfig {
     /// Whether acks=all writes wait for fsync before they are acknowledged.
     pub fn fsync_on_ack(&self) -> bool {
         self.flush_messages <= 1
+    }
+
+    /// How old the active segment may grow before it rolls: `segment.ms`, or
+    /// `max.compaction.lag.ms` when that is shorter on a compacted log (as
+    /// Kafka's `LogConfig.maxSegmentMs`), since only closed segments are
+    /// cleaned.
+    pub fn segment_roll_age(&self) -> Duration {
+        match self.max_compaction_lag {
+            Some(lag) if self.compact => self.segment_age_max.min(lag),
+            _ => self.segment_age_max,
+        }
     }
 }

@@ -612,7 +612,7 @@ impl PartitionLog {
         }
         let bytes_max = self.config.segment_bytes_max.min(SEGMENT_BYTES_LIMIT);
         let full = active.size_bytes() + incoming_bytes > bytes_max;
-        let old = self.active_created.elapsed() >= self.config.segment_age_max;
+        let old = self.active_created.elapsed() >= self.config.segment_roll_age();
         let offsets_exhausted = active.next_offset() - active.base_offset + incoming_records as i64
             > u32::MAX as i64 / 2;
         if full || old || offsets_exhausted {
@@ -671,10 +671,12 @@ impl PartitionLog {
         }
     }
 
-    /// Rolls the active segment if it is older than `segment.ms` (called periodically).
+    /// Rolls the active segment if it is older than `segment.ms` (or a shorter
+    /// `max.compaction.lag.ms`; called periodically).
     pub fn roll_if_old(&mut self) -> Result<bool> {
         self.check_online()?;
-        if !self.active().is_empty() && self.active_created.elapsed() >= self.config.segment_age_max
+        if !self.active().is_empty()
+            && self.active_created.elapsed() >= self.config.segment_roll_age()
         {
             self.roll()?;
             return Ok(true);

@@ -688,6 +688,57 @@ fn min_compaction_lag_holds_young_segments_back() {
 }
 
 #[test]
+fn max_compaction_lag_cleans_below_the_dirty_ratio() {
+    let tmp = common::tempdir();
+    let dir = tmp.path().join("p");
+    let hour = 3_600_000;
+    // The ratio alone never allows a pass (Kafka cleans only above it).
+    let config = LogConfig {
+        min_cleanable_dirty_ratio: 1.0,
+        max_compaction_lag: Some(Duration::from_secs(3600)),
+        ..compact_config(1 << 40)
+    };
+    let (mut log, _) = PartitionLog::open(&dir, config.clone()).unwrap();
+    append(&mut log, &[("k", Some("first"))], 0, hour);
+    append(&mut log, &[("k", Some("second"))], 0, 3 * hour / 2);
+    log.roll().unwrap();
+    append(&mut log, &[("k", Some("active"))], 0, 3 * hour / 2);
+    // Dirty for less than the lag: nothing.
+    let r = log.compact(3 * hour / 2).unwrap();
+    assert!(!r.did_work() && !r.forced_by_max_compaction_lag, "{r:?}");
+    // The first batch of the dirty segment is older than the lag: cleaned.
+    let r = log.compact(2 * hour + 1).unwrap();
+    assert!(
+        r.forced_by_max_compaction_lag && r.records_removed == 1,
+        "{r:?}"
+    );
+    let recs = all_records(&log);
+    assert_eq!(recs.iter().map(|r| r.offset).collect::<Vec<_>>(), [1, 2]);
+    // Without the bound, the same log stays as it is.
+    let dir2 = tmp.path().join("q");
+    let unbounded = LogConfig {
+        max_compaction_lag: None,
+        ..config.clone()
+    };
+    let (mut log2, _) = PartitionLog::open(&dir2, unbounded).unwrap();
+    append(&mut log2, &[("k", Some("first"))], 0, hour);
+    append(&mut log2, &[("k", Some("second"))], 0, 3 * hour / 2);
+    log2.roll().unwrap();
+    let r = log2.compact(100 * hour).unwrap();
+    assert!(!r.did_work(), "{r:?}");
+    // The active segment of a compacted log rolls by the lag at the latest.
+    assert_eq!(config.segment_roll_age(), Duration::from_secs(3600));
+    let not_compacted = LogConfig {
+        compact: false,
+        ..config
+    };
+    assert_eq!(
+        not_compacted.segment_roll_age(),
+        not_compacted.segment_age_max
+    );
+}
+
+#[test]
 fn a_tiny_key_map_converges_over_several_passes() {
     let tmp = common::tempdir();
     let full_dir = tmp.path().join("full");

@@ -47,9 +47,7 @@ fn apply_topic(
     overrides: BTreeMap<String, String>,
     validate_only: bool,
 ) -> Outcome {
-    for (k, v) in &overrides {
-        topic_config::validate(k, v).map_err(|m| (ResponseError::InvalidConfig.code(), m))?;
-    }
+    topic_config::validate_all(&overrides).map_err(|m| (ResponseError::InvalidConfig.code(), m))?;
     if validate_only {
         return Ok(Change::None);
     }
@@ -217,6 +215,8 @@ async fn handle_incremental_answer(
         });
         let outcome = store(ctx, outcome).await;
         let mut r = kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse::default();
+        // Kafka answers null on success (ApiError.NONE); the crate's default is "".
+        r.error_message = None;
         r.resource_type = res.resource_type;
         r.resource_name = res.resource_name.clone();
         if let Err((code, msg)) = outcome {
@@ -270,6 +270,8 @@ async fn handle_alter_answer(ctx: &Ctx, req: AlterConfigsRequest) -> AlterConfig
         let mut r =
             kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse::default(
             );
+        // Kafka answers null on success (ApiError.NONE); the crate's default is "".
+        r.error_message = None;
         r.resource_type = res.resource_type;
         r.resource_name = res.resource_name.clone();
         if let Err((code, msg)) = outcome {

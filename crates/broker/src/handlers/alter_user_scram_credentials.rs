@@ -168,6 +168,8 @@ async fn answer(
         .into_iter()
         .map(|user| {
             let mut r = AlterUserScramCredentialsResult::default();
+            // Kafka answers null on success; the crate's default is "".
+            r.error_message = None;
             match errors.get(&user) {
                 Some((code, msg)) => {
                     r.error_code = code.code();

@@ -34,6 +34,8 @@ async fn answer(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse {
     for ct in req.topics {
         let name = s(&ct.name.0);
         let mut r = CreatableTopicResult::default();
+        // Kafka answers null on success; the crate's default is "".
+        r.error_message = None;
         r.name = ct.name.clone();
         r.num_partitions = -1;
         r.replication_factor = -1;

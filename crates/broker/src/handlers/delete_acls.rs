@@ -118,10 +118,13 @@ async fn answer(ctx: &Ctx, req: DeleteAclsRequest) -> DeleteAclsResponse {
             ),
             (Ok(bindings), Ok(())) => {
                 let mut fr = DeleteAclsFilterResult::default();
+                // Kafka answers null on success (ApiError.NONE); the crate's default is "".
+                fr.error_message = None;
                 fr.matching_acls = bindings
                     .into_iter()
                     .map(|b| {
                         let mut m = DeleteAclsMatchingAcl::default();
+                        m.error_message = None;
                         m.resource_type = b.resource_type.code();
                         m.resource_name = sb(b.resource_name);
                         m.pattern_type = b.pattern_type.code();

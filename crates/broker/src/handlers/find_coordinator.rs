@@ -63,6 +63,10 @@ pub fn handle(ctx: &Ctx, req: FindCoordinatorRequest) -> Result<Reply, ProtocolE
                 resp.node_id = BrokerId(b.node_id);
                 resp.host = sb(host);
                 resp.port = port;
+                // Kafka's v1-3 answer carries Errors.NONE.message(), "NONE".
+                if ctx.version >= 1 {
+                    resp.error_message = Some(sb("NONE"));
+                }
             }
             None => {
                 resp.node_id = BrokerId(-1);
