@@ -406,7 +406,9 @@ public class Suite {
         ConfigEntry re = cfg.get("retention.ms");
         expect(re.source() == ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG,
                "retention.ms source " + re.source() + ", want DYNAMIC_TOPIC_CONFIG");
-        ConfigResource br = new ConfigResource(ConfigResource.Type.BROKER, "1");
+        // The broker's own id, as a tool would take it (Herald's default is 0, a cluster's are set).
+        String brokerId = a.describeCluster().nodes().get().iterator().next().idString();
+        ConfigResource br = new ConfigResource(ConfigResource.Type.BROKER, brokerId);
         Config bcfg = a.describeConfigs(List.of(br)).all().get().get(br);
         expect(!bcfg.entries().isEmpty(), "broker DescribeConfigs returned no entries");
         return entries.size() + " topic entries, " + bcfg.entries().size() + " broker entries";

@@ -16,7 +16,7 @@ const VERSIONS: &[(ApiKey, i16, i16, i16)] = &[
     // enables compression. Versions below 3 (magic 0/1) are not served.
     (ApiKey::Produce, 0, 3, 11),
     (ApiKey::Fetch, 4, 4, 16),
-    (ApiKey::ListOffsets, 1, 1, 8),
+    (ApiKey::ListOffsets, 0, 0, 8),
     (ApiKey::Metadata, 0, 0, 12),
     (ApiKey::ApiVersions, 0, 0, 4),
     (ApiKey::CreateTopics, 2, 2, 7),
