@@ -112,30 +112,69 @@ fn list_offsets_v0_answers_old_style_offsets_as_kafka_3() {
 
     create_topic(&mut s, "old-offsets", 1);
     // An empty partition: the log start only, whatever is asked.
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, -1, 10), (0, vec![0]));
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, -2, 10), (0, vec![0]));
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 0, -1, 10),
+        (0, vec![0])
+    );
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 0, -2, 10),
+        (0, vec![0])
+    );
 
     produce(&mut s, "old-offsets", &[1_000, 2_000, 3_000]);
 
     // Latest (-1): the log end offset, then the log start, newest first, up to
     // max_num_offsets (Burrow and sarama ask for 1).
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, -1, 10), (0, vec![3, 0]));
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, -1, 1), (0, vec![3]));
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 0, -1, 10),
+        (0, vec![3, 0])
+    );
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 0, -1, 1),
+        (0, vec![3])
+    );
     // Earliest (-2): the log start only.
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, -2, 10), (0, vec![0]));
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 0, -2, 10),
+        (0, vec![0])
+    );
     // A time: the first record at or after it, then the log start.
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, 2_000, 10), (0, vec![1, 0]));
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, 1_500, 1), (0, vec![1]));
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, 0, 10), (0, vec![0]));
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 0, 2_000, 10),
+        (0, vec![1, 0])
+    );
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 0, 1_500, 1),
+        (0, vec![1])
+    );
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 0, 0, 10),
+        (0, vec![0])
+    );
     // After every record: the log end.
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, 9_000, 10), (0, vec![3, 0]));
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 0, 9_000, 10),
+        (0, vec![3, 0])
+    );
     // Other negative timestamps matched no segment in Kafka 3.x: an empty list.
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, -3, 10), (0, vec![]));
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 0, -3, 10),
+        (0, vec![])
+    );
     // Zero offsets asked: none given.
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, -1, 0), (0, vec![]));
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 0, -1, 0),
+        (0, vec![])
+    );
     // A negative count is refused (Kafka 3.x failed with UNKNOWN_SERVER_ERROR).
     assert_eq!(list_offsets_v0(&mut s, "old-offsets", 0, -1, -1).0, 42);
     // Unknown partition and topic.
-    assert_eq!(list_offsets_v0(&mut s, "old-offsets", 7, -1, 1), (3, vec![]));
-    assert_eq!(list_offsets_v0(&mut s, "no-such-topic", 0, -1, 1), (3, vec![]));
+    assert_eq!(
+        list_offsets_v0(&mut s, "old-offsets", 7, -1, 1),
+        (3, vec![])
+    );
+    assert_eq!(
+        list_offsets_v0(&mut s, "no-such-topic", 0, -1, 1),
+        (3, vec![])
+    );
 }
