@@ -83,6 +83,16 @@ impl Broker {
         );
         // Transactions on the single-node engine (cluster mode refuses them).
         broker.txn.open(&broker.config)?;
+        // Kafka's internal topics, read-only views of the coordinators' logs.
+        use crate::internal_topics::{InternalView, Kind};
+        if let Some(log) = broker.groups.internal_log() {
+            let view = InternalView::new(Kind::Groups, log);
+            broker.topics.register_internal(Arc::new(view));
+        }
+        if let Some(log) = broker.txn.internal_log() {
+            let view = InternalView::new(Kind::Transactions, log);
+            broker.topics.register_internal(Arc::new(view));
+        }
         Ok(broker)
     }
 

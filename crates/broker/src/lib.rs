@@ -12,6 +12,7 @@ pub mod fetch_session;
 pub mod fsutil;
 pub mod group_coordinator;
 pub mod handlers;
+pub mod internal_topics;
 pub mod listener;
 pub mod maintenance;
 pub mod membership;

@@ -9,6 +9,9 @@ use std::sync::{Arc, RwLock};
 use herald_log::{LogConfig, LogError};
 use uuid::Uuid;
 
+use kafka_protocol::ResponseError;
+
+use crate::internal_topics::{self, InternalView};
 use crate::storage::{Engine, PartitionStorage, TopicMeta};
 use crate::topic_config;
 
@@ -43,6 +46,9 @@ pub struct Topic {
     pub id: Uuid,
     partitions: RwLock<Vec<Arc<dyn PartitionStorage>>>,
     overrides: RwLock<BTreeMap<String, String>>,
+    /// One of Kafka's internal topics, a view of a coordinator's log
+    /// (`internal_topics.rs`): read-only, never stored as a user topic.
+    internal: bool,
 }
 
 impl Topic {
@@ -72,8 +78,10 @@ impl Topic {
         Ok(())
     }
 
+    /// Kafka's internal topics only (`__consumer_offsets`,
+    /// `__transaction_state`); other names starting with "__" are user topics.
     pub fn is_internal(&self) -> bool {
-        self.name.starts_with("__")
+        self.internal
     }
     pub fn meta(&self) -> TopicMeta {
         TopicMeta {
@@ -205,6 +213,17 @@ impl TopicRegistry {
                 tracing::error!(topic = %meta.name, error = %e, "invalid stored topic metadata; topic skipped");
                 continue;
             }
+            if internal_topics::is_internal_name(&meta.name) {
+                // An older Herald auto-created an ordinary topic of this
+                // name on a Metadata request. Kafka's internal topic takes the
+                // name now; the old topic's files stay where they are.
+                tracing::warn!(
+                    topic = %meta.name,
+                    "a user topic with the name of Kafka's internal topic is stored (an older Herald auto-created it); it is hidden, its files are left in place (remove <data>/topics/{} to drop them)",
+                    meta.name
+                );
+                continue;
+            }
             seen.insert(meta.name.clone());
             let current = self.get(&meta.name);
             match current {
@@ -243,6 +262,7 @@ impl TopicRegistry {
                                 id: meta.id,
                                 partitions: RwLock::new(parts),
                                 overrides: RwLock::new(meta.configs),
+                                internal: false,
                             });
                             if let Ok(mut m) = self.by_name.write() {
                                 m.insert(meta.name, topic);
@@ -257,7 +277,11 @@ impl TopicRegistry {
         }
         let gone: Vec<Arc<Topic>> = match self.by_name.write() {
             Ok(mut m) => {
-                let names: Vec<String> = m.keys().filter(|n| !seen.contains(*n)).cloned().collect();
+                let names: Vec<String> = m
+                    .iter()
+                    .filter(|(n, t)| !t.internal && !seen.contains(*n))
+                    .map(|(n, _)| n.clone())
+                    .collect();
                 names.iter().filter_map(|n| m.remove(n)).collect()
             }
             Err(_) => Vec::new(),
@@ -407,6 +431,18 @@ impl TopicRegistry {
             )));
         }
         topic_config::validate_all(configs).map_err(TopicError::InvalidConfig)?;
+        // Kafka: the internal topics exist, so TOPIC_ALREADY_EXISTS. Where
+        // they are not served (cluster mode) the names stay reserved.
+        if internal_topics::is_internal_name(name) && self.get(name).is_none() {
+            tracing::info!(
+                topic = name,
+                "refused to create a topic with the name of Kafka's internal topic"
+            );
+            return Err(coded(
+                ResponseError::InvalidTopicException,
+                format!("{name} is the name of an internal topic, not served by this engine"),
+            ));
+        }
         if self.get(name).is_some() {
             return Err(TopicError::AlreadyExists(name.to_string()));
         }
@@ -445,6 +481,7 @@ impl TopicRegistry {
             id: meta.id,
             partitions: RwLock::new(parts),
             overrides: RwLock::new(meta.configs),
+            internal: false,
         });
         self.by_name
             .write()
@@ -456,6 +493,13 @@ impl TopicRegistry {
 
     pub async fn delete(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
         let _admin = self.admin.lock().await;
+        if self.get(name).is_some_and(|t| t.internal) {
+            tracing::info!(topic = name, "refused to delete an internal topic");
+            return Err(coded(
+                ResponseError::TopicDeletionDisabled,
+                format!("{name} is an internal topic and cannot be deleted"),
+            ));
+        }
         let topic = self
             .by_name
             .write()
@@ -479,6 +523,11 @@ impl TopicRegistry {
             .get(name)
             .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
         let current = topic.partition_count();
+        if topic.internal {
+            return Err(TopicError::InvalidPartitions(format!(
+                "{name} is an internal topic with a fixed partition count ({current})"
+            )));
+        }
         if count <= current {
             return Err(TopicError::InvalidPartitions(format!(
                 "topic has {current} partitions; the new count {count} must be larger"
@@ -516,6 +565,11 @@ impl TopicRegistry {
         let topic = self
             .get(name)
             .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        if topic.internal {
+            return Err(TopicError::InvalidConfig(format!(
+                "{name} is an internal topic: its coordinator owns its settings"
+            )));
+        }
         let mut meta = topic.meta();
         meta.configs = overrides.clone();
         self.engine.update_topic(meta).await?;
@@ -525,12 +579,47 @@ impl TopicRegistry {
         Ok(())
     }
 
+    /// Serves a coordinator's log as Kafka's internal topic of that name
+    /// (single-node engine). A user topic of the name loaded from the data
+    /// directory was already skipped (see `reconcile`).
+    pub fn register_internal(&self, view: Arc<InternalView>) {
+        let name = view.name();
+        let id = match name {
+            // Fixed ids: the topics are the same across restarts.
+            internal_topics::CONSUMER_OFFSETS => {
+                Uuid::from_u128(0x6865_7261_6c64_0000_0000_0000_0000_0001)
+            }
+            _ => Uuid::from_u128(0x6865_7261_6c64_0000_0000_0000_0000_0002),
+        };
+        let topic = Arc::new(Topic {
+            name: name.to_string(),
+            id,
+            partitions: RwLock::new(vec![view as Arc<dyn PartitionStorage>]),
+            overrides: RwLock::new(BTreeMap::new()),
+            internal: true,
+        });
+        if let Ok(mut m) = self.by_name.write()
+            && let Some(old) = m.insert(name.to_string(), topic)
+            && !old.internal
+        {
+            old.close();
+        }
+    }
+
     /// Closes every partition cleanly (shutdown).
     pub fn close_all(&self) {
         for t in self.list() {
             t.close();
         }
     }
+}
+
+/// An error with its own Kafka code.
+fn coded(code: ResponseError, message: String) -> TopicError {
+    TopicError::Storage(LogError::Coded {
+        code: code.code(),
+        message,
+    })
 }
 
 fn poisoned() -> TopicError {

@@ -1281,9 +1281,21 @@ async fn with_sasl_and_acls_a_user_sees_only_what_it_may_describe() {
             .unwrap()
             .is_empty()
     );
-    // The admin sees both.
+    // The admin sees both (and Kafka's internal topics, flagged).
     let all = admin.ok("/api/topics").await;
-    assert_eq!(all.as_array().unwrap().len(), 2);
+    let user: Vec<_> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["internal"] == false)
+        .collect();
+    assert_eq!(user.len(), 2, "{all}");
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "__consumer_offsets" && t["internal"] == true)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

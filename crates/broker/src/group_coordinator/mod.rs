@@ -351,6 +351,11 @@ impl GroupCoordinator {
         })
     }
 
+    /// The local group log (served as `__consumer_offsets`); None in cluster mode.
+    pub fn internal_log(&self) -> Option<Arc<crate::partition::Partition>> {
+        lock(&self.state).store.internal_log()
+    }
+
     /// Takes a group's stored state over (cluster mode: this broker became
     /// its coordinator), replacing whatever was in memory.
     pub fn install_group(&self, group_id: &str, records: Vec<Record>) {

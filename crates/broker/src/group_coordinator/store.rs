@@ -32,6 +32,10 @@ pub trait GroupStore: Send {
     fn close(&self) {}
     /// The waiter for sync points, used without the coordinator's lock.
     fn durability(&self) -> Arc<dyn Durability>;
+    /// The local log, served as `__consumer_offsets` (`internal_topics.rs`).
+    fn internal_log(&self) -> Option<Arc<crate::partition::Partition>> {
+        None
+    }
 }
 
 pub trait Durability: Send + Sync {
@@ -63,6 +67,9 @@ impl GroupOwnership for AllMine {
 }
 
 impl GroupStore for OffsetStore {
+    fn internal_log(&self) -> Option<Arc<crate::partition::Partition>> {
+        Some(self.partition())
+    }
     fn append(&mut self, records: &[Record]) -> Result<(), LogError> {
         OffsetStore::append(self, records).map(|_| ())
     }

@@ -117,6 +117,11 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest) -> Result<Reply, ProtocolError> {
                         }
                     }
                 }
+            } else if crate::internal_topics::is_internal_name(&name) {
+                // Kafka: INVALID_TOPIC_EXCEPTION for a produce to an internal
+                // topic (cluster mode does not serve them at all).
+                tracing::info!(topic = %name, "refused a produce to an internal topic");
+                pr.error_code = ResponseError::InvalidTopicException.code();
             } else {
                 pr.error_code = ResponseError::UnknownTopicOrPartition.code();
             }

@@ -201,6 +201,21 @@ impl Engine for LocalEngine {
         let mut total = 0usize;
         let mut out = Vec::with_capacity(reads.len());
         for r in reads {
+            if let Some(view) = r
+                .partition
+                .as_any()
+                .downcast_ref::<crate::internal_topics::InternalView>()
+            {
+                // Kafka's internal topics: a coordinator's log, translated.
+                let limit = r.max_bytes.min(budget);
+                let result = view.read(r.offset, limit, total == 0);
+                if let Ok(rr) = &result {
+                    total += rr.records.len();
+                    budget = budget.saturating_sub(rr.records.len());
+                }
+                out.push(result);
+                continue;
+            }
             let Some(p) = r.partition.as_local() else {
                 out.push(Err(LogError::StorageUnavailable));
                 continue;

@@ -192,6 +192,11 @@ impl TransactionCoordinator {
         Ok(())
     }
 
+    /// The transaction state log (served as `__transaction_state`), once opened.
+    pub fn internal_log(&self) -> Option<Arc<crate::partition::Partition>> {
+        lock(&self.store).as_ref().map(|s| s.partition())
+    }
+
     /// Whether transactions are served (the single-node engine).
     pub fn enabled(&self) -> bool {
         lock(&self.store).is_some()

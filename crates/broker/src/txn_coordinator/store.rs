@@ -82,7 +82,7 @@ impl TxnMeta {
     }
 }
 
-fn state_code(s: TxnState) -> u8 {
+pub(crate) fn state_code(s: TxnState) -> u8 {
     match s {
         TxnState::Empty => 0,
         TxnState::Ongoing => 1,

@@ -38,6 +38,11 @@ async fn overview(State(state): State<AppState>, caller: Caller) -> Json<Overvie
     let mut partitions = 0;
     let mut disk_bytes = 0;
     for t in b.topics.list() {
+        // User topics: the internal ones are the coordinators' logs (the
+        // Topics page lists them behind its "internal topics" switch).
+        if t.is_internal() {
+            continue;
+        }
         if !caller
             .client
             .may(Operation::Describe, ResourceType::Topic, &t.name)
