@@ -243,8 +243,8 @@ fn errors_are_one_line_with_non_zero_exit() {
 fn cluster_info_lists_the_broker_and_api_versions() {
     let b = BrokerProcess::start(&[]);
     let info = json(&b, &["cluster", "info"]);
-    assert_eq!(info["controller_id"], 1);
-    assert_eq!(info["brokers"][0]["id"], 1);
+    assert_eq!(info["controller_id"], 0);
+    assert_eq!(info["brokers"][0]["id"], 0);
     assert!(
         info["apis"]
             .as_array()

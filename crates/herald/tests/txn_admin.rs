@@ -118,7 +118,7 @@ fn txn_commands_show_a_transaction_through_its_life() {
     assert_eq!(listed[0]["transactional_id"], "cli-payments");
     assert_eq!(listed[0]["state"], "Empty");
     // The single node (the default --node-id, 0) coordinates every id.
-    assert_eq!(listed[0]["coordinator"], 1);
+    assert_eq!(listed[0]["coordinator"], 0);
     let pid = listed[0]["producer_id"].as_i64().expect("producer id");
 
     p.begin_transaction().expect("begin");
@@ -362,7 +362,7 @@ fn java_admin_client_lists_and_describes_transactions_and_producers() {
         init.starts_with("state=Empty ")
             && init.contains(" timeout=60000 ")
             && init.contains(" start=none ")
-            && init.contains(" coordinator=1 ")
+            && init.contains(" coordinator=0 ")
             && init.ends_with("partitions=[]"),
         "{init}"
     );
