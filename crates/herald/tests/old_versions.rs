@@ -397,9 +397,15 @@ fn create_topics_v0_v1_delete_topics_v0_metadata_v0() {
         t.sort();
         t
     };
+    // v0's empty list is every topic, Kafka's internal ones included.
     assert_eq!(
         metadata(&mut s),
-        vec![("made-v0".to_string(), 2), ("made-v1".to_string(), 2)]
+        vec![
+            ("__consumer_offsets".to_string(), 1),
+            ("__transaction_state".to_string(), 1),
+            ("made-v0".to_string(), 2),
+            ("made-v1".to_string(), 2)
+        ]
     );
 
     // DeleteTopics v0.
@@ -420,7 +426,14 @@ fn create_topics_v0_v1_delete_topics_v0_metadata_v0() {
         codes,
         vec![("made-v0".to_string(), 0), ("never-made".to_string(), 3)]
     );
-    assert_eq!(metadata(&mut s), vec![("made-v1".to_string(), 2)]);
+    assert_eq!(
+        metadata(&mut s),
+        vec![
+            ("__consumer_offsets".to_string(), 1),
+            ("__transaction_state".to_string(), 1),
+            ("made-v1".to_string(), 2)
+        ]
+    );
 }
 
 /// A request frame with a v1 header and a hand-written body (for versions

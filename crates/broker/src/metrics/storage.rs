@@ -196,7 +196,14 @@ pub type HighWatermarks = HashMap<(String, i32), i64>;
 /// and partition order) and totals over all partitions.
 pub async fn collect_partitions(broker: &Arc<Broker>, out: &mut Vec<Family>) -> HighWatermarks {
     let max = broker.config.metrics_partition_series_max;
-    let mut topics = broker.topics.list();
+    // User topics only: the internal topics are views of the coordinators'
+    // logs, which have their own series (as the console's overview counts).
+    let mut topics: Vec<_> = broker
+        .topics
+        .list()
+        .into_iter()
+        .filter(|t| !t.is_internal())
+        .collect();
     topics.sort_by(|a, b| a.name.cmp(&b.name));
     let mut start = Family::gauge(
         "herald_partition_log_start_offset",

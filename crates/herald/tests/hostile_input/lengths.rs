@@ -657,6 +657,11 @@ length_cases! {
         r.groups = vec![GroupId(sb(E))];
         enc(r, v)
     };
+    lengths_describe_groups_v6: DescribeGroups, 6, str = string(E), arr = string(E), |v| {
+        let mut r = DescribeGroupsRequest::default();
+        r.groups = vec![GroupId(sb(E))];
+        enc(r, v)
+    };
     lengths_list_groups_v4: ListGroups, 4, str = string(E), arr = string(E), |v| {
         let mut r = ListGroupsRequest::default();
         r.states_filter = vec![sb(E)];
@@ -682,6 +687,11 @@ length_cases! {
         enc(r, v)
     };
     lengths_consumer_group_describe_v0: ConsumerGroupDescribe, 0, str = string(E), arr = string(E), |v| {
+        let mut r = ConsumerGroupDescribeRequest::default();
+        r.group_ids = vec![GroupId(sb(E))];
+        enc(r, v)
+    };
+    lengths_consumer_group_describe_v1: ConsumerGroupDescribe, 1, str = string(E), arr = string(E), |v| {
         let mut r = ConsumerGroupDescribeRequest::default();
         r.group_ids = vec![GroupId(sb(E))];
         enc(r, v)
