@@ -126,7 +126,7 @@ fn txn_commands_show_a_transaction_through_its_life() {
     let table = ok(&b, &["txn", "list"]);
     assert_eq!(
         row(&table, "cli-payments"),
-        ["cli-payments", "1", &pid.to_string(), "Ongoing"]
+        ["cli-payments", "0", &pid.to_string(), "Ongoing"]
     );
     // Filters: by state, producer id, duration and pattern.
     let ids = |args: &[&str]| -> Vec<String> {
@@ -165,7 +165,7 @@ fn txn_commands_show_a_transaction_through_its_life() {
             "TopicPartitions"
         ]
     );
-    let r = row(&d, "1");
+    let r = row(&d, "0");
     assert_eq!(r[1], "cli-payments");
     assert_eq!(r[2], pid.to_string());
     assert_eq!(r[4], "Ongoing");
@@ -534,7 +534,7 @@ fn txn_admin_apis_show_only_what_the_principal_may_describe() {
         "--partition",
         "0",
         "--broker-id",
-        "1",
+        "0",
     ]);
     assert!(!p.status.success());
     assert!(
