@@ -6,7 +6,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -337,55 +336,19 @@ fn wire_full_cache_and_disabled_sessions() {
     assert_eq!(answered(&r).len(), 2);
 }
 
-/// The Java client's jars, as `compat/clients/run.py --install-only` put
-/// them (`$HERALD_COMPAT_CLIENTS_DIR`, else `target/compat-clients`).
-fn java_classpath() -> String {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = std::env::var_os("HERALD_COMPAT_CLIENTS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/compat-clients"))
-        .join("java/libs");
-    let jars: Vec<String> = std::fs::read_dir(&dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.path().display().to_string())
-                .filter(|p| p.ends_with(".jar"))
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(
-        jars.iter().any(|j| j.contains("kafka-clients")),
-        "no kafka-clients jar in {}: run `python3 compat/clients/run.py --install-only` \
-         (or set HERALD_COMPAT_CLIENTS_DIR)",
-        dir.display()
-    );
-    jars.join(":")
-}
-
 /// The judged scenario: a Java consumer of 1 000 partitions runs with a
 /// non-zero fetch session, and its incremental requests and responses carry
 /// only the partitions that changed; it reads every record.
 #[test]
 fn java_consumer_of_1000_partitions_fetches_incrementally() {
-    let cp = java_classpath();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let classes = tempfile::tempdir().expect("tempdir");
-    let javac = Command::new("javac")
-        .arg("-d")
-        .arg(classes.path())
-        .arg("-cp")
-        .arg(&cp)
-        .arg(root.join("tests/python/java/FetchSessionCheck.java"))
-        .status()
-        .expect("javac (a JDK)");
-    assert!(javac.success(), "javac failed");
+    let (cp, _classes) = common::java::compile("tests/python/java/FetchSessionCheck.java");
 
     let b = BrokerProcess::start(&[]);
     create(&b, "thousand", 1000);
     let targets = [7, 480, 999];
     let java = Command::new("java")
         .arg("-cp")
-        .arg(format!("{cp}:{}", classes.path().display()))
+        .arg(&cp)
         .arg("FetchSessionCheck")
         .arg(&b.addr)
         .arg("thousand")

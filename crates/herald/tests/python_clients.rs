@@ -2,25 +2,15 @@
 //! `tests/python` with pytest; each module starts its own Herald process from
 //! this build's binary.
 
+mod common;
+
 use std::process::Command;
 
 #[test]
 fn python_client_suites_pass() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    // The Java client's jars, as the client matrix installed them (.ci/run),
-    // or where HERALD_COMPAT_CLIENTS_DIR says (compat/clients/run.py's name).
-    let libs = std::env::var_os("HERALD_COMPAT_CLIENTS_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root.join("target/compat-clients"))
-        .join("java/libs");
-    let classpath: Vec<String> = std::fs::read_dir(&libs)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.path().display().to_string())
-                .filter(|p| p.ends_with(".jar"))
-                .collect()
-        })
-        .unwrap_or_default();
+    // The Java client's jars, as the client matrix installed them (.ci/run).
+    let classpath = common::java::jars();
     let mut cmd = Command::new("python3");
     if !classpath.is_empty() {
         cmd.env("KAFKA_CLIENTS_CLASSPATH", classpath.join(":"));

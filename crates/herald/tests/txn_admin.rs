@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -288,51 +287,14 @@ fn consume_isolation_read_committed_hides_aborted_and_open_transactions() {
     );
 }
 
-/// The Java client's jars, as `compat/clients/run.py --install-only` put
-/// them (`$HERALD_COMPAT_CLIENTS_DIR`, else `target/compat-clients`).
-fn java_classpath() -> String {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = std::env::var_os("HERALD_COMPAT_CLIENTS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/compat-clients"))
-        .join("java/libs");
-    let jars: Vec<String> = std::fs::read_dir(&dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.path().display().to_string())
-                .filter(|p| p.ends_with(".jar"))
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(
-        jars.iter().any(|j| j.contains("kafka-clients")),
-        "no kafka-clients jar in {}: run `python3 compat/clients/run.py --install-only` \
-         (or set HERALD_COMPAT_CLIENTS_DIR)",
-        dir.display()
-    );
-    jars.join(":")
-}
-
 #[test]
 fn java_admin_client_lists_and_describes_transactions_and_producers() {
-    let cp = java_classpath();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let classes = tempfile::tempdir().expect("tempdir");
-    let src = root.join("tests/python/java/TxnAdminCheck.java");
-    let javac = Command::new("javac")
-        .arg("-d")
-        .arg(classes.path())
-        .arg("-cp")
-        .arg(&cp)
-        .arg(&src)
-        .status()
-        .expect("javac (a JDK)");
-    assert!(javac.success(), "javac failed");
+    let (cp, _classes) = common::java::compile("tests/python/java/TxnAdminCheck.java");
 
     let b = BrokerProcess::start(&[]);
     let out = Command::new("java")
         .arg("-cp")
-        .arg(format!("{cp}:{}", classes.path().display()))
+        .arg(&cp)
         .arg("TxnAdminCheck")
         .arg(&b.addr)
         .output()

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod java;
 pub mod kafka_wire;
 pub mod secure;
 
