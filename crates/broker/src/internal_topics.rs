@@ -27,6 +27,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use herald_log::batch::build::put_varint;
 use herald_log::batch::{self, BatchHeader};
 use herald_log::{LogConfig, LogError, records};
 
@@ -176,7 +177,14 @@ impl InternalView {
             );
             count += 1;
         }
-        Some(encode_batch(&h, count, &body))
+        // The original's header (offsets, timestamps, producer fields) over
+        // the translated records, uncompressed.
+        Some(herald_log::compression::with_records(
+            b,
+            herald_log::compression::Codec::None,
+            &body,
+            count,
+        ))
     }
 
     /// One record in Kafka's schemas; None for kinds the view does not show.
@@ -336,18 +344,6 @@ pub fn txn_record(id: &str, meta: Option<&txn_store::TxnMeta>) -> (Vec<u8>, Opti
     (k.0, v)
 }
 
-fn put_varint(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    loop {
-        if z < 0x80 {
-            out.push(z as u8);
-            return;
-        }
-        out.push((z as u8 & 0x7f) | 0x80);
-        z >>= 7;
-    }
-}
-
 fn put_record(
     out: &mut Vec<u8>,
     ts_delta: i64,
@@ -371,30 +367,6 @@ fn put_record(
     put_varint(&mut rec, 0); // headers
     put_varint(out, rec.len() as i64);
     out.extend_from_slice(&rec);
-}
-
-/// A v2 batch with the original's offsets, timestamps and producer fields,
-/// uncompressed, holding `body` (`count` records).
-fn encode_batch(h: &BatchHeader, count: i32, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(batch::BATCH_HEADER_BYTES + body.len());
-    out.extend_from_slice(&h.base_offset.to_be_bytes());
-    out.extend_from_slice(&((batch::BATCH_LENGTH_MIN + body.len()) as i32).to_be_bytes());
-    out.extend_from_slice(&h.partition_leader_epoch.to_be_bytes());
-    out.push(2);
-    out.extend_from_slice(&0u32.to_be_bytes());
-    let attributes = h.attributes & !batch::ATTRIBUTE_COMPRESSION_MASK;
-    out.extend_from_slice(&attributes.to_be_bytes());
-    out.extend_from_slice(&h.last_offset_delta.to_be_bytes());
-    out.extend_from_slice(&h.base_timestamp.to_be_bytes());
-    out.extend_from_slice(&h.max_timestamp.to_be_bytes());
-    out.extend_from_slice(&h.producer_id.to_be_bytes());
-    out.extend_from_slice(&h.producer_epoch.to_be_bytes());
-    out.extend_from_slice(&h.base_sequence.to_be_bytes());
-    out.extend_from_slice(&count.to_be_bytes());
-    out.extend_from_slice(body);
-    let crc = crc32c::crc32c(&out[batch::OFFSET_ATTRIBUTES..]);
-    out[batch::OFFSET_CRC..batch::OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
-    out
 }
 
 impl PartitionStorage for InternalView {

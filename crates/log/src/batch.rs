@@ -378,7 +378,8 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
 pub mod build {
     use super::*;
 
-    fn put_varint(out: &mut Vec<u8>, v: i64) {
+    /// Appends `v` as a zigzag varint (record fields).
+    pub fn put_varint(out: &mut Vec<u8>, v: i64) {
         let mut z = ((v << 1) ^ (v >> 63)) as u64;
         loop {
             if z < 0x80 {
