@@ -17,9 +17,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{BrokerProcess, create_topic};
-use rdkafka::TopicPartitionList;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::producer::FutureRecord;
 
 const BURROW: &str = "/usr/bin/Burrow";
 const ZOOKEEPER_JARS: &[&str] = &[
@@ -206,27 +203,6 @@ fn list_offsets_min_version(addr: &str) -> i16 {
         .expect("ListOffsets advertised")
 }
 
-async fn produce(b: &BrokerProcess, topic: &str, n: usize) {
-    let p = b.producer(&[]);
-    for i in 0..n {
-        let v = format!("event-{i}");
-        p.send(
-            FutureRecord::<str, str>::to(topic).partition(0).payload(&v),
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("delivered");
-    }
-}
-
-fn commit(b: &BrokerProcess, group: &str, topic: &str, offset: i64) {
-    let c: BaseConsumer = b.consumer(&[("group.id", group)]);
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Offset(offset))
-        .unwrap();
-    c.commit(&tpl, CommitMode::Sync).expect("commit");
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn burrow_reports_the_lag_of_a_committing_group() {
     if !Path::new(BURROW).exists() || !ZOOKEEPER_JARS.iter().all(|j| Path::new(j).exists()) {
@@ -244,8 +220,8 @@ async fn burrow_reports_the_lag_of_a_committing_group() {
     const N: i64 = 20;
     const M: i64 = 12;
     create_topic(&b, "orders", 1).await;
-    produce(&b, "orders", N as usize).await;
-    commit(&b, "billing", "orders", M);
+    b.produce_to_partition_0("orders", N as usize).await;
+    b.commit_partition_0("billing", "orders", M);
 
     let http_port = free_port();
     let config = burrow_config(tmp.path(), &b.addr, zk_port, http_port);
@@ -286,9 +262,9 @@ async fn burrow_reports_the_lag_of_a_committing_group() {
     wait_lag(http_port, "billing", "orders", N - M, &log);
 
     // The group commits more; then the topic grows.
-    commit(&b, "billing", "orders", N - 2);
+    b.commit_partition_0("billing", "orders", N - 2);
     wait_lag(http_port, "billing", "orders", 2, &log);
-    produce(&b, "orders", 5).await;
+    b.produce_to_partition_0("orders", 5).await;
     wait_lag(http_port, "billing", "orders", 7, &log);
     // Herald refused no request version Burrow's sarama sent.
     assert_eq!(b.log_count(&["unsupported version"]), 0);

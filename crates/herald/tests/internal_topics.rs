@@ -15,11 +15,10 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminOptions, NewPartitions, NewTopic, TopicReplication};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{Offset, TopicPartitionList};
 
 /// A Kafka classic-encoding reader: what a lag tool's decoder does.
 struct Rd<'a>(&'a [u8]);
@@ -76,33 +75,12 @@ fn find<'a>(
         .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == name))
 }
 
-async fn produce_n(b: &BrokerProcess, topic: &str, n: usize) {
-    let p = b.producer(&[]);
-    for i in 0..n {
-        let v = format!("v{i}");
-        p.send(
-            FutureRecord::<str, str>::to(topic).partition(0).payload(&v),
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("delivered");
-    }
-}
-
-fn commit(b: &BrokerProcess, group: &str, topic: &str, offset: i64) {
-    let c: BaseConsumer = b.consumer(&[("group.id", group)]);
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Offset(offset))
-        .unwrap();
-    c.commit(&tpl, CommitMode::Sync).expect("commit");
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn regex_subscription_reads_consumer_offsets_in_kafkas_schema() {
     let b = BrokerProcess::start(&[]);
     create_topic(&b, "orders", 1).await;
-    produce_n(&b, "orders", 10).await;
-    commit(&b, "billing", "orders", 7);
+    b.produce_to_partition_0("orders", 10).await;
+    b.commit_partition_0("billing", "orders", 7);
 
     // librdkafka matches regex subscriptions against every topic Metadata
     // lists, internal ones included.
@@ -245,7 +223,7 @@ async fn internal_topics_are_listed_and_refuse_writes() {
 async fn an_old_user_topic_of_the_name_is_hidden() {
     let mut b = BrokerProcess::start(&[]);
     create_topic(&b, "old", 1).await;
-    produce_n(&b, "old", 3).await;
+    b.produce_to_partition_0("old", 3).await;
     b.stop();
     let topics = b.data_dir().join("topics");
     std::fs::rename(topics.join("old"), topics.join("__consumer_offsets")).unwrap();

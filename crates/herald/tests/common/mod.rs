@@ -268,6 +268,34 @@ impl BrokerProcess {
     pub fn admin(&self) -> AdminClient<DefaultClientContext> {
         self.client_config().create().expect("admin")
     }
+
+    /// Produces `n` records (`v0`, `v1`, ...) to partition 0 of `topic`, each
+    /// acknowledged before the next.
+    pub async fn produce_to_partition_0(&self, topic: &str, n: usize) {
+        use rdkafka::producer::FutureRecord;
+        let p = self.producer(&[]);
+        for i in 0..n {
+            let v = format!("v{i}");
+            p.send(
+                FutureRecord::<str, str>::to(topic).partition(0).payload(&v),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("delivered");
+        }
+    }
+
+    /// Commits `offset` for partition 0 of `topic` as `group` (a synchronous
+    /// OffsetCommit from a consumer that never joins).
+    pub fn commit_partition_0(&self, group: &str, topic: &str, offset: i64) {
+        use rdkafka::TopicPartitionList;
+        use rdkafka::consumer::{CommitMode, Consumer};
+        let c = self.consumer(&[("group.id", group)]);
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, rdkafka::Offset::Offset(offset))
+            .expect("partition list");
+        c.commit(&tpl, CommitMode::Sync).expect("commit");
+    }
 }
 
 impl Drop for BrokerProcess {
