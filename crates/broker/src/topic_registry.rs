@@ -111,7 +111,8 @@ pub struct TopicRegistry {
     by_name: RwLock<HashMap<String, Arc<Topic>>>,
     /// Serialises create/delete/alter so storage and memory change together.
     admin: tokio::sync::Mutex<()>,
-    /// When the catalog was last reloaded from the engine.
+    /// When the last reload from the engine began (under `admin`): it saw
+    /// every change committed before then.
     refreshed_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
@@ -308,28 +309,46 @@ impl TopicRegistry {
     /// notification from another broker).
     pub async fn refresh(&self) -> Result<(), TopicError> {
         let _admin = self.admin.lock().await;
+        self.reload_locked().await
+    }
+
+    /// Reloads under the `admin` lock, noting when the reload began.
+    async fn reload_locked(&self) -> Result<(), TopicError> {
+        let began = std::time::Instant::now();
         let stored = self.engine.load_topics().await?;
         self.reconcile(stored);
         if let Ok(mut t) = self.refreshed_at.lock() {
-            *t = Some(std::time::Instant::now());
+            *t = Some(began);
         }
         Ok(())
     }
 
+    fn reload_began(&self) -> Option<std::time::Instant> {
+        self.refreshed_at.lock().ok().and_then(|t| *t)
+    }
+
     /// Reloads the catalog unless the engine is the local one (no other
-    /// broker changes it) or it was reloaded in the last
-    /// `MISS_REFRESH_INTERVAL`.
+    /// broker changes it). The answer comes from a reload that began after
+    /// the miss, so a topic created elsewhere just before is found; misses
+    /// reload at most once per `MISS_REFRESH_INTERVAL` (a miss waits out the
+    /// rest of it) and concurrent misses share one reload.
     async fn refresh_if_stale(&self, why: &'static str) {
         if self.engine.kind() == "local" {
             return;
         }
-        let recent = self
-            .refreshed_at
-            .lock()
-            .ok()
-            .and_then(|t| *t)
-            .is_some_and(|t| t.elapsed() < MISS_REFRESH_INTERVAL);
-        if !recent && let Err(e) = self.refresh().await {
+        let missed = std::time::Instant::now();
+        if let Some(last) = self.reload_began() {
+            let next = last + MISS_REFRESH_INTERVAL;
+            if next > missed {
+                tokio::time::sleep(next - missed).await;
+            }
+        }
+        let _admin = self.admin.lock().await;
+        // A reload that began after the miss has completed (it held the lock).
+        if self.reload_began().is_some_and(|t| t >= missed) {
+            return;
+        }
+        if let Err(e) = self.reload_locked().await {
             tracing::warn!(error = %e, why, "reloading topics failed");
         }
     }
