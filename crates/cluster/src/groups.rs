@@ -9,13 +9,22 @@
 //! When the live brokers change, the loader claims and loads the groups that
 //! now hash to this broker and forgets those that moved away. Until it is done,
 //! requests for a group it is about to own answer COORDINATOR_LOAD_IN_PROGRESS.
+//! When a broker joins, the groups it takes are loaded only after
+//! `HANDOVER_GRACE`: their former owners read the live brokers once per
+//! heartbeat, so by then they have stopped serving them (two brokers never
+//! both answer for a group because one has not seen the other yet).
+//!
+//! A write fenced by a newer owner is dropped and its batch's operations are
+//! not acknowledged (NOT_COORDINATOR for commits); the group stays fenced on
+//! this broker (no re-claim on its next write) until ownership brings it back.
 
+use std::collections::VecDeque;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use herald_broker::Broker;
 use herald_broker::group_coordinator::offset_store::Record;
@@ -33,6 +42,17 @@ const QUEUED_WRITES_MAX: usize = 100_000;
 const WRITES_PER_TX_MAX: usize = 2000;
 /// How long a group operation waits for its records to be durable.
 const DURABLE_WAIT_MAX: Duration = Duration::from_secs(30);
+/// How long a joining broker waits before taking groups over: two heartbeats,
+/// so that every former owner has read the new live brokers.
+const HANDOVER_GRACE: Duration = Duration::from_secs(2 * crate::membership::HEARTBEAT.as_secs());
+/// An operation's records are queued at most this long before it waits for
+/// them (the same task, no I/O between): a fence recorded this far back may
+/// cover them.
+const FENCE_LOOKBACK: Duration = Duration::from_secs(1);
+/// Fenced batches remembered for waiters.
+const FENCES_MAX: usize = 64;
+/// The epoch a group gets when a newer owner fenced this broker's writes.
+const EPOCH_FENCED: i64 = -1;
 
 type Epochs = Arc<Mutex<HashMap<String, i64>>>;
 
@@ -57,13 +77,56 @@ pub struct PgGroupStore {
 
 pub struct PgDurability {
     durable: watch::Sender<i64>,
+    /// Recent transactions with fenced writes: (first seq, last seq, when).
+    fenced: Arc<Mutex<Fences>>,
+}
+
+type Fences = VecDeque<(i64, i64, Instant)>;
+
+impl PgDurability {
+    fn new() -> PgDurability {
+        PgDurability {
+            durable: watch::channel(0i64).0,
+            fenced: Arc::new(Mutex::new(VecDeque::new())),
+        }
+    }
+
+    fn record_fence(&self, first: i64, last: i64) {
+        if let Ok(mut f) = self.fenced.lock() {
+            if f.len() >= FENCES_MAX {
+                f.pop_front();
+            }
+            f.push_back((first, last, Instant::now()));
+        }
+    }
+}
+
+/// Whether the operations up to `point`, whose wait began at `began`, may
+/// have had writes fenced: a fence recorded since shortly before the wait, of
+/// a transaction that began at or before `point`. Conservative: another
+/// group's operation in the same window fails too, and its client retries.
+fn maybe_fenced(fences: &Mutex<Fences>, point: i64, began: Instant) -> bool {
+    let since = began.checked_sub(FENCE_LOOKBACK).unwrap_or(began);
+    fences
+        .lock()
+        .map(|f| {
+            f.iter()
+                .any(|(first, _, at)| *first <= point && *at >= since)
+        })
+        .unwrap_or(true)
 }
 
 impl Durability for PgDurability {
     fn wait(&self, point: i64) -> Pin<Box<dyn Future<Output = Result<(), LogError>> + Send>> {
+        let began = Instant::now();
         let mut rx = self.durable.subscribe();
+        let fences = self.fenced.clone();
         Box::pin(async move {
             match tokio::time::timeout(DURABLE_WAIT_MAX, rx.wait_for(|d| *d >= point)).await {
+                Ok(Ok(_)) if maybe_fenced(&fences, point, began) => Err(LogError::Coded {
+                    code: kafka_protocol::ResponseError::NotCoordinator.code(),
+                    message: "another broker took the group over".into(),
+                }),
                 Ok(Ok(_)) => Ok(()),
                 _ => Err(LogError::StorageUnavailable),
             }
@@ -145,8 +208,7 @@ pub struct Groups {
 /// The store and ownership for a cluster broker's group coordinator; starts the writer.
 pub fn start(pool: deadpool_postgres::Pool, node_id: i32, leases: Arc<Leases>) -> Groups {
     let (tx, rx) = mpsc::unbounded_channel();
-    let (durable, _) = watch::channel(0i64);
-    let durability = Arc::new(PgDurability { durable });
+    let durability = Arc::new(PgDurability::new());
     let queued = Arc::new(AtomicUsize::new(0));
     let epochs: Epochs = Arc::new(Mutex::new(HashMap::new()));
     tokio::spawn(writer(
@@ -183,6 +245,7 @@ async fn writer(
     queued: Arc<AtomicUsize>,
 ) {
     while let Some((mut seq, mut writes)) = rx.recv().await {
+        let first = seq;
         while writes.len() < WRITES_PER_TX_MAX {
             match rx.try_recv() {
                 Ok((s, w)) => {
@@ -196,7 +259,12 @@ async fn writer(
         let mut delay = Duration::from_millis(20);
         loop {
             match write_batch(&pool, node_id, &epochs, &writes).await {
-                Ok(()) => break,
+                Ok(fenced) => {
+                    if fenced {
+                        durability.record_fence(first, seq);
+                    }
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "writing group state failed; retrying");
                     tokio::time::sleep(delay).await;
@@ -230,9 +298,10 @@ async fn write_batch(
     node_id: i32,
     epochs: &Epochs,
     writes: &[Write],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
+    let mut fenced = false;
     let mut groups: Vec<&str> = writes.iter().map(|w| w.group.as_str()).collect();
     groups.sort_unstable();
     groups.dedup();
@@ -250,14 +319,19 @@ async fn write_batch(
             (Some(mine), Some((owner, epoch))) if owner == node_id && epoch == mine => {
                 allowed.insert(g);
             }
-            (Some(_), _) => {
-                tracing::warn!(
-                    group = g,
-                    "group writes fenced: another broker took the group over"
-                );
-                if let Ok(mut e) = epochs.lock() {
-                    e.remove(g);
+            (Some(mine), _) => {
+                // Kept fenced (not re-claimed on the next write) until
+                // ownership brings the group back through `load_owned`.
+                if mine != EPOCH_FENCED {
+                    tracing::warn!(
+                        group = g,
+                        "group writes fenced: another broker took the group over"
+                    );
+                    if let Ok(mut e) = epochs.lock() {
+                        e.insert(g.to_string(), EPOCH_FENCED);
+                    }
                 }
+                fenced = true;
             }
             (None, _) => {
                 // A group this broker created: claim it.
@@ -294,7 +368,7 @@ async fn write_batch(
         }
     }
     tx.commit().await?;
-    Ok(())
+    Ok(fenced)
 }
 
 impl Groups {
@@ -308,6 +382,10 @@ impl Groups {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut ticker = tokio::time::interval(Duration::from_millis(250));
+        // The grown live brokers being waited out, and since when.
+        let mut grown: Option<(Vec<i32>, Instant)> = None;
+        // Since when a group hashing to this broker has been fenced.
+        let mut fenced_since: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
@@ -320,8 +398,43 @@ impl Groups {
                 .map(|r| r.clone())
                 .unwrap_or_default();
             let ids = |v: &[BrokerInfo]| v.iter().map(|b| b.node_id).collect::<Vec<_>>();
+            let me = ownership.node_id;
+            let fenced_mine = epochs.lock().is_ok_and(|e| {
+                e.iter().any(|(g, epoch)| {
+                    *epoch == EPOCH_FENCED
+                        && membership::rendezvous(g.as_bytes(), &live).map(|b| b.node_id)
+                            == Some(me)
+                })
+            });
             if ids(&live) == ids(&ready) {
-                continue;
+                grown = None;
+                if !fenced_mine {
+                    fenced_since = None;
+                    continue;
+                }
+                // Another broker claimed a group that hashes here: its view
+                // was stale. Claim it back once views have had time to agree.
+                let since = *fenced_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < HANDOVER_GRACE {
+                    continue;
+                }
+            } else if live
+                .iter()
+                .any(|b| !ready.iter().any(|r| r.node_id == b.node_id))
+            {
+                // A broker joined: the groups that move to it (maybe to this
+                // broker) wait until every former owner has seen it.
+                match &grown {
+                    Some((l, t)) if *l == ids(&live) => {
+                        if t.elapsed() < HANDOVER_GRACE {
+                            continue;
+                        }
+                    }
+                    _ => {
+                        grown = Some((ids(&live), Instant::now()));
+                        continue;
+                    }
+                }
             }
             match load_owned(&pool, &epochs, &ownership, &broker, &live).await {
                 Ok(n) => {
@@ -329,6 +442,8 @@ impl Groups {
                     if let Ok(mut r) = ownership.ready.write() {
                         *r = live;
                     }
+                    grown = None;
+                    fenced_since = None;
                 }
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "loading groups failed; retrying")
@@ -373,7 +488,10 @@ async fn load_owned(
         .collect();
     let mut loaded = 0;
     for g in all.iter().filter(|g| mine(g)) {
-        let already = epochs.lock().map(|e| e.contains_key(g)).unwrap_or(false);
+        let already = epochs
+            .lock()
+            .map(|e| e.get(g).is_some_and(|epoch| *epoch != EPOCH_FENCED))
+            .unwrap_or(false);
         if already {
             continue;
         }
@@ -406,4 +524,32 @@ async fn load_owned(
         loaded += 1;
     }
     Ok(loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fence_fails_the_waiters_it_may_cover() {
+        let d = PgDurability::new();
+        let began = Instant::now();
+        // Nothing fenced: every wait succeeds.
+        assert!(!maybe_fenced(&d.fenced, 10, began));
+        // Transaction of seqs 5..=8 fenced: waiters up to a point at or past
+        // its first seq fail (their records may be in it), earlier ones not.
+        d.record_fence(5, 8);
+        assert!(maybe_fenced(&d.fenced, 5, began));
+        assert!(maybe_fenced(&d.fenced, 6, began));
+        assert!(maybe_fenced(&d.fenced, 20, began));
+        assert!(!maybe_fenced(&d.fenced, 4, began));
+        // A wait that began well after the fence is not covered by it.
+        let later = Instant::now() + FENCE_LOOKBACK + Duration::from_millis(10);
+        assert!(!maybe_fenced(&d.fenced, 20, later));
+        // Bounded.
+        for i in 0..(FENCES_MAX as i64 * 2) {
+            d.record_fence(100 + i, 100 + i);
+        }
+        assert_eq!(d.fenced.lock().unwrap().len(), FENCES_MAX);
+    }
 }
