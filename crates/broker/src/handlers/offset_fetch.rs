@@ -63,9 +63,30 @@ pub fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Result<Reply, ProtocolError
             .map(|t| (s(&t.name.0), t.partition_indexes.clone()))
             .collect()
     });
-    let (error, offsets) = fetch(ctx, &s(&req.group_id.0), topics, None, req.require_stable);
+    let asked = topics.clone();
+    let (error, mut offsets) = fetch(ctx, &s(&req.group_id.0), topics, None, req.require_stable);
     if ctx.version >= 2 {
         resp.error_code = error;
+    } else if error != 0 && offsets.is_empty() {
+        // v0-1 have no top-level error: as Kafka, every asked-for partition
+        // carries it (else NOT_COORDINATOR would read as "nothing committed").
+        offsets = asked
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(t, parts)| {
+                let parts = parts
+                    .into_iter()
+                    .map(|partition| crate::group_coordinator::FetchedOffset {
+                        partition,
+                        offset: -1,
+                        leader_epoch: -1,
+                        metadata: String::new(),
+                        error,
+                    })
+                    .collect();
+                (t, parts)
+            })
+            .collect();
     }
     resp.topics = offsets
         .into_iter()
