@@ -13,78 +13,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::BrokerProcess;
-use herald_broker::membership::{BrokerInfo, rendezvous};
-use herald_testkit::{Postgres, S3, free_port};
-use rdkafka::ClientConfig;
+use common::cluster::Cluster;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
-
-struct Cluster {
-    _pg: Postgres,
-    _s3: S3,
-    brokers: Vec<BrokerProcess>,
-}
-
-impl Cluster {
-    fn start(n: i32, flush_ms: u64) -> Cluster {
-        let pg = Postgres::start().expect("PostgreSQL");
-        let s3 = S3::start().expect("SeaweedFS");
-        let mut brokers = Vec::new();
-        for id in 1..=n {
-            let listen = format!("127.0.0.1:{}", free_port());
-            let node = id.to_string();
-            let rack = format!("zone-{id}");
-            let store = format!("s3://{}", s3.bucket);
-            let flush = flush_ms.to_string();
-            let args = [
-                "--node-id",
-                node.as_str(),
-                "--rack",
-                rack.as_str(),
-                "--cluster-db",
-                pg.url.as_str(),
-                "--object-store",
-                store.as_str(),
-                "--s3-endpoint",
-                s3.endpoint.as_str(),
-                "--cluster-flush-ms",
-                flush.as_str(),
-                "--num-partitions",
-                "6",
-            ];
-            brokers.push(BrokerProcess::start_with_env(&args, &s3.env(), &listen));
-        }
-        Cluster {
-            _pg: pg,
-            _s3: s3,
-            brokers,
-        }
-    }
-
-    fn bootstrap(&self) -> String {
-        self.brokers
-            .iter()
-            .map(|b| b.addr.clone())
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    fn client(&self, extra: &[(&str, &str)]) -> ClientConfig {
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", self.bootstrap())
-            .set("reconnect.backoff.ms", "20")
-            .set("reconnect.backoff.max.ms", "500")
-            .set("topic.metadata.refresh.interval.ms", "1000");
-        for (k, v) in extra {
-            c.set(*k, *v);
-        }
-        c
-    }
-}
 
 fn pseudo_random(bound: u64) -> u64 {
     let n = SystemTime::now()
@@ -95,21 +29,6 @@ fn pseudo_random(bound: u64) -> u64 {
         .wrapping_add(1442695040888963407)
         >> 33)
         % bound
-}
-
-async fn create_topic(cluster: &Cluster, name: &str, partitions: i32) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<_> = cluster.client(&[]).create().expect("admin");
-    for r in admin
-        .create_topics(
-            &[NewTopic::new(name, partitions, TopicReplication::Fixed(-1))],
-            &AdminOptions::new(),
-        )
-        .await
-        .expect("create_topics")
-    {
-        r.expect("topic created");
-    }
 }
 
 /// Every record of every partition of `topic`, read from one broker only
@@ -163,7 +82,7 @@ async fn acknowledged_records_survive_broker_kills_exactly_once_in_order() {
     let mut cluster = Cluster::start(3, 50);
     const TOPIC: &str = "orders";
     const PARTITIONS: i32 = 6;
-    create_topic(&cluster, TOPIC, PARTITIONS).await;
+    cluster.create_topic(TOPIC, PARTITIONS).await;
     let producer: FutureProducer = cluster
         .client(&[
             ("enable.idempotence", "true"),
@@ -399,7 +318,7 @@ async fn a_group_keeps_consuming_when_its_coordinator_is_killed() {
     let mut cluster = Cluster::start(3, 25);
     const TOPIC: &str = "payments";
     const GROUP: &str = "payment-service";
-    create_topic(&cluster, TOPIC, 6).await;
+    cluster.create_topic(TOPIC, 6).await;
     let stop = Arc::new(AtomicBool::new(false));
     let producer: FutureProducer = cluster
         .client(&[
@@ -498,17 +417,7 @@ async fn a_group_keeps_consuming_when_its_coordinator_is_killed() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Kill the group's coordinator: the rendezvous hash every broker computes.
-    let live: Vec<BrokerInfo> = (1..=3)
-        .map(|id| BrokerInfo {
-            node_id: id,
-            host: String::new(),
-            port: 0,
-            rack: None,
-            lease_age_ms: 0,
-            endpoints: Vec::new(),
-        })
-        .collect();
-    let coordinator = rendezvous(GROUP.as_bytes(), &live).unwrap().node_id;
+    let coordinator = Cluster::coordinator_among(GROUP, &[1, 2, 3]);
     let killed_at = Instant::now();
     cluster.brokers[(coordinator - 1) as usize].kill9();
     eprintln!("killed coordinator broker {coordinator}");

@@ -424,3 +424,81 @@ fn java_consumer_of_1000_partitions_fetches_incrementally() {
     );
     assert_eq!(d("herald_fetch_requests_total{kind=\"error\"}"), 0.0);
 }
+
+/// Cluster mode (three brokers on PostgreSQL and S3): a session lives on the
+/// broker that made it, as in Kafka; records another broker writes reach it
+/// as incremental answers for their partition only; another broker, or the
+/// same one after a restart, does not know the session.
+#[test]
+fn cluster_mode_sessions_see_records_written_through_another_broker() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut cluster = common::cluster::Cluster::start(3, 25);
+    rt.block_on(cluster.create_topic("cs", 4));
+    let b2 = cluster.brokers[1].addr.clone();
+    let mut w = Wire::new(&b2);
+    let all: Vec<(i32, i64)> = (0..4).map(|p| (p, 0)).collect();
+    let r = w.fetch(12, &fetch_req(0, 0, "cs", None, &all));
+    assert_eq!(r.error_code, 0);
+    let id = r.session_id;
+    assert_ne!(id, 0, "a full fetch creates a session");
+    assert_eq!(answered(&r).len(), 4);
+    let r = w.fetch(12, &fetch_req(id, 1, "cs", None, &[]));
+    assert_eq!((r.error_code, r.session_id), (0, id));
+    assert!(answered(&r).is_empty(), "{:?}", answered(&r));
+
+    // Broker 1 writes partition 2 (`herald_az=zone-1` routes every partition
+    // to it): broker 2's session answers partition 2, and nothing else.
+    let producer: rdkafka::producer::FutureProducer = cluster
+        .client(&[("client.id", "writer,herald_az=zone-1"), ("acks", "all")])
+        .create()
+        .expect("producer");
+    rt.block_on(async {
+        producer
+            .send(
+                FutureRecord::to("cs").partition(2).key("k").payload("v-2"),
+                Duration::from_secs(20),
+            )
+            .await
+            .expect("produce")
+    });
+    let mut epoch = 2;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = w.fetch(12, &fetch_req(id, epoch, "cs", None, &[]));
+        epoch += 1;
+        assert_eq!((r.error_code, r.session_id), (0, id));
+        let a = answered(&r);
+        if !a.is_empty() {
+            assert_eq!(a.len(), 1, "{a:?}");
+            assert_eq!((a[0].0, a[0].1), (2, 0));
+            assert!(a[0].2 > 0, "records for partition 2");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the record never reached broker 2's session"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The client names partition 2's next offset: nothing more to answer.
+    let r = w.fetch(12, &fetch_req(id, epoch, "cs", None, &[(2, 1)]));
+    assert_eq!((r.error_code, r.session_id), (0, id));
+    assert!(answered(&r).is_empty(), "{:?}", answered(&r));
+    epoch += 1;
+
+    // Sessions are per broker.
+    let mut w3 = Wire::new(&cluster.brokers[2].addr);
+    let r = w3.fetch(12, &fetch_req(id, epoch, "cs", None, &[]));
+    assert_eq!((r.error_code, r.session_id), (NOT_FOUND, 0));
+    // And in memory: a restarted broker has none.
+    cluster.brokers[1].stop();
+    cluster.brokers[1].restart();
+    let mut w = Wire::new(&cluster.brokers[1].addr);
+    let r = w.fetch(12, &fetch_req(id, epoch, "cs", None, &[]));
+    assert_eq!((r.error_code, r.session_id), (NOT_FOUND, 0));
+    let r = w.fetch(12, &fetch_req(0, 0, "cs", None, &all));
+    assert_ne!(r.session_id, 0, "a new session after the restart");
+    let a = answered(&r);
+    assert_eq!(a.len(), 4);
+    assert!(a.iter().any(|p| p.0 == 2 && p.2 > 0), "{a:?}");
+}

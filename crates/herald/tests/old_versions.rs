@@ -352,9 +352,7 @@ fn old_group_api_versions_join_sync_heartbeat_commit_leave() {
 
 #[test]
 fn create_topics_v0_v1_delete_topics_v0_metadata_v0() {
-    use kafka_protocol::messages::{
-        DeleteTopicsRequest, DeleteTopicsResponse, MetadataRequest, MetadataResponse,
-    };
+    use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
     let b = BrokerProcess::start(&[]);
     let mut s = connect(&b.addr);
 
@@ -382,24 +380,9 @@ fn create_topics_v0_v1_delete_topics_v0_metadata_v0() {
     assert_eq!(create(&mut s, 1, "only-checked", true).0, 0);
     assert_eq!(create(&mut s, 1, "made-v1", false).0, 0);
 
-    // Metadata v0: an empty list is every topic.
-    let metadata = |s: &mut TcpStream| -> Vec<(String, usize)> {
-        let mut req = MetadataRequest::default();
-        req.topics = Some(vec![]);
-        s.write_all(&frame(ApiKey::Metadata, 0, 21, &req))
-            .expect("write");
-        let r: MetadataResponse = read_response(s, ApiKey::Metadata, 0).expect("Metadata v0");
-        let mut t: Vec<(String, usize)> = r
-            .topics
-            .iter()
-            .map(|t| (t.name.as_ref().unwrap().to_string(), t.partitions.len()))
-            .collect();
-        t.sort();
-        t
-    };
     // v0's empty list is every topic, Kafka's internal ones included.
     assert_eq!(
-        metadata(&mut s),
+        metadata_v0(&mut s),
         vec![
             ("__consumer_offsets".to_string(), 1),
             ("__transaction_state".to_string(), 1),
@@ -427,13 +410,158 @@ fn create_topics_v0_v1_delete_topics_v0_metadata_v0() {
         vec![("made-v0".to_string(), 0), ("never-made".to_string(), 3)]
     );
     assert_eq!(
-        metadata(&mut s),
+        metadata_v0(&mut s),
         vec![
             ("__consumer_offsets".to_string(), 1),
             ("__transaction_state".to_string(), 1),
             ("made-v1".to_string(), 2)
         ]
     );
+}
+
+/// Metadata v0 for every topic (v0's empty list): (name, partitions), sorted.
+fn metadata_v0(s: &mut TcpStream) -> Vec<(String, usize)> {
+    use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+    let mut req = MetadataRequest::default();
+    req.topics = Some(vec![]);
+    s.write_all(&frame(ApiKey::Metadata, 0, 21, &req))
+        .expect("write");
+    let r: MetadataResponse = read_response(s, ApiKey::Metadata, 0).expect("Metadata v0");
+    let mut t: Vec<(String, usize)> = r
+        .topics
+        .iter()
+        .map(|t| (t.name.as_ref().unwrap().to_string(), t.partitions.len()))
+        .collect();
+    t.sort();
+    t
+}
+
+/// Cluster mode (three brokers on PostgreSQL and S3): a topic made with
+/// CreateTopics v0 on one broker is listed by Metadata v0 on the others,
+/// ListOffsets v0 on another broker answers from the shared log, v0/v1
+/// commits are kept by the group's coordinator and read back with
+/// OffsetFetch v0 from the broker that takes the group over when it is
+/// killed, and DeleteTopics v0 removes the topic everywhere.
+#[test]
+fn old_versions_in_cluster_mode() {
+    use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
+    let mut cluster = common::cluster::Cluster::start(3, 25);
+    let addr = |c: &common::cluster::Cluster, id: i32| c.brokers[(id - 1) as usize].addr.clone();
+    let mut s1 = connect(&addr(&cluster, 1));
+
+    let mut req = CreateTopicsRequest::default();
+    req.topics = vec![creatable("old-cluster", 1, &[])];
+    req.timeout_ms = 5000;
+    s1.write_all(&frame(ApiKey::CreateTopics, 0, 20, &req))
+        .expect("write");
+    let r: CreateTopicsResponse =
+        read_response(&mut s1, ApiKey::CreateTopics, 0).expect("CreateTopics v0 answered");
+    assert_eq!(r.topics[0].error_code, 0);
+    // Internal topics are the single node's (its local group log).
+    let user_topics = |s: &mut TcpStream| -> Vec<(String, usize)> {
+        metadata_v0(s)
+            .into_iter()
+            .filter(|(n, _)| !n.starts_with("__"))
+            .collect()
+    };
+    for id in [2, 3] {
+        let mut s = connect(&addr(&cluster, id));
+        assert_eq!(
+            user_topics(&mut s),
+            vec![("old-cluster".to_string(), 1)],
+            "broker {id}"
+        );
+    }
+
+    produce(&mut s1, "old-cluster", &[1_000, 2_000, 3_000]);
+    let mut s3 = connect(&addr(&cluster, 3));
+    assert_eq!(
+        list_offsets_v0(&mut s3, "old-cluster", 0, -1, 10),
+        (0, vec![3, 0])
+    );
+    assert_eq!(
+        list_offsets_v0(&mut s3, "old-cluster", 0, -2, 10),
+        (0, vec![0])
+    );
+    assert_eq!(
+        list_offsets_v0(&mut s3, "old-cluster", 0, 2_000, 10),
+        (0, vec![1, 0])
+    );
+
+    // Commits go to the group's coordinator; the others send the client there.
+    let first = common::cluster::Cluster::coordinator_among("old-cg", &[1, 2, 3]);
+    let other = (1..=3).find(|id| *id != first).expect("another broker");
+    let mut c = connect(&addr(&cluster, first));
+    // COORDINATOR_LOAD_IN_PROGRESS while the brokers that just started wait
+    // for each other to see them (clients retry it).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let code = commit(&mut c, 0, "old-cg", -1, "", "old-cluster", 2);
+        if code != 14 {
+            assert_eq!(code, 0);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still loading");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        fetch_offset(&mut c, 0, "old-cg", "old-cluster"),
+        (0, 2, Some("v0".into()))
+    );
+    assert_eq!(commit(&mut c, 1, "old-cg", -1, "", "old-cluster", 3), 0);
+    let mut o = connect(&addr(&cluster, other));
+    assert_eq!(
+        commit(&mut o, 0, "old-cg", -1, "", "old-cluster", 9),
+        16,
+        "NOT_COORDINATOR"
+    );
+    // OffsetFetch v0 has no top-level error: the partition carries it.
+    assert_eq!(
+        fetch_offset(&mut o, 0, "old-cg", "old-cluster"),
+        (16, -1, Some(String::new()))
+    );
+
+    // SIGKILL the coordinator: the next one reads the commit back from the
+    // cluster database once the killed broker's lease lapses.
+    cluster.brokers[(first - 1) as usize].kill9();
+    let rest: Vec<i32> = (1..=3).filter(|id| *id != first).collect();
+    let second = common::cluster::Cluster::coordinator_among("old-cg", &rest);
+    let mut n = connect(&addr(&cluster, second));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let got = fetch_offset(&mut n, 0, "old-cg", "old-cluster");
+        if got.0 == 0 {
+            assert_eq!(got, (0, 3, Some("v1".into())), "read from broker {second}");
+            break;
+        }
+        // NOT_COORDINATOR until the lease lapses, then COORDINATOR_LOAD_IN_PROGRESS.
+        assert!([14, 16].contains(&got.0), "{got:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never answered: {got:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
+    let mut req = DeleteTopicsRequest::default();
+    req.topic_names = vec![topic_name("old-cluster")];
+    req.timeout_ms = 5000;
+    n.write_all(&frame(ApiKey::DeleteTopics, 0, 22, &req))
+        .expect("write");
+    let r: DeleteTopicsResponse =
+        read_response(&mut n, ApiKey::DeleteTopics, 0).expect("DeleteTopics v0");
+    assert_eq!(r.responses[0].error_code, 0);
+    for id in rest {
+        let mut s = connect(&addr(&cluster, id));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !user_topics(&mut s).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "broker {id} still lists it"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
 }
 
 /// A request frame with a v1 header and a hand-written body (for versions

@@ -2,6 +2,7 @@
 //! temporary data directory, and builds rdkafka clients against it.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod http;
 pub mod java;
 pub mod kafka_wire;
