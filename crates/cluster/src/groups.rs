@@ -77,11 +77,11 @@ pub struct PgGroupStore {
 
 pub struct PgDurability {
     durable: watch::Sender<i64>,
-    /// Recent transactions with fenced writes: (first seq, last seq, when).
+    /// Recent transactions with fenced writes: (their first seq, when).
     fenced: Arc<Mutex<Fences>>,
 }
 
-type Fences = VecDeque<(i64, i64, Instant)>;
+type Fences = VecDeque<(i64, Instant)>;
 
 impl PgDurability {
     fn new() -> PgDurability {
@@ -91,12 +91,12 @@ impl PgDurability {
         }
     }
 
-    fn record_fence(&self, first: i64, last: i64) {
+    fn record_fence(&self, first: i64) {
         if let Ok(mut f) = self.fenced.lock() {
             if f.len() >= FENCES_MAX {
                 f.pop_front();
             }
-            f.push_back((first, last, Instant::now()));
+            f.push_back((first, Instant::now()));
         }
     }
 }
@@ -109,10 +109,7 @@ fn maybe_fenced(fences: &Mutex<Fences>, point: i64, began: Instant) -> bool {
     let since = began.checked_sub(FENCE_LOOKBACK).unwrap_or(began);
     fences
         .lock()
-        .map(|f| {
-            f.iter()
-                .any(|(first, _, at)| *first <= point && *at >= since)
-        })
+        .map(|f| f.iter().any(|(first, at)| *first <= point && *at >= since))
         .unwrap_or(true)
 }
 
@@ -261,7 +258,7 @@ async fn writer(
             match write_batch(&pool, node_id, &epochs, &writes).await {
                 Ok(fenced) => {
                     if fenced {
-                        durability.record_fence(first, seq);
+                        durability.record_fence(first);
                     }
                     break;
                 }
@@ -538,7 +535,7 @@ mod tests {
         assert!(!maybe_fenced(&d.fenced, 10, began));
         // Transaction of seqs 5..=8 fenced: waiters up to a point at or past
         // its first seq fail (their records may be in it), earlier ones not.
-        d.record_fence(5, 8);
+        d.record_fence(5);
         assert!(maybe_fenced(&d.fenced, 5, began));
         assert!(maybe_fenced(&d.fenced, 6, began));
         assert!(maybe_fenced(&d.fenced, 20, began));
@@ -548,7 +545,7 @@ mod tests {
         assert!(!maybe_fenced(&d.fenced, 20, later));
         // Bounded.
         for i in 0..(FENCES_MAX as i64 * 2) {
-            d.record_fence(100 + i, 100 + i);
+            d.record_fence(100 + i);
         }
         assert_eq!(d.fenced.lock().unwrap().len(), FENCES_MAX);
     }

@@ -399,7 +399,6 @@ async fn in_cluster_mode_the_group_survives_its_coordinator_being_killed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn java_members_keep_their_assignment_across_a_restart() {
     use std::io::BufRead;
-    const JAVA_GROUP: &str = GROUP;
     let (cp, _classes) = common::java::compile("tests/python/java/Kip848RestartCheck.java");
     let mut b = BrokerProcess::start(&["--group-consumer-heartbeat-interval-ms", "1000"]);
     create_topic(&b, TOPIC, PARTITIONS).await;
@@ -410,7 +409,7 @@ async fn java_members_keep_their_assignment_across_a_restart() {
         .arg("Kip848RestartCheck")
         .arg(&b.addr)
         .arg(TOPIC)
-        .arg(JAVA_GROUP)
+        .arg(GROUP)
         .arg(MEMBERS.to_string())
         .arg("120")
         .arg("120")
